@@ -1,0 +1,568 @@
+// Runs the built stowage command in a temporary folder and checks what it
+// prints, what it writes and its exit codes. Plugins come from the build
+// tree through the command's own discovery.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <rapidjson/document.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+static_assert(std::endian::native == std::endian::little, "the test writes weights natively");
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const fs::path& path, std::string_view bytes) {
+  fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "stowage-cli-test-XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// The command with args, run in cwd with stdout and stderr captured (neither
+// is a terminal, so no progress bar). Discovery is left to the defaults.
+Result run(const fs::path& cwd, const std::vector<std::string>& args) {
+  const fs::path out_file = cwd / ".stdout";
+  const fs::path err_file = cwd / ".stderr";
+  std::vector<std::string> argv_strings = {STOWAGE_CLI_EXE};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e) {
+    if (std::strncmp(*e, "STOWAGE_", 8) != 0) envp.push_back(*e);
+  }
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(rc == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  Result r;
+  // A signal (a crash) is never an acceptable outcome.
+  REQUIRE_MESSAGE(WIFEXITED(status), "stowage died from a signal: ", argv_strings[1]);
+  r.code = WEXITSTATUS(status);
+  r.out = read_file(out_file);
+  r.err = read_file(err_file);
+  fs::remove(out_file);
+  fs::remove(err_file);
+  return r;
+}
+
+bool contains(const std::string& text, std::string_view part) {
+  return text.find(part) != std::string::npos;
+}
+
+rapidjson::Document parse_json(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.c_str());
+  INFO("JSON output: ", text);
+  REQUIRE_FALSE(doc.HasParseError());
+  return doc;
+}
+
+// The whitespace-separated fields of the line that starts with `first`.
+std::vector<std::string> row_of(const std::string& text, const std::string& first) {
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::vector<std::string> row;
+    std::string field;
+    while (fields >> field) row.push_back(field);
+    if (!row.empty() && row[0] == first) return row;
+  }
+  return {};
+}
+
+// ---- The test model ---------------------------------------------------------
+
+const std::string kTopology =
+    R"({"class_name":"Sequential","config":{"name":"seq","layers":[{"class_name":"Dense",)"
+    R"("config":{"units":3,"name":"dense","dtype":"float32"}}]},"keras_version":)"
+    R"("tfjs-layers 4.22.0","backend":"tensor_flow.js"})";
+
+const std::string kSpecs =
+    R"([{"name":"dense/kernel","shape":[2,3],"dtype":"float32"},)"
+    R"({"name":"dense/bias","shape":[3],"dtype":"float32"},)"
+    R"({"name":"steps","shape":[2],"dtype":"int32"},)"
+    R"({"name":"flags","shape":[3],"dtype":"bool"},)"
+    R"({"name":"names","shape":[2],"dtype":"string"},)"
+    R"({"name":"c","shape":[2],"dtype":"complex64"},)"
+    R"({"name":"q","shape":[3],"dtype":"float32","quantization":{"dtype":"uint8","min":-1,"scale":0.5}}])";
+
+template <typename T>
+void append(std::string& out, T value) {
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, &value, sizeof(T));
+  out.append(bytes, sizeof(T));
+}
+
+// 24 + 12 + 8 + 3 + 12 + 16 + 3 = 78 bytes.
+std::string weight_bytes() {
+  std::string data;
+  for (float v : {1.f, 2.f, 3.f, 4.f, 5.f, 6.f}) append(data, v);  // dense/kernel
+  for (float v : {std::nanf(""), -1.f, 2.f}) append(data, v);      // dense/bias
+  for (int32_t v : {-7, 9}) append(data, v);                       // steps
+  data += std::string("\x01\x00\x01", 3);                          // flags
+  for (std::string s : {"ab", "\xc3\xa9"}) {                       // names
+    append(data, static_cast<uint32_t>(s.size()));
+    data += s;
+  }
+  for (float v : {1.f, -2.f, 3.f, 4.f}) append(data, v);  // c
+  data += std::string("\x00\x02\x04", 3);                 // q: -1, 0, 1
+  return data;
+}
+constexpr uint64_t kWeightBytes = 78;
+
+std::string model_json(const std::string& specs, const std::vector<std::string>& paths) {
+  std::string path_list;
+  for (const auto& p : paths) path_list += (path_list.empty() ? "\"" : ",\"") + p + "\"";
+  return R"({"modelTopology":)" + kTopology + R"(,"weightsManifest":[{"paths":[)" + path_list +
+         R"(],"weights":)" + specs +
+         R"(}],"format":"layers-model","generatedBy":"TensorFlow.js tfjs-layers v4.22.0",)"
+         R"("convertedBy":null})";
+}
+
+// A model in dir/src: model.json + weights.bin.
+fs::path make_model(const fs::path& dir) {
+  write_file(dir / "src" / "weights.bin", weight_bytes());
+  write_file(dir / "src" / "model.json", model_json(kSpecs, {"weights.bin"}));
+  REQUIRE(weight_bytes().size() == kWeightBytes);
+  return dir / "src" / "model.json";
+}
+
+std::string url(const fs::path& p) { return "file://" + p.string(); }
+
+}  // namespace
+
+TEST_CASE("--help works for the command and every subcommand") {
+  TempDir tmp;
+  for (const char* sub :
+       {"copy", "move", "list", "ls", "remove", "rm", "info", "verify", "plugins"}) {
+    CAPTURE(sub);
+    const Result r = run(tmp.path(), {sub, "--help"});
+    CHECK(r.code == 0);
+    CHECK(contains(r.out, "--json"));
+    CHECK(contains(r.out, "Exit codes"));
+  }
+  const Result top = run(tmp.path(), {"--help"});
+  CHECK(top.code == 0);
+  for (const char* sub : {"copy", "move", "list", "remove", "info", "verify", "plugins"}) {
+    CHECK(contains(top.out, sub));
+  }
+  CHECK_FALSE(contains(top.out, "\n  serve"));  // a later issue
+
+  // Usage errors: exit code 2.
+  CHECK(run(tmp.path(), {}).code == 2);
+  CHECK(run(tmp.path(), {"frobnicate"}).code == 2);
+  CHECK(run(tmp.path(), {"info"}).code == 2);
+  CHECK(run(tmp.path(), {"info", ""}).code == 2);
+  CHECK(run(tmp.path(), {"copy", "a"}).code == 2);
+  CHECK(run(tmp.path(), {"copy", "a", "b", "--shard-size", "0"}).code == 2);
+  CHECK(run(tmp.path(), {"copy", "a", "b", "--shard-size", "16", "--single-file"}).code == 2);
+}
+
+TEST_CASE("plugins lists file and memory with their folders") {
+  TempDir tmp;
+  const Result r = run(tmp.path(), {"plugins"});
+  REQUIRE(r.code == 0);
+  CHECK(contains(r.out, "file"));
+  CHECK(contains(r.out, "memory"));
+  CHECK(contains(r.out, "folders searched"));
+
+  const Result j = run(tmp.path(), {"plugins", "--json"});
+  REQUIRE(j.code == 0);
+  const rapidjson::Document doc = parse_json(j.out);
+  std::vector<std::string> names;
+  for (const auto& p : doc["plugins"].GetArray()) {
+    names.push_back(p["name"].GetString());
+    CHECK(p["abi"].GetString() == std::string("1.0"));
+    CHECK(p["allowed"].GetBool());
+    CHECK(fs::exists(p["library"].GetString()));
+  }
+  CHECK(std::find(names.begin(), names.end(), "file") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "memory") != names.end());
+  CHECK(doc["searchedFolders"].Size() >= 1);
+}
+
+TEST_CASE("info prints metadata, sizes and the weights table") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+
+  const Result r = run(tmp.path(), {"info", url(model)});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  CHECK(contains(r.out, "layers-model"));
+  CHECK(contains(r.out, "TensorFlow.js tfjs-layers v4.22.0"));
+  CHECK(contains(r.out, "Sequential, 1 layer"));
+  CHECK(contains(r.out, "modelTopologyBytes:  " + std::to_string(kTopology.size())));
+  CHECK(contains(r.out, "weightSpecsBytes:    " + std::to_string(kSpecs.size())));
+  CHECK(contains(r.out, "weightDataBytes:     78"));
+  CHECK(contains(r.out, "weights.bin  78 bytes"));
+  CHECK(row_of(r.out, "dense/kernel") ==
+        std::vector<std::string>{"dense/kernel", "float32", "[2,3]", "-", "24"});
+  CHECK(row_of(r.out, "names") == std::vector<std::string>{"names", "string", "[2]", "-", "12"});
+  CHECK(row_of(r.out, "q") ==
+        std::vector<std::string>{"q", "float32", "[3]", "uint8", "scale=0.5", "min=-1", "3"});
+
+  // A bare path means file://.
+  CHECK(run(tmp.path(), {"info", "src/model.json"}).code == 0);
+
+  const Result j = run(tmp.path(), {"info", url(model), "--json"});
+  REQUIRE(j.code == 0);
+  const rapidjson::Document doc = parse_json(j.out);
+  CHECK(doc["format"].GetString() == std::string("layers-model"));
+  CHECK(doc["convertedBy"].IsNull());
+  CHECK(doc["modelArtifactsInfo"]["modelTopologyBytes"].GetUint64() == kTopology.size());
+  CHECK(doc["modelArtifactsInfo"]["weightSpecsBytes"].GetUint64() == kSpecs.size());
+  CHECK(doc["modelArtifactsInfo"]["weightDataBytes"].GetUint64() == kWeightBytes);
+  CHECK(doc["tensorCount"].GetUint64() == 7);
+  CHECK(doc["weightsManifest"][0]["paths"][0].GetString() == std::string("weights.bin"));
+  CHECK(doc["weightsManifest"][0]["shardBytes"][0].GetUint64() == kWeightBytes);
+  const auto& weights = doc["weights"];
+  CHECK(weights[0]["name"].GetString() == std::string("dense/kernel"));
+  CHECK(weights[0]["shape"][1].GetInt() == 3);
+  CHECK(weights[0]["bytes"].GetUint64() == 24);
+  CHECK(weights[4]["offset"].GetUint64() == 47);
+  CHECK(weights[6]["quantization"]["dtype"].GetString() == std::string("uint8"));
+  CHECK(weights[6]["quantization"]["scale"].GetDouble() == 0.5);
+  CHECK(weights[6]["quantization"]["min"].GetDouble() == -1);
+  CHECK_FALSE(weights[0].HasMember("stats"));
+}
+
+TEST_CASE("info --stats gives min, max and mean of the dequantised values") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+
+  const Result r = run(tmp.path(), {"info", url(model), "--stats"});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  using Row = std::vector<std::string>;
+  CHECK(row_of(r.out, "dense/kernel") ==
+        Row{"dense/kernel", "float32", "[2,3]", "-", "24", "1", "6", "3.5", "0"});
+  CHECK(row_of(r.out, "dense/bias") ==
+        Row{"dense/bias", "float32", "[3]", "-", "12", "-1", "2", "0.5", "1"});
+  CHECK(row_of(r.out, "steps") == Row{"steps", "int32", "[2]", "-", "8", "-7", "9", "1", "0"});
+  CHECK(row_of(r.out, "flags") ==
+        Row{"flags", "bool", "[3]", "-", "3", "0", "1", "0.6666667", "0"});
+  CHECK(row_of(r.out, "names") ==
+        Row{"names", "string", "[2]", "-", "12", "n/a", "n/a", "n/a", "n/a"});
+  CHECK(row_of(r.out, "c") == Row{"c", "complex64", "[2]", "-", "16", "-2", "4", "1.5", "0"});
+  CHECK(row_of(r.out, "q") ==
+        Row{"q", "float32", "[3]", "uint8", "scale=0.5", "min=-1", "3", "-1", "1", "0", "0"});
+
+  const Result j = run(tmp.path(), {"info", url(model), "--stats", "--json"});
+  REQUIRE(j.code == 0);
+  const rapidjson::Document doc = parse_json(j.out);
+  const auto& bias = doc["weights"][1]["stats"];
+  CHECK(bias["min"].GetDouble() == -1);
+  CHECK(bias["max"].GetDouble() == 2);
+  CHECK(bias["mean"].GetDouble() == 0.5);
+  CHECK(bias["count"].GetUint64() == 2);
+  CHECK(bias["nanCount"].GetUint64() == 1);
+  CHECK(doc["weights"][4]["stats"].IsNull());
+  CHECK(doc["weights"][6]["stats"]["mean"].GetDouble() == 0);
+}
+
+TEST_CASE("copy file to file: tfjs-node layout, shard sizes and the converter layout") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+
+  SUBCASE("default: model.json + weights.bin") {
+    const Result r = run(tmp.path(), {"copy", url(model), url(tmp.path() / "out")});
+    INFO(r.out, r.err);
+    REQUIRE(r.code == 0);
+    CHECK(contains(r.out, "copied"));
+    CHECK(contains(r.out, "78 bytes, 7 tensors, 1 shard"));
+    CHECK(contains(r.out, "modelTopologyBytes:  " + std::to_string(kTopology.size())));
+    CHECK(contains(r.out, "weightSpecsBytes:    " + std::to_string(kSpecs.size())));
+    CHECK(contains(r.out, "weightDataBytes:     78"));
+    CHECK(contains(r.out, "dateSaved:"));
+    CHECK(read_file(tmp.path() / "out" / "weights.bin") == weight_bytes());
+    CHECK(fs::exists(tmp.path() / "out" / "model.json"));
+    CHECK(fs::exists(model));  // a copy keeps its source
+    CHECK(r.err.empty());      // no progress bar: stderr is not a terminal
+  }
+  SUBCASE("--shard-size 16: five converter-named shards") {
+    const Result r = run(tmp.path(), {"copy", url(model), url(tmp.path() / "sharded"),
+                                      "--shard-size", "16", "--json"});
+    INFO(r.out, r.err);
+    REQUIRE(r.code == 0);
+    const rapidjson::Document doc = parse_json(r.out);
+    CHECK(doc["shards"].GetUint64() == 5);
+    CHECK(doc["weightBytes"].GetUint64() == kWeightBytes);
+    CHECK(doc["modelArtifactsInfo"]["weightDataBytes"].GetUint64() == kWeightBytes);
+    CHECK(doc["modelArtifactsInfo"]["modelTopologyBytes"].GetUint64() == kTopology.size());
+    CHECK(std::string(doc["modelArtifactsInfo"]["dateSaved"].GetString()).size() == 24);
+    std::string joined;
+    for (int i = 1; i <= 5; ++i) {
+      const fs::path shard =
+          tmp.path() / "sharded" / ("group1-shard" + std::to_string(i) + "of5.bin");
+      REQUIRE(fs::exists(shard));
+      CHECK(fs::file_size(shard) == (i < 5 ? 16u : 14u));
+      joined += read_file(shard);
+    }
+    CHECK(joined == weight_bytes());
+    CHECK_FALSE(fs::exists(tmp.path() / "sharded" / "weights.bin"));
+    CHECK(contains(read_file(tmp.path() / "sharded" / "model.json"), "group1-shard5of5.bin"));
+    CHECK(run(tmp.path(), {"verify", url(tmp.path() / "sharded" / "model.json")}).code == 0);
+  }
+  SUBCASE("--converter-shards: one 4 MiB shard for a small model") {
+    const Result r =
+        run(tmp.path(), {"copy", url(model), url(tmp.path() / "conv"), "--converter-shards"});
+    INFO(r.out, r.err);
+    REQUIRE(r.code == 0);
+    CHECK(fs::file_size(tmp.path() / "conv" / "group1-shard1of1.bin") == kWeightBytes);
+  }
+  SUBCASE("copying a model onto itself is refused") {
+    const Result r = run(tmp.path(), {"copy", url(model), url(model)});
+    CHECK(r.code == 4);
+    CHECK(r.err.starts_with("stowage: error: "));
+  }
+}
+
+TEST_CASE("verify: OK on a good model, a named failure on a truncated shard") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  REQUIRE(run(tmp.path(), {"copy", url(model), url(tmp.path() / "s"), "--shard-size", "16"}).code ==
+          0);
+  const fs::path sharded = tmp.path() / "s" / "model.json";
+
+  const Result ok = run(tmp.path(), {"verify", url(sharded)});
+  INFO(ok.out, ok.err);
+  CHECK(ok.code == 0);
+  CHECK(ok.out.starts_with("OK "));
+  CHECK(contains(ok.out, "7 tensors decoded, 1 group, 5 shards"));
+  const rapidjson::Document ok_json =
+      parse_json(run(tmp.path(), {"verify", url(sharded), "--json"}).out);
+  CHECK(ok_json["ok"].GetBool());
+  CHECK(ok_json["tensors"].GetUint64() == 7);
+
+  fs::resize_file(tmp.path() / "s" / "group1-shard3of5.bin", 10);
+  const Result bad = run(tmp.path(), {"verify", url(sharded)});
+  INFO(bad.out, bad.err);
+  CHECK(bad.code == 4);
+  CHECK(bad.err.starts_with("stowage: error: "));
+  CHECK(contains(bad.err, "group1-shard3of5.bin"));
+  CHECK(std::count(bad.err.begin(), bad.err.end(), '\n') == 1);  // one line
+
+  const Result bad_json = run(tmp.path(), {"verify", url(sharded), "--json"});
+  CHECK(bad_json.code == 4);
+  const rapidjson::Document doc = parse_json(bad_json.out);
+  CHECK_FALSE(doc["ok"].GetBool());
+  CHECK(contains(doc["error"]["message"].GetString(), "group1-shard3of5.bin"));
+}
+
+TEST_CASE("verify refuses duplicate weight names") {
+  TempDir tmp;
+  std::string specs = kSpecs;
+  specs.replace(specs.find("\"steps\""), 7, "\"dense/bias\"");
+  write_file(tmp.path() / "dup" / "weights.bin", weight_bytes());
+  write_file(tmp.path() / "dup" / "model.json", model_json(specs, {"weights.bin"}));
+  const Result r = run(tmp.path(), {"verify", url(tmp.path() / "dup" / "model.json")});
+  CHECK(r.code == 4);
+  CHECK(contains(r.err, "duplicate weight name 'dense/bias'"));
+}
+
+TEST_CASE("list, ls, remove and rm") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  REQUIRE(run(tmp.path(), {"copy", url(model), url(tmp.path() / "models" / "a")}).code == 0);
+  REQUIRE(run(tmp.path(), {"copy", url(model), url(tmp.path() / "models" / "b")}).code == 0);
+  const std::string models = url(tmp.path() / "models");
+
+  for (const char* list : {"list", "ls"}) {
+    const Result r = run(tmp.path(), {list, models});
+    INFO(r.out, r.err);
+    REQUIRE(r.code == 0);
+    CHECK(contains(r.out, "URL"));
+    CHECK(contains(r.out, "models/a"));
+    CHECK(contains(r.out, "models/b"));
+    CHECK(contains(r.out, " 78\n"));
+  }
+  const Result j = run(tmp.path(), {"list", models, "--json"});
+  REQUIRE(j.code == 0);
+  const rapidjson::Document doc = parse_json(j.out);
+  REQUIRE(doc.IsObject());
+  CHECK(doc.MemberCount() == 2);
+  for (const auto& m : doc.GetObject()) {
+    CHECK(m.value["modelTopologyType"].GetString() == std::string("JSON"));
+    CHECK(m.value["weightDataBytes"].GetUint64() == kWeightBytes);
+    CHECK(m.value["modelTopologyBytes"].GetUint64() == kTopology.size());
+  }
+
+  const Result rm = run(tmp.path(), {"remove", url(tmp.path() / "models" / "a" / "model.json")});
+  INFO(rm.out, rm.err);
+  REQUIRE(rm.code == 0);
+  CHECK(contains(rm.out, "removed"));
+  CHECK(contains(rm.out, "weightDataBytes:     78"));
+  CHECK_FALSE(fs::exists(tmp.path() / "models" / "a" / "model.json"));
+  CHECK_FALSE(fs::exists(tmp.path() / "models" / "a" / "weights.bin"));
+
+  const Result rm2 =
+      run(tmp.path(), {"rm", url(tmp.path() / "models" / "b" / "model.json"), "--json"});
+  REQUIRE(rm2.code == 0);
+  CHECK(parse_json(rm2.out)["modelArtifactsInfo"]["weightDataBytes"].GetUint64() == kWeightBytes);
+  CHECK_FALSE(fs::exists(tmp.path() / "models" / "b" / "model.json"));
+
+  const Result again = run(tmp.path(), {"rm", url(tmp.path() / "models" / "b" / "model.json")});
+  CHECK(again.code == 3);
+  CHECK(contains(again.err, "models/b"));
+}
+
+TEST_CASE("move: the destination loads and the source is gone") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  const Result r = run(tmp.path(), {"move", url(model), url(tmp.path() / "moved")});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  CHECK(contains(r.out, "moved"));
+  CHECK(contains(r.out, "weightDataBytes:     78"));
+  CHECK_FALSE(fs::exists(model));
+  CHECK_FALSE(fs::exists(tmp.path() / "src" / "weights.bin"));
+  CHECK(read_file(tmp.path() / "moved" / "weights.bin") == weight_bytes());
+  CHECK(run(tmp.path(), {"verify", url(tmp.path() / "moved" / "model.json")}).code == 0);
+
+  // Moving a model that is not there changes nothing and says so.
+  const Result missing = run(tmp.path(), {"move", url(model), url(tmp.path() / "other")});
+  CHECK(missing.code == 3);
+  CHECK_FALSE(fs::exists(tmp.path() / "other" / "model.json"));
+}
+
+TEST_CASE("memory:// lives only as long as one invocation") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  const Result r = run(tmp.path(), {"copy", url(model), "memory://m", "--json"});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  const rapidjson::Document doc = parse_json(r.out);
+  CHECK(doc["weightBytes"].GetUint64() == kWeightBytes);
+  CHECK(doc["tensors"].GetUint64() == 7);
+
+  const Result later = run(tmp.path(), {"info", "memory://m"});
+  CHECK(later.code == 3);
+  CHECK(contains(later.err, "memory://m"));
+}
+
+TEST_CASE("bad input: clear one-line errors and distinct exit codes, never a crash") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+
+  SUBCASE("unknown scheme lists the schemes available") {
+    const Result r = run(tmp.path(), {"info", "nosuch://x/model.json"});
+    CHECK(r.code == 3);
+    CHECK(r.err.starts_with("stowage: error: "));
+    CHECK(contains(r.err, "nosuch"));
+    CHECK(contains(r.err, "file"));
+    CHECK(contains(r.err, "memory"));
+  }
+  SUBCASE("missing model") {
+    const Result r = run(tmp.path(), {"info", url(tmp.path() / "none" / "model.json")});
+    CHECK(r.code == 3);
+    CHECK(contains(r.err, "none/model.json"));
+  }
+  SUBCASE("model.json that is not JSON") {
+    write_file(tmp.path() / "junk" / "model.json", "<html>not a model</html>");
+    const Result r = run(tmp.path(), {"verify", url(tmp.path() / "junk" / "model.json")});
+    CHECK(r.code == 4);
+    CHECK(contains(r.err, "junk/model.json"));
+  }
+  SUBCASE("an HTML page in place of the weights") {
+    write_file(tmp.path() / "src" / "weights.bin", "<html>404</html>");
+    const Result r = run(tmp.path(), {"info", url(model), "--stats"});
+    CHECK(r.code == 4);
+    CHECK(contains(r.err, "weights.bin"));
+  }
+  SUBCASE("bad options JSON is a usage error") {
+    const Result r =
+        run(tmp.path(), {"copy", url(model), url(tmp.path() / "o"), "--dst-options", "{not json"});
+    CHECK(r.code == 2);
+    CHECK(contains(r.err, "--dst-options"));
+  }
+  SUBCASE("an option the plugin does not know is refused") {
+    const Result r = run(tmp.path(), {"info", url(model), "-o", "no_such_option=1"});
+    CHECK(r.code == 4);
+    CHECK(contains(r.err, "no_such_option"));
+  }
+}
+
+TEST_CASE("--config applies a host configuration: an allow-list hides memory://") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  write_file(tmp.path() / "stowage.json", R"({"allow": ["file"]})");
+
+  const Result plugins = run(tmp.path(), {"plugins", "--json", "--config", "stowage.json"});
+  REQUIRE(plugins.code == 0);
+  const rapidjson::Document doc = parse_json(plugins.out);
+  for (const auto& p : doc["plugins"].GetArray()) {
+    CHECK(p["allowed"].GetBool() == (p["name"].GetString() == std::string("file")));
+  }
+  // Before the subcommand works too.
+  const Result copy =
+      run(tmp.path(), {"--config", "stowage.json", "copy", url(model), "memory://m"});
+  CHECK(copy.code == 3);
+  CHECK(contains(copy.err, "memory"));
+
+  write_file(tmp.path() / "bad.json", R"({"no_such_key": 1})");
+  const Result bad = run(tmp.path(), {"plugins", "--config", "bad.json"});
+  CHECK(bad.code == 4);
+  CHECK(contains(bad.err, "no_such_key"));
+  CHECK(run(tmp.path(), {"plugins", "--config", "missing.json"}).code == 2);
+}

@@ -1,0 +1,198 @@
+// What the subcommands of the stowage command share: the options every
+// subcommand takes, exit codes, URL and option handling, output helpers and
+// progress reporting. Internal to cli/.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "stowage/error.hpp"
+#include "stowage/handler.hpp"
+#include "stowage/weights.hpp"
+
+namespace stowage::cli {
+
+// Exit codes scripts can rely on; documented in docs/cli.md and in --help.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitError = 1,        // any other failure
+  kExitUsage = 2,        // bad command line
+  kExitNotFound = 3,     // no model, file or plugin at that URL
+  kExitInvalidData = 4,  // invalid or corrupt model data, or a bad URL/option
+  kExitPermission = 5,   // the store refused access
+  kExitUnavailable = 6,  // transient: store unavailable or deadline exceeded
+  kExitUnsupported = 7,  // the scheme cannot do that operation
+  kExitCancelled = 130,  // interrupted (Ctrl-C)
+};
+int exit_code_for(ErrorCode code) noexcept;
+// The exit-code table printed at the end of every --help.
+std::string exit_codes_footer();
+
+// A command-line mistake found after parsing (bad JSON in --dst-options, ...).
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Options every subcommand takes. Thread-safety: written while parsing only.
+struct CommonOptions {
+  bool json = false;
+  bool quiet = false;
+  std::string config;  // --config FILE, applied to the registry before running
+};
+void add_common_options(CLI::App& sub, CommonOptions& common);
+
+// Options for the one URL a subcommand works on: --options JSON and
+// -o KEY=VALUE (repeatable; VALUE is taken as JSON when it parses as JSON,
+// as a string otherwise).
+struct UrlOptions {
+  std::string json = "{}";
+  std::vector<std::string> pairs;
+};
+void add_url_options(CLI::App& sub, UrlOptions& options);
+// The merged options object as compact JSON. Throws UsageError.
+std::string options_json(const UrlOptions& options, std::string_view what);
+
+// The command being run, chosen by the subcommand's parse callback.
+using Runner = std::function<int()>;
+
+void add_copy_commands(CLI::App& app, CommonOptions& common, Runner& run);
+void add_list_commands(CLI::App& app, CommonOptions& common, Runner& run);
+void add_info_command(CLI::App& app, CommonOptions& common, Runner& run);
+void add_verify_command(CLI::App& app, CommonOptions& common, Runner& run);
+void add_plugins_command(CLI::App& app, CommonOptions& common, Runner& run);
+
+// ---- URLs and options JSON (options.cpp) ----------------------------------
+
+// A bare path (no "://") stands for file://path, as a convenience. Throws
+// UsageError for an empty argument.
+std::string normalize_url(std::string_view arg);
+// Parses text as a JSON object (throws UsageError naming `what`) and sets
+// key to the JSON value value_json; returns compact JSON.
+std::string set_json_member(std::string_view object_json, std::string_view key,
+                            std::string_view value_json, std::string_view what);
+// object_json without key, compact.
+std::string remove_json_member(std::string_view object_json, std::string_view key);
+// True when message names url (the URL itself or its path part).
+bool message_names(std::string_view message, std::string_view url);
+// Rethrows e, with "url: " in front when its message does not name url, so
+// every failure says what it was about.
+[[noreturn]] void rethrow_naming(const Error& e, std::string_view url);
+
+// ---- Output (output.cpp) --------------------------------------------------
+
+// Left-aligned text columns; columns listed in numeric are right-aligned.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header, std::vector<size_t> numeric = {});
+  void add(std::vector<std::string> row);
+  std::string render() const;
+  bool empty() const { return rows_.empty(); }
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<size_t> numeric_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// "4194304 bytes (4.0 MiB)"; "12 bytes" under 1 KiB.
+std::string bytes_text(uint64_t bytes);
+// "[2,3]", "[]" for a scalar.
+std::string shape_text(const std::vector<int64_t>& shape);
+// "uint8 scale=0.5 min=-1", "float16", "-" when not quantized.
+std::string quantization_text(const WeightSpec& spec);
+// Shortest text that reads back as the same double ("nan", "inf" spelled out).
+std::string number_text(double value);
+// One line: newlines in a message become "; ".
+std::string one_line(std::string_view message);
+
+// A JSON document built with RapidJSON (pretty, two-space indent).
+class JsonWriter {
+ public:
+  JsonWriter();
+  ~JsonWriter();
+  JsonWriter& begin_object();
+  JsonWriter& end_object();
+  JsonWriter& begin_array();
+  JsonWriter& end_array();
+  JsonWriter& key(std::string_view k);
+  JsonWriter& string(std::string_view v);
+  JsonWriter& nullable_string(const std::optional<std::string>& v);
+  JsonWriter& uint(uint64_t v);
+  JsonWriter& integer(int64_t v);
+  // Non-finite values become null (JSON has no NaN).
+  JsonWriter& number(double v);
+  JsonWriter& boolean(bool v);
+  JsonWriter& null();
+  // Embeds JSON text as it is (artifact fields, info_to_json).
+  JsonWriter& raw(std::string_view json_text);
+  // The document with a trailing newline.
+  std::string str() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- Progress (progress.cpp) ------------------------------------------------
+
+// Installs the SIGINT/SIGTERM handler that asks running calls to cancel; a
+// second signal ends the process at once.
+void install_interrupt_handler();
+bool interrupted() noexcept;
+
+// A byte-level progress bar on stderr, drawn only when stderr is a terminal
+// and neither --json nor --quiet was given. Thread-safety: the callbacks it
+// hands out may be called from any thread.
+class Progress {
+ public:
+  Progress(const CommonOptions& common, std::string label);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  // A context whose on_progress draws this bar and whose is_cancelled
+  // reports Ctrl-C.
+  CallContext context();
+  // Erases the bar.
+  void finish();
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+// ---- Weights (weights_layout.cpp) ------------------------------------------
+
+// Where one tensor's bytes sit in the concatenated weight data.
+struct TensorExtent {
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+};
+// Sizes every spec in order (string tensors by walking their length
+// prefixes). Throws Error(kDataLoss) when the data runs out.
+std::vector<TensorExtent> tensor_extents(const WeightData& data,
+                                         const std::vector<WeightSpec>& specs,
+                                         std::string_view source);
+
+// min, max and mean of a decoded tensor's values (dequantised; complex64 over
+// its real and imaginary parts; bool as 0/1). NaN values are skipped and
+// counted.
+struct TensorStats {
+  bool numeric = false;  // false for string tensors
+  uint64_t count = 0;    // values that are not NaN
+  uint64_t nan_count = 0;
+  double min = 0;
+  double max = 0;
+  double mean = 0;  // NaN when count == 0
+};
+TensorStats tensor_stats(const Tensor& tensor);
+
+}  // namespace stowage::cli

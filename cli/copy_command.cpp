@@ -1,0 +1,225 @@
+// `stowage copy SRC DST` and `stowage move SRC DST`.
+#include <iostream>
+
+#include "commands_internal.hpp"
+#include "stowage/management.hpp"
+#include "stowage/sharding.hpp"
+
+namespace stowage::cli {
+namespace {
+
+struct TransferArgs {
+  bool move = false;
+  std::string src;
+  std::string dst;
+  uint64_t shard_size = 0;
+  bool single_file = false;
+  bool converter_shards = false;
+  bool no_verify = false;
+  UrlOptions src_options;
+  UrlOptions dst_options;
+};
+
+// What the destination holds after the transfer, learnt by loading it back.
+struct Written {
+  bool known = false;
+  size_t tensors = 0;
+  bool has_manifest = false;
+  std::vector<std::pair<std::string, uint64_t>> shards;  // path, bytes
+};
+
+Written reload(const std::string& dst, const std::string& dst_options,
+               const CommonOptions& common) {
+  // shard_size shapes a save; a load has no use for it.
+  const std::string options = remove_json_member(dst_options, "shard_size");
+  Progress progress(common, "verifying");
+  ModelArtifacts artifacts;
+  try {
+    artifacts = load_model(dst, options, progress.context());
+  } catch (const Error& e) {
+    throw Error(e.code(),
+                "the model was written to " + dst + " but loading it back failed: " + e.what(),
+                e.retryable());
+  }
+  progress.finish();
+
+  Written written;
+  written.known = true;
+  written.tensors = artifacts.weight_specs ? artifacts.weight_specs->size() : 0;
+  if (artifacts.weights_manifest) {
+    written.has_manifest = true;
+    size_t index = 0;
+    for (const WeightGroup& group : *artifacts.weights_manifest) {
+      for (const std::string& path : group.paths) {
+        uint64_t bytes = 0;
+        if (artifacts.weight_data && index < artifacts.weight_data->size()) {
+          bytes = (*artifacts.weight_data)[index].size();
+        }
+        written.shards.emplace_back(path, bytes);
+        ++index;
+      }
+    }
+  }
+  return written;
+}
+
+std::string destination_options(const TransferArgs& a) {
+  std::string options = options_json(a.dst_options, "--dst-options");
+  std::optional<uint64_t> shard_size;
+  if (a.single_file) shard_size = 0;
+  if (a.converter_shards) shard_size = kConverterShardSize;
+  if (a.shard_size > 0) shard_size = a.shard_size;
+  if (shard_size) {
+    options = set_json_member(options, "shard_size", std::to_string(*shard_size), "--dst-options");
+  }
+  return options;
+}
+
+void print_human(const TransferArgs& a, const std::string& src, const std::string& dst,
+                 const SaveResult& result, const Written& written) {
+  const ModelArtifactsInfo& info = result.model_artifacts_info;
+  std::string out = std::string(a.move ? "moved " : "copied ") + src + " -> " + dst + "\n";
+  std::string weights = bytes_text(info.weight_data_bytes.value_or(0));
+  if (written.known) {
+    weights +=
+        ", " + std::to_string(written.tensors) + " tensor" + (written.tensors == 1 ? "" : "s");
+    if (written.has_manifest) {
+      weights += ", " + std::to_string(written.shards.size()) + " shard" +
+                 (written.shards.size() == 1 ? "" : "s");
+    }
+  }
+  out += "  weights:             " + weights + "\n";
+  if (written.has_manifest && !written.shards.empty()) {
+    constexpr size_t kListed = 8;
+    for (size_t i = 0; i < written.shards.size() && i < kListed; ++i) {
+      out += "    " + written.shards[i].first + "  " + std::to_string(written.shards[i].second) +
+             " bytes\n";
+    }
+    if (written.shards.size() > kListed) {
+      out += "    ... and " + std::to_string(written.shards.size() - kListed) + " more\n";
+    }
+  }
+  out += "  modelTopologyBytes:  " + std::to_string(info.model_topology_bytes) + "\n";
+  out += "  weightSpecsBytes:    " + std::to_string(info.weight_specs_bytes) + "\n";
+  out += "  weightDataBytes:     " +
+         (info.weight_data_bytes ? std::to_string(*info.weight_data_bytes) : "(absent)") + "\n";
+  out += "  dateSaved:           " + iso_date(info.date_saved) + "\n";
+  if (a.move) out += "  source removed after the copy was verified\n";
+  std::cout << out;
+}
+
+void print_json(const TransferArgs& a, const std::string& src, const std::string& dst,
+                const SaveResult& result, const Written& written) {
+  const ModelArtifactsInfo& info = result.model_artifacts_info;
+  JsonWriter w;
+  w.begin_object();
+  w.key("operation").string(a.move ? "move" : "copy");
+  w.key("source").string(src);
+  w.key("destination").string(dst);
+  w.key("weightBytes").uint(info.weight_data_bytes.value_or(0));
+  w.key("verified").boolean(written.known);
+  w.key("tensors");
+  written.known ? w.uint(written.tensors) : w.null();
+  w.key("shards");
+  written.has_manifest ? w.uint(written.shards.size()) : w.null();
+  w.key("shardFiles");
+  if (written.has_manifest) {
+    w.begin_array();
+    for (const auto& [path, bytes] : written.shards) {
+      w.begin_object().key("path").string(path).key("bytes").uint(bytes).end_object();
+    }
+    w.end_array();
+  } else {
+    w.null();
+  }
+  w.key("modelArtifactsInfo").raw(info_to_json(info));
+  w.key("responses");
+  result.responses ? w.raw(*result.responses) : w.null();
+  w.end_object();
+  std::cout << w.str();
+}
+
+int run_transfer(const TransferArgs& a, const CommonOptions& common) {
+  const std::string src = normalize_url(a.src);
+  const std::string dst = normalize_url(a.dst);
+  TransferOptions options;
+  options.source_options = options_json(a.src_options, "--src-options");
+  options.destination_options = destination_options(a);
+
+  SaveResult result;
+  {
+    Progress progress(common, a.move ? "moving" : "copying");
+    options.call = progress.context();
+    try {
+      result = a.move ? move_model(src, dst, options) : copy_model(src, dst, options);
+    } catch (const Error& e) {
+      if (message_names(e.what(), src) || message_names(e.what(), dst)) throw;
+      throw Error(e.code(), src + " -> " + dst + ": " + e.what(), e.retryable());
+    }
+  }
+
+  Written written;
+  if (!a.no_verify) written = reload(dst, options.destination_options, common);
+
+  if (common.json) {
+    print_json(a, src, dst, result, written);
+  } else if (!common.quiet) {
+    print_human(a, src, dst, result, written);
+  }
+  return kExitOk;
+}
+
+void add_transfer(CLI::App& app, CommonOptions& common, Runner& run, bool move) {
+  auto args = std::make_shared<TransferArgs>();
+  args->move = move;
+  CLI::App* sub = app.add_subcommand(
+      move ? "move" : "copy",
+      move ? "Move a model: copy it, load the copy back and compare, then remove the source"
+           : "Copy a model from one URL to another (any schemes), then load the copy back");
+  sub->add_option("SRC", args->src, "Source URL, e.g. file://models/a/model.json")->required();
+  sub->add_option("DST", args->dst, "Destination URL, e.g. file://models/b or memory://b")
+      ->required();
+  CLI::Option* shard =
+      sub->add_option("--shard-size", args->shard_size,
+                      "Cut the weights into files of at most BYTES (e.g. 1048576, 4MiB, 500kb); "
+                      "sets the destination option shard_size")
+          ->check(CLI::Validator(
+              [](std::string& value) -> std::string {
+                return value.starts_with("-") ? "the shard size cannot be negative" : "";
+              },
+              ""))
+          ->transform(CLI::AsSizeValue(true))
+          ->check(CLI::Validator(
+              [](std::string& value) -> std::string {
+                return value == "0" ? "the shard size must be at least 1 byte (--single-file "
+                                      "writes one file)"
+                                    : "";
+              },
+              ""))
+          ->option_text("BYTES");
+  CLI::Option* single = sub->add_flag("--single-file", args->single_file,
+                                      "All weights in one file (tfjs-node's weights.bin)");
+  CLI::Option* converter =
+      sub->add_flag("--converter-shards", args->converter_shards,
+                    "The Python converter's layout: 4 MiB group1-shardNofM.bin files");
+  shard->excludes(single)->excludes(converter);
+  single->excludes(converter);
+  sub->add_option("--src-options", args->src_options.json,
+                  "Options for the source handler, as a JSON object");
+  sub->add_option("--dst-options", args->dst_options.json,
+                  "Options for the destination handler, as a JSON object");
+  sub->add_flag("--no-verify", args->no_verify,
+                "Do not load the destination back after the transfer (no shard count then)");
+  add_common_options(*sub, common);
+  sub->callback(
+      [&run, &common, args] { run = [&common, args] { return run_transfer(*args, common); }; });
+}
+
+}  // namespace
+
+void add_copy_commands(CLI::App& app, CommonOptions& common, Runner& run) {
+  add_transfer(app, common, run, /*move=*/false);
+  add_transfer(app, common, run, /*move=*/true);
+}
+
+}  // namespace stowage::cli

@@ -1,0 +1,331 @@
+// `stowage info URL [--stats]`: what a model is made of.
+#include <rapidjson/document.h>
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "commands_internal.hpp"
+#include "stowage/management.hpp"
+#include "stowage/registry.hpp"
+
+namespace stowage::cli {
+namespace {
+
+struct InfoArgs {
+  std::string url;
+  UrlOptions options;
+  bool stats = false;
+};
+
+std::string field_text(const NullableString& s) {
+  if (s.has_value()) return s.value();
+  return s.is_null() ? "null" : "-";
+}
+
+void field_json(JsonWriter& w, const NullableString& s) {
+  s.has_value() ? w.string(s.value()) : w.null();
+}
+
+void raw_or_null(JsonWriter& w, const std::optional<std::string>& json_text) {
+  json_text ? w.raw(*json_text) : w.null();
+}
+
+// "Sequential, 3 layers", "graph, 12 nodes": enough to recognise a model
+// without printing its topology.
+std::string topology_summary(const std::optional<std::string>& topology) {
+  if (!topology) return "-";
+  rapidjson::Document doc;
+  doc.Parse(topology->data(), topology->size());
+  if (doc.HasParseError() || !doc.IsObject()) return "JSON";
+  if (auto node = doc.FindMember("node"); node != doc.MemberEnd() && node->value.IsArray()) {
+    return "graph, " + std::to_string(node->value.Size()) + " nodes";
+  }
+  auto class_name = doc.FindMember("class_name");
+  if (class_name == doc.MemberEnd() || !class_name->value.IsString()) return "JSON";
+  std::string text = class_name->value.GetString();
+  auto config = doc.FindMember("config");
+  if (config != doc.MemberEnd()) {
+    const rapidjson::Value* layers = nullptr;
+    if (config->value.IsArray()) {
+      layers = &config->value;  // Sequential as written by old Keras
+    } else if (config->value.IsObject()) {
+      auto found = config->value.FindMember("layers");
+      if (found != config->value.MemberEnd() && found->value.IsArray()) layers = &found->value;
+    }
+    if (layers) {
+      text += ", " + std::to_string(layers->Size()) + " layer" + (layers->Size() == 1 ? "" : "s");
+    }
+  }
+  return text;
+}
+
+std::string stat_text(double value, bool integral) {
+  if (integral || std::isnan(value) || std::isinf(value)) return number_text(value);
+  char text[32];
+  std::snprintf(text, sizeof text, "%.7g", value);
+  return text;
+}
+
+struct Report {
+  std::string url;
+  ModelArtifacts artifacts;
+  ModelArtifactsInfo sizes;
+  std::vector<WeightSpec> specs;
+  std::vector<TensorExtent> extents;
+  std::vector<TensorStats> stats;  // empty unless --stats
+  uint64_t weight_bytes = 0;
+};
+
+// The shards of each manifest group with their sizes; weight_data holds one
+// buffer per path in manifest order.
+std::vector<std::vector<std::pair<std::string, std::optional<uint64_t>>>> group_shards(
+    const ModelArtifacts& artifacts) {
+  std::vector<std::vector<std::pair<std::string, std::optional<uint64_t>>>> groups;
+  if (!artifacts.weights_manifest) return groups;
+  const WeightData* data = artifacts.weight_data ? &*artifacts.weight_data : nullptr;
+  size_t total_paths = 0;
+  for (const WeightGroup& group : *artifacts.weights_manifest) total_paths += group.paths.size();
+  const bool one_per_path = data && data->size() == total_paths;
+  size_t index = 0;
+  for (const WeightGroup& group : *artifacts.weights_manifest) {
+    auto& shards = groups.emplace_back();
+    for (const std::string& path : group.paths) {
+      std::optional<uint64_t> bytes;
+      if (one_per_path) bytes = (*data)[index].size();
+      shards.emplace_back(path, bytes);
+      ++index;
+    }
+  }
+  return groups;
+}
+
+void print_human(const Report& r, bool with_stats) {
+  const ModelArtifacts& a = r.artifacts;
+  std::string out;
+  auto line = [&out](std::string_view label, const std::string& value) {
+    out += std::string(label) + ":" + std::string(label.size() < 20 ? 20 - label.size() : 1, ' ') +
+           value + "\n";
+  };
+  line("model", r.url);
+  line("format", field_text(a.format));
+  line("generatedBy", field_text(a.generated_by));
+  line("convertedBy", field_text(a.converted_by));
+  line("topology", topology_summary(a.model_topology));
+  line("trainingConfig", a.training_config ? "present" : "-");
+  line("signature", a.signature ? "present" : "-");
+  if (a.user_defined_metadata) {
+    std::string meta = *a.user_defined_metadata;
+    if (meta.size() > 200) meta = meta.substr(0, 197) + "...";
+    line("userDefinedMetadata", meta);
+  }
+  out += "sizes (ModelArtifactsInfo, as a save reports them):\n";
+  out += "  modelTopologyType:   " + r.sizes.model_topology_type + "\n";
+  out += "  modelTopologyBytes:  " + std::to_string(r.sizes.model_topology_bytes) + "\n";
+  out += "  weightSpecsBytes:    " + std::to_string(r.sizes.weight_specs_bytes) + "\n";
+  out += "  weightDataBytes:     " +
+         (r.sizes.weight_data_bytes ? std::to_string(*r.sizes.weight_data_bytes) : "(absent)") +
+         "\n";
+  if (a.weights_manifest) {
+    const auto shards = group_shards(a);
+    out += "weights manifest: " + std::to_string(shards.size()) + " group" +
+           (shards.size() == 1 ? "" : "s") + "\n";
+    for (size_t g = 0; g < shards.size(); ++g) {
+      const WeightGroup& group = (*a.weights_manifest)[g];
+      out += "  group " + std::to_string(g + 1) + ": " + std::to_string(group.weights.size()) +
+             " tensor" + (group.weights.size() == 1 ? "" : "s") + ", " +
+             std::to_string(shards[g].size()) + " shard" + (shards[g].size() == 1 ? "" : "s") +
+             "\n";
+      for (const auto& [path, bytes] : shards[g]) {
+        out += "    " + path + (bytes ? "  " + std::to_string(*bytes) + " bytes" : "") + "\n";
+      }
+    }
+  } else if (a.weight_specs) {
+    out += "weights manifest: not known (the store returned a flat list of specs)\n";
+  } else {
+    out += "weights manifest: none\n";
+  }
+  out += "weights: " + std::to_string(r.specs.size()) + " tensor" +
+         (r.specs.size() == 1 ? "" : "s") + ", " + bytes_text(r.weight_bytes) + "\n";
+  std::cout << out;
+  if (r.specs.empty()) return;
+
+  std::vector<std::string> header = {"NAME", "DTYPE", "SHAPE", "QUANTIZATION", "BYTES"};
+  std::vector<size_t> numeric = {4};
+  if (with_stats) {
+    header.insert(header.end(), {"MIN", "MAX", "MEAN", "NAN"});
+    numeric.insert(numeric.end(), {5, 6, 7, 8});
+  }
+  Table table(header, numeric);
+  for (size_t i = 0; i < r.specs.size(); ++i) {
+    const WeightSpec& spec = r.specs[i];
+    std::vector<std::string> row = {spec.name, spec.dtype, shape_text(spec.shape),
+                                    quantization_text(spec), std::to_string(r.extents[i].bytes)};
+    if (with_stats) {
+      const TensorStats& s = r.stats[i];
+      if (!s.numeric) {
+        row.insert(row.end(), {"n/a", "n/a", "n/a", "n/a"});
+      } else {
+        const bool integral = (spec.dtype == "int32" || spec.dtype == "bool") && !spec.quantization;
+        row.insert(row.end(), {stat_text(s.min, integral), stat_text(s.max, integral),
+                               stat_text(s.mean, false), std::to_string(s.nan_count)});
+      }
+    }
+    table.add(std::move(row));
+  }
+  std::cout << "\n" << table.render();
+}
+
+void print_json(const Report& r, bool with_stats) {
+  const ModelArtifacts& a = r.artifacts;
+  JsonWriter w;
+  w.begin_object();
+  w.key("url").string(r.url);
+  w.key("format");
+  field_json(w, a.format);
+  w.key("generatedBy");
+  field_json(w, a.generated_by);
+  w.key("convertedBy");
+  field_json(w, a.converted_by);
+  w.key("topology").string(topology_summary(a.model_topology));
+  w.key("trainingConfig");
+  raw_or_null(w, a.training_config);
+  w.key("userDefinedMetadata");
+  raw_or_null(w, a.user_defined_metadata);
+  w.key("signature");
+  raw_or_null(w, a.signature);
+  w.key("modelInitializer");
+  raw_or_null(w, a.model_initializer);
+  w.key("initializerSignature");
+  raw_or_null(w, a.initializer_signature);
+
+  // The SaveResult sizes a save of these artifacts reports (no dateSaved:
+  // nothing is being saved).
+  w.key("modelArtifactsInfo").begin_object();
+  w.key("modelTopologyType").string(r.sizes.model_topology_type);
+  w.key("modelTopologyBytes").uint(r.sizes.model_topology_bytes);
+  w.key("weightSpecsBytes").uint(r.sizes.weight_specs_bytes);
+  if (r.sizes.weight_data_bytes) w.key("weightDataBytes").uint(*r.sizes.weight_data_bytes);
+  w.end_object();
+
+  w.key("weightsManifest");
+  if (a.weights_manifest) {
+    const auto shards = group_shards(a);
+    w.begin_array();
+    for (size_t g = 0; g < shards.size(); ++g) {
+      w.begin_object();
+      w.key("paths").begin_array();
+      for (const auto& shard : shards[g]) w.string(shard.first);
+      w.end_array();
+      w.key("shardBytes").begin_array();
+      for (const auto& shard : shards[g]) shard.second ? w.uint(*shard.second) : w.null();
+      w.end_array();
+      w.key("tensors").uint((*a.weights_manifest)[g].weights.size());
+      w.end_object();
+    }
+    w.end_array();
+  } else {
+    w.null();
+  }
+
+  w.key("tensorCount").uint(r.specs.size());
+  w.key("weightBytes").uint(r.weight_bytes);
+  w.key("weights").begin_array();
+  for (size_t i = 0; i < r.specs.size(); ++i) {
+    const WeightSpec& spec = r.specs[i];
+    w.begin_object();
+    w.key("name").string(spec.name);
+    w.key("dtype").string(spec.dtype);
+    w.key("shape").begin_array();
+    for (int64_t d : spec.shape) w.integer(d);
+    w.end_array();
+    w.key("group").nullable_string(spec.group);
+    w.key("quantization");
+    if (spec.quantization) {
+      const Quantization& q = *spec.quantization;
+      w.begin_object();
+      w.key("dtype").string(q.dtype);
+      w.key("scale");
+      q.scale ? w.number(*q.scale) : w.null();
+      w.key("min");
+      q.min ? w.number(*q.min) : w.null();
+      w.key("originalDtype").nullable_string(q.original_dtype);
+      w.end_object();
+    } else {
+      w.null();
+    }
+    w.key("offset").uint(r.extents[i].offset);
+    w.key("bytes").uint(r.extents[i].bytes);
+    if (with_stats) {
+      const TensorStats& s = r.stats[i];
+      w.key("stats");
+      if (!s.numeric) {
+        w.null();
+      } else {
+        w.begin_object();
+        w.key("min").number(s.min);
+        w.key("max").number(s.max);
+        w.key("mean").number(s.mean);
+        w.key("count").uint(s.count);
+        w.key("nanCount").uint(s.nan_count);
+        w.end_object();
+      }
+    }
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  std::cout << w.str();
+}
+
+int run_info(const InfoArgs& args, const CommonOptions& common) {
+  Report r;
+  r.url = normalize_url(args.url);
+  const std::string options = options_json(args.options, "--options");
+  try {
+    {
+      Progress progress(common, "loading");
+      r.artifacts = load_model(r.url, options, progress.context());
+    }
+    r.sizes = artifacts_info(r.artifacts);
+    r.specs = r.artifacts.weight_specs.value_or(std::vector<WeightSpec>{});
+    static const WeightData kNoData;
+    const WeightData& data = r.artifacts.weight_data ? *r.artifacts.weight_data : kNoData;
+    r.weight_bytes = total_size(data);
+    r.extents = tensor_extents(data, r.specs, r.url);
+    if (args.stats) {
+      for (const Tensor& tensor : decode_weights(data, r.specs)) {
+        r.stats.push_back(tensor_stats(tensor));
+      }
+    }
+  } catch (const Error& e) {
+    rethrow_naming(e, r.url);
+  }
+
+  if (common.json) {
+    print_json(r, args.stats);
+  } else if (!common.quiet) {
+    print_human(r, args.stats);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_info_command(CLI::App& app, CommonOptions& common, Runner& run) {
+  auto args = std::make_shared<InfoArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "info",
+      "Load a model and show its metadata, SaveResult sizes, weights manifest and a table of "
+      "its weights (name, dtype, shape, quantization, bytes)");
+  sub->add_option("URL", args->url, "The model, e.g. file://models/a/model.json")->required();
+  sub->add_flag("--stats", args->stats,
+                "Decode every tensor and add min, max and mean of its (dequantised) values; "
+                "NaN values are skipped and counted");
+  add_url_options(*sub, args->options);
+  add_common_options(*sub, common);
+  sub->callback(
+      [&run, &common, args] { run = [&common, args] { return run_info(*args, common); }; });
+}
+
+}  // namespace stowage::cli

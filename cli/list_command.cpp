@@ -1,0 +1,109 @@
+// `stowage list URL` (ls) and `stowage remove URL` (rm): the model-store
+// operations of TF.js's model management.
+#include <iostream>
+
+#include "commands_internal.hpp"
+#include "stowage/management.hpp"
+#include "stowage/registry.hpp"
+
+namespace stowage::cli {
+namespace {
+
+struct UrlArgs {
+  std::string url;
+  UrlOptions options;
+};
+
+std::string optional_bytes(const std::optional<uint64_t>& bytes) {
+  return bytes ? std::to_string(*bytes) : "-";
+}
+
+int run_list(const UrlArgs& a, const CommonOptions& common) {
+  const std::string url = normalize_url(a.url);
+  const std::string options = options_json(a.options, "--options");
+  std::vector<ListedModel> models;
+  try {
+    models = options == "{}" ? list_models(url) : Registry::global().open(url, options)->list();
+  } catch (const Error& e) {
+    rethrow_naming(e, url);
+  }
+
+  if (common.json) {
+    // Shaped like TF.js's listModels(): {url: ModelArtifactsInfo}.
+    JsonWriter w;
+    w.begin_object();
+    for (const ListedModel& model : models) w.key(model.url).raw(info_to_json(model.info));
+    w.end_object();
+    std::cout << w.str();
+    return kExitOk;
+  }
+  if (common.quiet) return kExitOk;
+  if (models.empty()) {
+    std::cout << "no models under " << url << "\n";
+    return kExitOk;
+  }
+  Table table({"URL", "DATE SAVED", "TOPOLOGY BYTES", "WEIGHT SPECS BYTES", "WEIGHT BYTES"},
+              {2, 3, 4});
+  for (const ListedModel& model : models) {
+    table.add({model.url, iso_date(model.info.date_saved),
+               std::to_string(model.info.model_topology_bytes),
+               std::to_string(model.info.weight_specs_bytes),
+               optional_bytes(model.info.weight_data_bytes)});
+  }
+  std::cout << table.render();
+  return kExitOk;
+}
+
+int run_remove(const UrlArgs& a, const CommonOptions& common) {
+  const std::string url = normalize_url(a.url);
+  const std::string options = options_json(a.options, "--options");
+  ModelArtifactsInfo info;
+  try {
+    info = options == "{}" ? remove_model(url) : Registry::global().open(url, options)->remove();
+  } catch (const Error& e) {
+    rethrow_naming(e, url);
+  }
+
+  if (common.json) {
+    JsonWriter w;
+    w.begin_object();
+    w.key("url").string(url);
+    w.key("modelArtifactsInfo").raw(info_to_json(info));
+    w.end_object();
+    std::cout << w.str();
+  } else if (!common.quiet) {
+    std::cout << "removed " << url << "\n"
+              << "  dateSaved:           " << iso_date(info.date_saved) << "\n"
+              << "  modelTopologyBytes:  " << info.model_topology_bytes << "\n"
+              << "  weightSpecsBytes:    " << info.weight_specs_bytes << "\n"
+              << "  weightDataBytes:     " << optional_bytes(info.weight_data_bytes) << "\n";
+  }
+  return kExitOk;
+}
+
+CLI::App* add_url_command(CLI::App& app, CommonOptions& common, Runner& run, const char* name,
+                          const char* alias, const char* description, const char* url_help,
+                          int (*body)(const UrlArgs&, const CommonOptions&)) {
+  auto args = std::make_shared<UrlArgs>();
+  CLI::App* sub = app.add_subcommand(name, description);
+  sub->alias(alias);
+  sub->add_option("URL", args->url, url_help)->required();
+  add_url_options(*sub, args->options);
+  add_common_options(*sub, common);
+  sub->callback(
+      [&run, &common, args, body] { run = [&common, args, body] { return body(*args, common); }; });
+  return sub;
+}
+
+}  // namespace
+
+void add_list_commands(CLI::App& app, CommonOptions& common, Runner& run) {
+  add_url_command(app, common, run, "list", "ls",
+                  "List the models stored under a URL: URL, date saved, topology and weight bytes",
+                  "Where to look, e.g. file://models (a folder) or memory://", run_list);
+  add_url_command(app, common, run, "remove", "rm",
+                  "Remove a model and print what it was (its ModelArtifactsInfo)",
+                  "The model, e.g. file://models/a/model.json or memory://a", run_remove);
+}
+
+}  // namespace stowage::cli

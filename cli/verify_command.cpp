@@ -1,0 +1,130 @@
+// `stowage verify URL`: loads a model (which checks every weight group's
+// size), decodes every tensor and checks that weight names are unique.
+#include <iostream>
+#include <map>
+
+#include "commands_internal.hpp"
+#include "stowage/management.hpp"
+
+namespace stowage::cli {
+namespace {
+
+struct VerifyArgs {
+  std::string url;
+  UrlOptions options;
+};
+
+struct Verified {
+  size_t tensors = 0;
+  size_t groups = 0;
+  size_t shards = 0;
+  uint64_t weight_bytes = 0;
+};
+
+Verified verify(const std::string& url, const std::string& options, const CommonOptions& common) {
+  ModelArtifacts artifacts;
+  {
+    Progress progress(common, "verifying");
+    artifacts = load_model(url, options, progress.context());
+  }
+  const std::vector<WeightSpec> specs = artifacts.weight_specs.value_or(std::vector<WeightSpec>{});
+  static const WeightData kNoData;
+  const WeightData& data = artifacts.weight_data ? *artifacts.weight_data : kNoData;
+
+  std::map<std::string_view, size_t> seen;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    auto [it, inserted] = seen.emplace(specs[i].name, i);
+    if (!inserted) {
+      throw Error(ErrorCode::kInvalidArgument, url + ": duplicate weight name '" + specs[i].name +
+                                                   "' (weights " + std::to_string(it->second + 1) +
+                                                   " and " + std::to_string(i + 1) + ")");
+    }
+  }
+
+  Verified v;
+  v.weight_bytes = total_size(data);
+  // The load checked each group's size; this also walks string tensors'
+  // length prefixes and catches bytes no spec accounts for.
+  const std::vector<TensorExtent> extents = tensor_extents(data, specs, url);
+  const uint64_t used = extents.empty() ? 0 : extents.back().offset + extents.back().bytes;
+  if (used != v.weight_bytes) {
+    throw Error(ErrorCode::kDataLoss, url + ": the weight specs use " + std::to_string(used) +
+                                          " bytes but the weight data has " +
+                                          std::to_string(v.weight_bytes));
+  }
+  const std::vector<Tensor> tensors = decode_weights(data, specs);
+  if (tensors.size() != specs.size()) {
+    throw Error(ErrorCode::kDataLoss, url + ": decoded " + std::to_string(tensors.size()) +
+                                          " tensors for " + std::to_string(specs.size()) +
+                                          " weight specs");
+  }
+  v.tensors = tensors.size();
+  if (artifacts.weights_manifest) {
+    v.groups = artifacts.weights_manifest->size();
+    for (const WeightGroup& group : *artifacts.weights_manifest) v.shards += group.paths.size();
+  } else {
+    v.shards = data.size();
+  }
+  return v;
+}
+
+int run_verify(const VerifyArgs& args, const CommonOptions& common) {
+  const std::string url = normalize_url(args.url);
+  const std::string options = options_json(args.options, "--options");
+  Verified v;
+  try {
+    v = verify(url, options, common);
+  } catch (const Error& e) {
+    if (common.json) {
+      // The verdict is the output; the one-line message still goes to stderr.
+      const std::string message = message_names(e.what(), url) ? e.what() : url + ": " + e.what();
+      JsonWriter w;
+      w.begin_object();
+      w.key("url").string(url);
+      w.key("ok").boolean(false);
+      w.key("error").begin_object();
+      w.key("code").string(error_code_name(e.code()));
+      w.key("message").string(message);
+      w.end_object();
+      w.end_object();
+      std::cout << w.str();
+    }
+    rethrow_naming(e, url);
+  }
+
+  if (common.json) {
+    JsonWriter w;
+    w.begin_object();
+    w.key("url").string(url);
+    w.key("ok").boolean(true);
+    w.key("tensors").uint(v.tensors);
+    w.key("groups").uint(v.groups);
+    w.key("shards").uint(v.shards);
+    w.key("weightBytes").uint(v.weight_bytes);
+    w.end_object();
+    std::cout << w.str();
+  } else if (!common.quiet) {
+    std::cout << "OK " << url << ": " << v.tensors << " tensor" << (v.tensors == 1 ? "" : "s")
+              << " decoded, " << v.groups << " group" << (v.groups == 1 ? "" : "s") << ", "
+              << v.shards << " shard" << (v.shards == 1 ? "" : "s") << ", "
+              << bytes_text(v.weight_bytes) << " of weights\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_verify_command(CLI::App& app, CommonOptions& common, Runner& run) {
+  auto args = std::make_shared<VerifyArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "verify",
+      "Check a model: load it (every weight group's size is checked), decode every tensor and "
+      "check that weight names are unique. Prints OK with counts, or the failure");
+  sub->add_option("URL", args->url, "The model, e.g. file://models/a/model.json")->required();
+  add_url_options(*sub, args->options);
+  add_common_options(*sub, common);
+  sub->callback(
+      [&run, &common, args] { run = [&common, args] { return run_verify(*args, common); }; });
+}
+
+}  // namespace stowage::cli

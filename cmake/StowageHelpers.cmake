@@ -1,0 +1,60 @@
+# Build helpers shared by every folder.
+
+# One doctest main for every unit-test executable.
+add_library(stowage_test_main STATIC ${CMAKE_SOURCE_DIR}/tests/doctest_main.cpp)
+target_link_libraries(stowage_test_main PUBLIC doctest::doctest)
+
+# stowage_add_test(NAME name SOURCES a_test.cpp ... [LIBS ...] [LABELS ...])
+# A doctest executable registered with CTest. Plugins under test are found
+# through the real loader in the build tree's plugin folder.
+function(stowage_add_test)
+  cmake_parse_arguments(T "" "NAME" "SOURCES;LIBS;LABELS;DEPENDS" ${ARGN})
+  add_executable(${T_NAME} ${T_SOURCES})
+  target_link_libraries(${T_NAME} PRIVATE stowage_test_main ${T_LIBS})
+  target_compile_definitions(${T_NAME} PRIVATE
+    STOWAGE_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+    STOWAGE_PLUGIN_BUILD_DIR="${STOWAGE_PLUGIN_OUTPUT_DIR}")
+  if(T_DEPENDS)
+    add_dependencies(${T_NAME} ${T_DEPENDS})
+  endif()
+  add_test(NAME ${T_NAME} COMMAND ${T_NAME})
+  set_tests_properties(${T_NAME} PROPERTIES LABELS "unit;${T_LABELS}" TIMEOUT 600)
+endfunction()
+
+# stowage_add_plugin(NAME file SOURCES file_plugin.cpp SCHEMES file [LIBS ...])
+# Builds libstowage_<name>.so into the plugin folder with its manifest
+# stowage-<name>.json beside it. Plugins export one symbol and never link the
+# core library (no second registry in the process).
+function(stowage_add_plugin)
+  cmake_parse_arguments(P "" "NAME;VERSION" "SOURCES;SCHEMES;LIBS" ${ARGN})
+  if(NOT P_VERSION)
+    set(P_VERSION ${PROJECT_VERSION})
+  endif()
+  set(target stowage_${P_NAME})
+  add_library(${target} MODULE ${P_SOURCES})
+  target_link_libraries(${target} PRIVATE stowage::sdk ${P_LIBS})
+  set_target_properties(${target} PROPERTIES
+    PREFIX "lib" OUTPUT_NAME stowage_${P_NAME}
+    LIBRARY_OUTPUT_DIRECTORY ${STOWAGE_PLUGIN_OUTPUT_DIR}
+    C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+  # The entry point is the only exported symbol: the version script also
+  # hides the C++ library's template instantiations and the format library.
+  set(exports ${CMAKE_BINARY_DIR}/stowage-plugin-exports.map)
+  file(CONFIGURE OUTPUT ${exports}
+    CONTENT "{\n  global: stowage_plugin_entry_v1;\n  local: *;\n};\n")
+  target_link_options(${target} PRIVATE -Wl,--no-undefined -Wl,--version-script=${exports})
+  set_target_properties(${target} PROPERTIES LINK_DEPENDS ${exports})
+  target_compile_definitions(${target} PRIVATE
+    STOWAGE_PLUGIN_NAME="${P_NAME}" STOWAGE_PLUGIN_VERSION="${P_VERSION}")
+  set(schemes_json "")
+  foreach(s IN LISTS P_SCHEMES)
+    if(schemes_json)
+      string(APPEND schemes_json ", ")
+    endif()
+    string(APPEND schemes_json "\"${s}\"")
+  endforeach()
+  set(manifest "{\n  \"manifest_version\": 1,\n  \"name\": \"${P_NAME}\",\n  \"version\": \"${P_VERSION}\",\n  \"library\": \"libstowage_${P_NAME}.so\",\n  \"abi\": {\"major\": 1, \"minor\": 0},\n  \"schemes\": [${schemes_json}]\n}\n")
+  file(GENERATE OUTPUT ${STOWAGE_PLUGIN_OUTPUT_DIR}/stowage-${P_NAME}.json CONTENT "${manifest}")
+  install(TARGETS ${target} LIBRARY DESTINATION ${STOWAGE_INSTALL_PLUGIN_DIR})
+  install(FILES ${STOWAGE_PLUGIN_OUTPUT_DIR}/stowage-${P_NAME}.json DESTINATION ${STOWAGE_INSTALL_PLUGIN_DIR})
+endfunction()

@@ -1,0 +1,79 @@
+// The host side of the plugin ABI (abi.h): the status and sink objects a
+// plugin writes into, the stowage_host_api table, and the bridging of
+// buffers in both directions.
+// Thread-safety: the table's functions may be called from any thread; one
+// status or sink belongs to one call. Ownership: see each function.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "stowage/abi.h"
+#include "stowage/buffer.hpp"
+#include "stowage/error.hpp"
+
+// Host-owned; one per plugin call.
+struct stowage_status {
+  bool failed = false;
+  stowage::ErrorCode code = stowage::ErrorCode::kOk;
+  bool retryable = false;
+  std::string message;
+};
+
+// Host-owned output collector. What a plugin may put into it depends on kind;
+// anything else is recorded in misuse and failed after the call.
+struct stowage_sink {
+  enum class Kind { kText, kLoad, kList };
+  explicit stowage_sink(Kind k, std::shared_ptr<const void> plugin = nullptr)
+      : kind(k), keep_alive(std::move(plugin)) {}
+
+  Kind kind;
+  // Held by the owner of every buffer the plugin hands over, so the code
+  // behind its release callback stays loaded.
+  std::shared_ptr<const void> keep_alive;
+  std::optional<std::string> text;
+  stowage::WeightData buffers;
+  std::vector<std::pair<std::string, std::string>> models;  // url, info JSON
+  std::string misuse;
+};
+
+namespace stowage::host {
+
+static_assert(static_cast<int>(ErrorCode::kInternal) == STOWAGE_INTERNAL);
+static_assert(static_cast<int>(ErrorCode::kNotFound) == STOWAGE_NOT_FOUND);
+static_assert(static_cast<int>(ErrorCode::kUnimplemented) == STOWAGE_UNIMPLEMENTED);
+
+// The services every plugin gets from its entry function; static storage.
+const stowage_host_api* host_api() noexcept;
+
+// The weight buffers of a save, lent to the plugin for the call. Each one
+// carries a host reference, so host->buffer_share hands out new owning
+// references without copying. Not copyable; keep it alive for the call.
+class LentBuffers {
+ public:
+  explicit LentBuffers(const WeightData* data);
+  ~LentBuffers();
+  LentBuffers(const LentBuffers&) = delete;
+  LentBuffers& operator=(const LentBuffers&) = delete;
+
+  const stowage_buffer* data() const noexcept { return buffers_.data(); }
+  uint64_t size() const noexcept { return buffers_.size(); }
+
+ private:
+  std::vector<stowage_buffer> buffers_;
+};
+
+// Takes ownership of a buffer a plugin hands over (sets buf->release to
+// NULL): the Buffer's owner calls the plugin's release when the last copy
+// goes, and keeps `keep_alive` until then.
+Buffer adopt_plugin_buffer(stowage_buffer* buf, std::shared_ptr<const void> keep_alive);
+
+// Number of host references currently held by plugins or lent to them (for
+// tests: every reference handed out must come back).
+uint64_t live_host_references() noexcept;
+
+}  // namespace stowage::host

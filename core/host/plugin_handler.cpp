@@ -1,0 +1,242 @@
+#include <atomic>
+#include <exception>
+#include <mutex>
+
+#include "plugin_handler_internal.hpp"
+#include "stowage/error.hpp"
+#include "stowage/model_json.hpp"
+#include "stowage/weights.hpp"
+
+namespace stowage::host {
+namespace {
+
+// The stowage_call of one attempt: forwards the plugin's callbacks to the
+// CallContext. A callback that throws is remembered (and rethrown after the
+// call) and makes is_cancelled say yes, so the plugin stops early.
+class CallBridge {
+ public:
+  explicit CallBridge(const CallContext& ctx) : ctx_(ctx) {
+    call_.struct_size = sizeof call_;
+    if (ctx.deadline) {
+      call_.deadline_unix_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline->time_since_epoch())
+              .count();
+      // 0 means "no deadline"; a deadline at the epoch has passed anyway.
+      if (call_.deadline_unix_ms == 0) call_.deadline_unix_ms = 1;
+    }
+    call_.host_context = this;
+    call_.is_cancelled = &CallBridge::is_cancelled;
+    call_.progress = &CallBridge::progress;
+    call_.convert_weight_url = &CallBridge::convert;
+  }
+  CallBridge(const CallBridge&) = delete;
+  CallBridge& operator=(const CallBridge&) = delete;
+
+  const stowage_call* get() const noexcept { return &call_; }
+
+  void rethrow_if_failed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void remember(std::exception_ptr e) noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_) error_ = std::move(e);
+    failed_.store(true);
+  }
+
+  static int32_t is_cancelled(void* context) noexcept {
+    auto* self = static_cast<CallBridge*>(context);
+    if (self->failed_.load()) return 1;
+    if (!self->ctx_.is_cancelled) return 0;
+    try {
+      return self->ctx_.is_cancelled() ? 1 : 0;
+    } catch (...) {
+      self->remember(std::current_exception());
+      return 1;
+    }
+  }
+
+  static void progress(void* context, uint64_t done, uint64_t total) noexcept {
+    auto* self = static_cast<CallBridge*>(context);
+    if (!self->ctx_.on_progress || self->failed_.load()) return;
+    try {
+      self->ctx_.on_progress(done, total);
+    } catch (...) {
+      self->remember(std::current_exception());
+    }
+  }
+
+  static int32_t convert(void* context, const char* path, size_t path_len, stowage_sink* out,
+                         stowage_status* st) noexcept {
+    auto* self = static_cast<CallBridge*>(context);
+    const stowage_host_api* host = host_api();
+    if (!self->ctx_.weight_url_converter) return 0;
+    if (out == nullptr) {
+      static constexpr char kMsg[] =
+          "convert_weight_url needs a text sink made by host->sink_new_text";
+      host->status_set(st, STOWAGE_INVALID_ARGUMENT, 0, kMsg, sizeof kMsg - 1);
+      return -1;
+    }
+    try {
+      std::optional<std::string> url =
+          self->ctx_.weight_url_converter(std::string_view(path, path_len));
+      if (!url) return 0;
+      host->sink_set_text(out, url->data(), url->size());
+      return 1;
+    } catch (const Error& e) {
+      std::string_view msg = e.what();
+      host->status_set(st, static_cast<int32_t>(e.code()), e.retryable() ? 1 : 0, msg.data(),
+                       msg.size());
+    } catch (const std::exception& e) {
+      std::string msg = std::string("the weight URL converter failed: ") + e.what();
+      host->status_set(st, STOWAGE_INTERNAL, 0, msg.data(), msg.size());
+    } catch (...) {
+      static constexpr char kMsg[] = "the weight URL converter failed";
+      host->status_set(st, STOWAGE_INTERNAL, 0, kMsg, sizeof kMsg - 1);
+    }
+    return -1;
+  }
+
+  const CallContext& ctx_;
+  stowage_call call_{};
+  std::mutex mu_;
+  std::exception_ptr error_;
+  std::atomic<bool> failed_{false};
+};
+
+Error plugin_error(const LoadedPlugin& plugin, const char* op, const std::string& url,
+                   const stowage_status& st) {
+  if (!st.message.empty()) return Error(st.code, st.message, st.retryable);
+  return Error(st.code,
+               "plugin '" + plugin.name + "' failed to " + op + " '" + url + "' (" +
+                   std::string(error_code_name(st.code)) + ", no message given)",
+               st.retryable);
+}
+
+}  // namespace
+
+PluginHandler::PluginHandler(std::shared_ptr<const LoadedPlugin> plugin, std::string url,
+                             std::string_view options_json, RetryPolicy policy)
+    : plugin_(std::move(plugin)), url_(std::move(url)), policy_(policy) {
+  const std::string options(options_json);
+  stowage_status st;
+  stowage_handler* handle = nullptr;
+  {
+    auto lock = plugin_->call_lock();
+    plugin_->ops.open(url_.c_str(), url_.size(), options.c_str(), options.size(), &handle, &st);
+  }
+  if (st.failed) {
+    if (handle != nullptr) {
+      auto lock = plugin_->call_lock();
+      plugin_->ops.close(handle);
+    }
+    throw plugin_error(*plugin_, "open", url_, st);
+  }
+  if (handle == nullptr) {
+    throw Error(ErrorCode::kInternal,
+                "plugin '" + plugin_->name + "' returned no handler for '" + url_ + "'");
+  }
+  handle_ = handle;
+}
+
+PluginHandler::~PluginHandler() {
+  auto lock = plugin_->call_lock();
+  plugin_->ops.close(handle_);
+}
+
+template <class Fn>
+std::unique_ptr<stowage_sink> PluginHandler::invoke(const char* op, const CallContext& call,
+                                                    stowage_sink::Kind kind, Fn&& fn) {
+  std::unique_ptr<stowage_sink> result;
+  run_with_retry(policy_, call, [&] {
+    auto sink = std::make_unique<stowage_sink>(kind, plugin_);
+    stowage_status st;
+    CallBridge bridge(call);
+    {
+      auto lock = plugin_->call_lock();
+      fn(bridge.get(), sink.get(), &st);
+    }
+    bridge.rethrow_if_failed();
+    if (st.failed) throw plugin_error(*plugin_, op, url_, st);
+    if (!sink->misuse.empty()) {
+      throw Error(ErrorCode::kInternal, "plugin '" + plugin_->name + "' broke the ABI in " + op +
+                                            " of '" + url_ + "': " + sink->misuse);
+    }
+    result = std::move(sink);
+  });
+  return result;
+}
+
+SaveResult PluginHandler::save(const ModelArtifacts& artifacts, const CallContext& call) {
+  if (!can_save()) return IOHandler::save(artifacts, call);
+  const std::string json = artifacts_to_json(artifacts);
+  const WeightData* data = artifacts.weight_data ? &*artifacts.weight_data : nullptr;
+  LentBuffers lent(data);
+  stowage_artifacts a{};
+  a.struct_size = sizeof a;
+  a.has_weight_data = data != nullptr ? 1 : 0;
+  a.json = json.c_str();
+  a.json_size = json.size();
+  a.buffers = lent.data();
+  a.buffer_count = lent.size();
+  a.weight_bytes = data != nullptr ? total_size(*data) : 0;
+  auto sink = invoke("save", call, stowage_sink::Kind::kText,
+                     [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
+                       plugin_->ops.save(handle_, &a, c, s, st);
+                     });
+  SaveResult result;
+  result.model_artifacts_info = artifacts_info(artifacts);
+  if (sink->text) result.responses = std::move(*sink->text);
+  return result;
+}
+
+ModelArtifacts PluginHandler::load(const CallContext& call) {
+  if (!can_load()) return IOHandler::load(call);
+  auto sink = invoke("load", call, stowage_sink::Kind::kLoad,
+                     [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
+                       plugin_->ops.load(handle_, c, s, st);
+                     });
+  if (!sink->text) {
+    throw Error(
+        ErrorCode::kInternal,
+        "plugin '" + plugin_->name + "' returned no model JSON from its load of '" + url_ + "'");
+  }
+  ModelArtifacts artifacts = parse_model_json(*sink->text, url_);
+  if (!sink->buffers.empty() || artifacts.weight_specs || artifacts.weights_manifest) {
+    artifacts.weight_data = std::move(sink->buffers);
+  }
+  validate_weight_bytes(artifacts, url_);
+  return artifacts;
+}
+
+std::vector<ListedModel> PluginHandler::list(const CallContext& call) {
+  if (!can_list()) return IOHandler::list(call);
+  auto sink = invoke("list", call, stowage_sink::Kind::kList,
+                     [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
+                       plugin_->ops.list(handle_, c, s, st);
+                     });
+  std::vector<ListedModel> models;
+  models.reserve(sink->models.size());
+  for (auto& [url, info] : sink->models) {
+    models.push_back(
+        {url, info_from_json(info, "plugin '" + plugin_->name + "' listing '" + url + "'")});
+  }
+  return models;
+}
+
+ModelArtifactsInfo PluginHandler::remove(const CallContext& call) {
+  if (!can_remove()) return IOHandler::remove(call);
+  auto sink = invoke("remove", call, stowage_sink::Kind::kText,
+                     [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
+                       plugin_->ops.remove(handle_, c, s, st);
+                     });
+  if (!sink->text) {
+    throw Error(ErrorCode::kInternal,
+                "plugin '" + plugin_->name + "' removed '" + url_ + "' but returned no model info");
+  }
+  return info_from_json(*sink->text, "plugin '" + plugin_->name + "' removing '" + url_ + "'");
+}
+
+}  // namespace stowage::host

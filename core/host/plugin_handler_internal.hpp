@@ -1,0 +1,57 @@
+// PluginHandler: an IOHandler over one handler of a loaded plugin, speaking
+// the C ABI. Every load is validated (weight bytes against the specs) before
+// it returns; failures the plugin marks retryable are retried under the
+// host's retry policy.
+// Thread-safety: as IOHandler (calls into a plugin that declared
+// STOWAGE_CAP_SINGLE_THREADED are serialised); set_retry_policy only before
+// the handler is shared. Ownership: holds its plugin; the plugin's handler is
+// closed by the destructor.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "host_api_internal.hpp"
+#include "plugin_loader_internal.hpp"
+#include "retry_internal.hpp"
+#include "stowage/handler.hpp"
+
+namespace stowage::host {
+
+class PluginHandler final : public IOHandler {
+ public:
+  // Opens a handler of `plugin` for url with options (a JSON object text).
+  // Throws the plugin's error.
+  PluginHandler(std::shared_ptr<const LoadedPlugin> plugin, std::string url,
+                std::string_view options_json, RetryPolicy policy = {});
+  ~PluginHandler() override;
+  PluginHandler(const PluginHandler&) = delete;
+  PluginHandler& operator=(const PluginHandler&) = delete;
+
+  const std::string& url() const override { return url_; }
+  bool can_save() const override { return plugin_->has(STOWAGE_CAP_SAVE); }
+  bool can_load() const override { return plugin_->has(STOWAGE_CAP_LOAD); }
+  bool can_list() const override { return plugin_->has(STOWAGE_CAP_LIST); }
+  bool can_remove() const override { return plugin_->has(STOWAGE_CAP_REMOVE); }
+
+  SaveResult save(const ModelArtifacts& artifacts, const CallContext& call = {}) override;
+  ModelArtifacts load(const CallContext& call = {}) override;
+  std::vector<ListedModel> list(const CallContext& call = {}) override;
+  ModelArtifactsInfo remove(const CallContext& call = {}) override;
+
+  const std::shared_ptr<const LoadedPlugin>& plugin() const noexcept { return plugin_; }
+  void set_retry_policy(const RetryPolicy& policy) { policy_ = policy; }
+
+ private:
+  template <class Fn>
+  std::unique_ptr<stowage_sink> invoke(const char* op, const CallContext& call,
+                                       stowage_sink::Kind kind, Fn&& fn);
+
+  std::shared_ptr<const LoadedPlugin> plugin_;
+  std::string url_;
+  stowage_handler* handle_ = nullptr;
+  RetryPolicy policy_;
+};
+
+}  // namespace stowage::host

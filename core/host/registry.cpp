@@ -1,0 +1,575 @@
+// The scheme registry: manifests tell which plugin serves which scheme before
+// any plugin code runs; a library is loaded on the first open() of one of its
+// schemes, and only when the allow list lets it.
+#include "stowage/registry.hpp"
+
+#include <sys/auxv.h>
+
+#include <algorithm>
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+
+#include "json_util_internal.hpp"
+#include "manifest_internal.hpp"
+#include "plugin_handler_internal.hpp"
+#include "plugin_loader_internal.hpp"
+#include "registry_internal.hpp"
+#include "stowage/error.hpp"
+
+#ifndef STOWAGE_INSTALL_PLUGIN_DIR
+#error "STOWAGE_INSTALL_PLUGIN_DIR must name the installed plugin folder"
+#endif
+
+namespace stowage {
+namespace host {
+
+bool is_valid_scheme(std::string_view scheme) noexcept {
+  if (scheme.empty() || scheme[0] < 'a' || scheme[0] > 'z') return false;
+  for (char c : scheme) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string apply_alias(std::string_view target, std::string_view rest) {
+  if (target.find("://") == std::string_view::npos) {
+    return std::string(target) + "://" + std::string(rest);
+  }
+  if (rest.empty()) return std::string(target);
+  std::string out(target);
+  bool bare = out.size() >= 3 && out.compare(out.size() - 3, 3, "://") == 0;
+  if (!bare) {
+    while (!out.empty() && out.back() == '/' && out.compare(out.size() - 3, 3, "://") != 0) {
+      out.pop_back();
+    }
+    while (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
+    out += '/';
+  }
+  out += rest;
+  return out;
+}
+
+}  // namespace host
+
+namespace {
+
+namespace fs = std::filesystem;
+
+int source_rank(std::string_view source) {
+  if (source == "api") return 0;
+  if (source == "config") return 1;
+  if (source == "STOWAGE_PLUGIN_PATH") return 2;
+  if (source == "default") return 3;
+  return 4;
+}
+
+// What the registry knows about one plugin. Fixed when added, except
+// `loaded` and `named_by_host`, which are guarded by Registry::Impl::mu.
+struct PluginRecord {
+  std::string name;
+  std::string version;
+  fs::path manifest;
+  fs::path library;
+  std::vector<std::string> schemes;
+  uint32_t abi_major = 0;
+  uint32_t abi_minor = 0;
+  std::string source;
+  std::optional<host::Manifest> parsed;
+  std::optional<std::string> entry_pin;  // from a config "plugins" entry
+  std::optional<Error> broken;           // an unreadable manifest: never loads
+  bool named_by_host = false;            // add_plugin from the API: always allowed
+  std::shared_ptr<const host::LoadedPlugin> loaded;
+  std::mutex load_mu;  // one load attempt per record at a time
+
+  const fs::path& file() const { return manifest.empty() ? library : manifest; }
+};
+
+fs::path absolute_normal(const fs::path& p) {
+  std::error_code ec;
+  fs::path abs = fs::absolute(p, ec);
+  if (ec) abs = p;
+  fs::path canon = fs::weakly_canonical(abs, ec);
+  return ec ? abs.lexically_normal() : canon;
+}
+
+std::shared_ptr<PluginRecord> record_from_manifest(host::Manifest m, std::string_view source) {
+  auto r = std::make_shared<PluginRecord>();
+  r->name = m.name;
+  r->version = m.version;
+  r->manifest = m.file;
+  r->library = m.library;
+  r->schemes = m.schemes;
+  r->abi_major = m.abi_major;
+  r->abi_minor = m.abi_minor;
+  r->source = std::string(source);
+  r->parsed = std::move(m);
+  return r;
+}
+
+std::shared_ptr<PluginRecord> record_from_plugin(std::shared_ptr<const host::LoadedPlugin> p,
+                                                 std::string_view source) {
+  auto r = std::make_shared<PluginRecord>();
+  r->name = p->name;
+  r->version = p->version;
+  r->library = p->library;
+  r->schemes = p->schemes;
+  r->abi_major = p->abi_major;
+  r->abi_minor = p->abi_minor;
+  r->source = std::string(source);
+  r->loaded = std::move(p);
+  return r;
+}
+
+std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
+  std::string out;
+  for (const auto& s : items) {
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Registry::Impl {
+  mutable std::shared_mutex mu;
+  std::vector<std::shared_ptr<PluginRecord>> records;
+  std::map<std::string, HandlerFactory> factories;
+  std::optional<std::set<std::string>> allow;
+  std::map<std::string, std::string> aliases;
+  std::map<std::string, std::string> scheme_plugins;
+  std::map<std::string, std::string> defaults;
+  std::map<std::string, std::string> name_pins;
+  std::vector<fs::path> folders;
+
+  // REQUIRES: mu held.
+  bool allowed(const PluginRecord& r) const {
+    return r.named_by_host || !allow || allow->count(r.name) != 0;
+  }
+
+  // Adds a record unless it repeats one already known. Of two plugins with
+  // one name, the one from the higher source wins (as in a search path).
+  // REQUIRES: mu held exclusively.
+  void insert(std::shared_ptr<PluginRecord> rec) {
+    for (auto& e : records) {
+      bool same = (!rec->manifest.empty() && e->manifest == rec->manifest) ||
+                  (rec->manifest.empty() && e->manifest.empty() && e->library == rec->library);
+      if (!same) continue;
+      // The same file again: it keeps the highest source it was named by.
+      if (source_rank(rec->source) < source_rank(e->source)) {
+        if (!rec->loaded) rec->loaded = e->loaded;
+        rec->named_by_host = rec->named_by_host || e->named_by_host;
+        e = std::move(rec);
+      } else if (rec->named_by_host) {
+        e->named_by_host = true;
+      }
+      return;
+    }
+    if (!rec->broken) {
+      for (auto& e : records) {
+        if (e->broken || e->name != rec->name) continue;
+        if (source_rank(rec->source) < source_rank(e->source) && !e->loaded) e = std::move(rec);
+        return;
+      }
+    }
+    records.push_back(std::move(rec));
+  }
+
+  std::shared_ptr<const host::LoadedPlugin> ensure_loaded(PluginRecord& rec) {
+    std::lock_guard<std::mutex> once(rec.load_mu);
+    host::LoadRequest request;
+    {
+      std::shared_lock<std::shared_mutex> lock(mu);
+      if (rec.loaded) return rec.loaded;
+      if (rec.broken) throw *rec.broken;
+      request.library = rec.library;
+      request.manifest = rec.parsed ? &*rec.parsed : nullptr;
+      if (rec.entry_pin) request.sha256_pins.push_back(*rec.entry_pin);
+      auto pin = name_pins.find(rec.name);
+      if (pin != name_pins.end()) request.sha256_pins.push_back(pin->second);
+    }
+    auto plugin = host::load_plugin(request);
+    std::unique_lock<std::shared_mutex> lock(mu);
+    rec.loaded = plugin;
+    return plugin;
+  }
+
+  // REQUIRES: mu held.
+  std::vector<std::string> available_schemes() const {
+    std::set<std::string> all;
+    for (const auto& [scheme, f] : factories) all.insert(scheme);
+    for (const auto& r : records) {
+      if (r->broken || !allowed(*r)) continue;
+      all.insert(r->schemes.begin(), r->schemes.end());
+    }
+    for (const auto& [alias, target] : aliases) all.insert(alias);
+    return {all.begin(), all.end()};
+  }
+
+  // REQUIRES: mu held.
+  std::string no_handler_message(std::string_view url, const std::string& scheme) const {
+    std::string msg;
+    if (scheme.empty()) {
+      msg = "No handler for URL '" + std::string(url) +
+            "': it has no scheme (a URL starts with '<scheme>://').";
+    } else {
+      msg = "No handler for scheme '" + scheme + "' in URL '" + std::string(url) + "'.";
+    }
+    auto schemes = available_schemes();
+    msg += " Available schemes: " + (schemes.empty() ? std::string("(none)") : join(schemes)) + ".";
+    std::vector<std::string> dirs;
+    for (const auto& f : folders) dirs.push_back(f.string());
+    msg += " Plugin folders searched: " + (dirs.empty() ? std::string("(none)") : join(dirs)) + ".";
+    if (scheme.empty()) {
+      msg += " Write the URL with its scheme, e.g. 'file://" + std::string(url) + "'.";
+      return msg;
+    }
+    for (const auto& r : records) {
+      if (r->broken || allowed(*r)) continue;
+      if (std::find(r->schemes.begin(), r->schemes.end(), scheme) == r->schemes.end()) continue;
+      msg += " Plugin '" + r->name + "' (" + r->file().string() + ") serves '" + scheme +
+             "' but is not in the config's \"allow\" list, so it is never loaded.";
+    }
+    std::vector<std::string> broken;
+    for (const auto& r : records) {
+      if (r->broken) broken.push_back(r->broken->what());
+    }
+    if (!broken.empty()) {
+      msg += " Plugin manifests that could not be read: " + join(broken, "; ") + ".";
+    }
+    return msg;
+  }
+
+  // The record that serves scheme. REQUIRES: mu held.
+  std::shared_ptr<PluginRecord> choose(const std::string& scheme, std::string_view url) const {
+    auto serves = [&](const PluginRecord& r) {
+      return !r.broken && std::find(r.schemes.begin(), r.schemes.end(), scheme) != r.schemes.end();
+    };
+    auto pick = scheme_plugins.find(scheme);
+    if (pick != scheme_plugins.end()) {
+      for (const auto& r : records) {
+        if (!serves(*r) || r->name != pick->second) continue;
+        if (!allowed(*r)) {
+          throw host::NoHandlerError(
+              "The config picks plugin '" + r->name + "' for scheme '" + scheme +
+                  "' (\"scheme_plugins\"), but it is not in the \"allow\" list (URL '" +
+                  std::string(url) + "').",
+              scheme);
+        }
+        return r;
+      }
+      std::vector<std::string> others;
+      for (const auto& r : records) {
+        if (serves(*r)) others.push_back("'" + r->name + "' (" + r->file().string() + ")");
+      }
+      throw host::NoHandlerError(
+          "The config picks plugin '" + pick->second + "' for scheme '" + scheme +
+              "' (\"scheme_plugins\"), but no plugin of that name serving '" + scheme +
+              "' is known (URL '" + std::string(url) + "'). Plugins serving '" + scheme +
+              "': " + (others.empty() ? std::string("(none)") : join(others)) + ".",
+          scheme);
+    }
+    std::vector<std::shared_ptr<PluginRecord>> candidates;
+    for (const auto& r : records) {
+      if (serves(*r) && allowed(*r)) candidates.push_back(r);
+    }
+    if (candidates.size() == 1) return candidates.front();
+    if (candidates.empty()) throw host::NoHandlerError(no_handler_message(url, scheme), scheme);
+    std::vector<std::string> claims;
+    for (const auto& r : candidates) {
+      claims.push_back("'" + r->name + "' (" + r->file().string() + ")");
+    }
+    throw Error(ErrorCode::kInvalidArgument,
+                "Scheme '" + scheme + "' of URL '" + std::string(url) +
+                    "' is claimed by more than one plugin: " + join(claims, " and ") +
+                    ". Pick one in the config with \"scheme_plugins\": {\"" + scheme +
+                    "\": \"<plugin name>\"}.");
+  }
+};
+
+Registry::Registry() : impl_(std::make_unique<Impl>()) {}
+Registry::~Registry() = default;
+
+Registry& Registry::global() {
+  // Leaked on purpose: handlers and buffers may outlive static destruction.
+  static Registry* instance = [] {
+    auto r = std::make_unique<Registry>();
+    r->discover_defaults();
+    return r.release();
+  }();
+  return *instance;
+}
+
+void Registry::discover_defaults() {
+  // Under setuid/setgid the environment belongs to someone else.
+  const bool secure = ::getauxval(AT_SECURE) != 0;
+  if (!secure) {
+    const char* config = std::getenv("STOWAGE_CONFIG");
+    if (config != nullptr && *config != '\0') apply_config(load_config_file(config));
+    const char* path = std::getenv("STOWAGE_PLUGIN_PATH");
+    if (path != nullptr) {
+      std::string_view rest(path);
+      while (!rest.empty()) {
+        auto colon = rest.find(':');
+        std::string_view dir = rest.substr(0, colon);
+        if (!dir.empty()) add_plugin_folder(fs::path(std::string(dir)), "STOWAGE_PLUGIN_PATH");
+        if (colon == std::string_view::npos) break;
+        rest.remove_prefix(colon + 1);
+      }
+    }
+  }
+  std::error_code ec;
+  fs::path exe = boost::dll::program_location(ec);
+  if (!ec && !exe.empty()) {
+    add_plugin_folder((exe.parent_path() / ".." / "lib" / "stowage" / "plugins").lexically_normal(),
+                      "default");
+  }
+  add_plugin_folder(fs::path(STOWAGE_INSTALL_PLUGIN_DIR), "default");
+}
+
+void Registry::apply_config(const Config& config) {
+  {
+    std::unique_lock<std::shared_mutex> lock(impl_->mu);
+    if (config.allow) impl_->allow.emplace(config.allow->begin(), config.allow->end());
+    for (const auto& [k, v] : config.aliases) impl_->aliases[k] = v;
+    for (const auto& [k, v] : config.scheme_plugins) impl_->scheme_plugins[k] = v;
+    for (const auto& [k, v] : config.defaults) impl_->defaults[k] = v;
+    for (const auto& [k, v] : config.sha256) impl_->name_pins[k] = v;
+  }
+  for (const auto& folder : config.plugin_paths) add_plugin_folder(folder, "config");
+  for (const auto& entry : config.plugins) {
+    fs::path file = absolute_normal(entry.path);
+    if (file.extension() == ".json") {
+      auto rec = record_from_manifest(host::read_manifest(file), "config");
+      rec->entry_pin = entry.sha256;
+      std::unique_lock<std::shared_mutex> lock(impl_->mu);
+      impl_->insert(std::move(rec));
+      continue;
+    }
+    // A library named directly has no manifest to say what it serves: it is
+    // loaded now, as the config asks, and the pins still apply.
+    host::LoadRequest request;
+    request.library = file;
+    if (entry.sha256) request.sha256_pins.push_back(*entry.sha256);
+    auto plugin = host::load_plugin(request);
+    {
+      std::shared_lock<std::shared_mutex> lock(impl_->mu);
+      auto pin = impl_->name_pins.find(plugin->name);
+      if (pin != impl_->name_pins.end()) request.sha256_pins.push_back(pin->second);
+    }
+    if (request.sha256_pins.size() > (entry.sha256 ? 1u : 0u)) host::load_plugin(request);
+    std::unique_lock<std::shared_mutex> lock(impl_->mu);
+    impl_->insert(record_from_plugin(std::move(plugin), "config"));
+  }
+}
+
+void Registry::add_plugin(const fs::path& file_in, std::string_view source) {
+  fs::path file = absolute_normal(file_in);
+  if (file.extension() == ".json") {
+    auto rec = record_from_manifest(host::read_manifest(file), source);
+    rec->named_by_host = source == "api";
+    std::unique_lock<std::shared_mutex> lock(impl_->mu);
+    impl_->insert(std::move(rec));
+    return;
+  }
+  host::LoadRequest request;
+  request.library = file;
+  auto plugin = host::load_plugin(request);
+  std::optional<std::string> pin;
+  {
+    std::shared_lock<std::shared_mutex> lock(impl_->mu);
+    auto it = impl_->name_pins.find(plugin->name);
+    if (it != impl_->name_pins.end()) pin = it->second;
+  }
+  if (pin) {
+    request.sha256_pins.push_back(*pin);
+    host::load_plugin(request);  // the pin check; the plugin itself is already loaded
+  }
+  auto rec = record_from_plugin(std::move(plugin), source);
+  rec->named_by_host = source == "api";
+  std::unique_lock<std::shared_mutex> lock(impl_->mu);
+  impl_->insert(std::move(rec));
+}
+
+void Registry::add_plugin_folder(const fs::path& folder, std::string_view source) {
+  fs::path dir = absolute_normal(folder);
+  {
+    std::unique_lock<std::shared_mutex> lock(impl_->mu);
+    if (std::find(impl_->folders.begin(), impl_->folders.end(), dir) == impl_->folders.end()) {
+      impl_->folders.push_back(dir);
+    }
+  }
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    if (source == "api") {
+      throw Error(ErrorCode::kNotFound,
+                  "plugin folder '" + dir.string() + "' does not exist or is not a folder");
+    }
+    return;  // a default or configured folder that is absent holds no plugins
+  }
+  std::vector<fs::path> manifests;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path& p = it->path();
+    if (host::plugin_name_from_manifest_file(p).empty()) continue;
+    std::error_code type_ec;
+    if (!it->is_regular_file(type_ec)) continue;
+    manifests.push_back(p);
+  }
+  std::sort(manifests.begin(), manifests.end());
+  std::vector<std::shared_ptr<PluginRecord>> found;
+  for (const auto& p : manifests) {
+    try {
+      found.push_back(record_from_manifest(host::read_manifest(p), source));
+    } catch (const Error& e) {
+      // Known but broken: reported by plugins() and in "no handler" errors,
+      // instead of hiding every other plugin of the folder.
+      auto r = std::make_shared<PluginRecord>();
+      r->name = host::plugin_name_from_manifest_file(p);
+      r->manifest = p;
+      r->source = std::string(source);
+      r->broken = e;
+      found.push_back(std::move(r));
+    }
+  }
+  std::unique_lock<std::shared_mutex> lock(impl_->mu);
+  for (auto& r : found) impl_->insert(std::move(r));
+}
+
+void Registry::register_scheme(const std::string& scheme, HandlerFactory factory) {
+  if (!host::is_valid_scheme(scheme)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "cannot register scheme '" + scheme +
+                    "': a scheme is a lowercase letter followed by lowercase letters, digits, "
+                    "'+', '-' or '.' (without '://')");
+  }
+  if (!factory) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "cannot register scheme '" + scheme + "': the factory is empty");
+  }
+  std::unique_lock<std::shared_mutex> lock(impl_->mu);
+  impl_->factories[scheme] = std::move(factory);
+}
+
+std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_view options_json) {
+  std::string url(url_in);
+  std::string options;
+  HandlerFactory factory;
+  std::shared_ptr<PluginRecord> record;
+  {
+    std::shared_lock<std::shared_mutex> lock(impl_->mu);
+    std::vector<std::string> chain;  // the aliases taken, in order
+    for (;;) {
+      std::string scheme = url_scheme(url);
+      auto alias = impl_->aliases.find(scheme);
+      if (scheme.empty() || alias == impl_->aliases.end()) break;
+      if (std::find(chain.begin(), chain.end(), scheme) != chain.end()) {
+        chain.push_back(scheme);
+        throw Error(ErrorCode::kInvalidArgument, "The aliases of URL '" + std::string(url_in) +
+                                                     "' form a loop: " + join(chain, " -> "));
+      }
+      chain.push_back(scheme);
+      url = host::apply_alias(alias->second, std::string_view(url).substr(scheme.size() + 3));
+    }
+    const std::string scheme = url_scheme(url);
+    if (scheme.empty()) throw host::NoHandlerError(impl_->no_handler_message(url_in, ""), "");
+
+    // Defaults of the scheme served, then of each alias from the innermost
+    // out, then the call's own options: the more specific wins.
+    std::vector<std::pair<std::string, const std::string*>> layers;
+    auto add_layer = [&](const std::string& s) {
+      auto d = impl_->defaults.find(s);
+      if (d != impl_->defaults.end()) layers.emplace_back(s, &d->second);
+    };
+    add_layer(scheme);
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) add_layer(*it);
+    const std::string call_source = "options for '" + std::string(url_in) + "'";
+    if (layers.empty()) {
+      auto doc = host::parse_json(options_json, call_source);
+      if (!doc.IsObject()) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    call_source + ": expected a JSON object, got " + host::describe(doc));
+      }
+      options = std::string(options_json);
+    } else {
+      options = *layers.front().second;
+      std::string under = "defaults for scheme '" + layers.front().first + "'";
+      for (size_t i = 1; i < layers.size(); ++i) {
+        std::string over = "defaults for scheme '" + layers[i].first + "'";
+        options = host::merge_objects(options, under, *layers[i].second, over);
+        under = "merged defaults";
+      }
+      options = host::merge_objects(options, under, options_json, call_source);
+    }
+
+    auto f = impl_->factories.find(scheme);
+    if (f != impl_->factories.end()) {
+      factory = f->second;
+    } else {
+      record = impl_->choose(scheme, url_in);
+    }
+  }
+  if (factory) {
+    std::unique_ptr<IOHandler> handler = factory(url, options);
+    if (!handler) {
+      throw Error(ErrorCode::kInternal, "the handler factory registered for scheme '" +
+                                            url_scheme(url) + "' returned no handler for '" + url +
+                                            "'");
+    }
+    return handler;
+  }
+  auto plugin = impl_->ensure_loaded(*record);
+  return std::make_unique<host::PluginHandler>(std::move(plugin), url, options);
+}
+
+std::vector<PluginInfo> Registry::plugins() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->mu);
+  std::vector<PluginInfo> out;
+  for (const auto& r : impl_->records) {
+    PluginInfo info;
+    info.name = r->name;
+    info.version = r->version;
+    info.manifest = r->manifest;
+    info.library = r->library;
+    info.schemes = r->schemes;
+    info.abi_major = r->abi_major;
+    info.abi_minor = r->abi_minor;
+    info.source = r->source;
+    info.allowed = impl_->allowed(*r);
+    if (r->loaded) {
+      info.loaded = true;
+      info.version = r->loaded->version;
+      info.capabilities = r->loaded->capability_names();
+      info.abi_major = r->loaded->abi_major;
+      info.abi_minor = r->loaded->abi_minor;
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+std::vector<std::string> Registry::schemes() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->mu);
+  return impl_->available_schemes();
+}
+
+std::vector<fs::path> Registry::searched_folders() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->mu);
+  return impl_->folders;
+}
+
+std::string url_scheme(std::string_view url) {
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos || sep == 0) return {};
+  std::string scheme(url.substr(0, sep));
+  for (char& c : scheme) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return host::is_valid_scheme(scheme) ? scheme : std::string();
+}
+
+}  // namespace stowage

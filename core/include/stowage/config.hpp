@@ -1,0 +1,44 @@
+// The host configuration (JSON): where plugins are, which may load, scheme
+// aliases and per-scheme default options. Documented key by key in
+// docs/config.md.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace stowage {
+
+struct PluginEntry {
+  std::filesystem::path path;         // a manifest (.json) or a library (.so)
+  std::optional<std::string> sha256;  // pin of the library file, lowercase hex
+};
+
+struct Config {
+  std::vector<std::filesystem::path> plugin_paths;  // folders of manifests
+  std::vector<PluginEntry> plugins;
+  // Plugin names that may load; nullopt allows every plugin found.
+  std::optional<std::vector<std::string>> allow;
+  // Scheme -> URL prefix or scheme it stands for ("models" ->
+  // "s3://bucket/prefix" or "file:///srv/models"); applied before lookup.
+  std::map<std::string, std::string> aliases;
+  // Scheme -> plugin name: settles two plugins claiming one scheme.
+  std::map<std::string, std::string> scheme_plugins;
+  // Scheme -> options JSON object merged under each call's options.
+  std::map<std::string, std::string> defaults;
+  // Plugin name -> SHA-256 pin of its library.
+  std::map<std::string, std::string> sha256;
+  // Relative paths in the config resolve against this folder.
+  std::filesystem::path base_dir;
+};
+
+// Throws Error(kInvalidArgument) naming `source` and the key's JSON path
+// (e.g. "plugins[1].sha256") for unknown keys and wrong types.
+Config parse_config(std::string_view json, std::string_view source,
+                    const std::filesystem::path& base_dir);
+Config load_config_file(const std::filesystem::path& file);
+
+}  // namespace stowage

@@ -1,0 +1,57 @@
+// IOHandler: TF.js's IOHandler made native, plus the model-store operations
+// of its ModelStoreManager. Handlers come from the registry (a plugin or an
+// in-process scheme) or from the host itself (TF.js's custom handler).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "stowage/artifacts.hpp"
+
+namespace stowage {
+
+// What one call may be given besides its data. Every member is optional.
+struct CallContext {
+  // Byte-level progress: done grows to total; total may grow during a load.
+  std::function<void(uint64_t done, uint64_t total)> on_progress;
+  // Polled by the plugin; true stops the call with Error(kCancelled).
+  std::function<bool()> is_cancelled;
+  // After this instant the call fails with Error(kDeadlineExceeded).
+  std::optional<std::chrono::system_clock::time_point> deadline;
+  // TF.js's weightUrlConverter: maps a manifest path to the URL to fetch;
+  // nullopt keeps the path as it is.
+  std::function<std::optional<std::string>(std::string_view path)> weight_url_converter;
+};
+
+struct ListedModel {
+  std::string url;  // a URL load accepts
+  ModelArtifactsInfo info;
+};
+
+// Thread-safety: a handler may be used from several threads at once (the
+// registry serialises plugins that say they are single-threaded).
+// Ownership: handlers from the registry keep their plugin loaded.
+class IOHandler {
+ public:
+  virtual ~IOHandler() = default;
+
+  // The URL this handler was created for.
+  virtual const std::string& url() const = 0;
+  virtual bool can_save() const { return false; }
+  virtual bool can_load() const { return false; }
+  virtual bool can_list() const { return false; }
+  virtual bool can_remove() const { return false; }
+
+  // Each throws Error(kUnimplemented) unless the matching can_*() is true.
+  virtual SaveResult save(const ModelArtifacts& artifacts, const CallContext& call = {});
+  virtual ModelArtifacts load(const CallContext& call = {});
+  virtual std::vector<ListedModel> list(const CallContext& call = {});
+  virtual ModelArtifactsInfo remove(const CallContext& call = {});
+};
+
+}  // namespace stowage

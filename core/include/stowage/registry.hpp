@@ -1,0 +1,83 @@
+// The scheme registry: which plugin serves which URL scheme, loading plugin
+// libraries on first use through Boost.DLL, and handing out handlers.
+//
+// Sources, highest first: API calls (add_plugin, register_scheme), the host
+// config (apply_config, or STOWAGE_CONFIG for Registry::global), folders in
+// STOWAGE_PLUGIN_PATH, then the default folders found relative to the
+// running executable (<exe>/../lib/stowage/plugins) and the install prefix.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "stowage/config.hpp"
+#include "stowage/handler.hpp"
+
+namespace stowage {
+
+struct PluginInfo {
+  std::string name;
+  std::string version;  // from the manifest until loaded, then from the plugin
+  std::filesystem::path manifest;  // empty for a library added directly
+  std::filesystem::path library;
+  std::vector<std::string> schemes;
+  std::vector<std::string> capabilities;  // "load", "save", ... once loaded
+  uint32_t abi_major = 0;
+  uint32_t abi_minor = 0;
+  std::string source;  // "api", "config", "STOWAGE_PLUGIN_PATH", "default"
+  bool loaded = false;
+  bool allowed = true;
+};
+
+// Creates a handler for an in-process scheme: (url, options JSON).
+using HandlerFactory =
+    std::function<std::unique_ptr<IOHandler>(std::string_view url, std::string_view options_json)>;
+
+// Thread-safety: every member may be called from any thread; library loading
+// is serialised by one process-wide lock. Plugins are never unloaded.
+class Registry {
+ public:
+  // Knows nothing until told: for hosts that control discovery fully.
+  Registry();
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // The process-wide registry: STOWAGE_CONFIG, STOWAGE_PLUGIN_PATH and the
+  // default folders, discovered on first use.
+  static Registry& global();
+
+  // Scans the standard sources (environment and default folders).
+  void discover_defaults();
+  void apply_config(const Config& config);
+  // A manifest or a library file; a library without a manifest is loaded at
+  // once to learn its schemes.
+  void add_plugin(const std::filesystem::path& file, std::string_view source = "api");
+  void add_plugin_folder(const std::filesystem::path& folder, std::string_view source = "api");
+  // An in-process handler factory; wins over any plugin for that scheme.
+  void register_scheme(const std::string& scheme, HandlerFactory factory);
+
+  // A handler for url with options (a JSON object; merged over the scheme's
+  // configured defaults). Loads the plugin on first use. Throws
+  // Error(kNotFound) for a scheme nobody serves, naming the scheme, the
+  // schemes available and the folders searched.
+  std::unique_ptr<IOHandler> open(std::string_view url, std::string_view options_json = "{}");
+
+  std::vector<PluginInfo> plugins() const;
+  std::vector<std::string> schemes() const;
+  std::vector<std::filesystem::path> searched_folders() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "file" for "file:///a/b"; empty when the URL has no "://".
+std::string url_scheme(std::string_view url);
+
+}  // namespace stowage

@@ -1,0 +1,162 @@
+// memory:// — a process-wide store of named models that shares weight
+// buffers instead of copying them.
+//
+// USAGE
+//
+//   memory://<name>   the model called <name>: any non-empty text after
+//                     "://" (e.g. memory://mnist or memory://team/mnist-v2).
+//
+//   save    Keeps the artifacts and references to the caller's weight
+//           buffers (no bytes are copied), replacing a model of that name
+//           at once: a concurrent load gets the old model or the new one.
+//   load    Hands back the same buffers (their data pointers are the saved
+//           ones), described by a flat "weightSpecs", as TF.js's
+//           passthrough handlers do.
+//   list    memory:// lists every model; memory://<prefix> lists the model
+//           <prefix> and those under "<prefix>/".
+//   remove  Forgets the model; its buffers live on while anything uses them.
+//
+//   No options. The store lives until the process ends; nothing is written
+//   anywhere.
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "stowage/plugin.hpp"
+
+namespace stowage::memory {
+namespace {
+
+using plugin::Call;
+using plugin::Options;
+
+struct StoredModel {
+  ModelArtifacts artifacts;
+  ModelArtifactsInfo info;
+};
+
+// Thread-safety: every member is safe to call from several threads.
+class Store {
+ public:
+  // Never destroyed: stored buffers may hold references into the host,
+  // which must not be released while the process exits.
+  static Store& instance() {
+    static Store* store = new Store;
+    return *store;
+  }
+
+  void put(const std::string& name, std::shared_ptr<const StoredModel> model) {
+    std::lock_guard<std::mutex> lock(mu_);
+    models_[name] = std::move(model);
+  }
+
+  std::shared_ptr<const StoredModel> get(const std::string& name) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    return it == models_.end() ? nullptr : it->second;
+  }
+
+  std::shared_ptr<const StoredModel> erase(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return nullptr;
+    std::shared_ptr<const StoredModel> model = std::move(it->second);
+    models_.erase(it);
+    return model;
+  }
+
+  // Every model when prefix is empty; else the model named prefix and those
+  // under "prefix/" (under prefix itself when it ends with '/').
+  std::vector<std::pair<std::string, ModelArtifactsInfo>> list(const std::string& prefix) const {
+    const std::string under = prefix.empty() || prefix.back() == '/' ? prefix : prefix + "/";
+    std::vector<std::pair<std::string, ModelArtifactsInfo>> out;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = models_.lower_bound(prefix); it != models_.end(); ++it) {
+      if (!it->first.starts_with(prefix)) break;
+      if (it->first == prefix || it->first.starts_with(under)) {
+        out.emplace_back(it->first, it->second->info);
+      }
+    }
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const StoredModel>> models_;
+};
+
+class MemoryHandler final : public plugin::Handler {
+ public:
+  MemoryHandler(std::string_view url, Options&) : Handler(url), name_(name_in(url)) {}
+
+  ModelArtifacts load(Call& call) override {
+    call.check();
+    std::shared_ptr<const StoredModel> model = Store::instance().get(named());
+    if (!model) throw Error(ErrorCode::kNotFound, "Cannot find model at " + url());
+    ModelArtifacts artifacts = model->artifacts;
+    if (artifacts.weight_data) {
+      for (Buffer& b : *artifacts.weight_data) b.set_label(url());
+      uint64_t total = total_size(*artifacts.weight_data);
+      call.progress(total, total);
+    }
+    return artifacts;
+  }
+
+  std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) override {
+    const std::string& name = named();
+    call.check();
+    auto model = std::make_shared<StoredModel>();
+    model->artifacts = artifacts;  // the Buffers hold their own references: no bytes copied
+    model->artifacts.weights_manifest.reset();
+    model->info = artifacts_info(model->artifacts);
+    call.check();
+    Store::instance().put(name, std::move(model));
+    uint64_t total = artifacts.weight_data ? total_size(*artifacts.weight_data) : 0;
+    call.progress(total, total);
+    return std::nullopt;
+  }
+
+  std::vector<ListedModel> list(Call& call) override {
+    call.check();
+    std::vector<ListedModel> out;
+    for (auto& [name, info] : Store::instance().list(name_)) {
+      out.push_back({"memory://" + name, info});
+    }
+    return out;
+  }
+
+  ModelArtifactsInfo remove(Call& call) override {
+    call.check();
+    std::shared_ptr<const StoredModel> model = Store::instance().erase(named());
+    if (!model) throw Error(ErrorCode::kNotFound, "Cannot find model at " + url());
+    return model->info;
+  }
+
+ private:
+  static std::string name_in(std::string_view url) {
+    size_t sep = url.find("://");
+    if (sep == std::string_view::npos) {
+      throw Error(ErrorCode::kInvalidArgument, "Not a memory:// URL: " + std::string(url));
+    }
+    return std::string(url.substr(sep + 3));
+  }
+
+  // The model name; only list works without one.
+  const std::string& named() const {
+    if (name_.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "The URL " + url() + " names no model; use memory://<name>");
+    }
+    return name_;
+  }
+
+  const std::string name_;
+};
+
+}  // namespace
+}  // namespace stowage::memory
+
+STOWAGE_PLUGIN(stowage::memory::MemoryHandler, "memory", STOWAGE_PLUGIN_VERSION,
+               STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST | STOWAGE_CAP_REMOVE |
+                   STOWAGE_CAP_ZERO_COPY | STOWAGE_CAP_ATOMIC_SAVE,
+               "memory");

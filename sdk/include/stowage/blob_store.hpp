@@ -1,0 +1,522 @@
+// The blob-store adapter: implement a few operations over keys (get, a
+// write transaction, list, remove) and get a complete Handler that stores
+// models in TF.js's file layout:
+//
+//   <folder>/model.json    written last, as tfjs-node writes it
+//   <folder>/weights.bin   the weight bytes (default), or
+//   <folder>/group1-shard1ofN.bin ...   with the option "shard_size" (bytes)
+//
+// Save streams the weight Buffers into the weight files without joining
+// them, puts model.json last, drops the weight files of the model it
+// replaces that it no longer uses, and publishes all that in one
+// transaction.
+// Load reads model.json (parse_model_json refuses traversal paths), then
+// every weight file of its manifest, one Buffer per path, labelled with the
+// file's name. List finds model.json keys; remove deletes model.json and
+// exactly the files its manifest names.
+//
+// A Redis plugin, for instance, is a BlobStore over SET/GET/SCAN/DEL with
+// MULTI/EXEC as the transaction, plus:
+//
+//   class RedisHandler : public stowage::plugin::BlobStoreHandler {
+//    public:
+//     RedisHandler(std::string_view url, stowage::plugin::Options& options)
+//         : BlobStoreHandler(url, options, std::make_unique<RedisStore>(url, options),
+//                            stowage::plugin::locate_model(path_of(url), url)) {}
+//   };
+//   STOWAGE_PLUGIN(RedisHandler, "redis", "1.0.0", stowage::plugin::kBlobStoreCaps, "redis");
+//
+// Thread-safety: BlobStoreHandler adds no state of its own; it is as
+// thread-safe as the BlobStore it runs on. Ownership: the handler owns its
+// store.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "stowage/plugin.hpp"
+#include "stowage/sharding.hpp"
+#include "stowage/weights.hpp"
+
+#pragma GCC visibility push(hidden)
+
+namespace stowage::plugin {
+
+// load, save, list and remove.
+inline constexpr uint64_t kBlobStoreCaps =
+    STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST | STOWAGE_CAP_REMOVE;
+
+struct BlobInfo {
+  std::string key;
+  uint64_t size = 0;
+  // When the blob was last written; stores that keep no time leave it empty.
+  std::optional<std::chrono::system_clock::time_point> modified;
+};
+
+// A flat namespace of keys ("models/mnist/model.json") holding immutable
+// byte strings. Keys use '/' between folders and never start with '/'.
+// Thread-safety: every member may be called from several threads at once.
+class BlobStore {
+ public:
+  // The writes of one save. Used by one thread at a time.
+  class Transaction {
+   public:
+    virtual ~Transaction() = default;
+    // Writes `key` with the concatenation of `pieces` (possibly slices of
+    // the caller's buffers; the store may keep them). May report bytes as
+    // they go out with call.advance() and stop early with call.check().
+    virtual void put(const std::string& key, const std::vector<Buffer>& pieces, Call& call) = 0;
+    // Deletes keys when the transaction commits: the weight files of the
+    // model being replaced that the new one does not use. A store whose
+    // commit replaces the whole folder has nothing to do here.
+    virtual void remove(const std::vector<std::string>& keys, Call& call) = 0;
+    // Publishes every put (and remove) at once. A store without transactions writes in
+    // put() and does nothing here: the adapter puts model.json last, so a
+    // reader never finds a model.json whose weight files are missing.
+    virtual void commit(Call& call) = 0;
+    // Discards everything put so far; runs when commit() is not reached or
+    // fails. Never throws.
+    virtual void abort() noexcept = 0;
+  };
+
+  // The reads of one load, list or remove. A store that can pin one
+  // version of its data for a sequence of reads (a folder handle, a
+  // snapshot, a generation number) does it here, so a concurrent save
+  // cannot hand a load model.json of one version and weights of another.
+  class Reader {
+   public:
+    virtual ~Reader() = default;
+    virtual std::optional<Buffer> get(const std::string& key, Call& call) = 0;
+    // True when the pinned version has been replaced since the reader was
+    // made: a blob missing from a stale reader makes the load start again.
+    virtual bool stale() { return false; }
+  };
+
+  virtual ~BlobStore() = default;
+
+  // The blob's bytes, or nullopt when the key does not exist. A Buffer may
+  // carry a label (a file path); the adapter labels the others with name_of.
+  virtual std::optional<Buffer> get(const std::string& key, Call& call) = 0;
+  virtual std::unique_ptr<Transaction> begin(Call& call) = 0;
+  // Every blob whose key starts with prefix, at any depth; empty when none.
+  virtual std::vector<BlobInfo> list(const std::string& prefix, Call& call) = 0;
+  // Deletes keys in the order given (model.json comes first); a key that is
+  // already gone is not an error.
+  virtual void remove(const std::vector<std::string>& keys, Call& call) = 0;
+  // The URL that names `key` (a listed model is reported by the URL of its
+  // model.json).
+  virtual std::string url_of(const std::string& key) const = 0;
+
+  // Optional overrides.
+  // How error messages and buffer labels name `key`; the URL by default.
+  virtual std::string name_of(const std::string& key) const { return url_of(key); }
+  // Size and time of one blob; by default through get().
+  virtual std::optional<BlobInfo> stat(const std::string& key, Call& call) {
+    std::optional<Buffer> blob = get(key, call);
+    if (!blob) return std::nullopt;
+    return BlobInfo{key, blob->size(), std::nullopt};
+  }
+  // By default the reads go straight to get().
+  virtual std::unique_ptr<Reader> reader(Call& call) {
+    (void)call;
+    struct Direct : Reader {
+      explicit Direct(BlobStore& s) : store(s) {}
+      std::optional<Buffer> get(const std::string& key, Call& c) override {
+        return store.get(key, c);
+      }
+      BlobStore& store;
+    };
+    return std::make_unique<Direct>(*this);
+  }
+};
+
+// Where one handler's model lives in a store.
+struct BlobLocation {
+  std::string folder;                     // key prefix of the model: "" or ending in '/'
+  std::string model_name = "model.json";  // the model file inside the folder
+  bool names_model = false;               // the URL named the model file itself
+};
+
+// Reads the path part of a URL ("a/b", "a/b/", "a/b/model.json"; empty
+// segments are dropped). A last segment ending in ".json" names the model
+// file; anything else is the folder. Throws Error(kInvalidArgument) naming
+// url for "." and ".." segments.
+inline BlobLocation locate_model(std::string_view path, std::string_view url) {
+  std::vector<std::string_view> segments;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = std::min(path.find('/', start), path.size());
+    std::string_view s = path.substr(start, end - start);
+    if (s == "." || s == "..") {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "The URL " + std::string(url) + " has a \"" + std::string(s) +
+                      "\" segment; model paths must not leave their root");
+    }
+    if (!s.empty()) segments.push_back(s);
+    start = end + 1;
+  }
+  BlobLocation location;
+  if (!segments.empty() && segments.back().size() > 5 && segments.back().ends_with(".json")) {
+    location.model_name = std::string(segments.back());
+    location.names_model = true;
+    segments.pop_back();
+  }
+  for (std::string_view s : segments) {
+    location.folder += s;
+    location.folder += '/';
+  }
+  return location;
+}
+
+// The key of a weight file named in a manifest, relative to the model's
+// folder. Throws Error(kInvalidArgument) naming source for a path that is
+// empty, absolute or has a ".." segment.
+inline std::string weight_key(const std::string& folder, std::string_view path,
+                              std::string_view source) {
+  std::string_view p = path;
+  while (p.starts_with("./")) p.remove_prefix(2);
+  bool bad = p.empty() || p.front() == '/' || p.find('\0') != std::string_view::npos;
+  for (size_t start = 0; !bad && start <= p.size();) {
+    size_t end = std::min(p.find('/', start), p.size());
+    bad = p.substr(start, end - start) == "..";
+    start = end + 1;
+  }
+  if (bad) {
+    throw Error(ErrorCode::kInvalidArgument, std::string(source) + ": the weight path \"" +
+                                                 std::string(path) +
+                                                 "\" is empty, absolute or leaves the model's "
+                                                 "folder; refused");
+  }
+  return folder + std::string(p);
+}
+
+// The TF.js file layout over a store, one operation at a time.
+// BlobStoreHandler runs it; a plugin whose location depends on what exists
+// at call time (file://) builds one per call.
+class BlobLayout {
+ public:
+  // A load that finds a blob missing from a stale reader starts again, this
+  // many times in all; then it fails with UNAVAILABLE (retryable).
+  static constexpr int kLoadAttempts = 4;
+
+  BlobLayout(BlobStore& store, BlobLocation location, uint64_t shard_size, std::string url)
+      : store_(store),
+        location_(std::move(location)),
+        shard_size_(shard_size),
+        url_(std::move(url)) {}
+
+  std::string model_key() const { return location_.folder + location_.model_name; }
+
+  // NOT_FOUND "Path <name> does not exist: loading failed" without
+  // model.json; DATA_LOSS "Weight file <name> does not exist: loading
+  // failed" for a missing weight file.
+  ModelArtifacts load(Call& call) const {
+    const std::string key = model_key();
+    for (int attempt = 1;; ++attempt) {
+      call.check();
+      call.progress(0, 0);
+      bool last = attempt == kLoadAttempts;
+      std::unique_ptr<BlobStore::Reader> reader = store_.reader(call);
+      std::optional<Buffer> text = reader->get(key, call);
+      if (!text) {
+        if (reader->stale()) {
+          if (!last) continue;
+          throw changing();
+        }
+        throw Error(ErrorCode::kNotFound,
+                    "Path " + store_.name_of(key) + " does not exist: loading failed");
+      }
+      ModelArtifacts artifacts = parse_model_json(text->view(), store_.name_of(key));
+      if (!artifacts.weights_manifest) return artifacts;
+      WeightData data;
+      bool restart = false;
+      for (const WeightGroup& group : *artifacts.weights_manifest) {
+        for (const std::string& path : group.paths) {
+          call.check();
+          std::string shard = weight_key(location_.folder, path, store_.name_of(key));
+          std::optional<Buffer> bytes = reader->get(shard, call);
+          if (!bytes) {
+            if (reader->stale()) {
+              if (last) throw changing();
+              restart = true;
+              break;
+            }
+            throw Error(ErrorCode::kDataLoss,
+                        "Weight file " + store_.name_of(shard) + " does not exist: loading failed");
+          }
+          if (bytes->label().empty()) bytes->set_label(store_.name_of(shard));
+          call.set_total(call.total() + bytes->size());
+          call.advance(bytes->size());
+          data.push_back(std::move(*bytes));
+        }
+        if (restart) break;
+      }
+      if (restart) continue;
+      artifacts.weight_data = std::move(data);
+      return artifacts;
+    }
+  }
+
+  // Writes the weight files, then model.json, in one transaction.
+  // INVALID_ARGUMENT when the weight bytes do not match the weight specs.
+  void save(const ModelArtifacts& artifacts, Call& call) const {
+    call.check();
+    check_weights(artifacts);
+    static const WeightData kNone;
+    const WeightData& data = artifacts.weight_data ? *artifacts.weight_data : kNone;
+    const uint64_t total = total_size(data);
+    std::vector<ShardPlan> plan = plan_shards(total, shard_size_);
+    WeightGroup group;
+    for (const ShardPlan& p : plan) group.paths.push_back(p.path);
+    if (artifacts.weight_specs) group.weights = *artifacts.weight_specs;
+    std::string json = write_model_json(artifacts, {group}, ModelJsonLayout::kTfjsNode);
+    call.progress(0, total + json.size());
+
+    std::vector<std::string> stale = stale_keys(plan, call);
+    std::unique_ptr<BlobStore::Transaction> txn = store_.begin(call);
+    struct Abort {
+      BlobStore::Transaction* txn;
+      ~Abort() {
+        if (txn != nullptr) txn->abort();
+      }
+    } guard{txn.get()};
+    Cursor cursor(data);
+    for (const ShardPlan& p : plan) {
+      put(*txn, location_.folder + p.path, cursor.take(p.size), p.size, call);
+      call.check();
+    }
+    const uint64_t json_size = json.size();
+    put(*txn, model_key(), {Buffer::from_string(std::move(json))}, json_size, call);
+    if (!stale.empty()) txn->remove(stale, call);
+    call.check();  // the last moment a cancellation leaves nothing behind
+    txn->commit(call);
+    guard.txn = nullptr;
+    call.progress(total + json_size, total + json_size);
+  }
+
+  // Every model at or under the location (only the named one when the
+  // location names a model file), ordered by URL. A model.json that cannot
+  // be read is skipped with a warning in the host's log.
+  std::vector<ListedModel> list(Call& call) const {
+    std::map<std::string, BlobInfo> blobs;
+    std::vector<std::string> models;
+    if (location_.names_model) {
+      std::optional<BlobInfo> info = store_.stat(model_key(), call);
+      if (!info) return {};
+      models.push_back(info->key);
+      blobs[info->key] = *info;
+    } else {
+      for (BlobInfo& b : store_.list(location_.folder, call)) {
+        std::string_view name = b.key;
+        name = name.substr(name.rfind('/') == std::string_view::npos ? 0 : name.rfind('/') + 1);
+        if (name == "model.json") models.push_back(b.key);
+        blobs[b.key] = std::move(b);
+      }
+    }
+    std::unique_ptr<BlobStore::Reader> reader = store_.reader(call);
+    std::vector<ListedModel> out;
+    for (const std::string& key : models) {
+      call.check();
+      try {
+        std::optional<ListedModel> m = describe(*reader, key, blobs, call);
+        if (m) out.push_back(std::move(*m));
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kInvalidArgument && e.code() != ErrorCode::kDataLoss) throw;
+        log(2, "list " + url_ + ": skipping " + store_.name_of(key) + ": " + e.what());
+      }
+    }
+    std::sort(out.begin(), out.end(),
+              [](const ListedModel& a, const ListedModel& b) { return a.url < b.url; });
+    return out;
+  }
+
+  // Deletes model.json first, then the weight files its manifest names.
+  // NOT_FOUND without model.json.
+  ModelArtifactsInfo remove(Call& call) const {
+    call.check();
+    std::unique_ptr<BlobStore::Reader> reader = store_.reader(call);
+    const std::string key = model_key();
+    std::map<std::string, BlobInfo> blobs;
+    std::vector<std::string> keys;
+    std::optional<ListedModel> m = describe(*reader, key, blobs, call, &keys);
+    if (!m) {
+      throw Error(ErrorCode::kNotFound,
+                  "No model at " + url_ + ": " + store_.name_of(key) + " does not exist");
+    }
+    call.check();
+    store_.remove(keys, call);
+    return m->info;
+  }
+
+ private:
+  // Hands out a shard's bytes as slices of the caller's buffers.
+  class Cursor {
+   public:
+    explicit Cursor(const WeightData& data) : data_(data) {}
+    std::vector<Buffer> take(uint64_t n) {
+      std::vector<Buffer> pieces;
+      while (n > 0 && index_ < data_.size()) {
+        const Buffer& b = data_[index_];
+        uint64_t k = std::min(b.size() - offset_, n);
+        if (k > 0) pieces.push_back(k == b.size() ? b : b.slice(offset_, k));
+        offset_ += k;
+        n -= k;
+        if (offset_ == b.size()) {
+          ++index_;
+          offset_ = 0;
+        }
+      }
+      return pieces;
+    }
+
+   private:
+    const WeightData& data_;
+    size_t index_ = 0;
+    uint64_t offset_ = 0;
+  };
+
+  // The weight files of the model saved here before that the new plan
+  // does not write. An unreadable old model names none.
+  std::vector<std::string> stale_keys(const std::vector<ShardPlan>& plan, Call& call) const {
+    std::set<std::string> fresh;
+    for (const ShardPlan& p : plan) fresh.insert(location_.folder + p.path);
+    std::vector<std::string> stale;
+    try {
+      std::unique_ptr<BlobStore::Reader> reader = store_.reader(call);
+      std::optional<Buffer> text = reader->get(model_key(), call);
+      if (!text) return stale;
+      ModelArtifacts old = parse_model_json(text->view(), store_.name_of(model_key()));
+      for (const WeightGroup& group : old.weights_manifest.value_or(WeightsManifest{})) {
+        for (const std::string& path : group.paths) {
+          std::string key = weight_key(location_.folder, path, store_.name_of(model_key()));
+          if (fresh.count(key) == 0 && key != model_key()) stale.push_back(std::move(key));
+        }
+      }
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kInvalidArgument && e.code() != ErrorCode::kDataLoss) throw;
+      log(2, "save " + url_ + ": the model it replaces is unreadable (" + e.what() +
+                 "); its weight files stay");
+    }
+    std::sort(stale.begin(), stale.end());
+    stale.erase(std::unique(stale.begin(), stale.end()), stale.end());
+    return stale;
+  }
+
+  Error changing() const {
+    return Error(ErrorCode::kUnavailable,
+                 "The model at " + url_ + " kept changing while it was loaded (" +
+                     std::to_string(kLoadAttempts) + " attempts)",
+                 /*retryable=*/true);
+  }
+
+  // A put, with progress made whole for stores that do not report it.
+  static void put(BlobStore::Transaction& txn, const std::string& key,
+                  const std::vector<Buffer>& pieces, uint64_t size, Call& call) {
+    uint64_t before = call.done();
+    txn.put(key, pieces, call);
+    uint64_t reported = call.done() - before;
+    if (reported < size) call.advance(size - reported);
+  }
+
+  void check_weights(const ModelArtifacts& artifacts) const {
+    if (!artifacts.weight_specs || !artifacts.weight_data) return;
+    try {
+      validate_weight_bytes(artifacts, url_);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kDataLoss) throw;
+      throw Error(ErrorCode::kInvalidArgument, std::string("Refusing to save ") + url_ +
+                                                   ": its weight data does not match its "
+                                                   "weight specs: " +
+                                                   e.what());
+    }
+  }
+
+  // The listing of one model: its model.json URL and the info TF.js would
+  // compute for it, with dateSaved from model.json's time. nullopt when
+  // model.json does not exist. Sizes come from `blobs` or store.stat().
+  // `keys`, when given, receives model.json then each weight file.
+  std::optional<ListedModel> describe(BlobStore::Reader& reader, const std::string& key,
+                                      std::map<std::string, BlobInfo>& blobs, Call& call,
+                                      std::vector<std::string>* keys = nullptr) const {
+    std::optional<Buffer> text = reader.get(key, call);
+    if (!text) return std::nullopt;
+    ModelArtifacts artifacts = parse_model_json(text->view(), store_.name_of(key));
+    auto stat = [&](const std::string& k) -> std::optional<BlobInfo> {
+      auto it = blobs.find(k);
+      if (it != blobs.end()) return it->second;
+      std::optional<BlobInfo> info = store_.stat(k, call);
+      if (info) blobs[k] = *info;
+      return info;
+    };
+    if (keys != nullptr) keys->push_back(key);
+    const size_t slash = key.rfind('/');
+    const std::string folder = slash == std::string::npos ? "" : key.substr(0, slash + 1);
+    uint64_t weight_bytes = 0;
+    std::set<std::string> seen;
+    if (artifacts.weights_manifest) {
+      for (const WeightGroup& group : *artifacts.weights_manifest) {
+        for (const std::string& path : group.paths) {
+          std::string shard = weight_key(folder, path, store_.name_of(key));
+          if (!seen.insert(shard).second) continue;
+          if (keys != nullptr) keys->push_back(shard);
+          if (std::optional<BlobInfo> info = stat(shard)) weight_bytes += info->size;
+        }
+      }
+    }
+    ModelArtifactsInfo info = artifacts_info(artifacts);
+    info.weight_data_bytes = weight_bytes;
+    std::optional<BlobInfo> self = stat(key);
+    info.date_saved =
+        self && self->modified ? *self->modified : std::chrono::system_clock::time_point();
+    return ListedModel{store_.url_of(key), info};
+  }
+
+  BlobStore& store_;
+  BlobLocation location_;
+  uint64_t shard_size_;
+  std::string url_;
+};
+
+// A complete handler over a BlobStore at a fixed location.
+class BlobStoreHandler : public Handler {
+ public:
+  // Reads the option "shard_size": bytes per weight file, 0 for one
+  // weights.bin (default_shard_size when absent).
+  BlobStoreHandler(std::string_view url, Options& options, std::unique_ptr<BlobStore> store,
+                   BlobLocation location, uint64_t default_shard_size = 0)
+      : Handler(url),
+        store_(std::move(store)),
+        location_(std::move(location)),
+        shard_size_(options.get_uint64("shard_size", default_shard_size)) {}
+
+  ModelArtifacts load(Call& call) override { return layout().load(call); }
+  std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) override {
+    layout().save(artifacts, call);
+    return std::nullopt;
+  }
+  std::vector<ListedModel> list(Call& call) override { return layout().list(call); }
+  ModelArtifactsInfo remove(Call& call) override { return layout().remove(call); }
+
+ protected:
+  BlobStore& store() const noexcept { return *store_; }
+  const BlobLocation& location() const noexcept { return location_; }
+  BlobLayout layout() const { return BlobLayout(*store_, location_, shard_size_, url()); }
+
+ private:
+  std::unique_ptr<BlobStore> store_;
+  BlobLocation location_;
+  uint64_t shard_size_;
+};
+
+}  // namespace stowage::plugin
+
+#pragma GCC visibility pop

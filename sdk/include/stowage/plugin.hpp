@@ -1,0 +1,659 @@
+// The C++ kit for plugin authors: write a class derived from
+// stowage::plugin::Handler and export it with one macro:
+//
+//   class MyHandler : public stowage::plugin::Handler {
+//    public:
+//     MyHandler(std::string_view url, stowage::plugin::Options& options)
+//         : Handler(url), verbose_(options.get_bool("verbose", false)) {}
+//     stowage::ModelArtifacts load(stowage::plugin::Call& call) override;
+//    private:
+//     bool verbose_;
+//   };
+//   STOWAGE_PLUGIN(MyHandler, "mine", "1.0.0", STOWAGE_CAP_LOAD, "mine");
+//
+// The macro generates the static stowage_ops table, the descriptor and the
+// one exported entry point; everything else stays hidden. Every exception a
+// handler throws becomes a status: stowage::Error keeps its code and
+// retryable flag, std::bad_alloc is RESOURCE_EXHAUSTED, std::system_error
+// maps its errno, anything else is INTERNAL with its what().
+//
+// The kit converts between the ABI and C++ without copying weight bytes:
+// save() sees Buffers that each hold a reference taken with
+// host->buffer_share (a handler may keep them), and the Buffers load()
+// returns go to the host as stowage_buffers that own a copy of the Buffer.
+//
+// Options are strict: the constructor reads what it understands, and the
+// kit then refuses any key that was not read (unknown options are an error,
+// never silently ignored).
+//
+// Thread-safety: a handler's operations may run on several threads at once
+// unless the plugin declares STOWAGE_CAP_SINGLE_THREADED. Ownership: the
+// host owns handlers through open/close; Buffers own their bytes.
+#pragma once
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <new>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "stowage/abi.h"
+#include "stowage/artifacts.hpp"
+#include "stowage/buffer.hpp"
+#include "stowage/error.hpp"
+#include "stowage/handler.hpp"
+#include "stowage/model_json.hpp"
+
+static_assert(std::string_view(STOWAGE_ENTRY_SYMBOL) == "stowage_plugin_entry_v1",
+              "STOWAGE_PLUGIN defines the entry under the name abi.h exports");
+
+// Everything the kit defines is private to each plugin library (its host
+// services pointer above all), whatever visibility the plugin is compiled
+// with; only the entry point STOWAGE_PLUGIN defines is exported.
+#pragma GCC visibility push(hidden)
+
+namespace stowage::plugin::detail {
+
+inline stowage_host_api& host_storage() noexcept {
+  static stowage_host_api api{};
+  return api;
+}
+inline bool& host_ready() noexcept {
+  static bool ready = false;
+  return ready;
+}
+
+}  // namespace stowage::plugin::detail
+
+namespace stowage::plugin {
+
+// The host's services; valid once the entry point ran. REQUIRES: called from
+// a handler or from code the handler calls.
+inline const stowage_host_api& host() noexcept { return detail::host_storage(); }
+
+// A diagnostic line through the host; level 0 debug, 1 info, 2 warning.
+// Never pass secrets. Does nothing before the entry point ran.
+inline void log(int level, std::string_view message) noexcept {
+  if (detail::host_ready() && host().log != nullptr) {
+    host().log(level, message.data(), message.size());
+  }
+}
+
+// errno -> stowage code: ENOENT/ENOTDIR not found; EACCES/EPERM/EROFS
+// permission denied; ENOSPC/EDQUOT/EFBIG/ENOMEM/EMFILE/ENFILE resource
+// exhausted; EIO data loss; EEXIST already exists; anything else internal.
+inline ErrorCode code_for_errno(int err) noexcept {
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return ErrorCode::kNotFound;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return ErrorCode::kPermissionDenied;
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+      return ErrorCode::kResourceExhausted;
+    case EIO:
+      return ErrorCode::kDataLoss;
+    case EEXIST:
+      return ErrorCode::kAlreadyExists;
+    default:
+      return ErrorCode::kInternal;
+  }
+}
+
+// Error for a failed system call: "<what>: <strerror>".
+inline Error errno_error(int err, const std::string& what) {
+  return Error(code_for_errno(err), what + ": " + std::strerror(err));
+}
+
+// ---- Options ------------------------------------------------------------
+
+// A strict reader over the options JSON object a handler is opened with.
+// Each get_* marks its key as read and throws Error(kInvalidArgument),
+// naming the key and the URL, when the value has the wrong type; finish()
+// throws for the first key that no get_* read. The kit calls finish() right
+// after the handler's constructor, so a constructor reads every option it
+// supports. Thread-safety: not thread-safe; used while opening a handler.
+class Options {
+ public:
+  // Throws Error(kInvalidArgument) when json is not a JSON object. An empty
+  // text is read as {}.
+  Options(std::string_view json, std::string url) : state_(std::make_shared<State>()) {
+    state_->url = std::move(url);
+    state_->doc = std::make_shared<rapidjson::Document>();
+    std::string text(json.empty() ? std::string_view("{}") : json);
+    state_->doc->Parse(text.c_str(), text.size());
+    if (state_->doc->HasParseError()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "Options for " + state_->url + " are not valid JSON: " +
+                      rapidjson::GetParseError_En(state_->doc->GetParseError()) + " at offset " +
+                      std::to_string(state_->doc->GetErrorOffset()));
+    }
+    if (!state_->doc->IsObject()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "Options for " + state_->url + " must be a JSON object");
+    }
+    state_->object = state_->doc.get();
+  }
+
+  const std::string& url() const noexcept { return state_->url; }
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+  // Every key present, in document order.
+  std::vector<std::string> keys() const {
+    std::vector<std::string> out;
+    for (const auto& m : state_->object->GetObject()) out.emplace_back(m.name.GetString());
+    return out;
+  }
+
+  bool get_bool(std::string_view key, bool fallback) {
+    const rapidjson::Value* v = read(key);
+    if (v == nullptr) return fallback;
+    if (!v->IsBool()) wrong_type(key, "a boolean", *v);
+    return v->GetBool();
+  }
+
+  // A non-negative integer (a JSON number without a fractional part).
+  uint64_t get_uint64(std::string_view key, uint64_t fallback) {
+    const rapidjson::Value* v = read(key);
+    if (v == nullptr) return fallback;
+    if (v->IsUint64()) return v->GetUint64();
+    if (v->IsNumber()) {
+      double d = v->GetDouble();
+      if (std::isfinite(d) && d >= 0 && d < 18446744073709551616.0 && std::floor(d) == d) {
+        return static_cast<uint64_t>(d);
+      }
+    }
+    wrong_type(key, "a non-negative integer", *v);
+  }
+
+  double get_double(std::string_view key, double fallback) {
+    const rapidjson::Value* v = read(key);
+    if (v == nullptr) return fallback;
+    if (!v->IsNumber()) wrong_type(key, "a number", *v);
+    return v->GetDouble();
+  }
+
+  std::string get_string(std::string_view key, std::string fallback = {}) {
+    const rapidjson::Value* v = read(key);
+    if (v == nullptr) return fallback;
+    if (!v->IsString()) wrong_type(key, "a string", *v);
+    return std::string(v->GetString(), v->GetStringLength());
+  }
+
+  // A nested object as Options of its own ({} when absent); its keys are
+  // checked by this object's finish() too.
+  Options get_object(std::string_view key) {
+    const rapidjson::Value* v = read(key);
+    Options child(state_, key);
+    if (v != nullptr) {
+      if (!v->IsObject()) wrong_type(key, "an object", *v);
+      child.state_->object = v;
+    }
+    state_->children.push_back(child.state_);
+    return child;
+  }
+
+  // An object of strings (e.g. HTTP headers) where every key is accepted.
+  std::map<std::string, std::string> get_string_map(std::string_view key) {
+    std::map<std::string, std::string> out;
+    const rapidjson::Value* v = read(key);
+    if (v == nullptr) return out;
+    if (!v->IsObject()) wrong_type(key, "an object of strings", *v);
+    for (const auto& m : v->GetObject()) {
+      std::string name(m.name.GetString(), m.name.GetStringLength());
+      if (!m.value.IsString()) {
+        wrong_type(std::string(key) + "." + name, "a string", m.value, /*qualified=*/true);
+      }
+      out[name] = std::string(m.value.GetString(), m.value.GetStringLength());
+    }
+    return out;
+  }
+
+  // Throws Error(kInvalidArgument) for the first key no get_* read, listing
+  // the keys that were read (the options this handler understands).
+  void finish() const {
+    for (const auto& m : state_->object->GetObject()) {
+      std::string name(m.name.GetString(), m.name.GetStringLength());
+      if (state_->read.count(name) != 0) continue;
+      std::string known;
+      for (const auto& k : state_->read) {
+        known += known.empty() ? "" : ", ";
+        known += "\"" + state_->prefix + k + "\"";
+      }
+      throw Error(ErrorCode::kInvalidArgument,
+                  "Unknown option \"" + state_->prefix + name + "\" for " + state_->url +
+                      (known.empty() ? std::string(": this scheme takes no options here")
+                                     : "; the options here are " + known));
+    }
+    for (const auto& child : state_->children) Options(child).finish();
+  }
+
+ private:
+  struct State {
+    std::shared_ptr<rapidjson::Document> doc;  // keeps `object` alive
+    const rapidjson::Value* object = nullptr;
+    std::string url;
+    std::string prefix;  // "headers." for a nested object
+    std::set<std::string, std::less<>> read;
+    std::vector<std::shared_ptr<State>> children;
+  };
+
+  explicit Options(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  Options(const std::shared_ptr<State>& parent, std::string_view key)
+      : state_(std::make_shared<State>()) {
+    static const rapidjson::Value kEmpty(rapidjson::kObjectType);
+    state_->doc = parent->doc;
+    state_->object = &kEmpty;
+    state_->url = parent->url;
+    state_->prefix = parent->prefix + std::string(key) + ".";
+  }
+
+  const rapidjson::Value* find(std::string_view key) const {
+    for (const auto& m : state_->object->GetObject()) {
+      if (std::string_view(m.name.GetString(), m.name.GetStringLength()) == key) return &m.value;
+    }
+    return nullptr;
+  }
+  const rapidjson::Value* read(std::string_view key) {
+    state_->read.emplace(key);
+    return find(key);
+  }
+
+  static const char* type_name(const rapidjson::Value& v) {
+    if (v.IsNull()) return "null";
+    if (v.IsBool()) return "a boolean";
+    if (v.IsNumber()) return "a number";
+    if (v.IsString()) return "a string";
+    if (v.IsArray()) return "an array";
+    return "an object";
+  }
+  // Names the type only: option values may be secrets.
+  [[noreturn]] void wrong_type(std::string_view key, const char* expected,
+                               const rapidjson::Value& v, bool qualified = false) const {
+    std::string name = qualified ? std::string(key) : state_->prefix + std::string(key);
+    throw Error(ErrorCode::kInvalidArgument, "Option \"" + name + "\" for " + state_->url +
+                                                 " must be " + expected + ", not " + type_name(v));
+  }
+
+  std::shared_ptr<State> state_;
+};
+
+// ---- Call ---------------------------------------------------------------
+
+namespace detail {
+// Thrown when the host has already written the call's status (a failed
+// weight-URL conversion); the trampoline then leaves the status as it is.
+struct StatusAlreadySet : std::exception {
+  const char* what() const noexcept override { return "the host reported the failure"; }
+};
+}  // namespace detail
+
+// One operation's context: cancellation, deadline, progress and the
+// weight-URL converter. raw and status may be NULL (a call made inside the
+// plugin). Thread-safety: cancelled(), check() and progress calls may come
+// from any thread the plugin uses for this call.
+class Call {
+ public:
+  Call(const stowage_call* raw, std::string url, std::string operation,
+       stowage_status* status = nullptr)
+      : raw_(raw), status_(status), url_(std::move(url)), operation_(std::move(operation)) {}
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  const std::string& url() const noexcept { return url_; }
+  const stowage_call* raw() const noexcept { return raw_; }
+
+  bool cancelled() const {
+    return has(offsetof(stowage_call, is_cancelled) + sizeof(stowage_call::is_cancelled)) &&
+           raw_->is_cancelled != nullptr && raw_->is_cancelled(raw_->host_context) != 0;
+  }
+
+  std::optional<std::chrono::system_clock::time_point> deadline() const {
+    if (!has(offsetof(stowage_call, deadline_unix_ms) + sizeof(stowage_call::deadline_unix_ms)) ||
+        raw_->deadline_unix_ms == 0) {
+      return std::nullopt;
+    }
+    return std::chrono::system_clock::time_point(std::chrono::milliseconds(raw_->deadline_unix_ms));
+  }
+
+  // Throws Error(kCancelled) once the caller asked to stop and
+  // Error(kDeadlineExceeded) once the deadline has passed.
+  void check() const {
+    if (cancelled()) {
+      throw Error(ErrorCode::kCancelled, operation_ + " of " + url_ + " was cancelled");
+    }
+    auto limit = deadline();
+    if (limit && std::chrono::system_clock::now() >= *limit) {
+      throw Error(ErrorCode::kDeadlineExceeded,
+                  operation_ + " of " + url_ + " passed its deadline");
+    }
+  }
+
+  // Reports progress as it is: done of total bytes.
+  void progress(uint64_t done, uint64_t total) {
+    done_.store(done);
+    total_.store(total);
+    report(done, total);
+  }
+  // Running totals for code that learns sizes as it goes: set_total() (may
+  // grow), then advance() by each run of bytes handled; each reports.
+  void set_total(uint64_t total) {
+    total_.store(total);
+    report(done_.load(), total);
+  }
+  void advance(uint64_t bytes) {
+    uint64_t done = done_.fetch_add(bytes) + bytes;
+    report(done, total_.load());
+  }
+  uint64_t done() const noexcept { return done_.load(); }
+  uint64_t total() const noexcept { return total_.load(); }
+
+  // TF.js's weightUrlConverter: the URL to fetch for a manifest path, or
+  // nullopt when the caller has none (use the path as it is). A failing
+  // converter fails the whole call with the caller's error.
+  std::optional<std::string> convert_weight_url(std::string_view path) const {
+    const stowage_host_api& h = host();
+    if (!has(offsetof(stowage_call, convert_weight_url) +
+             sizeof(stowage_call::convert_weight_url)) ||
+        raw_->convert_weight_url == nullptr || h.sink_new_text == nullptr ||
+        h.sink_get_text == nullptr || h.sink_free == nullptr) {
+      return std::nullopt;
+    }
+    std::unique_ptr<stowage_sink, void (*)(stowage_sink*)> sink(h.sink_new_text(), h.sink_free);
+    if (!sink) throw std::bad_alloc();
+    int32_t r =
+        raw_->convert_weight_url(raw_->host_context, path.data(), path.size(), sink.get(), status_);
+    if (r == 0) return std::nullopt;
+    if (r < 0) {
+      if (status_ != nullptr) throw detail::StatusAlreadySet();
+      throw Error(ErrorCode::kInternal,
+                  "the weight URL converter failed for \"" + std::string(path) + "\"");
+    }
+    size_t len = 0;
+    const char* text = h.sink_get_text(sink.get(), &len);
+    return text != nullptr ? std::string(text, len) : std::string();
+  }
+
+ private:
+  // The host's stowage_call reaches `end` (the end of a field).
+  bool has(size_t end) const noexcept { return raw_ != nullptr && raw_->struct_size >= end; }
+  void report(uint64_t done, uint64_t total) const {
+    if (has(offsetof(stowage_call, progress) + sizeof(stowage_call::progress)) &&
+        raw_->progress != nullptr) {
+      raw_->progress(raw_->host_context, done, total);
+    }
+  }
+
+  const stowage_call* raw_;
+  stowage_status* status_;
+  std::string url_;
+  std::string operation_;
+  std::atomic<uint64_t> done_{0};
+  std::atomic<uint64_t> total_{0};
+};
+
+// ---- Handler ------------------------------------------------------------
+
+// Base of every plugin handler, one per URL. A derived class is constructed
+// from (std::string_view url, Options& options) and overrides the
+// operations its capability bits declare; the others fail with
+// Error(kUnimplemented).
+class Handler {
+ public:
+  explicit Handler(std::string_view url) : url_(url) {}
+  virtual ~Handler() = default;
+  Handler(const Handler&) = delete;
+  Handler& operator=(const Handler&) = delete;
+
+  const std::string& url() const noexcept { return url_; }
+
+  // The model at url(): its JSON fields, and weight_data with either one
+  // Buffer per weights_manifest path (labelled) or, without a manifest, the
+  // flat weight bytes.
+  virtual ModelArtifacts load(Call& call) { unsupported("load", call); }
+  // Stores the model; returns the store's response JSON, if it has one.
+  virtual std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) {
+    (void)artifacts;
+    unsupported("save", call);
+  }
+  virtual std::vector<ListedModel> list(Call& call) { unsupported("list", call); }
+  virtual ModelArtifactsInfo remove(Call& call) { unsupported("remove", call); }
+
+ private:
+  [[noreturn]] void unsupported(const char* op, Call&) const {
+    throw Error(ErrorCode::kUnimplemented, std::string(op) + " is not supported for " + url_);
+  }
+
+  std::string url_;
+};
+
+// ---- Glue between the C ABI and the C++ kit -------------------------------
+
+namespace detail {
+
+inline void set_status(stowage_status* st, ErrorCode code, bool retryable,
+                       std::string_view message) noexcept {
+  if (st == nullptr || host().status_set == nullptr) return;
+  if (code == ErrorCode::kOk) code = ErrorCode::kInternal;  // an error must not read as success
+  host().status_set(st, static_cast<int32_t>(code), retryable ? 1 : 0, message.data(),
+                    message.size());
+}
+
+// Runs f, turning every exception into a status.
+template <typename F>
+void guarded(stowage_status* st, F&& f) noexcept {
+  try {
+    f();
+  } catch (const StatusAlreadySet&) {
+  } catch (const Error& e) {
+    set_status(st, e.code(), e.retryable(), e.what());
+  } catch (const std::bad_alloc&) {
+    set_status(st, ErrorCode::kResourceExhausted, false, "out of memory");
+  } catch (const std::system_error& e) {
+    ErrorCode code = (e.code().category() == std::generic_category() ||
+                      e.code().category() == std::system_category())
+                         ? code_for_errno(e.code().value())
+                         : ErrorCode::kInternal;
+    set_status(st, code, false, e.what());
+  } catch (const std::exception& e) {
+    set_status(st, ErrorCode::kInternal, false, e.what());
+  } catch (...) {
+    set_status(st, ErrorCode::kInternal, false, "unknown exception in plugin");
+  }
+}
+
+// A Buffer over a host buffer, holding its own reference (buffer_share):
+// the bytes stay valid as long as any copy of the Buffer lives.
+inline Buffer share_in(const stowage_buffer& src) {
+  auto* ref = new stowage_buffer{};
+  std::shared_ptr<stowage_buffer> holder(ref, [](stowage_buffer* b) {
+    if (b->release != nullptr) b->release(b);
+    delete b;
+  });
+  host().buffer_share(&src, ref);
+  return Buffer::wrap(ref->data, ref->size, std::move(holder),
+                      src.label != nullptr ? std::string(src.label) : std::string());
+}
+
+inline void release_out(stowage_buffer* self) {
+  delete static_cast<Buffer*>(self->private_data);
+  self->private_data = nullptr;
+  self->release = nullptr;
+}
+
+// Hands one Buffer to the host: the stowage_buffer owns a heap copy of the
+// Buffer (a reference, not the bytes) and is labelled with its label.
+inline void share_out(const Buffer& buffer, stowage_sink* sink) {
+  auto copy = std::make_unique<Buffer>(buffer);
+  stowage_buffer out{};
+  out.data = copy->data();
+  out.size = copy->size();
+  out.release = &release_out;
+  out.label = copy->label().empty() ? nullptr : copy->label().c_str();
+  out.private_data = copy.release();
+  host().sink_add_buffer(sink, &out);
+}
+
+inline ModelArtifacts artifacts_in(const stowage_artifacts* in, const std::string& url) {
+  if (in == nullptr || in->struct_size < offsetof(stowage_artifacts, weight_bytes) ||
+      (in->json == nullptr && in->json_size != 0) ||
+      (in->buffers == nullptr && in->buffer_count != 0)) {
+    throw Error(ErrorCode::kInvalidArgument, "save of " + url + ": malformed stowage_artifacts");
+  }
+  ModelArtifacts artifacts =
+      parse_model_json(std::string_view(in->json, static_cast<size_t>(in->json_size)), url);
+  if (in->has_weight_data != 0) {
+    WeightData data;
+    data.reserve(static_cast<size_t>(in->buffer_count));
+    for (uint64_t i = 0; i < in->buffer_count; ++i) data.push_back(share_in(in->buffers[i]));
+    artifacts.weight_data = std::move(data);
+  }
+  return artifacts;
+}
+
+inline Handler* handler_of(stowage_handler* h) noexcept { return reinterpret_cast<Handler*>(h); }
+
+template <typename H>
+void op_open(const char* url, size_t url_len, const char* options, size_t options_len,
+             stowage_handler** out, stowage_status* st) noexcept {
+  if (out != nullptr) *out = nullptr;
+  guarded(st, [&] {
+    std::string u(url != nullptr ? url : "", url != nullptr ? url_len : 0);
+    Options opts(options != nullptr ? std::string_view(options, options_len) : "{}", u);
+    std::unique_ptr<Handler> handler = std::make_unique<H>(std::string_view(u), opts);
+    opts.finish();
+    if (out == nullptr) throw Error(ErrorCode::kInvalidArgument, "open: out is NULL");
+    *out = reinterpret_cast<stowage_handler*>(handler.release());
+  });
+}
+
+inline void op_close(stowage_handler* handler) noexcept { delete handler_of(handler); }
+
+inline void op_save(stowage_handler* handler, const stowage_artifacts* artifacts,
+                    const stowage_call* raw, stowage_sink* result, stowage_status* st) noexcept {
+  guarded(st, [&] {
+    Handler* h = handler_of(handler);
+    Call call(raw, h->url(), "save", st);
+    ModelArtifacts in = artifacts_in(artifacts, h->url());
+    std::optional<std::string> response = h->save(in, call);
+    if (response && result != nullptr) {
+      host().sink_set_text(result, response->data(), response->size());
+    }
+  });
+}
+
+inline void op_load(stowage_handler* handler, const stowage_call* raw, stowage_sink* out,
+                    stowage_status* st) noexcept {
+  guarded(st, [&] {
+    Handler* h = handler_of(handler);
+    Call call(raw, h->url(), "load", st);
+    ModelArtifacts artifacts = h->load(call);
+    std::string json = artifacts_to_json(artifacts);
+    host().sink_set_text(out, json.data(), json.size());
+    if (artifacts.weight_data) {
+      for (const Buffer& b : *artifacts.weight_data) share_out(b, out);
+    }
+  });
+}
+
+inline void op_list(stowage_handler* handler, const stowage_call* raw, stowage_sink* out,
+                    stowage_status* st) noexcept {
+  guarded(st, [&] {
+    Handler* h = handler_of(handler);
+    Call call(raw, h->url(), "list", st);
+    for (const ListedModel& m : h->list(call)) {
+      std::string info = info_to_json(m.info);
+      host().sink_add_model(out, m.url.data(), m.url.size(), info.data(), info.size());
+    }
+  });
+}
+
+inline void op_remove(stowage_handler* handler, const stowage_call* raw, stowage_sink* out,
+                      stowage_status* st) noexcept {
+  guarded(st, [&] {
+    Handler* h = handler_of(handler);
+    Call call(raw, h->url(), "remove", st);
+    std::string info = info_to_json(h->remove(call));
+    host().sink_set_text(out, info.data(), info.size());
+  });
+}
+
+// Builds the descriptor once (the host calls the entry under its loader
+// lock). Returns NULL for a host of another ABI major.
+template <typename H>
+const stowage_plugin_desc* describe(const stowage_host_api* api, const char* name,
+                                    const char* version, uint64_t caps, const char* const* schemes,
+                                    uint32_t scheme_count) noexcept {
+  static_assert(std::is_base_of_v<Handler, H>, "STOWAGE_PLUGIN needs a stowage::plugin::Handler");
+  static_assert(std::is_constructible_v<H, std::string_view, Options&>,
+                "a handler is constructed from (std::string_view url, Options& options)");
+  if (api == nullptr || api->abi_major != STOWAGE_ABI_MAJOR) return nullptr;
+  stowage_host_api& mine = host_storage();
+  std::memcpy(&mine, api, std::min<size_t>(api->struct_size, sizeof mine));
+  mine.struct_size = sizeof mine;
+  host_ready() = true;
+
+  static stowage_ops ops{};
+  ops.struct_size = sizeof ops;
+  ops.open = &op_open<H>;
+  ops.close = &op_close;
+  ops.save = (caps & STOWAGE_CAP_SAVE) ? &op_save : nullptr;
+  ops.load = (caps & STOWAGE_CAP_LOAD) ? &op_load : nullptr;
+  ops.list = (caps & STOWAGE_CAP_LIST) ? &op_list : nullptr;
+  ops.remove = (caps & STOWAGE_CAP_REMOVE) ? &op_remove : nullptr;
+
+  static stowage_plugin_desc desc{};
+  desc.struct_size = sizeof desc;
+  desc.abi_major = STOWAGE_ABI_MAJOR;
+  desc.abi_minor = STOWAGE_ABI_MINOR;
+  desc.scheme_count = scheme_count;
+  desc.name = name;
+  desc.version = version;
+  desc.schemes = schemes;
+  desc.capabilities = caps;
+  desc.ops = &ops;
+  return &desc;
+}
+
+}  // namespace detail
+}  // namespace stowage::plugin
+
+#pragma GCC visibility pop
+
+// Exports HANDLER (a stowage::plugin::Handler) as a plugin named NAME with
+// version VERSION, capability bits CAPS (STOWAGE_CAP_*) and the URL schemes
+// that follow (lowercase, without "://"). Use once per plugin, at namespace
+// scope, followed by a semicolon.
+#define STOWAGE_PLUGIN(HANDLER, NAME, VERSION, CAPS, ...)                               \
+  extern "C" __attribute__((visibility("default"))) const stowage_plugin_desc*          \
+  stowage_plugin_entry_v1(const stowage_host_api* host) {                               \
+    static const char* const stowage_schemes[] = {__VA_ARGS__};                         \
+    return ::stowage::plugin::detail::describe<HANDLER>(                                \
+        host, NAME, VERSION, CAPS, stowage_schemes,                                     \
+        static_cast<uint32_t>(sizeof(stowage_schemes) / sizeof(stowage_schemes[0])));   \
+  }                                                                                     \
+  static_assert(std::is_same_v<decltype(&stowage_plugin_entry_v1), ::stowage_entry_fn>, \
+                "the entry point has the type abi.h declares")

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// Copies every model of a make_models.js folder with the stowage command:
+//   OUT/<id>/cli_single    stowage copy file://SRC/model.json file://OUT/<id>/cli_single
+//   OUT/<id>/cli_sharded   ... --shard-size 1024
+// Usage: node cli_copies.js --stowage BIN --models DIR --out OUT
+'use strict';
+
+const childProcess = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+function arg(name) {
+  const i = process.argv.indexOf(name);
+  if (i < 0 || i + 1 >= process.argv.length) {
+    process.stderr.write('usage: node cli_copies.js --stowage BIN --models DIR --out OUT\n');
+    process.exit(2);
+  }
+  return process.argv[i + 1];
+}
+
+const bin = arg('--stowage');
+const models = path.resolve(arg('--models'));
+const out = path.resolve(arg('--out'));
+const index = JSON.parse(fs.readFileSync(path.join(models, 'index.json'), 'utf8'));
+
+let failures = 0;
+let copies = 0;
+for (const m of index.models) {
+  const src = 'file://' + path.join(models, m.model_json);
+  for (const [kind, extra] of [['cli_single', []], ['cli_sharded', ['--shard-size', '1024']]]) {
+    const dst = path.join(out, m.id, kind);
+    fs.rmSync(dst, {recursive: true, force: true});
+    fs.mkdirSync(path.dirname(dst), {recursive: true});
+    const argv = ['copy', src, 'file://' + dst, ...extra];
+    const r = childProcess.spawnSync(bin, argv, {encoding: 'utf8'});
+    if (r.status !== 0) {
+      ++failures;
+      process.stderr.write(
+          `FAIL stowage ${argv.join(' ')}: exit ${r.status}\n${r.stdout}${r.stderr}\n`);
+    } else if (!fs.existsSync(path.join(dst, 'model.json'))) {
+      ++failures;
+      process.stderr.write(`FAIL stowage ${argv.join(' ')}: no model.json written\n`);
+    } else {
+      ++copies;
+    }
+  }
+}
+process.stdout.write(`${copies} passed, ${failures} failed\n`);
+process.exit(failures === 0 ? 0 : 1);

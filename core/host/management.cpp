@@ -271,16 +271,34 @@ SaveResult transfer(std::string_view src, std::string_view dst, const TransferOp
 
 ModelArtifacts load_model(std::string_view url, std::string_view options_json,
                           const CallContext& call, Registry& registry) {
-  auto handler = registry.open(url, options_json);
-  ModelArtifacts artifacts = handler->load(call);
+  return load_model(*registry.open(url, options_json), call);
+}
+
+ModelArtifacts load_model(IOHandler& handler, const CallContext& call) {
+  if (!handler.can_load()) {
+    throw Error(ErrorCode::kUnimplemented,
+                "Cannot proceed with model loading because the IOHandler provided for '" +
+                    handler.url() + "' does not have the `load` method implemented.");
+  }
+  ModelArtifacts artifacts = handler.load(call);
   // Plugin handlers validate inside load; a host's own handler is checked here.
-  if (!is_plugin_handler(*handler)) validate_weight_bytes(artifacts, url);
+  if (!is_plugin_handler(handler)) validate_weight_bytes(artifacts, handler.url());
   return artifacts;
 }
 
 SaveResult save_model(std::string_view url, const ModelArtifacts& artifacts,
                       std::string_view options_json, const CallContext& call, Registry& registry) {
-  return registry.open(url, options_json)->save(artifacts, call);
+  return save_model(*registry.open(url, options_json), artifacts, call);
+}
+
+SaveResult save_model(IOHandler& handler, const ModelArtifacts& artifacts,
+                      const CallContext& call) {
+  if (!handler.can_save()) {
+    throw Error(ErrorCode::kUnimplemented,
+                "Cannot proceed with saving because the IOHandler provided for '" + handler.url() +
+                    "' does not have the `save` attribute defined.");
+  }
+  return handler.save(artifacts, call);
 }
 
 std::vector<ListedModel> list_models(std::string_view url, Registry& registry) {

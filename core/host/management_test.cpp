@@ -258,3 +258,61 @@ TEST_CASE("load_model validates what a host's own handler returns") {
 
 }  // namespace
 }  // namespace stowage
+
+namespace stowage {
+namespace {
+
+// TF.js's custom IOHandler: a host object handed straight to load/save.
+class HostHandler : public IOHandler {
+ public:
+  const std::string& url() const override { return url_; }
+  bool can_load() const override { return true; }
+  bool can_save() const override { return true; }
+  ModelArtifacts load(const CallContext&) override { return saved_; }
+  SaveResult save(const ModelArtifacts& a, const CallContext&) override {
+    saved_ = a;
+    return SaveResult{artifacts_info(a), std::string(R"({"stored":true})")};
+  }
+
+ private:
+  std::string url_ = "host-object";
+  ModelArtifacts saved_;
+};
+
+class LoadOnlyHandler : public IOHandler {
+ public:
+  const std::string& url() const override { return url_; }
+  bool can_load() const override { return true; }
+
+ private:
+  std::string url_ = "load-only";
+};
+
+TEST_CASE("a host's own handler saves and loads through the top-level calls") {
+  HostHandler handler;
+  const ModelArtifacts model = test::sample_model();
+  const SaveResult result = save_model(handler, model);
+  CHECK(result.responses == std::optional<std::string>(R"({"stored":true})"));
+  CHECK(result.model_artifacts_info.weight_data_bytes == total_size(*model.weight_data));
+  const ModelArtifacts loaded = load_model(handler);
+  CHECK(loaded.weight_specs == model.weight_specs);
+  CHECK(join(*loaded.weight_data).view() == join(*model.weight_data).view());
+}
+
+TEST_CASE("a host's own handler is validated like a plugin's") {
+  ShortHandler handler("host://short");
+  const Error e = error_of([&] { load_model(handler); });
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK(contains(e.what(), "host://short"));
+}
+
+TEST_CASE("a host's handler without save is refused with TF.js's wording") {
+  LoadOnlyHandler handler;
+  const Error e = error_of([&] { save_model(handler, test::sample_model()); });
+  CHECK(e.code() == ErrorCode::kUnimplemented);
+  CHECK(contains(e.what(), "does not have the `save` attribute defined"));
+  CHECK(contains(e.what(), "load-only"));
+}
+
+}  // namespace
+}  // namespace stowage

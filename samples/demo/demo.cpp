@@ -7,12 +7,13 @@
 //
 // SOURCE_URL defaults to the sample Dense model; WORK_DIR to a new folder
 // under the system temp folder.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
@@ -26,12 +27,13 @@ void print_result(const char* step, const std::string& from, const std::string& 
                   const stowage::SaveResult& result) {
   const auto& info = result.model_artifacts_info;
   std::printf("%-6s %s\n    -> %s\n", step, from.c_str(), to.c_str());
-  std::printf("       SaveResult: modelTopologyBytes=%llu weightSpecsBytes=%llu weightDataBytes=%s "
-              "dateSaved=%s\n",
-              static_cast<unsigned long long>(info.model_topology_bytes),
-              static_cast<unsigned long long>(info.weight_specs_bytes),
-              info.weight_data_bytes ? std::to_string(*info.weight_data_bytes).c_str() : "absent",
-              stowage::iso_date(info.date_saved).c_str());
+  std::printf(
+      "       SaveResult: modelTopologyBytes=%llu weightSpecsBytes=%llu weightDataBytes=%s "
+      "dateSaved=%s\n",
+      static_cast<unsigned long long>(info.model_topology_bytes),
+      static_cast<unsigned long long>(info.weight_specs_bytes),
+      info.weight_data_bytes ? std::to_string(*info.weight_data_bytes).c_str() : "absent",
+      stowage::iso_date(info.date_saved).c_str());
 }
 
 std::string describe_files(const fs::path& dir) {
@@ -63,8 +65,9 @@ int main(int argc, char** argv) {
   try {
     const std::string source =
         argc > 1 ? argv[1] : "file://" STOWAGE_SOURCE_DIR "/samples/models/dense/model.json";
-    fs::path work = argc > 2 ? fs::path(argv[2])
-                             : fs::temp_directory_path() / ("stowage-demo-" + std::to_string(getpid()));
+    fs::path work = argc > 2
+                        ? fs::path(argv[2])
+                        : fs::temp_directory_path() / ("stowage-demo-" + std::to_string(getpid()));
     fs::create_directories(work);
     work = fs::canonical(work);
     const std::string single = "file://" + (work / "single").string();
@@ -81,7 +84,8 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(
                     original.weight_data ? stowage::total_size(*original.weight_data) : 0));
 
-    print_result("copy", source, "memory://demo/model", stowage::copy_model(source, "memory://demo/model"));
+    print_result("copy", source, "memory://demo/model",
+                 stowage::copy_model(source, "memory://demo/model"));
     print_result("copy", "memory://demo/model", single,
                  stowage::copy_model("memory://demo/model", single));
     std::printf("       files: %s\n", describe_files(work / "single").c_str());
@@ -101,12 +105,14 @@ int main(int argc, char** argv) {
 
     std::printf("\nlist   file://%s\n", work.c_str());
     for (const auto& model : stowage::list_models("file://" + work.string())) {
-      std::printf("       %s (saved %s)\n", model.url.c_str(), stowage::iso_date(model.info.date_saved).c_str());
+      std::printf("       %s (saved %s)\n", model.url.c_str(),
+                  stowage::iso_date(model.info.date_saved).c_str());
     }
 
     const stowage::ModelArtifacts result = stowage::load_model(moved + "/model.json");
-    const auto tensors = stowage::decode_weights(result.weight_data.value_or(stowage::WeightData{}),
-                                                 result.weight_specs.value_or(std::vector<stowage::WeightSpec>{}));
+    const auto tensors =
+        stowage::decode_weights(result.weight_data.value_or(stowage::WeightData{}),
+                                result.weight_specs.value_or(std::vector<stowage::WeightSpec>{}));
     const bool same = same_model(original, result);
     std::printf("\nverify %s/model.json: %zu tensors decoded, %s the source\n", moved.c_str(),
                 tensors.size(), same ? "identical to" : "DIFFERENT from");

@@ -95,7 +95,7 @@ static const stowage_ops kOps = {sizeof(stowage_ops),
 #ifdef TP_LIAR
                                  NULL,
 #else
-                                  tp_list,
+                                 tp_list,
 #endif
                                  NULL};
 

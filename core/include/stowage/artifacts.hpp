@@ -27,8 +27,8 @@ struct Quantization {
 // One tensor in the weights manifest (WeightsManifestEntry).
 struct WeightSpec {
   std::string name;
-  std::vector<int64_t> shape;  // [] is a scalar
-  std::string dtype;           // "float32", "int32", "bool", "string", "complex64"
+  std::vector<int64_t> shape;        // [] is a scalar
+  std::string dtype;                 // "float32", "int32", "bool", "string", "complex64"
   std::optional<std::string> group;  // "model" or "optimizer"
   std::optional<Quantization> quantization;
 
@@ -84,13 +84,13 @@ struct ModelArtifacts {
   NullableString format;
   NullableString generated_by;
   NullableString converted_by;
-  std::optional<std::string> training_config;        // JSON text
-  std::optional<std::string> user_defined_metadata;  // JSON text
-  std::optional<std::string> signature;              // JSON text
-  std::optional<std::string> model_initializer;      // JSON text
-  std::optional<std::string> initializer_signature;  // JSON text
+  std::optional<std::string> training_config;           // JSON text
+  std::optional<std::string> user_defined_metadata;     // JSON text
+  std::optional<std::string> signature;                 // JSON text
+  std::optional<std::string> model_initializer;         // JSON text
+  std::optional<std::string> initializer_signature;     // JSON text
   std::optional<std::vector<WeightSpec>> weight_specs;  // the flat list
-  std::optional<WeightData> weight_data;  // concatenation = TF.js weightData
+  std::optional<WeightData> weight_data;                // concatenation = TF.js weightData
 
   // Set by loaders that read a model.json: the groups and paths behind
   // weight_specs. Then weight_data holds one buffer per path, in manifest

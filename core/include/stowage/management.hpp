@@ -25,6 +25,12 @@ SaveResult save_model(std::string_view url, const ModelArtifacts& artifacts,
                       std::string_view options_json = "{}", const CallContext& call = {},
                       Registry& registry = Registry::global());
 
+// The same for a host's own handler (TF.js's custom IOHandler passed to
+// model.save or loadLayersModel); its loads are validated like a plugin's.
+ModelArtifacts load_model(IOHandler& handler, const CallContext& call = {});
+SaveResult save_model(IOHandler& handler, const ModelArtifacts& artifacts,
+                      const CallContext& call = {});
+
 std::vector<ListedModel> list_models(std::string_view url, Registry& registry = Registry::global());
 ModelArtifactsInfo remove_model(std::string_view url, Registry& registry = Registry::global());
 

@@ -22,7 +22,7 @@ namespace stowage {
 
 struct PluginInfo {
   std::string name;
-  std::string version;  // from the manifest until loaded, then from the plugin
+  std::string version;             // from the manifest until loaded, then from the plugin
   std::filesystem::path manifest;  // empty for a library added directly
   std::filesystem::path library;
   std::vector<std::string> schemes;

@@ -20,7 +20,6 @@ struct ShardPlan {
 // or no file at all when total is 0. Otherwise the converter's layout:
 // group{group}-shard{i}of{n}.bin, ceil(total / shard_size) files, none for 0.
 std::vector<ShardPlan> plan_shards(uint64_t total, uint64_t shard_size,
-                                   const std::string& single_name = "weights.bin",
-                                   int group = 1);
+                                   const std::string& single_name = "weights.bin", int group = 1);
 
 }  // namespace stowage

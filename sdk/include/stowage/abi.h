@@ -255,12 +255,13 @@ typedef struct stowage_ops {
 
 /* ---- Descriptor -------------------------------------------------------- */
 
-#define STOWAGE_CAP_LOAD (1ull << 0)           /* ops->load is set */
-#define STOWAGE_CAP_SAVE (1ull << 1)           /* ops->save is set */
-#define STOWAGE_CAP_LIST (1ull << 2)           /* ops->list is set */
-#define STOWAGE_CAP_REMOVE (1ull << 3)         /* ops->remove is set */
-#define STOWAGE_CAP_ZERO_COPY (1ull << 4)      /* load hands out borrowed buffers (mmap, shared) */
-#define STOWAGE_CAP_ATOMIC_SAVE (1ull << 5)    /* readers see the old or the new model, never a mix */
+#define STOWAGE_CAP_LOAD (1ull << 0)        /* ops->load is set */
+#define STOWAGE_CAP_SAVE (1ull << 1)        /* ops->save is set */
+#define STOWAGE_CAP_LIST (1ull << 2)        /* ops->list is set */
+#define STOWAGE_CAP_REMOVE (1ull << 3)      /* ops->remove is set */
+#define STOWAGE_CAP_ZERO_COPY (1ull << 4)   /* load hands out borrowed buffers (mmap, shared) */
+#define STOWAGE_CAP_ATOMIC_SAVE (1ull << 5) /* readers see the old or the new model, never a mix \
+                                             */
 #define STOWAGE_CAP_SINGLE_THREADED (1ull << 6) /* the host must serialise calls */
 
 typedef struct stowage_plugin_desc {
@@ -268,11 +269,11 @@ typedef struct stowage_plugin_desc {
   uint32_t abi_major; /* STOWAGE_ABI_MAJOR the plugin was built against */
   uint32_t abi_minor;
   uint32_t scheme_count;
-  const char* name;            /* equals the manifest's "name" */
-  const char* version;         /* the plugin's own version */
-  const char* const* schemes;  /* lowercase, without "://"; static storage */
-  uint64_t capabilities;       /* STOWAGE_CAP_* bits; the host checks them against ops */
-  const stowage_ops* ops;      /* static storage inside the plugin */
+  const char* name;           /* equals the manifest's "name" */
+  const char* version;        /* the plugin's own version */
+  const char* const* schemes; /* lowercase, without "://"; static storage */
+  uint64_t capabilities;      /* STOWAGE_CAP_* bits; the host checks them against ops */
+  const stowage_ops* ops;     /* static storage inside the plugin */
 } stowage_plugin_desc;
 
 /*

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(cmake g++ make ccache pkg-config
           libboost1.81-dev rapidjson-dev doctest-dev libcli11-dev libssl-dev
-          python3)
+          python3 chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,8 +24,16 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "setup: Node.js 20 and npm are needed for the TensorFlow.js interop tests" >&2
   exit 1
 fi
-if [ ! -d tests/interop/node_modules/@tensorflow/tfjs ] || \
-   ! node -e 'process.exit(require("./tests/interop/node_modules/@tensorflow/tfjs/package.json").version === "4.22.0" ? 0 : 1)'; then
-  echo "setup: npm ci in tests/interop (@tensorflow/tfjs 4.22.0)"
+# npm ci when any dependency in tests/interop/package.json is missing or at
+# another version than the lock file pins.
+if ! node -e '
+  const dir = "./tests/interop/";
+  const lock = require(dir + "package-lock.json").packages;
+  for (const name of Object.keys(require(dir + "package.json").dependencies)) {
+    const want = lock["node_modules/" + name].version;
+    const have = require(dir + "node_modules/" + name + "/package.json").version;
+    if (want !== have) process.exit(1);
+  }' 2>/dev/null; then
+  echo "setup: npm ci in tests/interop"
   (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 fi

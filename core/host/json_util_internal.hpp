@@ -9,20 +9,22 @@
 #include <string>
 #include <string_view>
 
+#include "json_internal.hpp"  // the format library's parser and JSON.stringify writer
+
 namespace stowage::host {
+
+using json_internal::describe;
+using json_internal::view_of;
 
 // Parses `text`. Throws Error(kInvalidArgument)
 // "<source>: invalid JSON at offset N: <reason>".
-rapidjson::Document parse_json(std::string_view text, std::string_view source);
+inline rapidjson::Document parse_json(std::string_view text, std::string_view source) {
+  return json_internal::parse(text, source);
+}
 
-// Compact JSON text of a value.
-std::string write_json(const rapidjson::Value& value);
-
-// "an object", "an array", "a string", "a number", "a boolean", "null".
-const char* describe(const rapidjson::Value& value) noexcept;
-
-inline std::string_view view_of(const rapidjson::Value& string_value) noexcept {
-  return {string_value.GetString(), string_value.GetStringLength()};
+// Compact JSON text of a value, as JSON.stringify writes it.
+inline std::string write_json(const rapidjson::Value& value) {
+  return json_internal::stringify(value);
 }
 
 // Both texts must be JSON objects (errors name `under_source` or

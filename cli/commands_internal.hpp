@@ -68,6 +68,8 @@ void add_list_commands(CLI::App& app, CommonOptions& common, Runner& run);
 void add_info_command(CLI::App& app, CommonOptions& common, Runner& run);
 void add_verify_command(CLI::App& app, CommonOptions& common, Runner& run);
 void add_plugins_command(CLI::App& app, CommonOptions& common, Runner& run);
+void add_browser_command(CLI::App& app, CommonOptions& common, Runner& run);
+void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run);
 
 // ---- URLs and options JSON (options.cpp) ----------------------------------
 

@@ -80,6 +80,8 @@ int run_main(int argc, char** argv) {
   add_info_command(app, common, run);
   add_verify_command(app, common, run);
   add_plugins_command(app, common, run);
+  add_browser_command(app, common, run);
+  add_serve_command(app, common, run);
 
   try {
     app.parse(argc, argv);

@@ -171,7 +171,18 @@ std::unique_ptr<stowage_sink> PluginHandler::invoke(const char* op, const CallCo
 
 SaveResult PluginHandler::save(const ModelArtifacts& artifacts, const CallContext& call) {
   if (!can_save()) return IOHandler::save(artifacts, call);
-  const std::string json = artifacts_to_json(artifacts);
+  // abi.h: save gets the flat weightSpecs only. A manifest (from a load)
+  // names the source's files, which mean nothing to the destination.
+  std::string json;
+  if (artifacts.weights_manifest) {
+    ModelArtifacts flat = artifacts;
+    if (!flat.weight_specs) flat.weight_specs = flatten_specs(*flat.weights_manifest);
+    flat.weights_manifest.reset();
+    flat.weight_data.reset();
+    json = artifacts_to_json(flat);
+  } else {
+    json = artifacts_to_json(artifacts);
+  }
   const WeightData* data = artifacts.weight_data ? &*artifacts.weight_data : nullptr;
   LentBuffers lent(data);
   stowage_artifacts a{};

@@ -160,6 +160,10 @@ struct Registry::Impl {
       bool same = (!rec->manifest.empty() && e->manifest == rec->manifest) ||
                   (rec->manifest.empty() && e->manifest.empty() && e->library == rec->library);
       if (!same) continue;
+      // A pin on either naming of the file holds (a folder scan must not
+      // drop the pin of a "plugins" entry for the same manifest).
+      if (!rec->entry_pin) rec->entry_pin = e->entry_pin;
+      if (!e->entry_pin) e->entry_pin = rec->entry_pin;
       // The same file again: it keeps the highest source it was named by.
       if (source_rank(rec->source) < source_rank(e->source)) {
         if (!rec->loaded) rec->loaded = e->loaded;
@@ -290,6 +294,49 @@ struct Registry::Impl {
                     ". Pick one in the config with \"scheme_plugins\": {\"" + scheme +
                     "\": \"<plugin name>\"}.");
   }
+
+  // REQUIRES: mu held.
+  PluginInfo info_of(const PluginRecord& r) const {
+    PluginInfo info;
+    info.name = r.name;
+    info.version = r.version;
+    info.manifest = r.manifest;
+    info.library = r.library;
+    info.schemes = r.schemes;
+    info.abi_major = r.abi_major;
+    info.abi_minor = r.abi_minor;
+    info.source = r.source;
+    info.allowed = allowed(r);
+    if (r.loaded) {
+      info.loaded = true;
+      info.version = r.loaded->version;
+      info.capabilities = r.loaded->capability_names();
+      info.abi_major = r.loaded->abi_major;
+      info.abi_minor = r.loaded->abi_minor;
+    }
+    return info;
+  }
+
+  // url with its aliases applied; `chain` receives the aliases taken, in
+  // order. Throws for an alias loop and for a URL without a scheme.
+  // REQUIRES: mu held.
+  std::string resolve_aliases(std::string_view url_in, std::vector<std::string>& chain) const {
+    std::string url(url_in);
+    for (;;) {
+      std::string scheme = url_scheme(url);
+      auto alias = aliases.find(scheme);
+      if (scheme.empty() || alias == aliases.end()) break;
+      if (std::find(chain.begin(), chain.end(), scheme) != chain.end()) {
+        chain.push_back(scheme);
+        throw Error(ErrorCode::kInvalidArgument, "The aliases of URL '" + std::string(url_in) +
+                                                     "' form a loop: " + join(chain, " -> "));
+      }
+      chain.push_back(scheme);
+      url = host::apply_alias(alias->second, std::string_view(url).substr(scheme.size() + 3));
+    }
+    if (url_scheme(url).empty()) throw host::NoHandlerError(no_handler_message(url_in, ""), "");
+    return url;
+  }
 };
 
 Registry::Registry() : impl_(std::make_unique<Impl>()) {}
@@ -328,6 +375,14 @@ void Registry::discover_defaults() {
   if (!ec && !exe.empty()) {
     add_plugin_folder((exe.parent_path() / ".." / "lib" / "stowage" / "plugins").lexically_normal(),
                       "default");
+  }
+  // Beside this library: <libdir>/stowage/plugins is where an install puts
+  // the plugins whatever the prefix and libdir (lib, lib64, lib/<multiarch>),
+  // also for a host executable installed elsewhere.
+  ec.clear();
+  fs::path self = boost::dll::this_line_location(ec);
+  if (!ec && !self.empty()) {
+    add_plugin_folder((self.parent_path() / "stowage" / "plugins").lexically_normal(), "default");
   }
   add_plugin_folder(fs::path(STOWAGE_INSTALL_PLUGIN_DIR), "default");
 }
@@ -463,20 +518,8 @@ std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_v
   {
     std::shared_lock<std::shared_mutex> lock(impl_->mu);
     std::vector<std::string> chain;  // the aliases taken, in order
-    for (;;) {
-      std::string scheme = url_scheme(url);
-      auto alias = impl_->aliases.find(scheme);
-      if (scheme.empty() || alias == impl_->aliases.end()) break;
-      if (std::find(chain.begin(), chain.end(), scheme) != chain.end()) {
-        chain.push_back(scheme);
-        throw Error(ErrorCode::kInvalidArgument, "The aliases of URL '" + std::string(url_in) +
-                                                     "' form a loop: " + join(chain, " -> "));
-      }
-      chain.push_back(scheme);
-      url = host::apply_alias(alias->second, std::string_view(url).substr(scheme.size() + 3));
-    }
+    url = impl_->resolve_aliases(url_in, chain);
     const std::string scheme = url_scheme(url);
-    if (scheme.empty()) throw host::NoHandlerError(impl_->no_handler_message(url_in, ""), "");
 
     // Defaults of the scheme served, then of each alias from the innermost
     // out, then the call's own options: the more specific wins.
@@ -529,26 +572,22 @@ std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_v
 std::vector<PluginInfo> Registry::plugins() const {
   std::shared_lock<std::shared_mutex> lock(impl_->mu);
   std::vector<PluginInfo> out;
-  for (const auto& r : impl_->records) {
-    PluginInfo info;
-    info.name = r->name;
-    info.version = r->version;
-    info.manifest = r->manifest;
-    info.library = r->library;
-    info.schemes = r->schemes;
-    info.abi_major = r->abi_major;
-    info.abi_minor = r->abi_minor;
-    info.source = r->source;
-    info.allowed = impl_->allowed(*r);
-    if (r->loaded) {
-      info.loaded = true;
-      info.version = r->loaded->version;
-      info.capabilities = r->loaded->capability_names();
-      info.abi_major = r->loaded->abi_major;
-      info.abi_minor = r->loaded->abi_minor;
-    }
-    out.push_back(std::move(info));
+  for (const auto& r : impl_->records) out.push_back(impl_->info_of(*r));
+  return out;
+}
+
+Route Registry::route(std::string_view url) const {
+  std::shared_lock<std::shared_mutex> lock(impl_->mu);
+  std::vector<std::string> chain;
+  Route out;
+  out.url = impl_->resolve_aliases(url, chain);
+  out.scheme = url_scheme(out.url);
+  out.aliases = std::move(chain);
+  if (impl_->factories.count(out.scheme) != 0) {
+    out.in_process = true;
+    return out;
   }
+  out.plugin = impl_->info_of(*impl_->choose(out.scheme, url));
   return out;
 }
 

@@ -420,6 +420,44 @@ TEST_CASE("eight threads opening and loading at once load the plugin once") {
   h->remove();
 }
 
+TEST_CASE("route tells which plugin serves a URL, after aliases, without loading it") {
+  Registry r;
+  r.add_plugin_folder(plugin_dir());
+  Config c;
+  c.aliases["models"] = "simple://shelf";
+  c.aliases["s"] = "models";
+  r.apply_config(c);
+  Route route = r.route("s://a/b");
+  CHECK(route.url == "simple://shelf/a/b");
+  CHECK(route.scheme == "simple");
+  CHECK(route.aliases == std::vector<std::string>{"s", "models"});
+  CHECK_FALSE(route.in_process);
+  CHECK(route.plugin.name == "simple");
+  CHECK(route.plugin.manifest == manifest("simple"));
+  CHECK_FALSE(route.plugin.loaded);
+  CHECK_FALSE(find_plugin(r.plugins(), "simple")->loaded);
+  CHECK(r.open("s://a/b")->url() == route.url);
+  CHECK(r.route("simple://x").plugin.loaded);
+
+  // The same errors as open: a poisoned scheme, an unknown one, no scheme.
+  Error dup = error_of([&] { r.route("dup://m"); });
+  CHECK(dup.code() == ErrorCode::kInvalidArgument);
+  CHECK(contains(dup.what(), "is claimed by more than one plugin"));
+  CHECK(error_of([&] { r.route("nobody://m"); }).code() == ErrorCode::kNotFound);
+  CHECK(error_of([&] { r.route("no-scheme"); }).code() == ErrorCode::kNotFound);
+  Config pick;
+  pick.scheme_plugins["dup"] = "dupb";
+  r.apply_config(pick);
+  CHECK(r.route("dup://m").plugin.name == "dupb");
+
+  r.register_scheme("echo", [](std::string_view u, std::string_view o) {
+    return std::make_unique<EchoHandler>(std::string(u), std::string(o));
+  });
+  Route echo = r.route("echo://x");
+  CHECK(echo.in_process);
+  CHECK(echo.plugin.name.empty());
+}
+
 TEST_CASE("Registry::global discovers once") {
   Registry& a = Registry::global();
   Registry& b = Registry::global();

@@ -479,17 +479,36 @@ class FileTransaction final : public BlobStore::Transaction {
   void make_temp(std::optional<mode_t> mode) {
     for (int attempt = 0;; ++attempt) {
       temp_name_ = unique_name();
-      if (::mkdirat(parent_.get(), temp_name_.c_str(), 0777) == 0) break;
-      if (errno != EEXIST || attempt == 100) {
-        throw errno_error(errno, "Cannot create a folder in " + parent_path_);
+      if (::mkdirat(parent_.get(), temp_name_.c_str(), 0777) != 0) {
+        if (errno != EEXIST || attempt == 100) {
+          throw errno_error(errno, "Cannot create a folder in " + parent_path_);
+        }
+        continue;
+      }
+      // Until it is locked, a concurrent save's remove_dead_temps may take
+      // the new folder for a dead one and delete it: then try another name.
+      temp_ = Fd(::openat(parent_.get(), temp_name_.c_str(),
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      int err = errno;
+      if (temp_ && ::flock(temp_.get(), LOCK_EX | LOCK_NB) == 0) {
+        struct stat named, held;
+        if (::fstatat(parent_.get(), temp_name_.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+            ::fstat(temp_.get(), &held) == 0 && named.st_ino == held.st_ino &&
+            named.st_dev == held.st_dev) {
+          break;
+        }
+        err = ENOENT;
+      } else if (temp_) {
+        err = errno;
+      }
+      temp_.reset();
+      if ((err != ENOENT && err != EWOULDBLOCK) || attempt == 100) {
+        remove_tree_at(parent_.get(), temp_name_);
+        throw errno_error(err, "Cannot prepare a folder in " + parent_path_);
       }
     }
-    temp_ = Fd(::openat(parent_.get(), temp_name_.c_str(),
-                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    int err = errno;
-    if (!temp_ || ::flock(temp_.get(), LOCK_EX | LOCK_NB) != 0 ||
-        (mode && ::fchmod(temp_.get(), *mode) != 0)) {
-      err = temp_ ? errno : err;
+    if (mode && ::fchmod(temp_.get(), *mode) != 0) {
+      int err = errno;
       remove_tree_at(parent_.get(), temp_name_);
       temp_.reset();
       throw errno_error(err, "Cannot prepare a folder in " + parent_path_);

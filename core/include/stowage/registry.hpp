@@ -4,7 +4,8 @@
 // Sources, highest first: API calls (add_plugin, register_scheme), the host
 // config (apply_config, or STOWAGE_CONFIG for Registry::global), folders in
 // STOWAGE_PLUGIN_PATH, then the default folders found relative to the
-// running executable (<exe>/../lib/stowage/plugins) and the install prefix.
+// running executable (<exe>/../lib/stowage/plugins) and the core library
+// (<libdir>/stowage/plugins, beside libstowage_core), and the install prefix.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +33,15 @@ struct PluginInfo {
   std::string source;  // "api", "config", "STOWAGE_PLUGIN_PATH", "default"
   bool loaded = false;
   bool allowed = true;
+};
+
+// Where Registry::open would send a URL (Registry::route).
+struct Route {
+  std::string url;                   // the URL after aliases, as the handler gets it
+  std::string scheme;                // its scheme
+  std::vector<std::string> aliases;  // the aliases applied, in order
+  bool in_process = false;           // served by register_scheme, not a plugin
+  PluginInfo plugin;                 // the serving plugin (empty when in_process)
 };
 
 // Creates a handler for an in-process scheme: (url, options JSON).
@@ -67,6 +77,11 @@ class Registry {
   // Error(kNotFound) for a scheme nobody serves, naming the scheme, the
   // schemes available and the folders searched.
   std::unique_ptr<IOHandler> open(std::string_view url, std::string_view options_json = "{}");
+
+  // Which plugin open(url) would use, without loading or opening anything.
+  // Throws what open() throws for a URL nobody serves, an alias loop or a
+  // scheme two plugins claim.
+  Route route(std::string_view url) const;
 
   std::vector<PluginInfo> plugins() const;
   std::vector<std::string> schemes() const;

@@ -98,7 +98,8 @@ inline void log(int level, std::string_view message) noexcept {
 
 // errno -> stowage code: ENOENT/ENOTDIR not found; EACCES/EPERM/EROFS
 // permission denied; ENOSPC/EDQUOT/EFBIG/ENOMEM/EMFILE/ENFILE resource
-// exhausted; EIO data loss; EEXIST already exists; anything else internal.
+// exhausted; EIO data loss; EEXIST already exists; ENAMETOOLONG invalid
+// argument (a name too long for the store); anything else internal.
 inline ErrorCode code_for_errno(int err) noexcept {
   switch (err) {
     case ENOENT:
@@ -119,6 +120,8 @@ inline ErrorCode code_for_errno(int err) noexcept {
       return ErrorCode::kDataLoss;
     case EEXIST:
       return ErrorCode::kAlreadyExists;
+    case ENAMETOOLONG:
+      return ErrorCode::kInvalidArgument;
     default:
       return ErrorCode::kInternal;
   }
@@ -557,6 +560,7 @@ inline void op_save(stowage_handler* handler, const stowage_artifacts* artifacts
   guarded(st, [&] {
     Handler* h = handler_of(handler);
     Call call(raw, h->url(), "save", st);
+    call.check();  // a call cancelled or late before it starts does nothing
     ModelArtifacts in = artifacts_in(artifacts, h->url());
     std::optional<std::string> response = h->save(in, call);
     if (response && result != nullptr) {
@@ -570,6 +574,7 @@ inline void op_load(stowage_handler* handler, const stowage_call* raw, stowage_s
   guarded(st, [&] {
     Handler* h = handler_of(handler);
     Call call(raw, h->url(), "load", st);
+    call.check();  // a call cancelled or late before it starts does nothing
     ModelArtifacts artifacts = h->load(call);
     std::string json = artifacts_to_json(artifacts);
     host().sink_set_text(out, json.data(), json.size());
@@ -584,6 +589,7 @@ inline void op_list(stowage_handler* handler, const stowage_call* raw, stowage_s
   guarded(st, [&] {
     Handler* h = handler_of(handler);
     Call call(raw, h->url(), "list", st);
+    call.check();  // a call cancelled or late before it starts does nothing
     for (const ListedModel& m : h->list(call)) {
       std::string info = info_to_json(m.info);
       host().sink_add_model(out, m.url.data(), m.url.size(), info.data(), info.size());
@@ -596,6 +602,7 @@ inline void op_remove(stowage_handler* handler, const stowage_call* raw, stowage
   guarded(st, [&] {
     Handler* h = handler_of(handler);
     Call call(raw, h->url(), "remove", st);
+    call.check();  // a call cancelled or late before it starts does nothing
     std::string info = info_to_json(h->remove(call));
     host().sink_set_text(out, info.data(), info.size());
   });

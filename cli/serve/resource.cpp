@@ -1,0 +1,127 @@
+#include "resource.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "http_util.hpp"
+#include "stowage/error.hpp"
+
+namespace stowage::serve {
+namespace {
+
+Error errno_error(int err, const std::string& what) {
+  const ErrorCode code = (err == ENOENT || err == ENOTDIR || err == ELOOP) ? ErrorCode::kNotFound
+                         : (err == EACCES || err == EPERM) ? ErrorCode::kPermissionDenied
+                                                           : ErrorCode::kInternal;
+  return Error(code, what + ": " + std::strerror(err));
+}
+
+std::string hex(uint64_t v) {
+  char text[24];
+  std::snprintf(text, sizeof text, "%llx", static_cast<unsigned long long>(v));
+  return text;
+}
+
+}  // namespace
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+UniqueFd open_folder(int at_fd, const std::string& relative, const std::string& label) {
+  const int fd = ::openat(at_fd, relative.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw errno_error(errno, "cannot open " + label);
+  return UniqueFd(fd);
+}
+
+Resource read_file_at(int dir_fd, const std::string& name, const std::string& label,
+                      std::string content_type) {
+  UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (fd.get() < 0) throw errno_error(errno, "cannot open " + label);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw errno_error(errno, "cannot stat " + label);
+  if (!S_ISREG(st.st_mode)) throw Error(ErrorCode::kNotFound, label + " is not a regular file");
+
+  Resource r;
+  r.content_type = std::move(content_type);
+  const uint64_t mtime_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
+                            static_cast<uint64_t>(st.st_mtim.tv_nsec);
+  r.etag = "\"" + hex(static_cast<uint64_t>(st.st_ino)) + "-" +
+           hex(static_cast<uint64_t>(st.st_size)) + "-" + hex(mtime_ns) + "\"";
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size == 0) return r;
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (map == MAP_FAILED) throw errno_error(errno, "cannot map " + label);
+  // The mapping keeps the bytes readable after the store replaces or
+  // deletes the file (stores write new files; they never truncate in place).
+  std::shared_ptr<const void> owner(
+      map, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
+  r.data.push_back(Buffer::wrap(static_cast<const uint8_t*>(map), size, owner, label));
+  return r;
+}
+
+Resource read_static_file(int root_fd, const std::vector<std::string>& path) {
+  UniqueFd dir(::dup(root_fd));
+  if (dir.get() < 0) throw errno_error(errno, "cannot open the static folder");
+  std::string label = "static file /";
+  for (size_t i = 0; i < path.size(); ++i) {
+    label += path[i];
+    const int fd =
+        ::openat(dir.get(), path[i].c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) throw errno_error(errno, "cannot open " + label);
+    UniqueFd next(fd);
+    struct stat st {};
+    if (::fstat(next.get(), &st) != 0) throw errno_error(errno, "cannot stat " + label);
+    if (S_ISDIR(st.st_mode)) {
+      dir = std::move(next);
+      label += "/";
+      continue;
+    }
+    if (i + 1 != path.size()) throw Error(ErrorCode::kNotFound, label + " is not a folder");
+    return read_file_at(dir.get(), path[i], label, std::string(media_type_for(path[i])));
+  }
+  return read_file_at(dir.get(), "index.html", label + "index.html",
+                      std::string(media_type_for("index.html")));
+}
+
+std::string digest_hex(const WeightData& data) {
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    throw Error(ErrorCode::kInternal, "SHA-256 is not available");
+  }
+  for (const Buffer& b : data) {
+    if (!b.empty() && EVP_DigestUpdate(ctx.get(), b.data(), b.size()) != 1) {
+      throw Error(ErrorCode::kInternal, "SHA-256 failed");
+    }
+  }
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) {
+    throw Error(ErrorCode::kInternal, "SHA-256 failed");
+  }
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < 16 && i < length; ++i) {
+    out += kDigits[digest[i] >> 4];
+    out += kDigits[digest[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace stowage::serve

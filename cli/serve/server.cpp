@@ -1,0 +1,652 @@
+// The network half of the server, on Boost.Beast and Asio: one I/O thread
+// runs every connection as a coroutine (so a slow client costs a few
+// kilobytes, not a thread), and store operations, which block, run on a
+// worker pool. Everything that decides what to answer lives in App.
+#include "server.hpp"
+
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <cctype>
+#include <csignal>
+#include <set>
+
+#include "app.hpp"
+#include "stowage/error.hpp"
+
+namespace stowage::serve {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using net::awaitable;
+using net::use_awaitable;
+constexpr auto kTuple = net::as_tuple(use_awaitable);
+
+constexpr size_t kBodyChunk = 256 * 1024;
+constexpr uint64_t kMaxWritePiece = 4ull << 20;
+constexpr std::chrono::milliseconds kLingerTime{2000};
+constexpr uint64_t kMaxLingerBytes = 64ull << 20;
+constexpr size_t kMaxLingering = 64;
+
+// A response body made of Buffers (mmapped files, weight blocks), sent
+// from [offset, offset + length) of their concatenation without copying.
+struct BuffersBody {
+  struct value_type {
+    WeightData parts;
+    uint64_t offset = 0;
+    uint64_t length = 0;
+  };
+
+  static uint64_t size(const value_type& body) { return body.length; }
+
+  class writer {
+   public:
+    using const_buffers_type = net::const_buffer;
+
+    template <bool isRequest, class Fields>
+    writer(const http::header<isRequest, Fields>&, const value_type& body) : body_(body) {}
+
+    void init(beast::error_code& ec) {
+      ec = {};
+      index_ = 0;
+      skip_ = body_.offset;
+      remaining_ = body_.length;
+    }
+
+    boost::optional<std::pair<const_buffers_type, bool>> get(beast::error_code& ec) {
+      ec = {};
+      while (remaining_ > 0 && index_ < body_.parts.size()) {
+        const Buffer& b = body_.parts[index_];
+        if (skip_ >= b.size()) {
+          skip_ -= b.size();
+          ++index_;
+          continue;
+        }
+        const uint64_t n = std::min({b.size() - skip_, remaining_, kMaxWritePiece});
+        const const_buffers_type out(b.data() + skip_, static_cast<size_t>(n));
+        skip_ += n;
+        remaining_ -= n;
+        if (skip_ == b.size()) {
+          skip_ = 0;
+          ++index_;
+        }
+        return std::make_pair(out, remaining_ > 0);
+      }
+      return boost::none;
+    }
+
+   private:
+    const value_type& body_;
+    size_t index_ = 0;
+    uint64_t skip_ = 0;
+    uint64_t remaining_ = 0;
+  };
+};
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string http_date(std::chrono::system_clock::time_point t) {
+  const time_t secs = std::chrono::system_clock::to_time_t(t);
+  tm parts{};
+  gmtime_r(&secs, &parts);
+  char text[64];
+  std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &parts);
+  return text;
+}
+
+std::string endpoint_text(const tcp::endpoint& e) {
+  const std::string address = e.address().to_string();
+  return (e.address().is_v6() ? "[" + address + "]" : address) + ":" + std::to_string(e.port());
+}
+
+const beast::error_category& http_category() {
+  return http::make_error_code(http::error::end_of_stream).category();
+}
+
+class Connection;
+
+// The server's state, used by its connections (all on the I/O thread but
+// for `cancelled` and `port`).
+struct Core {
+  explicit Core(ServerOptions o)
+      : options(std::move(o)), app(options), workers(std::max<size_t>(1, options.worker_threads)) {}
+  ~Core() {
+    // Coroutine frames die with io (declared first among the network
+    // members, so last to go) and end their connections: nothing else may
+    // be touched then.
+    destroying = true;
+  }
+
+  void listen();
+  awaitable<void> accept_loop();
+  awaitable<void> signal_loop();
+  void begin_shutdown();
+  void hard_stop();
+  void maybe_finish();
+  awaitable<void> reject(tcp::socket socket);
+  void log(const AccessRecord& record) const {
+    if (options.access_log) options.access_log(record);
+  }
+
+  ServerOptions options;
+  App app;
+  std::set<Connection*> connections;  // used on the I/O thread only
+  bool stopping = false;              // I/O thread only
+  bool destroying = false;
+  bool finished = false;               // stopping, and the last connection has ended
+  size_t lingering = 0;                // rejected connections being drained
+  std::atomic<bool> cancelled{false};  // store calls in flight should stop
+  std::atomic<uint16_t> port{0};
+  net::io_context io{1};
+  tcp::acceptor acceptor{io};
+  net::thread_pool workers;
+  net::steady_timer shutdown_timer{io};
+  std::unique_ptr<net::signal_set> signals;
+};
+
+// One client connection: reads requests one after the other (keep-alive),
+// hands each to App, writes the reply. A watchdog timer cancels the socket
+// when a deadline passes, which makes the pending read or write fail.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Core& server, tcp::socket socket)
+      : server_(server), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+    timer_.expires_at(std::chrono::steady_clock::time_point::max());
+    beast::error_code ec;
+    const tcp::endpoint remote = socket_.remote_endpoint(ec);
+    remote_ = ec ? std::string("?") : endpoint_text(remote);
+    server_.connections.insert(this);
+  }
+  ~Connection() {
+    server_.connections.erase(this);
+    server_.maybe_finish();
+  }
+
+  awaitable<void> run();
+
+  // Shutdown: a connection waiting for its next request is closed now;
+  // one in a request finishes it and then closes.
+  void on_shutdown() {
+    if (idle_) close();
+  }
+  void close() {
+    closed_ = true;
+    beast::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    timer_.cancel();
+  }
+
+ private:
+  void set_deadline(std::chrono::milliseconds d) {
+    timed_out_ = false;
+    timer_.expires_after(d);
+  }
+  awaitable<void> watchdog();
+  awaitable<bool> write_reply(Reply& reply, unsigned version, bool keep_alive,
+                              AccessRecord& record);
+  awaitable<bool> handle(http::request_parser<http::buffer_body>& parser, AccessRecord& record);
+  awaitable<Reply> read_upload(http::request_parser<http::buffer_body>& parser,
+                               const Request& request, const Route& route, bool& body_read,
+                               AccessRecord& record);
+
+  template <class F>
+  awaitable<Reply> on_workers(F f) {
+    co_return co_await net::co_spawn(
+        server_.workers.get_executor(), [&]() -> awaitable<Reply> { co_return f(); },
+        use_awaitable);
+  }
+
+  CallContext call_context() {
+    CallContext call;
+    call.is_cancelled = [&server = server_] { return server.cancelled.load(); };
+    return call;
+  }
+
+  Core& server_;
+  tcp::socket socket_;
+  net::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::vector<char> chunk_;
+  std::string remote_;
+  bool idle_ = true;
+  bool closed_ = false;
+  bool timed_out_ = false;
+  bool linger_ = false;  // the client may still send bytes we will not read
+};
+
+awaitable<void> Connection::watchdog() {
+  auto self = shared_from_this();
+  while (!closed_) {
+    co_await timer_.async_wait(kTuple);
+    if (closed_) break;
+    if (timer_.expiry() <= std::chrono::steady_clock::now()) {
+      timed_out_ = true;
+      beast::error_code ec;
+      socket_.cancel(ec);
+      timer_.expires_at(std::chrono::steady_clock::time_point::max());
+    }
+  }
+}
+
+awaitable<bool> Connection::write_reply(Reply& reply, unsigned version, bool keep_alive,
+                                        AccessRecord& record) {
+  http::response<BuffersBody> res;
+  res.version(version);
+  res.result(static_cast<unsigned>(reply.status));
+  res.set(http::field::server, "stowage");
+  res.set(http::field::date, http_date(std::chrono::system_clock::now()));
+  for (const auto& [name, value] : reply.headers) res.insert(name, value);
+  const bool no_body = reply.status == 204 || reply.status == 304 || reply.status < 200;
+  if (!no_body) res.content_length(reply.length);
+  const uint64_t send = (reply.head || no_body) ? 0 : reply.length;
+  res.body() = BuffersBody::value_type{std::move(reply.body), reply.offset, send};
+  const bool keep = keep_alive && !reply.close && !server_.stopping;
+  res.keep_alive(keep);
+  record.status = reply.status;
+  if (record.note.empty()) record.note = reply.note;
+
+  http::response_serializer<BuffersBody> serializer(res);
+  while (!serializer.is_done()) {
+    set_deadline(server_.options.timeouts.body);
+    auto [ec, n] = co_await http::async_write_some(socket_, serializer, kTuple);
+    if (ec) {
+      record.note = timed_out_ ? "timeout while sending" : "client went away: " + ec.message();
+      co_return false;
+    }
+  }
+  record.bytes_sent = send;
+  co_return keep;
+}
+
+awaitable<Reply> Connection::read_upload(http::request_parser<http::buffer_body>& parser,
+                                         const Request& request, const Route& route,
+                                         bool& body_read, AccessRecord& record) {
+  App& app = server_.app;
+  Reply refusal;
+  std::unique_ptr<Upload> upload = app.begin_upload(request, route, refusal);
+  if (!upload) co_return refusal;
+
+  if (iequals(request.header("expect"), "100-continue")) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    set_deadline(server_.options.timeouts.body);
+    auto [ec, n] = co_await net::async_write(socket_, net::buffer(kContinue), kTuple);
+    if (ec) {
+      Reply gone;
+      gone.status = 0;
+      co_return gone;
+    }
+  }
+
+  parser.body_limit(server_.options.limits.max_upload_bytes);
+  if (chunk_.empty()) chunk_.resize(kBodyChunk);
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk_.data();
+    parser.get().body().size = chunk_.size();
+    set_deadline(server_.options.timeouts.body);
+    auto [ec, n] = co_await http::async_read_some(socket_, buffer_, parser, kTuple);
+    if (ec == http::error::need_buffer) ec = {};
+    const size_t got = chunk_.size() - parser.get().body().size;
+    record.bytes_received += got;
+    if (got > 0) {
+      try {
+        upload->feed({chunk_.data(), got});
+      } catch (const Error& e) {
+        Reply reply = app.upload_failed(e);
+        reply.close = true;  // the rest of the body is not read
+        co_return reply;
+      }
+    }
+    if (!ec) continue;
+    Reply reply;
+    if (timed_out_) {
+      reply = app.status_reply(
+          408, Error(ErrorCode::kDeadlineExceeded,
+                     "no upload bytes arrived for " +
+                         std::to_string(server_.options.timeouts.body.count()) + " ms"));
+      reply.note = "body timeout";
+    } else if (ec == http::error::body_limit) {
+      reply = app.upload_failed(Error(ErrorCode::kResourceExhausted,
+                                      "the upload is larger than " +
+                                          std::to_string(server_.options.limits.max_upload_bytes) +
+                                          " bytes"));
+    } else if (ec == http::error::partial_message || ec == http::error::end_of_stream ||
+               ec.category() != http_category()) {
+      reply.status = 0;  // the client went away mid-body
+      record.note = "client went away: " + ec.message();
+    } else {
+      reply = app.upload_failed(
+          Error(ErrorCode::kInvalidArgument, "the request body is malformed: " + ec.message()));
+    }
+    reply.close = true;
+    co_return reply;
+  }
+  body_read = true;
+  try {
+    upload->finish();
+  } catch (const Error& e) {
+    co_return app.upload_failed(e);
+  }
+  const CallContext call = call_context();
+  co_return co_await on_workers([&] { return app.finish_upload(request, *upload, call); });
+}
+
+awaitable<bool> Connection::handle(http::request_parser<http::buffer_body>& parser,
+                                   AccessRecord& record) {
+  App& app = server_.app;
+  const auto& msg = parser.get();
+  Request request;
+  request.method = std::string(msg.method_string());
+  request.target = std::string(msg.target());
+  for (const auto& field : msg) {
+    std::string name(field.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    request.headers.emplace_back(std::move(name), std::string(field.value()));
+  }
+  if (parser.content_length()) request.content_length = *parser.content_length();
+  request.has_body = !parser.is_done();
+  record.method = request.method;
+  record.path = std::string(target_path(request.target));
+
+  App::Plan plan = app.plan(request);
+  Reply reply;
+  bool body_read = !request.has_body;
+  switch (plan.work) {
+    case App::Work::kNow:
+      reply = std::move(plan.reply);
+      break;
+    case App::Work::kStore: {
+      const CallContext call = call_context();
+      reply = co_await on_workers([&] { return app.serve(request, plan.route, call); });
+      break;
+    }
+    case App::Work::kUpload:
+      reply = co_await read_upload(parser, request, plan.route, body_read, record);
+      break;
+  }
+  if (reply.status == 0) {
+    if (record.note.empty()) record.note = "client went away";
+    co_return false;
+  }
+  if (!body_read) {
+    reply.close = true;  // unread body bytes would be taken as the next request
+    linger_ = true;
+  }
+  app.decorate(request, reply);
+  co_return co_await write_reply(reply, msg.version(), msg.keep_alive(), record);
+}
+
+awaitable<void> Connection::run() {
+  auto self = shared_from_this();
+  net::co_spawn(socket_.get_executor(), watchdog(), net::detached);
+  const ServerOptions& options = server_.options;
+  while (!closed_ && !server_.stopping) {
+    idle_ = true;
+    http::request_parser<http::buffer_body> parser;
+    parser.header_limit(static_cast<uint32_t>(options.limits.max_header_bytes));
+    parser.body_limit(boost::none);  // uploads set theirs once routed
+    set_deadline(options.timeouts.header);
+    auto [ec, n] = co_await http::async_read_header(socket_, buffer_, parser, kTuple);
+    idle_ = false;
+
+    AccessRecord record;
+    record.time = std::chrono::system_clock::now();
+    record.remote = remote_;
+    const auto start = std::chrono::steady_clock::now();
+    bool keep = false;
+    if (!ec) {
+      keep = co_await handle(parser, record);
+    } else {
+      const bool partial = buffer_.size() > 0 || parser.got_some();
+      // Closed, an idle keep-alive connection timing out, the client
+      // leaving or a network error: nothing to answer.
+      if (closed_ || ec == http::error::end_of_stream) break;
+      if (timed_out_ ? !partial : ec.category() != http_category()) break;
+      Reply reply;
+      if (timed_out_) {
+        reply = server_.app.status_reply(
+            408, Error(ErrorCode::kDeadlineExceeded,
+                       "the request headers did not arrive within " +
+                           std::to_string(options.timeouts.header.count()) + " ms"));
+        reply.note = "header timeout";
+      } else if (ec == http::error::header_limit) {
+        reply = server_.app.status_reply(
+            431, Error(ErrorCode::kResourceExhausted,
+                       "the request headers are larger than " +
+                           std::to_string(options.limits.max_header_bytes) + " bytes"));
+      } else {
+        reply = server_.app.status_reply(
+            400, Error(ErrorCode::kInvalidArgument, "malformed HTTP request: " + ec.message()));
+      }
+      reply.close = true;
+      linger_ = true;
+      record.method = "-";
+      record.path = "-";
+      co_await write_reply(reply, 11, false, record);
+    }
+    record.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - start);
+    server_.log(record);
+    if (!keep) break;
+  }
+  if (!closed_) {
+    // Let the client read the last response before the connection goes.
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (linger_) {
+      // The client may still be sending a body we did not read; closing
+      // now would reset the connection and could destroy the response
+      // before it is read. Drop what comes for a little while.
+      if (chunk_.empty()) chunk_.resize(kBodyChunk);
+      const auto until = std::chrono::steady_clock::now() + kLingerTime;
+      uint64_t dropped = 0;
+      while (!closed_ && dropped < kMaxLingerBytes && std::chrono::steady_clock::now() < until) {
+        set_deadline(std::chrono::duration_cast<std::chrono::milliseconds>(
+            until - std::chrono::steady_clock::now()));
+        auto [ec, n] = co_await socket_.async_read_some(net::buffer(chunk_), kTuple);
+        if (ec) break;
+        dropped += n;
+      }
+    }
+  }
+  close();
+}
+
+void Core::listen() {
+  beast::error_code ec;
+  tcp::resolver resolver(io);
+  const std::string where = options.host + ":" + std::to_string(options.port);
+  auto results = resolver.resolve(options.host, std::to_string(options.port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "cannot resolve host '" + options.host + "': " + ec.message());
+  }
+  const tcp::endpoint endpoint = results.begin()->endpoint();
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) throw Error(ErrorCode::kUnavailable, "cannot listen on " + where + ": " + ec.message());
+  port = acceptor.local_endpoint().port();
+}
+
+awaitable<void> Core::reject(tcp::socket socket) {
+  // Over the connection limit: a fresh socket's send buffer is empty, so
+  // one non-blocking write of a short 503 goes out without waiting. Then
+  // the request is read and dropped for a moment (closing with it unread
+  // would reset the connection and could destroy the 503 in flight), unless
+  // too many rejected connections linger already.
+  static const std::string kBusy = [] {
+    const std::string body =
+        "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections; try "
+        "again\"}}";
+    return "HTTP/1.1 503 Service Unavailable\r\nServer: stowage\r\nContent-Type: "
+           "application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + body;
+  }();
+  beast::error_code ec;
+  AccessRecord record;
+  record.time = std::chrono::system_clock::now();
+  const tcp::endpoint remote = socket.remote_endpoint(ec);
+  record.remote = ec ? std::string("?") : endpoint_text(remote);
+  record.method = "-";
+  record.path = "-";
+  record.status = 503;
+  record.note = "connection limit";
+  socket.non_blocking(true, ec);
+  socket.write_some(net::buffer(kBusy), ec);
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  log(record);
+  if (ec || lingering >= kMaxLingering) co_return;
+  ++lingering;
+  auto shared = std::make_shared<tcp::socket>(std::move(socket));
+  net::steady_timer timer(io, std::chrono::milliseconds(500));
+  timer.async_wait([shared](beast::error_code) {
+    beast::error_code ignored;
+    shared->close(ignored);
+  });
+  char buf[4096];
+  for (size_t total = 0; total < 65536;) {
+    auto [read_ec, n] = co_await shared->async_read_some(net::buffer(buf), kTuple);
+    if (read_ec) break;
+    total += n;
+  }
+  timer.cancel();
+  shared->close(ec);
+  --lingering;
+}
+
+awaitable<void> Core::accept_loop() {
+  while (!stopping) {
+    auto [ec, socket] = co_await acceptor.async_accept(kTuple);
+    if (stopping) break;
+    if (ec) {
+      if (ec == net::error::operation_aborted) break;
+      // Out of descriptors and the like: wait a little rather than spin.
+      net::steady_timer pause(io, std::chrono::milliseconds(50));
+      co_await pause.async_wait(kTuple);
+      continue;
+    }
+    if (connections.size() >= options.limits.max_connections) {
+      net::co_spawn(io, reject(std::move(socket)), net::detached);
+      continue;
+    }
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto connection = std::make_shared<Connection>(*this, std::move(socket));
+    net::co_spawn(
+        io, [connection]() -> awaitable<void> { co_await connection->run(); }, net::detached);
+  }
+}
+
+awaitable<void> Core::signal_loop() {
+  for (;;) {
+    auto [ec, number] = co_await signals->async_wait(kTuple);
+    if (ec) co_return;
+    if (options.error_log) {
+      options.error_log(
+          std::string(stopping ? "second signal: stopping now" : "signal ") +
+          (stopping ? ""
+                    : std::to_string(number) + ": finishing the requests in flight, then exiting"));
+    }
+    begin_shutdown();
+    if (finished) co_return;
+  }
+}
+
+void Core::begin_shutdown() {
+  if (stopping) {
+    hard_stop();
+    return;
+  }
+  stopping = true;
+  beast::error_code ec;
+  acceptor.close(ec);
+  // Copy: closing may end connections, which erase themselves.
+  const std::vector<Connection*> open(connections.begin(), connections.end());
+  for (Connection* c : open) c->on_shutdown();
+  shutdown_timer.expires_after(options.timeouts.shutdown);
+  shutdown_timer.async_wait([this](beast::error_code wait_ec) {
+    if (!wait_ec) hard_stop();
+  });
+  maybe_finish();
+}
+
+void Core::hard_stop() {
+  cancelled = true;
+  const std::vector<Connection*> open(connections.begin(), connections.end());
+  for (Connection* c : open) c->close();
+  maybe_finish();
+}
+
+void Core::maybe_finish() {
+  if (destroying || !stopping || !connections.empty()) return;
+  finished = true;
+  shutdown_timer.cancel();
+  if (signals) {
+    beast::error_code ec;
+    signals->cancel(ec);
+  }
+}
+
+}  // namespace
+
+struct Server::Impl : Core {
+  using Core::Core;
+};
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  impl_->listen();
+  if (impl_->options.handle_signals) {
+    impl_->signals = std::make_unique<net::signal_set>(impl_->io, SIGINT, SIGTERM);
+  }
+}
+
+Server::~Server() {
+  if (!impl_) return;
+  impl_->io.stop();
+  impl_->workers.join();
+}
+
+uint16_t Server::port() const { return impl_->port.load(); }
+
+void Server::run() {
+  Impl& s = *impl_;
+  net::co_spawn(s.io, s.accept_loop(), net::detached);
+  if (s.signals) net::co_spawn(s.io, s.signal_loop(), net::detached);
+  s.io.run();
+  s.workers.join();
+}
+
+void Server::shutdown() {
+  Impl* s = impl_.get();
+  net::post(s->io, [s] { s->begin_shutdown(); });
+}
+
+}  // namespace stowage::serve

@@ -1,0 +1,107 @@
+// stowage_server: the HTTP model server behind `stowage serve`. It receives
+// TF.js uploads (the multipart POST of model.save('http://...')) into any
+// stowage URL and serves models back to tf.loadLayersModel, with CORS,
+// ETag, Range, HEAD, bearer tokens, limits, timeouts and graceful shutdown.
+// The URL layout is in routes.hpp and docs/serve.md.
+//
+// This header keeps Boost.Asio and Beast out of its users.
+// Thread-safety: port() and shutdown() may be called from any thread;
+// run() from one thread. Ownership: the server owns its sockets, threads
+// and store view; the registry (by default Registry::global()) must
+// outlive it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "stowage/registry.hpp"
+
+namespace stowage::serve {
+
+struct ServerLimits {
+  uint64_t max_upload_bytes = 1ull << 30;       // one request body
+  uint64_t max_model_json_bytes = 64ull << 20;  // the model.json part of an upload
+  size_t max_parts = 64;                        // parts of one upload
+  size_t max_header_bytes = 16 * 1024;          // request headers; one part's headers
+  size_t max_connections = 256;                 // open at once; more get 503
+};
+
+struct ServerTimeouts {
+  // To receive a request's headers, counted from the end of the previous
+  // response on a kept-alive connection.
+  std::chrono::milliseconds header{30000};
+  // Longest wait for the next body bytes of an upload, or for a response's
+  // bytes to leave.
+  std::chrono::milliseconds body{60000};
+  // After shutdown(): how long in-flight requests may still take.
+  std::chrono::milliseconds shutdown{30000};
+};
+
+// One line of the access log.
+struct AccessRecord {
+  std::chrono::system_clock::time_point time;
+  std::string remote;  // "127.0.0.1:54321"
+  std::string method;
+  std::string path;             // the target without its query: tokens never travel there
+  int status = 0;               // 0: no response was sent (the client went away)
+  uint64_t bytes_sent = 0;      // body bytes
+  uint64_t bytes_received = 0;  // body bytes
+  std::chrono::microseconds duration{0};
+  std::string note;  // the error's code, "timeout", ...
+};
+// "2024-01-02T03:04:05.678Z 127.0.0.1:54321 \"GET /models/m/model.json\" 200
+// 1234 0 1.2ms" or, with json, a JSON object on one line.
+std::string format_access_record(const AccessRecord& record, bool json);
+
+struct ServerOptions {
+  std::string store;                 // a stowage URL, e.g. file:///srv/models or memory://
+  std::string store_options = "{}";  // options JSON for the store's handlers
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;                   // 0: a free port, see port()
+  std::string static_dir;                 // served at every path outside /models; empty: none
+  std::vector<std::string> cors_origins;  // "*" allows every origin
+  std::string token;                      // bearer token for writes; empty: no authentication
+  bool auth_reads = false;                // the token also guards reads of /models
+  ServerLimits limits;
+  ServerTimeouts timeouts;
+  size_t worker_threads = 4;  // store operations run on these
+  std::chrono::milliseconds cache_ttl{5000};
+  // SIGINT and SIGTERM start a graceful shutdown; a second one stops at once.
+  bool handle_signals = false;
+  std::function<void(const AccessRecord&)> access_log;  // one call per request
+  std::function<void(std::string_view)> error_log;      // server-side failures
+  Registry* registry = nullptr;                         // nullptr: Registry::global()
+};
+
+class Server {
+ public:
+  // Opens the store and the static folder and binds the listening socket.
+  // Throws Error(kUnavailable) when the address cannot be bound, or the
+  // errors of an invalid option.
+  explicit Server(ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The bound port (the chosen one when options.port was 0).
+  uint16_t port() const;
+
+  // Serves until a shutdown has completed.
+  void run();
+  // Stops accepting, closes idle connections and lets requests in flight
+  // finish (their responses say Connection: close); after
+  // timeouts.shutdown, or on a second call, closes everything and cancels
+  // store operations in flight.
+  void shutdown();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace stowage::serve

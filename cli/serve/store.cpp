@@ -1,0 +1,266 @@
+#include "store.hpp"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "routes.hpp"
+#include "stowage/error.hpp"
+#include "stowage/management.hpp"
+#include "stowage/model_json.hpp"
+#include "upload.hpp"
+
+namespace stowage::serve {
+namespace {
+
+constexpr size_t kMaxRendered = 16;
+constexpr size_t kMaxManifests = 1024;
+constexpr std::string_view kJsonType = "application/json";
+constexpr std::string_view kBinaryType = "application/octet-stream";
+constexpr std::string_view kOneFile = "model.weights.bin";
+
+bool valid_file_name(const std::string& file) {
+  try {
+    check_segment(file, "a weights file");
+    return file != "model.json";
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+void replace_all(std::string& text, std::string_view from, std::string_view to) {
+  if (from.empty()) return;
+  for (size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos)) {
+    text.replace(pos, from.size(), to);
+    pos += to.size();
+  }
+}
+
+}  // namespace
+
+// A model of a store without files: model.json as TF.js's http writer
+// writes it, and its weight files.
+struct ModelStore::Rendered {
+  Resource json;
+  std::map<std::string, WeightData> files;
+  std::mutex mu;
+  std::map<std::string, std::string> etags;  // filled on first request
+};
+
+// The weight files one file:// model.json names, for the model.json with
+// that entity tag.
+struct ModelStore::FileManifest {
+  std::string etag;
+  std::set<std::string> files;
+};
+
+struct ModelStore::Cache {
+  struct Entry {
+    std::chrono::steady_clock::time_point loaded;
+    std::shared_ptr<Rendered> model;
+  };
+  std::mutex mu;
+  std::map<std::string, Entry> rendered;
+  std::map<std::string, std::shared_ptr<const FileManifest>> manifests;
+};
+
+ModelStore::ModelStore(std::string_view store_url, std::string store_options, Registry& registry,
+                       std::chrono::milliseconds cache_ttl)
+    : options_(std::move(store_options)),
+      registry_(registry),
+      cache_ttl_(cache_ttl),
+      cache_(std::make_unique<Cache>()) {
+  if (url_scheme(store_url) == "file") {
+    std::filesystem::path root(std::string(store_url.substr(7)));
+    if (root.empty()) root = ".";
+    std::string abs = std::filesystem::absolute(root).lexically_normal().string();
+    while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+    file_root_ = abs;
+    url_ = "file://" + abs;
+  } else {
+    url_ = std::string(store_url);
+  }
+}
+
+ModelStore::~ModelStore() = default;
+
+std::string ModelStore::model_url(std::string_view name) const {
+  std::string base = url_;
+  if (base.size() < 3 || base.compare(base.size() - 3, 3, "://") != 0) {
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    base += '/';
+  }
+  return base + std::string(name);
+}
+
+std::string ModelStore::redact(std::string_view message) const {
+  std::string out(message);
+  if (!file_root_.empty() && file_root_ != "/") {
+    replace_all(out, "file://" + file_root_, "<store>");
+    replace_all(out, file_root_, "<store>");
+  } else {
+    replace_all(out, url_, "<store>");
+  }
+  return out;
+}
+
+void ModelStore::forget(const std::string& name) {
+  std::lock_guard<std::mutex> lock(cache_->mu);
+  cache_->rendered.erase(name);
+}
+
+std::shared_ptr<ModelStore::Rendered> ModelStore::rendered(const std::string& name,
+                                                           const CallContext& call) {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    auto it = cache_->rendered.find(name);
+    if (it != cache_->rendered.end() && now - it->second.loaded < cache_ttl_) {
+      return it->second.model;
+    }
+  }
+  ModelArtifacts a = load_model(model_url(name), options_, call, registry_);
+  auto r = std::make_shared<Rendered>();
+
+  WeightsManifest manifest;
+  bool as_stored = false;
+  if (a.weights_manifest && a.weight_data) {
+    size_t paths = 0;
+    std::set<std::string> names;
+    as_stored = true;
+    for (const WeightGroup& group : *a.weights_manifest) {
+      for (const std::string& path : group.paths) {
+        ++paths;
+        const std::string file = manifest_file_name(path);
+        as_stored = as_stored && valid_file_name(file) && names.insert(file).second;
+      }
+    }
+    as_stored = as_stored && paths == a.weight_data->size();
+  }
+  if (as_stored) {
+    manifest = *a.weights_manifest;
+    size_t i = 0;
+    for (const WeightGroup& group : manifest) {
+      for (const std::string& path : group.paths) {
+        r->files[manifest_file_name(path)] = {(*a.weight_data)[i++]};
+      }
+    }
+  } else if (a.weight_specs) {
+    manifest.push_back(WeightGroup{{std::string(kOneFile)}, *a.weight_specs});
+    r->files[std::string(kOneFile)] = a.weight_data.value_or(WeightData{});
+  }
+  std::string json = write_model_json(a, manifest, ModelJsonLayout::kTfjsHttp);
+  r->json.content_type = kJsonType;
+  r->json.data.push_back(Buffer::from_string(std::move(json)));
+  r->json.etag = "\"" + digest_hex(r->json.data) + "\"";
+
+  std::lock_guard<std::mutex> lock(cache_->mu);
+  if (cache_->rendered.size() >= kMaxRendered) {
+    auto oldest = cache_->rendered.begin();
+    for (auto it = cache_->rendered.begin(); it != cache_->rendered.end(); ++it) {
+      if (it->second.loaded < oldest->second.loaded) oldest = it;
+    }
+    cache_->rendered.erase(oldest);
+  }
+  if (cache_ttl_.count() > 0) cache_->rendered[name] = {now, r};
+  return r;
+}
+
+Resource ModelStore::model_json(const std::string& name, const CallContext& call) {
+  if (file_root_.empty()) return rendered(name, call)->json;
+  const UniqueFd dir = open_folder(AT_FDCWD, file_root_ + "/" + name, "model '" + name + "'");
+  return read_file_at(dir.get(), "model.json", "model.json of model '" + name + "'",
+                      std::string(kJsonType));
+}
+
+Resource ModelStore::weights_file(const std::string& name, const std::string& file,
+                                  const CallContext& call) {
+  const std::string missing = "model '" + name + "' has no weights file '" + file + "'";
+  if (file_root_.empty()) {
+    std::shared_ptr<Rendered> r = rendered(name, call);
+    auto it = r->files.find(file);
+    if (it == r->files.end()) throw Error(ErrorCode::kNotFound, missing);
+    Resource out;
+    out.data = it->second;
+    out.content_type = kBinaryType;
+    std::lock_guard<std::mutex> lock(r->mu);
+    std::string& etag = r->etags[file];
+    if (etag.empty()) etag = "\"" + digest_hex(out.data) + "\"";
+    out.etag = etag;
+    return out;
+  }
+
+  // Only the files model.json names are served: the folder may hold others.
+  const UniqueFd dir = open_folder(AT_FDCWD, file_root_ + "/" + name, "model '" + name + "'");
+  const Resource json = read_file_at(dir.get(), "model.json", "model.json of model '" + name + "'",
+                                     std::string(kJsonType));
+  std::shared_ptr<const FileManifest> manifest;
+  {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    auto it = cache_->manifests.find(name);
+    if (it != cache_->manifests.end() && it->second->etag == json.etag) manifest = it->second;
+  }
+  if (!manifest) {
+    auto m = std::make_shared<FileManifest>();
+    m->etag = json.etag;
+    const Buffer text = join(json.data);
+    const ModelArtifacts a = parse_model_json(text.view(), "model.json of model '" + name + "'");
+    for (const WeightGroup& group : a.weights_manifest.value_or(WeightsManifest{})) {
+      for (const std::string& path : group.paths) m->files.insert(manifest_file_name(path));
+    }
+    manifest = m;
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    if (cache_->manifests.size() >= kMaxManifests) cache_->manifests.clear();
+    cache_->manifests[name] = m;
+  }
+  if (!manifest->files.count(file)) throw Error(ErrorCode::kNotFound, missing);
+  return read_file_at(dir.get(), file, "weights file '" + file + "' of model '" + name + "'",
+                      std::string(kBinaryType));
+}
+
+SaveResult ModelStore::save(const std::string& name, const ModelArtifacts& artifacts,
+                            const CallContext& call) {
+  SaveResult result = save_model(model_url(name), artifacts, options_, call, registry_);
+  forget(name);
+  return result;
+}
+
+ModelArtifactsInfo ModelStore::remove(const std::string& name) {
+  const std::string url = model_url(name);
+  forget(name);
+  ModelArtifactsInfo info =
+      options_ == "{}" ? remove_model(url, registry_) : registry_.open(url, options_)->remove();
+  forget(name);
+  return info;
+}
+
+std::vector<StoredModel> ModelStore::list() {
+  const std::vector<ListedModel> listed =
+      options_ == "{}" ? list_models(url_, registry_) : registry_.open(url_, options_)->list();
+  const std::string prefix = model_url("");
+  std::vector<StoredModel> out;
+  for (const ListedModel& m : listed) {
+    std::string_view rest(m.url);
+    if (rest.substr(0, prefix.size()) != prefix) continue;
+    rest.remove_prefix(prefix.size());
+    constexpr std::string_view kJson = "/model.json";
+    if (rest.size() > kJson.size() && rest.substr(rest.size() - kJson.size()) == kJson) {
+      rest.remove_suffix(kJson.size());
+    }
+    try {
+      check_model_name(rest);
+    } catch (const Error&) {
+      continue;  // not reachable through /models/<name>
+    }
+    out.push_back(StoredModel{std::string(rest), m.info});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const StoredModel& a, const StoredModel& b) { return a.name < b.name; });
+  return out;
+}
+
+}  // namespace stowage::serve

@@ -1,0 +1,81 @@
+// The server's view of its store (any stowage URL): saving, removing and
+// listing models through the registry, and the files of a stored model for
+// GET requests.
+//
+// How a model is served: from a file:// store, model.json and the weight
+// files it names are sent as stored, straight from the model's folder
+// (mmapped; entity tags from inode, size and mtime). From any other store
+// the model is loaded through its plugin and served as model.json written
+// in TF.js's http layout plus its weight files: the stored shards when the
+// store keeps files (a manifest comes back), else one "model.weights.bin"
+// (entity tags are content digests). Loaded models are kept for
+// `cache_ttl` so the shard requests that follow a model.json request do
+// not load it again; this server's own saves and removals drop them at once.
+//
+// Thread-safety: every member may be called from several threads at once.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "resource.hpp"
+#include "stowage/handler.hpp"
+#include "stowage/registry.hpp"
+
+namespace stowage::serve {
+
+struct StoredModel {
+  std::string name;
+  ModelArtifactsInfo info;
+};
+
+class ModelStore {
+ public:
+  // store_url: e.g. file:///srv/models (relative file:// paths are made
+  // absolute now), memory://, s3://bucket/prefix. store_options: the options
+  // JSON for every handler opened on it.
+  ModelStore(std::string_view store_url, std::string store_options, Registry& registry,
+             std::chrono::milliseconds cache_ttl);
+  ~ModelStore();
+  ModelStore(const ModelStore&) = delete;
+  ModelStore& operator=(const ModelStore&) = delete;
+
+  const std::string& url() const { return url_; }
+  // The stowage URL of model `name` (already checked with check_model_name).
+  std::string model_url(std::string_view name) const;
+
+  // Throw Error(kNotFound) when there is no such model or file.
+  Resource model_json(const std::string& name, const CallContext& call = {});
+  Resource weights_file(const std::string& name, const std::string& file,
+                        const CallContext& call = {});
+
+  // Saves atomically through the store's plugin.
+  SaveResult save(const std::string& name, const ModelArtifacts& artifacts,
+                  const CallContext& call = {});
+  ModelArtifactsInfo remove(const std::string& name);
+  // Every model under the store, by name, sorted.
+  std::vector<StoredModel> list();
+
+  // message with the store's location replaced by "<store>", for clients.
+  std::string redact(std::string_view message) const;
+
+ private:
+  struct Rendered;
+  struct FileManifest;
+  std::shared_ptr<Rendered> rendered(const std::string& name, const CallContext& call);
+  void forget(const std::string& name);
+
+  std::string url_;
+  std::string options_;
+  Registry& registry_;
+  std::chrono::milliseconds cache_ttl_;
+  std::string file_root_;  // set for file:// stores
+  struct Cache;
+  std::unique_ptr<Cache> cache_;
+};
+
+}  // namespace stowage::serve

@@ -1,0 +1,339 @@
+// TF.js's BrowserLocalStorage (spec §4.2) over an origin's SQLite store.
+#include <array>
+#include <map>
+
+#include "base64_internal.hpp"
+#include "local_storage_internal.hpp"
+#include "stowage/error.hpp"
+#include "stowage/model_json.hpp"
+
+namespace stowage::browser {
+namespace {
+
+// The items of one model, in the order TF.js sets them.
+constexpr std::array<std::string_view, 5> kParts = {"info", "model_topology", "weight_specs",
+                                                    "weight_data", "model_metadata"};
+
+std::string item_key(const std::string& path, std::string_view part) {
+  return std::string(kLocalStoragePrefix) + path + "/" + std::string(part);
+}
+
+// JSON.stringify(undefined) is undefined, which setItem stores as the
+// string "undefined" (a TF.js quirk kept for byte compatibility).
+constexpr std::string_view kUndefined = "undefined";
+
+// The model_metadata item: keys in TF.js's order; format, generatedBy and
+// convertedBy as they are (null stays null), the rest only when present.
+std::string metadata_json(const ModelArtifacts& a) {
+  std::string out = "{";
+  auto key = [&out](std::string_view k) {
+    if (out.size() > 1) out += ',';
+    out += json::quote(k);
+    out += ':';
+  };
+  auto nullable = [&](std::string_view k, const NullableString& v) {
+    if (!v.present()) return;
+    key(k);
+    out += v.is_null() ? std::string("null") : json::quote(v.value());
+  };
+  auto object = [&](std::string_view k, const std::optional<std::string>& v) {
+    if (!v) return;
+    key(k);
+    out += *v;
+  };
+  nullable("format", a.format);
+  nullable("generatedBy", a.generated_by);
+  nullable("convertedBy", a.converted_by);
+  object("signature", a.signature);
+  object("userDefinedMetadata", a.user_defined_metadata);
+  object("modelInitializer", a.model_initializer);
+  object("initializerSignature", a.initializer_signature);
+  object("trainingConfig", a.training_config);
+  return out + "}";
+}
+
+std::string weight_data_base64(const ModelArtifacts& a, const Pace& pace) {
+  std::string out;
+  if (!a.weight_data) return out;
+  out.reserve((total_size(*a.weight_data) + 2) / 3 * 4);
+  Base64Encoder encoder;
+  constexpr uint64_t kStep = 4ull << 20;
+  for (const Buffer& b : *a.weight_data) {
+    for (uint64_t at = 0; at < b.size(); at += kStep) {
+      const uint64_t n = std::min(kStep, b.size() - at);
+      encoder.add(b.bytes().subspan(static_cast<size_t>(at), static_cast<size_t>(n)), out);
+      if (pace.advance) pace.advance(n);
+      if (pace.check) pace.check();
+    }
+  }
+  encoder.finish(out);
+  return out;
+}
+
+std::unique_ptr<Database> open_db(const StoreLocation& where, bool create,
+                                  const Database::Settings& settings) {
+  return Database::open(where, create, settings);
+}
+
+uint64_t sum_units(Database& db) {
+  Statement s(db, "SELECT COALESCE(SUM(units), 0) FROM local_storage");
+  s.step();
+  return static_cast<uint64_t>(s.column_int(0));
+}
+
+// The stored items of one model, by part name.
+std::map<std::string, std::string, std::less<>> read_model(Database& db, const std::string& path) {
+  Statement s(db, "SELECT key, value FROM local_storage WHERE key IN (?, ?, ?, ?, ?)");
+  std::array<std::string, 5> keys;
+  for (size_t i = 0; i < kParts.size(); ++i) {
+    keys[i] = item_key(path, kParts[i]);
+    s.bind_text(static_cast<int>(i), keys[i]);
+  }
+  std::map<std::string, std::string, std::less<>> out;
+  const size_t strip = kLocalStoragePrefix.size() + path.size() + 1;
+  while (s.step()) out.emplace(s.column_text(0).substr(strip), s.column_text(1));
+  return out;
+}
+
+std::string quoted_path(const std::string& path) { return "'" + path + "'"; }
+
+}  // namespace
+
+uint64_t local_storage_cost(std::string_view key, std::string_view value) noexcept {
+  return 2 * (utf16_units(key) + utf16_units(value));
+}
+
+ModelArtifactsInfo LocalStorage::save_model(const std::string& path,
+                                            const ModelArtifacts& artifacts,
+                                            const Pace& pace) const {
+  const ModelArtifactsInfo info = artifacts_info(artifacts);
+  if (pace.set_total)
+    pace.set_total(artifacts.weight_data ? total_size(*artifacts.weight_data) : 0);
+  std::array<std::string, 5> values = {
+      info_to_json(info),
+      artifacts.model_topology ? *artifacts.model_topology : std::string(kUndefined),
+      artifacts.weight_specs ? specs_to_json(*artifacts.weight_specs) : std::string(kUndefined),
+      weight_data_base64(artifacts, pace),
+      metadata_json(artifacts),
+  };
+  std::array<std::string, 5> keys;
+  uint64_t needed_units = 0;
+  std::array<uint64_t, 5> units{};
+  for (size_t i = 0; i < kParts.size(); ++i) {
+    keys[i] = item_key(path, kParts[i]);
+    units[i] = utf16_units(keys[i]) + utf16_units(values[i]);
+    needed_units += units[i];
+  }
+  if (pace.check) pace.check();
+
+  auto db = open_db(where_, /*create=*/true, settings_);
+  Transaction t(*db, /*write=*/true);
+  const uint64_t used = sum_units(*db);
+  Statement old(*db, "SELECT COALESCE(SUM(units), 0) FROM local_storage WHERE key IN (?,?,?,?,?)");
+  for (size_t i = 0; i < keys.size(); ++i) old.bind_text(static_cast<int>(i), keys[i]);
+  old.step();
+  const uint64_t replaced = static_cast<uint64_t>(old.column_int(0));
+  const uint64_t after = used - replaced + needed_units;
+  // As in Chromium, a write that does not grow the origin's usage is never
+  // refused, even above a quota that was lowered meanwhile.
+  if (2 * after > quota_ && after > used) {
+    const uint64_t others = 2 * (used - replaced);
+    const uint64_t free = quota_ > others ? quota_ - others : 0;
+    throw Error(ErrorCode::kResourceExhausted,
+                "Failed to save model " + quoted_path(path) +
+                    " to local storage: the localStorage quota of origin " + where_.origin +
+                    " would be exceeded: the model needs " + std::to_string(2 * needed_units) +
+                    " bytes and " + std::to_string(free) + " bytes are free (quota " +
+                    std::to_string(quota_) +
+                    " bytes, counting 2 bytes per UTF-16 code unit of keys and values as "
+                    "Chromium does). Nothing was written; the model previously saved there, if "
+                    "any, is unchanged. modelTopologyBytes=" +
+                    std::to_string(info.model_topology_bytes) +
+                    ", weightSpecsBytes=" + std::to_string(info.weight_specs_bytes) +
+                    ", weightDataBytes=" + std::to_string(info.weight_data_bytes.value_or(0)) +
+                    ".");
+  }
+  Statement put(*db, "INSERT OR REPLACE INTO local_storage(key, value, units) VALUES(?, ?, ?)");
+  for (size_t i = 0; i < keys.size(); ++i) {
+    put.bind_text(0, keys[i]).bind_text(1, values[i]).bind_int(2, static_cast<int64_t>(units[i]));
+    put.step();
+    put.reset();
+  }
+  if (pace.check) pace.check();
+  t.commit();
+  return info;
+}
+
+ModelArtifacts LocalStorage::load_model(const std::string& path, const Pace& pace) const {
+  const std::string url = "localstorage://" + path;
+  auto db = open_db(where_, /*create=*/false, settings_);
+  std::map<std::string, std::string, std::less<>> items;
+  if (db) items = read_model(*db, path);
+  db.reset();
+  auto item = [&items](std::string_view part) -> const std::string* {
+    auto it = items.find(part);
+    return it == items.end() ? nullptr : &it->second;
+  };
+  auto source = [&](std::string_view part) { return url + " (item " + item_key(path, part) + ")"; };
+
+  // 1. info
+  const std::string* info_text = item("info");
+  if (info_text == nullptr) {
+    throw Error(ErrorCode::kNotFound,
+                "In local storage, there is no model with name " + quoted_path(path));
+  }
+  const ModelArtifactsInfo info = info_from_json(*info_text, source("info"));
+  if (info.model_topology_type != "JSON") {
+    throw Error(ErrorCode::kUnimplemented,
+                "BrowserLocalStorage does not support loading non-JSON model topology yet.");
+  }
+  // 2. topology. "undefined" is what a save without one stored: TF.js
+  // cannot parse it back, stowage reads it as "no topology" (a weights-only
+  // model).
+  const std::string* topology = item("model_topology");
+  if (topology == nullptr || *topology == "null") {
+    throw Error(ErrorCode::kDataLoss,
+                "In local storage, the topology of model " + quoted_path(path) + " is missing.");
+  }
+  ModelArtifacts a;
+  if (*topology != kUndefined) {
+    a.model_topology = json::normalize(*topology, source("model_topology"));
+  }
+  // 3. weight specs; TF.js cannot load the "undefined" it stores for a
+  // model saved without specs, stowage reads it as "no specs".
+  const std::string* specs = item("weight_specs");
+  if (specs == nullptr || *specs == "null") {
+    throw Error(ErrorCode::kDataLoss, "In local storage, the weight specs of model " +
+                                          quoted_path(path) + " are missing.");
+  }
+  if (*specs != kUndefined) {
+    a.weight_specs =
+        parse_model_json("{\"weightSpecs\":" + *specs + "}", source("weight_specs")).weight_specs;
+  }
+  // 4. metadata, when there is any (data written before 1.x has none).
+  if (const std::string* metadata = item("model_metadata")) {
+    ModelArtifacts m = parse_model_json(*metadata, source("model_metadata"));
+    a.format = std::move(m.format);
+    a.generated_by = std::move(m.generated_by);
+    a.converted_by = std::move(m.converted_by);
+    a.signature = std::move(m.signature);
+    a.user_defined_metadata = std::move(m.user_defined_metadata);
+    a.model_initializer = std::move(m.model_initializer);
+    a.initializer_signature = std::move(m.initializer_signature);
+    a.training_config = std::move(m.training_config);
+  }
+  // 5. weight data, base64 into one buffer, as TF.js decodes it.
+  const std::string* data = item("weight_data");
+  if (data == nullptr) {
+    throw Error(ErrorCode::kDataLoss, "In local storage, the binary weight values of model " +
+                                          quoted_path(path) + " are missing.");
+  }
+  uint64_t bad = 0;
+  const std::optional<uint64_t> size = base64_decoded_size(*data, &bad);
+  if (!size) {
+    throw Error(ErrorCode::kDataLoss,
+                "In local storage, the binary weight values of model " + quoted_path(path) +
+                    " are not valid base64 (at character " + std::to_string(bad) + " of " +
+                    std::to_string(data->size()) + ")");
+  }
+  if (pace.set_total) pace.set_total(*size);
+  // A topology-only save stores no specs and "" as data: give back no data.
+  if (!(data->empty() && !a.weight_specs)) {
+    std::shared_ptr<uint8_t[]> bytes(new uint8_t[std::max<uint64_t>(*size, 1)]);
+    base64_decode(*data, bytes.get());
+    const uint8_t* p = bytes.get();
+    a.weight_data = WeightData{Buffer::wrap(p, *size, std::move(bytes), url)};
+  }
+  if (pace.advance) pace.advance(*size);
+  return a;
+}
+
+std::vector<std::pair<std::string, ModelArtifactsInfo>> LocalStorage::list_models(
+    std::string_view prefix) const {
+  std::vector<std::pair<std::string, ModelArtifactsInfo>> out;
+  auto db = open_db(where_, /*create=*/false, settings_);
+  if (!db) return out;
+  // Keys from "tensorflowjs_models/" up to "tensorflowjs_models0" ('0' follows '/').
+  Statement s(*db, "SELECT key, value FROM local_storage WHERE key >= ? AND key < ? ORDER BY key");
+  const std::string low(kLocalStoragePrefix);
+  const std::string high = low.substr(0, low.size() - 1) + "0";
+  s.bind_text(0, low).bind_text(1, high);
+  const std::string under =
+      prefix.empty() || prefix.ends_with('/') ? std::string(prefix) : std::string(prefix) + "/";
+  constexpr std::string_view kInfo = "/info";
+  while (s.step()) {
+    const std::string_view key = s.column_text(0);
+    if (!key.ends_with(kInfo) || key.size() < low.size() + kInfo.size()) continue;
+    // TF.js: the segments between the first and the last.
+    std::string path(key.substr(low.size(), key.size() - low.size() - kInfo.size()));
+    if (!prefix.empty() && path != prefix && !path.starts_with(under)) continue;
+    out.emplace_back(path,
+                     info_from_json(s.column_text(1), "localstorage item " + std::string(key)));
+  }
+  return out;
+}
+
+ModelArtifactsInfo LocalStorage::remove_model(const std::string& path) const {
+  auto db = open_db(where_, /*create=*/false, settings_);
+  auto missing = [&path] {
+    return Error(ErrorCode::kNotFound, "Cannot find model at path " + quoted_path(path));
+  };
+  if (!db) throw missing();
+  Transaction t(*db, /*write=*/true);
+  Statement get(*db, "SELECT value FROM local_storage WHERE key = ?");
+  const std::string info_key = item_key(path, "info");
+  get.bind_text(0, info_key);
+  if (!get.step()) throw missing();
+  const ModelArtifactsInfo info =
+      info_from_json(get.column_text(0), "localstorage item " + info_key);
+  get.reset();
+  Statement del(*db, "DELETE FROM local_storage WHERE key = ?");
+  for (std::string_view part : kParts) {
+    const std::string key = item_key(path, part);
+    del.bind_text(0, key).step();
+    del.reset();
+  }
+  t.commit();
+  return info;
+}
+
+std::vector<std::pair<std::string, std::string>> LocalStorage::items() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto db = open_db(where_, /*create=*/false, settings_);
+  if (!db) return out;
+  Statement s(*db, "SELECT key, value FROM local_storage ORDER BY key");
+  while (s.step()) out.emplace_back(s.column_text(0), s.column_text(1));
+  return out;
+}
+
+void LocalStorage::put_items(const std::vector<std::pair<std::string, std::string>>& items,
+                             bool clear) const {
+  auto db = open_db(where_, /*create=*/true, settings_);
+  Transaction t(*db, /*write=*/true);
+  const uint64_t before = sum_units(*db);
+  if (clear) db->exec("DELETE FROM local_storage");
+  Statement put(*db, "INSERT OR REPLACE INTO local_storage(key, value, units) VALUES(?, ?, ?)");
+  for (const auto& [key, value] : items) {
+    put.bind_text(0, key).bind_text(1, value).bind_int(
+        2, static_cast<int64_t>(utf16_units(key) + utf16_units(value)));
+    put.step();
+    put.reset();
+  }
+  const uint64_t after = sum_units(*db);
+  if (2 * after > quota_ && after > before) {
+    throw Error(ErrorCode::kResourceExhausted,
+                "The localStorage items would take " + std::to_string(2 * after) +
+                    " bytes, more than the quota of origin " + where_.origin + " (" +
+                    std::to_string(quota_) +
+                    " bytes, counting 2 bytes per UTF-16 code unit of keys and values); nothing "
+                    "was written");
+  }
+  t.commit();
+}
+
+uint64_t LocalStorage::used_bytes() const {
+  auto db = open_db(where_, /*create=*/false, settings_);
+  return db ? 2 * sum_units(*db) : 0;
+}
+
+}  // namespace stowage::browser

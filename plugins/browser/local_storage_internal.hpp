@@ -1,0 +1,65 @@
+// localStorage of one origin, and TF.js's BrowserLocalStorage on top of it
+// (spec §4.2): five string items per model under
+// "tensorflowjs_models/<path>/", values exactly as TF.js writes them, and a
+// per-origin quota counted as Chromium counts it.
+//
+// Thread-safety: a LocalStorage may be used from several threads at once;
+// each call opens its own connection, and every save and remove is one
+// SQLite transaction. Ownership: plain values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "store_internal.hpp"
+#include "stowage/artifacts.hpp"
+
+namespace stowage::browser {
+
+inline constexpr std::string_view kLocalStoragePrefix = "tensorflowjs_models/";
+// Chromium: 10 MiB per origin, counting 2 bytes per UTF-16 code unit of
+// every key and value (5,242,880 code units in all).
+inline constexpr uint64_t kDefaultLocalStorageQuota = 10ull << 20;
+
+// Bytes an item counts against the quota: 2 per UTF-16 code unit.
+uint64_t local_storage_cost(std::string_view key, std::string_view value) noexcept;
+
+class LocalStorage {
+ public:
+  LocalStorage(StoreLocation where, uint64_t quota, Database::Settings settings)
+      : where_(std::move(where)), quota_(quota), settings_(settings) {}
+
+  const StoreLocation& location() const noexcept { return where_; }
+
+  // BrowserLocalStorage.save: all five items or none, replacing the model at
+  // `path` in one transaction. Error(kResourceExhausted) past the quota,
+  // saying how many bytes were needed and free; the previous model stays.
+  ModelArtifactsInfo save_model(const std::string& path, const ModelArtifacts& artifacts,
+                                const Pace& pace) const;
+  // BrowserLocalStorage.load, step by step with TF.js's messages.
+  ModelArtifacts load_model(const std::string& path, const Pace& pace) const;
+  // Models whose path is `prefix`, or under "prefix/" (all for "").
+  std::vector<std::pair<std::string, ModelArtifactsInfo>> list_models(
+      std::string_view prefix) const;
+  // The five items; Error(kNotFound) "Cannot find model at path '<path>'".
+  ModelArtifactsInfo remove_model(const std::string& path) const;
+
+  // Every item of the origin, in key order (for export).
+  std::vector<std::pair<std::string, std::string>> items() const;
+  // Sets items in one transaction (after removing every item when clear).
+  // Error(kResourceExhausted) when that would exceed the quota.
+  void put_items(const std::vector<std::pair<std::string, std::string>>& items, bool clear) const;
+  // Bytes the origin's items count against the quota.
+  uint64_t used_bytes() const;
+  uint64_t quota() const noexcept { return quota_; }
+
+ private:
+  StoreLocation where_;
+  uint64_t quota_;
+  Database::Settings settings_;
+};
+
+}  // namespace stowage::browser

@@ -1,0 +1,290 @@
+/*
+ * stowage plugin ABI, version 1.0.
+ *
+ * A plugin is a shared library that exports exactly one C symbol,
+ * STOWAGE_ENTRY_SYMBOL, of type stowage_entry_fn. It serves one or more URL
+ * schemes with the operations of a TF.js IOHandler (save, load) and, when it
+ * declares them, model-store operations (list, remove).
+ *
+ * Plain C99 with fixed-width types: no C++ type, exception or allocator
+ * crosses this boundary, so a plugin built by another compiler, standard
+ * library or language loads into any 1.x host.
+ *
+ * Rules that hold for every struct and call below:
+ *  - Versioning: every struct starts with struct_size. Fields are only ever
+ *    appended. The host copies plugin tables clamped to the smaller size and
+ *    reads missing tail fields as zero/NULL. A descriptor with another
+ *    abi_major is refused; an older abi_minor is accepted.
+ *  - Strings passed in are UTF-8, borrowed for the duration of the call, and
+ *    come with an explicit length (they are also NUL-terminated). A plugin
+ *    copies what it keeps.
+ *  - Outputs of variable size go through host-owned sinks (host->sink_*), so
+ *    nothing is ever freed across the boundary.
+ *  - Errors: every operation gets a host-owned stowage_status. A plugin that
+ *    does not touch it has succeeded. A failing plugin calls
+ *    host->status_set once; the host copies the message.
+ *  - Sizes and offsets are 64-bit.
+ *  - Threading: the entry function is called once, under the host's loader
+ *    lock. Handlers may be used from several threads at once unless the
+ *    plugin declares STOWAGE_CAP_SINGLE_THREADED, in which case the host
+ *    serialises all calls into that plugin. Buffer release callbacks may run
+ *    on any thread.
+ *  - Lifetime: a loaded plugin is never unloaded during the process.
+ */
+#ifndef STOWAGE_ABI_H_
+#define STOWAGE_ABI_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define STOWAGE_ABI_MAJOR 1u
+#define STOWAGE_ABI_MINOR 0u
+
+/* The only symbol a plugin exports. The major version is part of the name. */
+#define STOWAGE_ENTRY_SYMBOL "stowage_plugin_entry_v1"
+
+/* ---- Status ------------------------------------------------------------ */
+
+/* Closed set; the values are frozen. An unknown value from a plugin is
+ * reported by the host as STOWAGE_INTERNAL with the number kept in the text. */
+typedef enum stowage_code {
+  STOWAGE_OK = 0,
+  STOWAGE_NOT_FOUND = 1,          /* no model (or file) at that URL */
+  STOWAGE_INVALID_ARGUMENT = 2,   /* bad URL, bad option, bad artifacts */
+  STOWAGE_ALREADY_EXISTS = 3,     /* the destination exists and may not be replaced */
+  STOWAGE_PERMISSION_DENIED = 4,  /* the store refused access */
+  STOWAGE_UNAVAILABLE = 5,        /* transient: connection lost, store busy */
+  STOWAGE_DATA_LOSS = 6,          /* stored bytes are missing, truncated or corrupt */
+  STOWAGE_RESOURCE_EXHAUSTED = 7, /* quota, disk full, size limit */
+  STOWAGE_CANCELLED = 8,          /* the host's cancellation callback said stop */
+  STOWAGE_DEADLINE_EXCEEDED = 9,  /* the call's deadline passed */
+  STOWAGE_UNIMPLEMENTED = 10,     /* the operation is not supported by this scheme */
+  STOWAGE_INTERNAL = 11           /* a bug or an unexpected failure in the plugin */
+} stowage_code;
+
+/* Host-owned; one per call. Set through host->status_set. */
+typedef struct stowage_status stowage_status;
+
+/* ---- Buffers ----------------------------------------------------------- */
+
+/*
+ * A run of bytes with an owner (the Arrow C Data Interface pattern).
+ * Ownership moves by copying the struct and setting the source's release to
+ * NULL. release == NULL means there is nothing to release. release frees
+ * whatever private_data holds (an mmap region, a reference count, a heap
+ * block) and sets self->release to NULL; it may be called on any thread.
+ * label names where the bytes came from (a file path or URL, for error
+ * messages); it is owned with the buffer and may be NULL.
+ */
+typedef struct stowage_buffer {
+  const uint8_t* data;
+  uint64_t size;
+  void (*release)(struct stowage_buffer* self);
+  void* private_data;
+  const char* label;
+} stowage_buffer;
+
+/* ---- Calls ------------------------------------------------------------- */
+
+/* Host-owned output collector; what it collects depends on the operation. */
+typedef struct stowage_sink stowage_sink;
+
+/*
+ * Per-call context, host-owned, valid for the duration of one call.
+ * Callbacks are never NULL; they may be called from any thread the plugin
+ * uses for this call.
+ */
+typedef struct stowage_call {
+  uint32_t struct_size;
+  uint32_t reserved0;
+  /* Absolute deadline in Unix milliseconds; 0 means none. A plugin that
+   * passes it fails with STOWAGE_DEADLINE_EXCEEDED. */
+  int64_t deadline_unix_ms;
+  void* host_context; /* passed back to every callback below */
+  /* Non-zero once the caller wants the call to stop; the plugin then fails
+   * with STOWAGE_CANCELLED and leaves no partial model behind. */
+  int32_t (*is_cancelled)(void* host_context);
+  /* Byte-level progress of this call. total may grow while a load learns
+   * sizes; the last report of a successful call has done == total. */
+  void (*progress)(void* host_context, uint64_t done, uint64_t total);
+  /* TF.js's weightUrlConverter: maps a path from the weights manifest to
+   * the URL to fetch, written to out with host->sink_set_text. out is a text
+   * sink from host->sink_new_text; read it with host->sink_get_text. Returns
+   * 0 when the host has no converter (use the path as it is), 1 when out
+   * holds the converted URL, -1 on failure with st set. */
+  int32_t (*convert_weight_url)(void* host_context, const char* path, size_t path_len,
+                                stowage_sink* out, stowage_status* st);
+} stowage_call;
+
+/*
+ * Artifacts handed to save. Host-owned, borrowed for the call.
+ * json: a JSON object with the TF.js ModelArtifacts fields except the weight
+ *   bytes, in TF.js's artifact key order: modelTopology, format, generatedBy,
+ *   convertedBy, trainingConfig, userDefinedMetadata, signature,
+ *   modelInitializer, initializerSignature, weightSpecs (the flat list).
+ *   Absent fields are left out; numbers and strings are already in
+ *   JSON.stringify form.
+ * buffers: the weight bytes; their concatenation is TF.js's weightData and
+ *   its length is weight_bytes. has_weight_data is 0 when the artifacts have
+ *   no weightData at all (a topology-only save).
+ * A plugin that keeps a buffer after the call takes its own reference with
+ * host->buffer_share.
+ */
+typedef struct stowage_artifacts {
+  uint32_t struct_size;
+  uint32_t has_weight_data;
+  const char* json;
+  uint64_t json_size;
+  const stowage_buffer* buffers;
+  uint64_t buffer_count;
+  uint64_t weight_bytes;
+} stowage_artifacts;
+
+/* ---- Host services ----------------------------------------------------- */
+
+typedef struct stowage_host_api {
+  uint32_t struct_size;
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  uint32_t reserved0;
+  /* Fails the current call. retryable marks transient failures the host may
+   * retry under its retry policy; plugins never retry on their own. */
+  void (*status_set)(stowage_status* st, int32_t code, int32_t retryable, const char* msg,
+                     size_t msg_len);
+  /* Sets the sink's text: the artifacts JSON of load, the info JSON of
+   * remove, the response JSON of save, the URL of convert_weight_url. */
+  void (*sink_set_text)(stowage_sink* sink, const char* text, size_t len);
+  /* Appends one weight buffer to a load sink; the host takes ownership and
+   * sets buf->release to NULL. */
+  void (*sink_add_buffer)(stowage_sink* sink, stowage_buffer* buf);
+  /* Appends one model to a list sink: its URL and its ModelArtifactsInfo JSON
+   * ({"dateSaved":...,"modelTopologyType":"JSON",...}). */
+  void (*sink_add_model)(stowage_sink* sink, const char* url, size_t url_len, const char* info_json,
+                         size_t info_len);
+  /* Makes *out a new owning reference to the bytes of src (which stays
+   * valid); the plugin releases *out when done. */
+  void (*buffer_share)(const stowage_buffer* src, stowage_buffer* out);
+  /* Diagnostic log line; level 0 debug, 1 info, 2 warning. Never pass secrets. */
+  void (*log)(int32_t level, const char* msg, size_t msg_len);
+  /* A new empty text sink owned by the plugin until it calls sink_free
+   * (for call->convert_weight_url). NULL when out of memory. */
+  stowage_sink* (*sink_new_text)(void);
+  /* The text last set on a sink from sink_new_text, or NULL with *len = 0
+   * when none was set. Valid until the sink is changed or freed. */
+  const char* (*sink_get_text)(const stowage_sink* sink, size_t* len);
+  void (*sink_free)(stowage_sink* sink);
+} stowage_host_api;
+
+/* ---- Operations -------------------------------------------------------- */
+
+/* Plugin-owned; one per URL, created by open and destroyed by close. */
+typedef struct stowage_handler stowage_handler;
+
+typedef struct stowage_ops {
+  uint32_t struct_size;
+  uint32_t reserved0;
+
+  /*
+   * Creates a handler for url (the full URL, scheme included) with options, a
+   * JSON object ("{}" when none). Nothing is read or written yet.
+   * INVALID_ARGUMENT: the URL is malformed for this scheme, names a path
+   *   that escapes its root, or options has an unknown key or a wrong type.
+   * On failure *out stays NULL.
+   */
+  void (*open)(const char* url, size_t url_len, const char* options_json, size_t options_len,
+               stowage_handler** out, stowage_status* st);
+
+  /* Destroys a handler. Never fails. Buffers handed out stay valid. */
+  void (*close)(stowage_handler* handler);
+
+  /*
+   * Stores the artifacts at the handler's URL, replacing a model already
+   * there. On success the sink may hold a response JSON (http: status and
+   * body) via sink_set_text.
+   * A failed or cancelled save leaves the previous model, or no model,
+   * exactly as it was; plugins with STOWAGE_CAP_ATOMIC_SAVE also guarantee
+   * readers never see a mix of old and new.
+   * INVALID_ARGUMENT: the artifacts cannot be stored (e.g. malformed json).
+   * PERMISSION_DENIED: the store refused the write.
+   * RESOURCE_EXHAUSTED: no room (disk full, quota).
+   * ALREADY_EXISTS: the destination exists and the scheme never overwrites.
+   * CANCELLED / DEADLINE_EXCEEDED: see stowage_call.
+   * UNAVAILABLE (retryable): a transient failure; nothing was published.
+   */
+  void (*save)(stowage_handler* handler, const stowage_artifacts* artifacts,
+               const stowage_call* call, stowage_sink* result, stowage_status* st);
+
+  /*
+   * Loads the model at the handler's URL into out: sink_set_text with the
+   * artifacts JSON, then sink_add_buffer for the weight bytes.
+   * The JSON has the model.json fields; its weights are described either by
+   * "weightsManifest" (then exactly one buffer per manifest path, in manifest
+   * order, labelled with its file or URL) or by a flat "weightSpecs" (then
+   * the buffers' concatenation is the weight data).
+   * NOT_FOUND: no model at the URL.
+   * DATA_LOSS: a weight file is missing or shorter/longer than stored.
+   * INVALID_ARGUMENT: the stored model.json is not valid, or a weight path
+   *   in it is absolute, contains "..", or escapes the model's folder.
+   * PERMISSION_DENIED, UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED: as above.
+   */
+  void (*load)(stowage_handler* handler, const stowage_call* call, stowage_sink* out,
+               stowage_status* st);
+
+  /*
+   * Lists the models at or under the handler's URL with sink_add_model, each
+   * by a URL that load accepts. An empty or missing location lists nothing
+   * and succeeds.
+   */
+  void (*list)(stowage_handler* handler, const stowage_call* call, stowage_sink* out,
+               stowage_status* st);
+
+  /*
+   * Removes exactly the model at the handler's URL (model.json and the
+   * weight files its manifest names, nothing else) and sets the removed
+   * model's info JSON with sink_set_text.
+   * NOT_FOUND: no model at the URL.
+   */
+  void (*remove)(stowage_handler* handler, const stowage_call* call, stowage_sink* out,
+                 stowage_status* st);
+  /* ABI 1.x additions go below this line. */
+} stowage_ops;
+
+/* ---- Descriptor -------------------------------------------------------- */
+
+#define STOWAGE_CAP_LOAD (1ull << 0)        /* ops->load is set */
+#define STOWAGE_CAP_SAVE (1ull << 1)        /* ops->save is set */
+#define STOWAGE_CAP_LIST (1ull << 2)        /* ops->list is set */
+#define STOWAGE_CAP_REMOVE (1ull << 3)      /* ops->remove is set */
+#define STOWAGE_CAP_ZERO_COPY (1ull << 4)   /* load hands out borrowed buffers (mmap, shared) */
+#define STOWAGE_CAP_ATOMIC_SAVE (1ull << 5) /* readers see the old or the new model, never a mix \
+                                             */
+#define STOWAGE_CAP_SINGLE_THREADED (1ull << 6) /* the host must serialise calls */
+
+typedef struct stowage_plugin_desc {
+  uint32_t struct_size;
+  uint32_t abi_major; /* STOWAGE_ABI_MAJOR the plugin was built against */
+  uint32_t abi_minor;
+  uint32_t scheme_count;
+  const char* name;           /* equals the manifest's "name" */
+  const char* version;        /* the plugin's own version */
+  const char* const* schemes; /* lowercase, without "://"; static storage */
+  uint64_t capabilities;      /* STOWAGE_CAP_* bits; the host checks them against ops */
+  const stowage_ops* ops;     /* static storage inside the plugin */
+} stowage_plugin_desc;
+
+/*
+ * The entry point. Called once, with the host's services (valid for the
+ * life of the process). Returns the plugin's descriptor in static storage,
+ * or NULL if the plugin cannot run (then it should log why).
+ */
+typedef const stowage_plugin_desc* (*stowage_entry_fn)(const stowage_host_api* host);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* STOWAGE_ABI_H_ */

@@ -37,3 +37,19 @@ if ! node -e '
   echo "setup: npm ci in tests/interop"
   (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# The s3:// tests run moto_server (a real S3 server) and cross-check with the
+# aws CLI, both from the Python on PATH; pip installs them when missing.
+if ! python3 -c 'import moto.server, boto3' 2>/dev/null || ! command -v aws >/dev/null; then
+  echo "setup: pip install moto[server] 5.2.1 and the aws CLI for the s3:// tests"
+  python3 -m pip install --quiet --user 'moto[server]==5.2.1' 'awscli>=1.36' boto3 ||
+    python3 -m pip install --quiet --user --break-system-packages 'moto[server]==5.2.1' \
+      'awscli>=1.36' boto3
+fi
+
+# The http:// tests run the Flask upload receiver of the TF.js docs.
+if ! python3 -c 'import flask' 2>/dev/null; then
+  echo "setup: pip install flask for the http:// tests"
+  python3 -m pip install --quiet --user 'flask>=2.2' ||
+    python3 -m pip install --quiet --user --break-system-packages 'flask>=2.2'
+fi

@@ -1,0 +1,47 @@
+// The http:// load benchmark program (bench/http_load_bench.sh drives it):
+//   http_load_bench load URL [OPTIONS_JSON]    stowage::load_model over http(s)
+//   http_load_bench check URL [OPTIONS_JSON]   the same, then touches every
+//                                               byte (touch.h) and prints the sum
+// Prints bytes, seconds of the load (and of the touch) and peak RSS. The
+// timed runs use "load": a load ends with the bytes in memory, as curl's
+// files in /dev/shm do; "check" proves they are the served bytes.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "stowage/management.hpp"
+#include "touch.h"
+
+int main(int argc, char** argv) {
+  const std::string cmd = argc > 1 ? argv[1] : "";
+  if (argc < 3 || argc > 4 || (cmd != "load" && cmd != "check")) {
+    std::fprintf(stderr, "usage: http_load_bench load|check URL [OPTIONS_JSON]\n");
+    return 2;
+  }
+  try {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto a = stowage::load_model(argv[2], argc == 4 ? argv[3] : "{}");
+    const auto t1 = std::chrono::steady_clock::now();
+    uint64_t bytes = 0;
+    for (const auto& b : *a.weight_data) bytes += b.size();
+    std::printf("bytes=%" PRIu64 " buffers=%zu load_seconds=%.6f", bytes, a.weight_data->size(),
+                std::chrono::duration<double>(t1 - t0).count());
+    if (cmd == "check") {
+      uint64_t sum = 0;
+      for (const auto& b : *a.weight_data) sum += stowage_touch_sum(b.data(), b.size());
+      std::printf(" sum=%016" PRIx64 " touch_seconds=%.6f", sum,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count());
+    }
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    std::printf(" peak_rss_kib=%ld\n", u.ru_maxrss);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "http_load_bench: %s\n", e.what());
+    return 1;
+  }
+}

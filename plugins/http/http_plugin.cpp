@@ -1,0 +1,427 @@
+// http:// and https:// — TF.js models on web servers, as tf.io.http() and
+// tf.loadLayersModel(url) use them (spec §4.6, §4.7).
+//
+// USAGE
+//
+//   save    model.save('http://host/upload') does the same: one
+//           multipart/form-data request (POST, or PUT with "method") with
+//           the parts "model.json" (filename model.json, application/json,
+//           its manifest naming ./model.weights.bin) and "model.weights.bin"
+//           (filename model.weights.bin, application/octet-stream; left out
+//           for a model without weight data), written from the weight
+//           buffers without joining them. Any 2xx answer is success; the
+//           save result's responses are
+//             [{"status":200,"statusText":"OK","url":"<final URL>","body":"<text>"}]
+//           (body only when it is UTF-8 text, at most 1 MiB kept).
+//   load    The URL names model.json. Each weight file is fetched from
+//             - the weight-URL converter, when the caller has one;
+//             - else "weight_path_prefix" + path + suffix, or
+//               <model.json URL up to its last '/'> + path + suffix,
+//           where suffix is the model.json URL's query ("?..." after the
+//           last '/'), joined as plain text exactly as TF.js does; a
+//           relative result is resolved against the model.json URL.
+//           Shards are fetched in parallel ("max_parallel", default 6) over
+//           kept-alive connections, each read into one buffer of its
+//           Content-Length. A shard answered with a non-2xx status, an HTML
+//           page, or bytes that do not add up to what the manifest needs is
+//           an error naming the shard, its URL, status, content type, and
+//           the expected and actual bytes (TF.js would take a 404 page as
+//           weights; stowage does not). A missing (404) weight file is
+//           DATA_LOSS; a missing model.json is NOT_FOUND.
+//   list, remove  Not supported: a web server has no listing protocol.
+//
+//   Options (a JSON object; any other key is refused):
+//     "method"          "POST" (default) or "PUT", for save.
+//     "headers"         {"Name": "value", ...} sent with every request, for
+//                       example {"Authorization": "Bearer ..."}. Values
+//                       never appear in messages.
+//     "send_headers_to_other_hosts"  false (default): weight files on
+//                       another origin than model.json get no "headers".
+//     "weight_path_prefix"  TF.js's weightPathPrefix (plain concatenation).
+//     "max_parallel"    shard requests at once (1..64, default 6).
+//     "connect_timeout_ms", "read_timeout_ms", "max_connections_per_host",
+//     "max_redirects", "ca_file", "ca_path", "insecure_skip_tls_verify":
+//                       connection settings (plugins/net/client_options.hpp).
+//                       https verifies certificates against the system
+//                       store plus ca_file/ca_path; insecure_skip_tls_verify
+//                       turns that off and logs a warning.
+//
+// ERRORS AND RETRIES
+//
+//   This plugin never retries. Connection failures, truncated bodies,
+//   timeouts and the statuses 408, 429, 500, 502, 503 and 504 are reported
+//   as retryable UNAVAILABLE, so the host's retry policy tries again within
+//   its budget. 404/410 is NOT_FOUND, 401/403 PERMISSION_DENIED, a wrong
+//   shard DATA_LOSS, bad model JSON INVALID_ARGUMENT. Cancellation and the
+//   call's deadline are polled while requests run.
+#include <algorithm>
+#include <map>
+#include <mutex>
+
+#include "client_options.hpp"
+#include "http_client.hpp"
+#include "stowage/plugin.hpp"
+#include "stowage/weights.hpp"
+
+namespace stowage::http {
+namespace {
+
+using net::Client;
+using net::Control;
+using net::Request;
+using net::Response;
+using net::Url;
+using plugin::Call;
+using plugin::Options;
+
+constexpr uint64_t kMaxModelJson = 512ull << 20;
+constexpr uint64_t kMaxSaveResponse = 1ull << 20;
+constexpr std::string_view kWeightsFile = "model.weights.bin";
+
+// TF.js parseUrl: prefix up to and with the last '/', suffix from the last
+// '?' when it comes after that '/'.
+std::pair<std::string, std::string> parse_url(const std::string& url) {
+  size_t slash = url.rfind('/');
+  size_t question = url.rfind('?');
+  std::string prefix = url.substr(0, slash == std::string::npos ? 0 : slash) + "/";
+  std::string suffix =
+      question != std::string::npos && (slash == std::string::npos || question > slash)
+          ? url.substr(question)
+          : std::string();
+  return {prefix, suffix};
+}
+
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+std::string describe_body(const Response& r) {
+  std::string type = r.content_type();
+  std::string s = type.empty() ? "no content type" : type;
+  s += ", " + std::to_string(r.body.size()) + " bytes";
+  return s;
+}
+
+Control control_for(Call& call) {
+  Control c;
+  c.cancelled = [&call] { return call.cancelled(); };
+  c.deadline = call.deadline();
+  return c;
+}
+
+class HttpHandler final : public plugin::Handler {
+ public:
+  HttpHandler(std::string_view url, Options& options)
+      : Handler(url),
+        parsed_(Url::parse(url)),
+        method_(options.get_string("method", "POST")),
+        headers_(options.get_string_map("headers")),
+        headers_to_other_hosts_(options.get_bool("send_headers_to_other_hosts", false)),
+        weight_path_prefix_(options.get_string("weight_path_prefix")),
+        has_prefix_(options.has("weight_path_prefix")),
+        max_parallel_(options.get_uint64("max_parallel", 6)),
+        client_options_(net::read_client_options(options)) {
+    std::transform(method_.begin(), method_.end(), method_.begin(), [](char c) {
+      return static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    });
+    if (method_ != "POST" && method_ != "PUT") {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "Option \"method\" for " + redacted() + " must be \"POST\" or \"PUT\"");
+    }
+    if (max_parallel_ == 0 || max_parallel_ > 64) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "Option \"max_parallel\" for " + redacted() + " must be from 1 to 64");
+    }
+    for (const auto& [name, value] : headers_) {
+      if (net::iequals(name, "content-length") || net::iequals(name, "transfer-encoding") ||
+          net::iequals(name, "host")) {
+        throw Error(ErrorCode::kInvalidArgument, "Option \"headers\" for " + redacted() +
+                                                     " may not set \"" + name +
+                                                     "\": the client sets it");
+      }
+      if (name.empty() || name.find_first_of(" \t\r\n:") != std::string::npos ||
+          value.find_first_of("\r\n") != std::string::npos) {
+        throw Error(ErrorCode::kInvalidArgument, "Option \"headers\" for " + redacted() +
+                                                     " has a malformed header \"" + name + "\"");
+      }
+    }
+    // The client (its thread and TLS context) is made by the first call, so
+    // opening a handler stays cheap; ca_file problems still show at open.
+    if (!client_options_.ca_file.empty() || !client_options_.ca_path.empty()) client();
+  }
+
+  std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) override {
+    call.check();
+    WeightsManifest manifest{
+        WeightGroup{{"./" + std::string(kWeightsFile)},
+                    artifacts.weight_specs.value_or(std::vector<WeightSpec>{})}};
+    std::string model_json = write_model_json(artifacts, manifest, ModelJsonLayout::kTfjsHttp);
+    std::vector<net::FormPart> parts;
+    parts.push_back({"model.json",
+                     "model.json",
+                     "application/json",
+                     {Buffer::from_string(std::move(model_json))}});
+    if (artifacts.weight_data) {
+      parts.push_back({std::string(kWeightsFile), std::string(kWeightsFile),
+                       "application/octet-stream", *artifacts.weight_data});
+    }
+    net::Multipart form = net::build_multipart(parts);
+
+    Request req;
+    req.method = method_;
+    req.url = url();
+    req.headers = header_list(/*same_origin=*/true);
+    std::erase_if(req.headers, [](const auto& h) { return net::iequals(h.first, "content-type"); });
+    req.headers.emplace_back("Content-Type", form.content_type);
+    req.body = std::move(form.body);
+    req.max_body_bytes = kMaxSaveResponse * 16;
+    Control control = control_for(call);
+    call.set_total(form.size);
+    control.on_sent = [&call](uint64_t n) { call.advance(n); };
+    Response r = client().send(req, control);
+    if (!r.ok()) {
+      std::string said = net::body_excerpt(r.body);
+      if (!said.empty()) said = "; the server said: " + said;
+      throw net::status_error(r.status, r.reason,
+                              "BrowserHTTPRequest.save() failed due to HTTP response status " +
+                                  std::to_string(r.status) + ". " + method_ + " " + redacted(),
+                              said);
+    }
+    call.progress(form.size, form.size);
+    std::string out = "[{\"status\":" + std::to_string(r.status) +
+                      ",\"statusText\":" + json::quote(valid_utf8(r.reason) ? r.reason : "") +
+                      ",\"url\":" + json::quote(net::redact_url(r.url));
+    std::string_view body = r.body.view();
+    if (valid_utf8(body)) {
+      out += ",\"body\":" +
+             json::quote(body.substr(0, std::min<size_t>(body.size(), kMaxSaveResponse)));
+    }
+    out += "}]";
+    return out;
+  }
+
+  ModelArtifacts load(Call& call) override {
+    call.check();
+    Control control = control_for(call);
+    Request get;
+    get.url = url();
+    get.headers = header_list(true);
+    get.max_body_bytes = kMaxModelJson;
+    Response r = client().send(get, control);
+    if (!r.ok()) {
+      throw net::status_error(r.status, r.reason,
+                              "Request to " + redacted() + " failed with status code " +
+                                  std::to_string(r.status) +
+                                  ". Please verify this URL points to the model JSON of the model "
+                                  "to load.");
+    }
+    ModelArtifacts artifacts = parse_model(r);
+    if (!artifacts.weights_manifest || artifacts.weights_manifest->empty()) {
+      call.progress(0, 0);
+      return artifacts;
+    }
+    artifacts.weight_data = fetch_weights(*artifacts.weights_manifest, call, control);
+    return artifacts;
+  }
+
+ private:
+  std::string redacted() const { return net::redact_url(url()); }
+
+  Client& client() {
+    std::call_once(client_once_, [&] { client_ = std::make_unique<Client>(client_options_); });
+    return *client_;
+  }
+
+  net::Headers header_list(bool same_origin) const {
+    net::Headers out;
+    if (!same_origin && !headers_to_other_hosts_) return out;
+    for (const auto& [name, value] : headers_) out.emplace_back(name, value);
+    return out;
+  }
+
+  ModelArtifacts parse_model(const Response& r) const {
+    const std::string source = redacted();
+    ModelArtifacts artifacts;
+    try {
+      artifacts = parse_model_json(r.body.view(), source);
+    } catch (const Error& e) {
+      std::string hint =
+          url().ends_with(".pb")
+              ? " Your path contains a .pb file extension. Support for .pb models "
+                "have been removed in TensorFlow.js 1.0 in favor of .json models."
+              : " Please make sure the server is serving valid JSON for this request.";
+      std::string got = " (got " + describe_body(r);
+      std::string excerpt = r.content_type() == "text/html" ? net::body_excerpt(r.body, 120) : "";
+      if (!excerpt.empty()) got += ": " + excerpt;
+      got += "; " + std::string(e.what()) + ")";
+      throw Error(ErrorCode::kInvalidArgument,
+                  "Failed to parse model JSON of response from " + source + "." + hint + got);
+    }
+    if (!artifacts.model_topology && !artifacts.weights_manifest) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "The JSON from HTTP path " + source +
+                      " contains neither model topology or manifest for weights.");
+    }
+    return artifacts;
+  }
+
+  // The URL of every shard, in manifest order (spec §4.7).
+  std::vector<std::string> weight_urls(const WeightsManifest& manifest, Call& call) const {
+    auto [prefix, suffix] = parse_url(url());
+    if (has_prefix_) prefix = weight_path_prefix_;
+    std::vector<std::string> urls;
+    for (const WeightGroup& group : manifest) {
+      for (const std::string& path : group.paths) {
+        std::optional<std::string> converted = call.convert_weight_url(path);
+        std::string u = converted ? *converted : prefix + path + suffix;
+        // fetch resolves what is not absolute against the page; here the
+        // page is model.json.
+        urls.push_back(parsed_.resolve(u).str());
+      }
+    }
+    return urls;
+  }
+
+  WeightData fetch_weights(const WeightsManifest& manifest, Call& call, Control control) {
+    std::vector<std::string> urls = weight_urls(manifest, call);
+    const size_t count = urls.size();
+
+    // What each group needs; nullopt when a string weight makes it unknowable.
+    std::vector<std::optional<uint64_t>> group_bytes;
+    std::optional<uint64_t> total = 0;
+    for (const WeightGroup& g : manifest) {
+      std::optional<uint64_t> bytes = 0;
+      for (const WeightSpec& s : g.weights) {
+        std::optional<uint64_t> n = fixed_byte_size(s);
+        bytes = (bytes && n) ? std::optional<uint64_t>(*bytes + *n) : std::nullopt;
+      }
+      group_bytes.push_back(bytes);
+      total = (total && bytes) ? std::optional<uint64_t>(*total + *bytes) : std::nullopt;
+    }
+
+    std::vector<std::string> names;  // "shard 2 of 7 (group1-shard2of7.bin)"
+    std::vector<size_t> group_of;
+    for (size_t g = 0; g < manifest.size(); ++g) {
+      for (const std::string& path : manifest[g].paths) {
+        names.push_back("weight file " + std::to_string(names.size() + 1) + " of " +
+                        std::to_string(count) + " \"" + path + "\"");
+        group_of.push_back(g);
+      }
+    }
+
+    // A group that lists no weights needs no bytes: its files are not
+    // fetched (TF.js's http save names ./model.weights.bin even for a model
+    // without weights, and uploads no such file).
+    const std::string origin = parsed_.origin();
+    std::vector<Request> requests;
+    std::vector<size_t> fetched;  // index into urls of each request
+    for (size_t i = 0; i < count; ++i) {
+      if (manifest[group_of[i]].weights.empty()) continue;
+      fetched.push_back(i);
+      Request& req = requests.emplace_back();
+      req.url = urls[i];
+      req.label = names[i];
+      req.headers = header_list(Url::parse(urls[i]).origin() == origin);
+      const std::optional<uint64_t> need = group_bytes[group_of[i]];
+      const bool single = manifest[group_of[i]].paths.size() == 1;
+      if (need) req.max_body_bytes = *need;
+      req.on_head = [this, name = names[i], need, single, &call, total](const Response& head) {
+        shard_head_check(head, name, need, single);
+        if (!total && head.content_length) call.set_total(call.total() + *head.content_length);
+      };
+    }
+    call.set_total(total.value_or(0));
+    control.on_received = [&call](uint64_t n) { call.advance(n); };
+    std::vector<Response> answered =
+        client().send_all(requests, control, static_cast<size_t>(max_parallel_));
+    std::vector<Response> responses(count);
+    for (size_t i = 0; i < count; ++i) {
+      responses[i].url = urls[i];
+      responses[i].body = Buffer::wrap(nullptr, 0, nullptr, net::redact_url(urls[i]));
+    }
+    for (size_t k = 0; k < fetched.size(); ++k) responses[fetched[k]] = std::move(answered[k]);
+
+    // Each group's shards must add up to what its specs need.
+    size_t first = 0;
+    for (size_t g = 0; g < manifest.size(); ++g) {
+      const size_t n = manifest[g].paths.size();
+      uint64_t got = 0;
+      for (size_t k = 0; k < n; ++k) got += responses[first + k].body.size();
+      if (group_bytes[g] && got != *group_bytes[g]) {
+        std::string msg = "Weight group " + std::to_string(g + 1) + " of " + redacted() +
+                          " needs " + std::to_string(*group_bytes[g]) + " bytes but its " +
+                          std::to_string(n) + " file(s) gave " + std::to_string(got) + ":";
+        for (size_t k = 0; k < n; ++k) {
+          const Response& r = responses[first + k];
+          msg += " " + names[first + k] + " from " + net::redact_url(r.url) + " (HTTP " +
+                 std::to_string(r.status) + ", " + describe_body(r) + ")";
+          msg += k + 1 < n ? ";" : "";
+        }
+        throw Error(ErrorCode::kDataLoss, msg);
+      }
+      first += n;
+    }
+    WeightData data;
+    data.reserve(count);
+    for (Response& r : responses) data.push_back(std::move(r.body));
+    call.progress(call.done(), call.done());
+    return data;
+  }
+
+  // Refuses a shard before its body is read.
+  void shard_head_check(const Response& head, const std::string& name, std::optional<uint64_t> need,
+                        bool single) const {
+    const std::string at = name + " from " + net::redact_url(head.url);
+    const std::string type = head.content_type();
+    std::string sizes;
+    if (head.content_length) sizes = std::to_string(*head.content_length) + " bytes";
+    if (need) {
+      sizes += std::string(sizes.empty() ? "" : "; ") +
+               (single ? "expected " : "its group needs ") + std::to_string(*need) + " bytes";
+    }
+    std::string detail = "(" + (type.empty() ? std::string("no content type") : type) +
+                         (sizes.empty() ? "" : ", " + sizes) + ")";
+    if (head.status == 404 || head.status == 410) {
+      // The model is there (its model.json was): a missing file is lost data.
+      throw Error(ErrorCode::kDataLoss,
+                  at + ": HTTP " + std::to_string(head.status) + " " + head.reason + " " + detail);
+    }
+    if (!head.ok()) throw net::status_error(head.status, head.reason, at, detail);
+    if (type == "text/html" || type == "application/xhtml+xml") {
+      throw Error(ErrorCode::kDataLoss,
+                  at + ": the server sent an HTML page instead of weights " + detail);
+    }
+    if (need && head.content_length &&
+        (single ? *head.content_length != *need : *head.content_length > *need)) {
+      throw Error(ErrorCode::kDataLoss, at + ": HTTP " + std::to_string(head.status) +
+                                            " with the wrong length " + detail);
+    }
+  }
+
+  const Url parsed_;
+  std::string method_;
+  const std::map<std::string, std::string> headers_;
+  const bool headers_to_other_hosts_;
+  const std::string weight_path_prefix_;
+  const bool has_prefix_;
+  const uint64_t max_parallel_;
+  const net::ClientOptions client_options_;
+  std::once_flag client_once_;
+  std::unique_ptr<Client> client_;
+};
+
+}  // namespace
+}  // namespace stowage::http
+
+STOWAGE_PLUGIN(stowage::http::HttpHandler, "http", STOWAGE_PLUGIN_VERSION,
+               STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE, "http", "https");

@@ -1,0 +1,362 @@
+// http:// and https:// through the real loader and the host's retry policy,
+// against the scripted server of plugins/net (test_server.py): TF.js's URL
+// rules, headers, the multipart save, and every fault the issue lists.
+#include <doctest/doctest.h>
+#include <rapidjson/document.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "plugin_test_util.hpp"
+#include "stowage/model_json.hpp"
+#include "stowage/registry.hpp"
+#include "test_server.hpp"
+
+namespace fs = std::filesystem;
+using namespace stowage;
+using testing::error_of;
+using testing::float_model;
+using testing::ramp;
+using testing::weight_bytes;
+
+namespace {
+
+Registry& registry() {
+  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
+  return *r;
+}
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+const std::string kServerScript = std::string(STOWAGE_SOURCE_DIR) + "/plugins/net/test_server.py";
+
+// A scratch folder served by the test server:
+//   m/        a model in three shards (group1-shard1of3.bin ...)
+//   single/   the same model with one weights.bin
+struct Site {
+  fs::path dir;
+  ModelArtifacts model = float_model(ramp(3000, -7.5f));  // 12000 weight bytes
+  std::unique_ptr<testing::PythonServer> server;
+
+  explicit Site(std::vector<std::string> extra = {}) {
+    std::string tmpl = (fs::temp_directory_path() / "stowage-http-test-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    dir = tmpl;
+    registry().open("file://" + (dir / "m").string(), R"({"shard_size":5000})")->save(model);
+    registry().open("file://" + (dir / "single").string())->save(model);
+    std::vector<std::string> args{kServerScript, "--root", dir.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    server = std::make_unique<testing::PythonServer>(args);
+  }
+  ~Site() {
+    server.reset();
+    fs::remove_all(dir);
+  }
+  std::string url(const std::string& path, const std::string& host = "127.0.0.1",
+                  const std::string& scheme = "http") const {
+    return server->base(scheme, host) + path;
+  }
+  ModelArtifacts load(const std::string& path, const std::string& options = "{}",
+                      const CallContext& call = {}) const {
+    return registry().open(url(path), options)->load(call);
+  }
+  Error load_error(const std::string& path, const std::string& options = "{}") const {
+    return error_of([&] { load(path, options); });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("load fetches model.json and every shard relative to it") {
+  Site site;
+  std::vector<std::pair<uint64_t, uint64_t>> progress;
+  CallContext call;
+  call.on_progress = [&](uint64_t done, uint64_t total) { progress.emplace_back(done, total); };
+  ModelArtifacts a = site.load("/files/m/model.json", "{}", call);
+  CHECK(weight_bytes(a) == weight_bytes(site.model));
+  REQUIRE(a.weights_manifest);
+  REQUIRE(a.weight_data->size() == 3);
+  CHECK((*a.weight_data)[2].label() == site.url("/files/m/group1-shard3of3.bin"));
+  CHECK(a.model_topology == site.model.model_topology);
+  REQUIRE(!progress.empty());
+  CHECK(progress.back() == std::make_pair<uint64_t, uint64_t>(12000, 12000));
+
+  // Chunked shards, and one file.
+  CHECK(weight_bytes(site.load("/chunked/m/model.json")) == weight_bytes(site.model));
+  CHECK(weight_bytes(site.load("/files/single/model.json")) == weight_bytes(site.model));
+  // Redirects to the model are followed; shards are relative to the URL given.
+  CHECK(weight_bytes(site.load("/redirect/2/m/model.json",
+                               R"({"weight_path_prefix":")" + site.url("/files/m/") + "\"}")) ==
+        weight_bytes(site.model));
+
+  // https is refused on a plain server with a clear error, not a hang.
+  Error tls = error_of(
+      [&] { registry().open(site.url("/files/m/model.json", "127.0.0.1", "https"))->load(); });
+  CHECK(tls.code() == ErrorCode::kUnavailable);
+}
+
+TEST_CASE("weight URLs follow TF.js: query suffix, weightPathPrefix, converter") {
+  Site site;
+  // The model.json URL's query goes onto every shard URL (/query needs it).
+  CHECK(weight_bytes(site.load("/query/m/model.json?token=t1")) == weight_bytes(site.model));
+  // weightPathPrefix is plain concatenation, no '/' added.
+  CHECK(weight_bytes(site.load("/files/m/model.json",
+                               R"({"weight_path_prefix":")" + site.url("/chunked/m/") + "\"}")) ==
+        weight_bytes(site.model));
+  Error no_slash = site.load_error("/files/m/model.json",
+                                   R"({"weight_path_prefix":")" + site.url("/files/m") + "\"}");
+  CHECK(has(no_slash.what(), "/files/mgroup1-shard1of3.bin"));
+
+  // The converter wins over prefix and suffix; relative results are resolved
+  // against model.json.
+  std::atomic<int> calls{0};
+  CallContext call;
+  call.weight_url_converter = [&](std::string_view path) -> std::optional<std::string> {
+    ++calls;
+    return "../../chunked/m/" + std::string(path);
+  };
+  ModelArtifacts a = site.load("/files/m/model.json?ignored=1", "{}", call);
+  CHECK(calls == 3);
+  CHECK(weight_bytes(a) == weight_bytes(site.model));
+  CHECK((*a.weight_data)[0].label() == site.url("/chunked/m/group1-shard1of3.bin"));
+}
+
+TEST_CASE("headers go with every request, to other hosts only when asked") {
+  Site site;
+  const std::string auth = R"("headers":{"Authorization":"Bearer secret"})";
+  Error without = site.load_error("/auth/m/model.json");
+  CHECK(without.code() == ErrorCode::kPermissionDenied);
+  CHECK(has(without.what(), "status code 401"));
+  CHECK(weight_bytes(site.load("/auth/m/model.json", "{" + auth + "}")) ==
+        weight_bytes(site.model));
+
+  // Shards on localhost are another origin than model.json on 127.0.0.1.
+  const std::string prefix = R"("weight_path_prefix":")" + site.url("/auth/m/", "localhost") + "\"";
+  Error cross = site.load_error("/files/m/model.json", "{" + auth + "," + prefix + "}");
+  CHECK(cross.code() == ErrorCode::kPermissionDenied);
+  CHECK(has(cross.what(), " of 3 \"group1-shard"));  // whichever shard answered first
+  CHECK(has(cross.what(), "401"));
+  CHECK(!has(cross.what(), "secret"));
+  CHECK(weight_bytes(
+            site.load("/files/m/model.json",
+                      "{" + auth + "," + prefix + R"(,"send_headers_to_other_hosts":true})")) ==
+        weight_bytes(site.model));
+}
+
+TEST_CASE("faults: retried successes and clear errors") {
+  Site site;
+  // 500 for the first request of every URL: the host retries the load.
+  CHECK(weight_bytes(site.load("/flaky/1/500/m/model.json")) == weight_bytes(site.model));
+  CHECK(weight_bytes(site.load("/flaky/1/503/m/model.json")) == weight_bytes(site.model));
+  CHECK(weight_bytes(site.load("/flaky/1/429/m/model.json")) == weight_bytes(site.model));
+
+  Error missing_json = site.load_error("/files/nothing/model.json");
+  CHECK(missing_json.code() == ErrorCode::kNotFound);
+  CHECK(has(missing_json.what(), "Request to " + site.url("/files/nothing/model.json") +
+                                     " failed with status code 404. Please verify this URL points "
+                                     "to the model JSON of the model to load."));
+
+  // One shard missing.
+  fs::copy(site.dir / "m", site.dir / "gone");
+  fs::remove(site.dir / "gone" / "group1-shard2of3.bin");
+  Error gone = site.load_error("/files/gone/model.json");
+  CHECK(gone.code() == ErrorCode::kDataLoss);
+  for (const std::string& part :
+       {std::string("weight file 2 of 3 \"group1-shard2of3.bin\""),
+        site.url("/files/gone/group1-shard2of3.bin"), std::string("HTTP 404"),
+        std::string("text/html"), std::string("its group needs 12000 bytes")}) {
+    CAPTURE(part);
+    CHECK(has(gone.what(), part));
+  }
+
+  // A shard of the wrong length.
+  fs::copy(site.dir / "single", site.dir / "short");
+  std::ofstream(site.dir / "short" / "weights.bin", std::ios::binary | std::ios::trunc) << "abc";
+  Error wrong = site.load_error("/files/short/model.json");
+  CHECK(wrong.code() == ErrorCode::kDataLoss);
+  CHECK(has(wrong.what(), "3 bytes"));
+  CHECK(has(wrong.what(), "expected 12000 bytes"));
+  CHECK(has(wrong.what(), "application/octet-stream"));
+  Error wrong_chunked = site.load_error("/chunked/short/model.json");
+  CHECK(wrong_chunked.code() == ErrorCode::kDataLoss);
+  CHECK(has(wrong_chunked.what(), "needs 12000 bytes"));
+  CHECK(has(wrong_chunked.what(), "gave 3"));
+
+  const std::string from = R"({"weight_path_prefix":")";
+  Error html = site.load_error("/files/m/model.json", from + site.url("/html/m/") + "\"}");
+  CHECK(html.code() == ErrorCode::kDataLoss);
+  CHECK(has(html.what(), "HTML page instead of weights"));
+  CHECK(has(html.what(), "text/html"));
+
+  Error truncated = site.load_error("/files/m/model.json", from + site.url("/truncate/m/") + "\"}");
+  CHECK(truncated.code() == ErrorCode::kUnavailable);
+  CHECK(has(truncated.what(), "truncated"));
+  CHECK(has(truncated.what(), "attempts"));
+
+  Error reset = site.load_error("/files/m/model.json", from + site.url("/reset/m/") + "\"}");
+  CHECK(reset.code() == ErrorCode::kUnavailable);
+  CHECK(has(reset.what(), "attempts"));
+
+  Error stall =
+      site.load_error("/files/m/model.json", R"({"read_timeout_ms":300,"weight_path_prefix":")" +
+                                                 site.url("/stall/m/") + "\"}");
+  CHECK(stall.code() == ErrorCode::kUnavailable);
+  CHECK(has(stall.what(), "read timeout"));
+
+  Error loop = site.load_error("/loop/x");
+  CHECK(loop.code() == ErrorCode::kUnavailable);
+  CHECK(has(loop.what(), "redirect loop"));
+  CHECK(!has(loop.what(), "attempts"));  // not retried
+
+  Error not_json = site.load_error("/html/m/model.json");
+  CHECK(not_json.code() == ErrorCode::kInvalidArgument);
+  CHECK(has(not_json.what(), "Failed to parse model JSON of response from"));
+  CHECK(has(not_json.what(), "text/html"));
+
+  std::string dead = site.url("/files/m/model.json");
+  site.server.reset();
+  Error refused = error_of([&] { registry().open(dead)->load(); });
+  CHECK(refused.code() == ErrorCode::kUnavailable);
+  CHECK(has(refused.what(), "attempts"));
+}
+
+TEST_CASE("cancellation stops a load") {
+  Site site;
+  CallContext call;
+  call.is_cancelled = [] { return true; };
+  Error e = error_of([&] { site.load("/files/m/model.json", "{}", call); });
+  CHECK(e.code() == ErrorCode::kCancelled);
+
+  // Cancelled while the shards stall.
+  const auto t0 = std::chrono::steady_clock::now();
+  call.is_cancelled = [&] {
+    return std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(200);
+  };
+  Error stalled = error_of([&] {
+    site.load("/files/m/model.json", R"({"weight_path_prefix":")" + site.url("/stall/m/") + "\"}",
+              call);
+  });
+  CHECK(stalled.code() == ErrorCode::kCancelled);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
+}
+
+TEST_CASE("save sends TF.js's multipart form") {
+  Site site;
+  std::vector<std::pair<uint64_t, uint64_t>> progress;
+  CallContext call;
+  call.on_progress = [&](uint64_t done, uint64_t total) { progress.emplace_back(done, total); };
+  auto handler = registry().open(site.url("/echo"), R"({"headers":{"X-A":"b"}})");
+  SaveResult r = handler->save(site.model, call);
+  REQUIRE(r.responses);
+  const std::string& echo = *r.responses;
+  CHECK(echo.starts_with(R"([{"status":200,"statusText":"OK","url":")" + site.url("/echo") +
+                         R"(","body":")"));
+  CHECK(has(echo, R"(\"method\": \"POST\")"));
+  CHECK(has(echo, R"(\"x-a\": \"b\")"));
+  CHECK(has(echo, R"(\"content-type\": \"multipart/form-data; boundary=----stowageFormBoundary)"));
+  CHECK(has(
+      echo,
+      R"(\"name\": \"model.json\", \"filename\": \"model.json\", \"content_type\": \"application/json\")"));
+  CHECK(has(
+      echo,
+      R"(\"name\": \"model.weights.bin\", \"filename\": \"model.weights.bin\", \"content_type\": \"application/octet-stream\", \"length\": 12000)"));
+  // The model.json part is what TF.js writes, byte for byte.
+  WeightsManifest manifest{WeightGroup{{"./model.weights.bin"}, *site.model.weight_specs}};
+  std::string model_json = write_model_json(site.model, manifest, ModelJsonLayout::kTfjsHttp);
+  rapidjson::Document outer;
+  outer.Parse(echo.c_str());
+  REQUIRE(outer.IsArray());
+  rapidjson::Document server_saw;
+  server_saw.Parse(outer[0]["body"].GetString());
+  REQUIRE(server_saw.IsObject());
+  CHECK(std::string(server_saw["parts"][0]["text"].GetString()) == model_json);
+  CHECK(server_saw["parts"].Size() == 2);
+  CHECK(r.model_artifacts_info.weight_data_bytes == std::optional<uint64_t>(12000));
+  REQUIRE(!progress.empty());
+  CHECK(progress.back().first == progress.back().second);
+
+  // PUT, and a topology-only model has no weights part.
+  ModelArtifacts topology_only = site.model;
+  topology_only.weight_data.reset();
+  topology_only.weight_specs.reset();
+  SaveResult put = registry().open(site.url("/echo"), R"({"method":"PUT"})")->save(topology_only);
+  CHECK(has(*put.responses, R"(\"method\": \"PUT\")"));
+  CHECK(!has(*put.responses, "model.weights.bin\\\", \\\"filename"));
+
+  // Failures name TF.js's sentence; transient ones are retried.
+  Error failed = error_of([&] { registry().open(site.url("/status/403/up"))->save(site.model); });
+  CHECK(failed.code() == ErrorCode::kPermissionDenied);
+  CHECK(has(failed.what(), "BrowserHTTPRequest.save() failed due to HTTP response status 403."));
+  Error busy = error_of([&] { registry().open(site.url("/status/503/up"))->save(site.model); });
+  CHECK(busy.code() == ErrorCode::kUnavailable);
+  CHECK(has(busy.what(), "attempts"));
+}
+
+TEST_CASE("options are strict and secrets stay out of messages") {
+  Site site;
+  auto open_error = [&](const std::string& options) {
+    return error_of([&] { registry().open(site.url("/files/m/model.json"), options); });
+  };
+  Error unknown = open_error(R"({"weightPathPrefix":"x"})");
+  CHECK(unknown.code() == ErrorCode::kInvalidArgument);
+  CHECK(has(unknown.what(), "Unknown option \"weightPathPrefix\""));
+  CHECK(open_error(R"({"method":"GET"})").code() == ErrorCode::kInvalidArgument);
+  CHECK(open_error(R"({"max_parallel":0})").code() == ErrorCode::kInvalidArgument);
+  CHECK(open_error(R"({"read_timeout_ms":0})").code() == ErrorCode::kInvalidArgument);
+  CHECK(open_error(R"({"ca_file":"/nonexistent/ca.pem"})").code() == ErrorCode::kInvalidArgument);
+  Error typed = open_error(R"({"headers":{"Authorization":42}})");
+  CHECK(has(typed.what(), "headers.Authorization"));
+  Error bad_value = open_error(R"({"headers":{"Authorization":"Bearer s3cr3t\r\nX: y"}})");
+  CHECK(bad_value.code() == ErrorCode::kInvalidArgument);
+  CHECK(!has(bad_value.what(), "s3cr3t"));
+  CHECK(error_of([] { registry().open("http://"); }).code() == ErrorCode::kInvalidArgument);
+
+  // A signed URL's signature is not printed.
+  Error signed_url = site.load_error("/files/nothing/model.json?X-Amz-Signature=deadbeef");
+  CHECK(!has(signed_url.what(), "deadbeef"));
+  CHECK(has(signed_url.what(), "X-Amz-Signature=REDACTED"));
+}
+
+TEST_CASE("https: verification on by default, a CA file, and the insecure option") {
+  if (std::system("openssl version > /dev/null 2>&1") != 0) {
+    FAIL("the openssl command is needed to make the test certificates");
+  }
+  std::string tmpl = (fs::temp_directory_path() / "stowage-https-test-XXXXXX").string();
+  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+  const fs::path d = tmpl;
+  std::string cmd = "cd '" + d.string() +
+                    "' && "
+                    "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+                    "-subj /CN=stowage-test-ca > /dev/null 2>&1 && "
+                    "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+                    "-subj /CN=127.0.0.1 > /dev/null 2>&1 && "
+                    "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext.cnf && "
+                    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                    "-out server.pem -days 2 -extfile ext.cnf > /dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  {
+    Site site({"--cert", (d / "server.pem").string(), "--key", (d / "server.key").string()});
+    const std::string url = site.url("/files/m/model.json", "127.0.0.1", "https");
+    Error untrusted = error_of([&] { registry().open(url)->load(); });
+    CHECK(untrusted.code() == ErrorCode::kUnavailable);
+    CHECK(has(untrusted.what(), "certificate verification failed"));
+    CHECK(!has(untrusted.what(), "attempts"));  // not retried
+
+    ModelArtifacts a =
+        registry().open(url, R"({"ca_file":")" + (d / "ca.pem").string() + "\"}")->load();
+    CHECK(weight_bytes(a) == weight_bytes(site.model));
+    ModelArtifacts b = registry().open(url, R"({"insecure_skip_tls_verify":true})")->load();
+    CHECK(weight_bytes(b) == weight_bytes(site.model));
+
+    SaveResult saved = registry()
+                           .open(site.url("/echo", "localhost", "https"),
+                                 R"({"ca_file":")" + (d / "ca.pem").string() + "\"}")
+                           ->save(site.model);
+    CHECK(has(*saved.responses, "\"status\":200"));
+  }
+  fs::remove_all(d);
+}

@@ -1,0 +1,784 @@
+// The HTTP/1.1 client engine: Asio C++20 coroutines on one I/O thread,
+// Beast's parser for response heads and chunked bodies, OpenSSL for TLS.
+// Everything that includes Asio or Beast lives in this one file.
+//
+// Threading: every coroutine, the connection pools and the call state that
+// coroutines touch run on the I/O thread only; a calling thread talks to it
+// through asio::post and waits on a condition variable, polling the caller's
+// cancellation flag and deadline while it waits.
+#include <sys/mman.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "http_client.hpp"
+
+namespace stowage::net {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+template <typename T>
+using awaitable = asio::awaitable<T>;
+
+constexpr auto kUseAwaitable = asio::use_awaitable;
+constexpr size_t kWriteChunk = 1u << 20;         // progress/timeout granularity of writes
+constexpr uint64_t kDrainLimit = 64u << 10;      // redirect bodies read and dropped up to this
+constexpr uint64_t kMmapThreshold = 256u << 10;  // bodies this large get their own mapping
+constexpr uint32_t kHeaderLimit = 64u << 10;
+
+using Parser = http::response_parser<http::buffer_body>;
+
+// One TCP or TLS connection to an origin, with its read buffer (bytes that
+// arrived after a response head).
+struct Connection {
+  std::string origin;
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  beast::flat_buffer buffer;
+  std::chrono::steady_clock::time_point idle_since;
+  bool reused = false;
+
+  beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+  void close() {
+    error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().socket().close(ignored);
+  }
+};
+
+// Thrown inside a coroutine whose call was stopped by another request's
+// failure, a cancellation or a deadline; the call's recorded error wins.
+struct Stopped {};
+
+struct CallState;
+
+// One request in flight: what an abort must cancel.
+struct Op {
+  CallState* call = nullptr;
+  const Request* request = nullptr;
+  Connection* conn = nullptr;
+  tcp::resolver* resolver = nullptr;
+  asio::steady_timer* timer = nullptr;
+  std::string method;  // the current method (redirects may change it)
+  std::string url;     // the current URL, redacted, for messages
+
+  std::string where() const {
+    std::string s = method + " " + url;
+    if (!request->label.empty()) s += " (" + request->label + ")";
+    return s + ": ";
+  }
+  void cancel() {
+    if (resolver != nullptr) resolver->cancel();
+    if (timer != nullptr) timer->cancel();
+    if (conn != nullptr) conn->lowest().cancel();
+  }
+};
+
+struct CallState {
+  const std::vector<Request>* requests = nullptr;
+  const Control* control = nullptr;
+  std::vector<Response> results;
+  size_t next = 0;
+  bool stopped = false;
+  std::exception_ptr error;
+  std::vector<Op*> active;
+
+  // Shared with the waiting thread.
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  size_t workers = 0;
+  bool finished = false;
+
+  void stop(std::exception_ptr e) {
+    if (!error) error = std::move(e);
+    stopped = true;
+    for (Op* op : active) op->cancel();
+  }
+};
+
+bool is_ip_literal(const std::string& host) {
+  error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+bool token_char(char c) {
+  auto u = static_cast<unsigned char>(c);
+  if (u <= 32 || u >= 127) return false;
+  return std::string_view("()<>@,;:\\\"/[]?={}").find(c) == std::string_view::npos;
+}
+
+void check_header(const std::string& name, const std::string& value) {
+  if (name.empty() || !std::all_of(name.begin(), name.end(), token_char)) {
+    throw Error(ErrorCode::kInvalidArgument, "invalid HTTP header name \"" + name + "\"");
+  }
+  for (char c : value) {
+    if (c == '\r' || c == '\n' || c == '\0') {
+      // The value is not printed: it may be a secret.
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the value of HTTP header \"" + name + "\" contains CR, LF or NUL");
+    }
+  }
+}
+
+bool credential_header(std::string_view name) {
+  return iequals(name, "authorization") || iequals(name, "cookie") ||
+         iequals(name, "proxy-authorization");
+}
+
+// A buffer of `size` bytes that are never zeroed; large ones get their own
+// mapping so that dropping the model returns the memory to the system.
+std::pair<uint8_t*, std::shared_ptr<const void>> allocate(uint64_t size) {
+  if (size >= kMmapThreshold) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    std::shared_ptr<const void> owner(
+        p, [size](const void* q) { ::munmap(const_cast<void*>(q), size); });
+    return {static_cast<uint8_t*>(p), std::move(owner)};
+  }
+  std::shared_ptr<uint8_t[]> block(new uint8_t[size == 0 ? 1 : size]);
+  uint8_t* data = block.get();
+  return {data, std::shared_ptr<const void>(std::move(block), data)};
+}
+
+bool is_redirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+}  // namespace
+
+struct Client::Impl {
+  struct Pool {
+    std::deque<std::unique_ptr<Connection>> idle;
+    uint32_t open = 0;  // idle and busy
+    std::deque<asio::steady_timer*> waiters;
+  };
+
+  // A connection taken from a pool; given back as reusable with keep(),
+  // otherwise closed when the lease ends.
+  struct Lease {
+    Impl* impl = nullptr;
+    std::unique_ptr<Connection> conn;
+    Lease() = default;
+    Lease(Impl* i, std::unique_ptr<Connection> c) : impl(i), conn(std::move(c)) {}
+    Lease(Lease&& o) noexcept : impl(o.impl), conn(std::move(o.conn)) {}
+    Lease& operator=(Lease&& o) noexcept {
+      end(false);
+      impl = o.impl;
+      conn = std::move(o.conn);
+      return *this;
+    }
+    ~Lease() { end(false); }
+    void end(bool reusable) {
+      if (conn) impl->release(std::move(conn), reusable);
+    }
+  };
+
+  // The response head of one exchange, with the connection it came on.
+  struct Exchange {
+    Lease lease;
+    std::unique_ptr<Parser> parser;
+    Response head;
+  };
+
+  ClientOptions options;
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  // Made on first use: loading the system's CA store costs more than a
+  // whole plain-http load of a small model.
+  std::optional<ssl::context> tls;
+  std::map<std::string, Pool> pools;  // I/O thread only
+  std::atomic<size_t> open_count{0};
+  std::thread thread;
+
+  explicit Impl(ClientOptions o) : options(std::move(o)) {
+    if (options.max_connections_per_host == 0) options.max_connections_per_host = 1;
+    // Trust anchors the caller named are checked now, so a wrong path fails
+    // at once rather than at the first https request.
+    if (!options.ca_file.empty() || !options.ca_path.empty()) tls_context();
+    thread = std::thread([this] { io.run(); });
+  }
+
+  // REQUIRES: called before the I/O thread starts or on it.
+  ssl::context& tls_context() {
+    if (tls) return *tls;
+    ssl::context& ctx = tls.emplace(ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+    error_code ec;
+    ctx.set_default_verify_paths(ec);  // a host without a system store still works with ca_file
+    if (!options.ca_file.empty()) {
+      ctx.load_verify_file(options.ca_file, ec);
+      if (ec) {
+        tls.reset();
+        throw Error(ErrorCode::kInvalidArgument, "Cannot load CA certificates from \"" +
+                                                     options.ca_file + "\": " + ec.message());
+      }
+    }
+    if (!options.ca_path.empty()) {
+      ctx.add_verify_path(options.ca_path, ec);
+      if (ec) {
+        tls.reset();
+        throw Error(ErrorCode::kInvalidArgument,
+                    "Cannot use CA folder \"" + options.ca_path + "\": " + ec.message());
+      }
+    }
+    ctx.set_verify_mode(options.insecure_skip_tls_verify ? ssl::verify_none : ssl::verify_peer);
+    return ctx;
+  }
+
+  ~Impl() {
+    asio::post(io, [this] {
+      for (auto& [origin, pool] : pools) {
+        for (auto& c : pool.idle) c->close();
+        pool.idle.clear();
+      }
+    });
+    work.reset();
+    io.stop();
+    if (thread.joinable()) thread.join();
+  }
+
+  // ---- The pool (I/O thread) -----------------------------------------------
+
+  void release(std::unique_ptr<Connection> conn, bool reusable) {
+    Pool& pool = pools[conn->origin];
+    if (reusable && conn->lowest().socket().is_open()) {
+      conn->idle_since = std::chrono::steady_clock::now();
+      conn->reused = true;
+      pool.idle.push_back(std::move(conn));
+    } else {
+      conn->close();
+      conn.reset();
+      --pool.open;
+      --open_count;
+    }
+    if (!pool.waiters.empty()) {
+      pool.waiters.front()->cancel();
+      pool.waiters.pop_front();
+    }
+  }
+
+  static void check(const Op& op) {
+    if (op.call->stopped) throw Stopped{};
+  }
+
+  [[noreturn]] void fail(Op& op, const error_code& ec, std::string_view phase) {
+    check(op);
+    const std::string at = op.where();
+    if (ec == beast::error::timeout) {
+      bool connecting = phase == "connect" || phase == "handshake";
+      auto ms = (connecting ? options.connect_timeout : options.read_timeout).count();
+      throw Error(
+          ErrorCode::kUnavailable,
+          at + (connecting
+                    ? "no connection within " + std::to_string(ms) + " ms (connect timeout)"
+                    : "the server sent nothing for " + std::to_string(ms) + " ms (read timeout)"),
+          /*retryable=*/true);
+    }
+    if (ec == asio::error::host_not_found) {
+      throw Error(ErrorCode::kUnavailable, at + "cannot resolve the host name", false);
+    }
+    std::string what = ec.message();
+    if (ec == asio::error::eof || ec == http::error::partial_message ||
+        ec == asio::ssl::error::stream_truncated) {
+      what = "the server closed the connection";
+    }
+    throw Error(ErrorCode::kUnavailable, at + what + " while " + std::string(phase),
+                /*retryable=*/true);
+  }
+
+  awaitable<std::unique_ptr<Connection>> connect(Op& op, const Url& url) {
+    auto conn = std::make_unique<Connection>();
+    conn->origin = url.origin();
+    if (url.scheme == "https") {
+      conn->secure.emplace(io, tls_context());
+    } else {
+      conn->plain.emplace(io);
+    }
+    tcp::resolver resolver(io);
+    op.resolver = &resolver;
+    error_code ec;
+    auto endpoints = co_await resolver.async_resolve(url.host, std::to_string(url.port),
+                                                     asio::redirect_error(kUseAwaitable, ec));
+    op.resolver = nullptr;
+    if (ec) fail(op, ec, "resolving the host name");
+    check(op);
+    op.conn = conn.get();
+    conn->lowest().expires_after(options.connect_timeout);
+    co_await conn->lowest().async_connect(endpoints, asio::redirect_error(kUseAwaitable, ec));
+    if (ec) fail(op, ec, "connect");
+    conn->lowest().socket().set_option(tcp::no_delay(true), ec);
+    if (conn->secure) {
+      SSL* ssl = conn->secure->native_handle();
+      const bool ip = is_ip_literal(url.host);
+      if (!ip) SSL_set_tlsext_host_name(ssl, url.host.c_str());
+      if (!options.insecure_skip_tls_verify) {
+        X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str())
+                    : X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), url.host.size());
+        if (ok != 1) {
+          throw Error(ErrorCode::kInternal, op.where() + "cannot set up host name verification");
+        }
+      }
+      conn->lowest().expires_after(options.connect_timeout);
+      co_await conn->secure->async_handshake(ssl::stream_base::client,
+                                             asio::redirect_error(kUseAwaitable, ec));
+      if (ec) {
+        check(op);
+        if (ec == beast::error::timeout) fail(op, ec, "handshake");
+        long verify = SSL_get_verify_result(ssl);
+        if (verify != X509_V_OK) {
+          throw Error(ErrorCode::kUnavailable,
+                      op.where() + "TLS certificate verification failed for " + url.host + ": " +
+                          X509_verify_cert_error_string(verify) +
+                          " (trust its CA with a CA file, or use the system store)",
+                      /*retryable=*/false);
+        }
+        throw Error(ErrorCode::kUnavailable, op.where() + "TLS handshake failed: " + ec.message(),
+                    /*retryable=*/false);
+      }
+    }
+    op.conn = nullptr;
+    conn->lowest().expires_never();
+    co_return conn;
+  }
+
+  awaitable<Lease> acquire(Op& op, const Url& url) {
+    const std::string origin = url.origin();
+    for (;;) {
+      check(op);
+      Pool& pool = pools[origin];
+      while (!pool.idle.empty()) {
+        std::unique_ptr<Connection> c = std::move(pool.idle.back());
+        pool.idle.pop_back();
+        if (std::chrono::steady_clock::now() - c->idle_since < options.idle_timeout &&
+            c->lowest().socket().is_open()) {
+          co_return Lease(this, std::move(c));
+        }
+        c->close();
+        --pool.open;
+        --open_count;
+      }
+      if (pool.open < options.max_connections_per_host) {
+        ++pool.open;
+        ++open_count;
+        std::unique_ptr<Connection> c;
+        try {
+          c = co_await connect(op, url);
+        } catch (...) {
+          op.conn = nullptr;
+          Pool& p = pools[origin];
+          --p.open;
+          --open_count;
+          if (!p.waiters.empty()) {
+            p.waiters.front()->cancel();
+            p.waiters.pop_front();
+          }
+          throw;
+        }
+        co_return Lease(this, std::move(c));
+      }
+      asio::steady_timer timer(io, asio::steady_timer::time_point::max());
+      pool.waiters.push_back(&timer);
+      op.timer = &timer;
+      error_code ec;
+      co_await timer.async_wait(asio::redirect_error(kUseAwaitable, ec));
+      op.timer = nullptr;
+      auto& w = pools[origin].waiters;
+      w.erase(std::remove(w.begin(), w.end(), &timer), w.end());
+    }
+  }
+
+  // ---- One exchange --------------------------------------------------------
+
+  static std::string request_head(const Url& url, const std::string& method, const Headers& headers,
+                                  uint64_t body_size, bool send_length,
+                                  const std::string& user_agent) {
+    std::string head = method + " " + url.target + " HTTP/1.1\r\n";
+    if (!find_header(headers, "host")) head += "Host: " + url.authority() + "\r\n";
+    if (!find_header(headers, "user-agent") && !user_agent.empty()) {
+      head += "User-Agent: " + user_agent + "\r\n";
+    }
+    if (send_length) head += "Content-Length: " + std::to_string(body_size) + "\r\n";
+    for (const auto& [name, value] : headers) {
+      if (iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
+          iequals(name, "connection")) {
+        continue;  // the client frames the message itself
+      }
+      check_header(name, value);
+      head += name + ": " + value + "\r\n";
+    }
+    head += "\r\n";
+    return head;
+  }
+
+  template <typename F>
+  static auto on_stream(Connection& c, F&& f) {
+    return c.secure ? f(*c.secure) : f(*c.plain);
+  }
+
+  // Writes pieces; the first `unreported` bytes (the request head) are not
+  // counted as body progress.
+  awaitable<void> write_all(Op& op, Connection& c, std::vector<asio::const_buffer> pieces,
+                            size_t unreported) {
+    // Pieces are sent in runs of about kWriteChunk so that progress and the
+    // read timeout (here: no write progress) see every run.
+    size_t i = 0;
+    size_t offset = 0;
+    while (i < pieces.size()) {
+      std::vector<asio::const_buffer> run;
+      size_t bytes = 0;
+      while (i < pieces.size() && bytes < kWriteChunk) {
+        size_t n = std::min(pieces[i].size() - offset, kWriteChunk - bytes);
+        run.emplace_back(static_cast<const uint8_t*>(pieces[i].data()) + offset, n);
+        bytes += n;
+        offset += n;
+        if (offset == pieces[i].size()) {
+          ++i;
+          offset = 0;
+        }
+      }
+      c.lowest().expires_after(options.read_timeout);
+      error_code ec;
+      co_await on_stream(c, [&](auto& s) {
+        return asio::async_write(s, run, asio::redirect_error(kUseAwaitable, ec));
+      });
+      if (ec) fail(op, ec, "sending the request");
+      check(op);
+      const size_t head = std::min(bytes, unreported);
+      unreported -= head;
+      if (bytes > head && op.call->control->on_sent) op.call->control->on_sent(bytes - head);
+    }
+  }
+
+  // Sends the request and reads the response head. A kept-alive connection
+  // that the server had closed is replaced and the request sent again.
+  awaitable<Exchange> exchange(Op& op, const Url& url, const std::string& method,
+                               const Headers& headers, const std::vector<Buffer>* body) {
+    uint64_t body_size = 0;
+    if (body != nullptr) {
+      for (const Buffer& b : *body) body_size += b.size();
+    }
+    const bool send_length =
+        body_size > 0 || method == "POST" || method == "PUT" || method == "PATCH";
+    const std::string head =
+        request_head(url, method, headers, body_size, send_length, options.user_agent);
+    for (uint32_t attempt = 0;; ++attempt) {
+      Exchange ex;
+      ex.lease = co_await acquire(op, url);
+      Connection& c = *ex.lease.conn;
+      const bool reused = c.reused;
+      op.conn = &c;
+      std::vector<asio::const_buffer> pieces{asio::buffer(head)};
+      if (body != nullptr) {
+        for (const Buffer& b : *body) {
+          if (!b.empty()) pieces.emplace_back(b.data(), static_cast<size_t>(b.size()));
+        }
+      }
+      bool stale = false;
+      error_code ec;
+      try {
+        co_await write_all(op, c, std::move(pieces), head.size());
+      } catch (const Error&) {
+        if (!reused || attempt > options.max_connections_per_host) throw;
+        stale = true;
+      }
+      if (!stale) {
+        for (;;) {
+          ex.parser = std::make_unique<Parser>();
+          ex.parser->header_limit(kHeaderLimit);
+          ex.parser->body_limit(boost::none);
+          if (method == "HEAD") ex.parser->skip(true);
+          c.lowest().expires_after(options.read_timeout);
+          co_await on_stream(c, [&](auto& s) {
+            return http::async_read_header(s, c.buffer, *ex.parser,
+                                           asio::redirect_error(kUseAwaitable, ec));
+          });
+          if (ec) break;
+          int status = static_cast<int>(ex.parser->get().result_int());
+          if (status >= 100 && status < 200 && status != 101) continue;  // interim answer
+          break;
+        }
+        if (ec && reused && !ex.parser->got_some() && attempt <= options.max_connections_per_host &&
+            (ec == asio::error::eof || ec == asio::error::connection_reset ||
+             ec == asio::error::broken_pipe || ec == http::error::end_of_stream)) {
+          stale = true;
+        } else if (ec) {
+          op.conn = nullptr;
+          fail(op, ec, "reading the response head");
+        }
+      }
+      op.conn = nullptr;
+      check(op);
+      if (stale) continue;  // the lease closes the dead connection
+      const auto& msg = ex.parser->get();
+      ex.head.status = static_cast<int>(msg.result_int());
+      ex.head.reason = std::string(msg.reason());
+      for (const auto& field : msg) {
+        ex.head.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+      }
+      if (auto n = ex.parser->content_length()) ex.head.content_length = *n;
+      ex.head.url = url.str();
+      co_return ex;
+    }
+  }
+
+  // Reads the body of ex into one buffer and gives the connection back.
+  awaitable<void> read_body(Op& op, Exchange& ex, uint64_t limit, bool final) {
+    Connection& c = *ex.lease.conn;
+    Parser& parser = *ex.parser;
+    const Control& control = *op.call->control;
+    auto received = [&](uint64_t n) {
+      if (final && n > 0 && control.on_received) control.on_received(n);
+    };
+    const std::string label = op.url;
+    if (parser.is_done()) {
+      ex.head.body = Buffer::wrap(nullptr, 0, nullptr, label);
+      ex.lease.end(parser.keep_alive());
+      co_return;
+    }
+    op.conn = &c;
+    if (auto length = parser.content_length(); length && !parser.chunked()) {
+      const uint64_t n = *length;
+      if (n > limit) {
+        throw Error(ErrorCode::kDataLoss, op.where() + "the response announces " +
+                                              std::to_string(n) + " bytes, more than the " +
+                                              std::to_string(limit) + " allowed");
+      }
+      auto [data, owner] = allocate(n);
+      // Bytes that came with the head, then straight from the socket into
+      // the buffer: no intermediate copy.
+      uint64_t have = std::min<uint64_t>(c.buffer.size(), n);
+      asio::buffer_copy(asio::buffer(data, static_cast<size_t>(have)), c.buffer.data());
+      const bool extra = c.buffer.size() > n;
+      c.buffer.consume(static_cast<size_t>(have));
+      received(have);
+      while (have < n) {
+        c.lowest().expires_after(options.read_timeout);
+        error_code ec;
+        size_t got = co_await on_stream(c, [&](auto& s) {
+          return s.async_read_some(asio::buffer(data + have, static_cast<size_t>(n - have)),
+                                   asio::redirect_error(kUseAwaitable, ec));
+        });
+        have += got;
+        if (ec) {
+          op.conn = nullptr;
+          check(op);
+          if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+            throw Error(ErrorCode::kUnavailable,
+                        op.where() + "the connection closed after " + std::to_string(have) +
+                            " of " + std::to_string(n) + " body bytes (truncated response)",
+                        /*retryable=*/true);
+          }
+          fail(op, ec, "reading the response body");
+        }
+        check(op);
+        received(got);
+      }
+      op.conn = nullptr;
+      ex.head.body = Buffer::wrap(data, n, std::move(owner), label);
+      ex.lease.end(parser.keep_alive() && !extra);
+      co_return;
+    }
+    // Chunked, or delimited by the end of the connection.
+    std::vector<uint8_t> data;
+    size_t used = 0;
+    while (!parser.is_done()) {
+      if (data.size() - used < (64u << 10))
+        data.resize(std::max(data.size() * 2, used + (256u << 10)));
+      parser.get().body().data = data.data() + used;
+      parser.get().body().size = data.size() - used;
+      parser.get().body().more = true;
+      c.lowest().expires_after(options.read_timeout);
+      error_code ec;
+      co_await on_stream(c, [&](auto& s) {
+        return http::async_read_some(s, c.buffer, parser, asio::redirect_error(kUseAwaitable, ec));
+      });
+      size_t got = (data.size() - used) - parser.get().body().size;
+      used += got;
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        op.conn = nullptr;
+        fail(op, ec, "reading the response body");
+      }
+      check(op);
+      received(got);
+      if (used > limit) {
+        throw Error(ErrorCode::kDataLoss, op.where() + "the response body is longer than the " +
+                                              std::to_string(limit) + " bytes allowed");
+      }
+    }
+    op.conn = nullptr;
+    data.resize(used);
+    data.shrink_to_fit();
+    ex.head.body = Buffer::from_vector(std::move(data), label);
+    ex.lease.end(parser.keep_alive());
+  }
+
+  awaitable<Response> perform(Op& op) {
+    const Request& req = *op.request;
+    Url url = Url::parse(req.url);
+    op.method = req.method.empty() ? "GET" : req.method;
+    op.url = redact_url(url.str());
+    Headers headers = req.headers;
+    const std::vector<Buffer>* body = &req.body;
+    std::vector<std::string> seen{url.str()};
+    for (uint32_t hop = 0;; ++hop) {
+      Exchange ex = co_await exchange(op, url, op.method, headers, body);
+      auto location = ex.head.header("location");
+      if (req.follow_redirects && is_redirect(ex.head.status) && location) {
+        if (!ex.parser->is_done() && ex.parser->content_length() &&
+            *ex.parser->content_length() <= kDrainLimit) {
+          co_await read_body(op, ex, kDrainLimit, false);
+        }
+        ex.lease.end(false);  // still held when the body was not drained
+        Url next = url.resolve(*location);
+        if (std::find(seen.begin(), seen.end(), next.str()) != seen.end()) {
+          std::string chain;
+          for (const auto& u : seen) chain += redact_url(u) + " -> ";
+          throw Error(ErrorCode::kUnavailable,
+                      op.where() + "redirect loop: " + chain + redact_url(next.str()), false);
+        }
+        if (hop + 1 > options.max_redirects) {
+          throw Error(ErrorCode::kUnavailable,
+                      op.where() + "more than " + std::to_string(options.max_redirects) +
+                          " redirects (the last to " + redact_url(next.str()) + ")",
+                      false);
+        }
+        if (next.origin() != url.origin() && !req.keep_credentials_across_origins) {
+          std::erase_if(headers, [](const auto& h) { return credential_header(h.first); });
+        }
+        if (ex.head.status == 303 ||
+            ((ex.head.status == 301 || ex.head.status == 302) && op.method == "POST")) {
+          if (op.method != "HEAD") op.method = "GET";
+          body = nullptr;
+          std::erase_if(headers, [](const auto& h) {
+            return iequals(h.first, "content-type") || iequals(h.first, "content-encoding") ||
+                   iequals(h.first, "content-language") || iequals(h.first, "content-location");
+          });
+        }
+        seen.push_back(next.str());
+        url = std::move(next);
+        op.url = redact_url(url.str());
+        continue;
+      }
+      if (req.on_head) req.on_head(ex.head);
+      co_await read_body(op, ex, req.max_body_bytes, true);
+      co_return std::move(ex.head);
+    }
+  }
+
+  awaitable<void> worker(std::shared_ptr<CallState> call) {
+    while (!call->stopped && call->next < call->requests->size()) {
+      const size_t index = call->next++;
+      Op op;
+      op.call = call.get();
+      op.request = &(*call->requests)[index];
+      op.method = op.request->method;
+      op.url = redact_url(op.request->url);
+      call->active.push_back(&op);
+      std::exception_ptr failure;
+      try {
+        call->results[index] = co_await perform(op);
+      } catch (const Stopped&) {
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      std::erase(call->active, &op);
+      if (failure) call->stop(failure);
+    }
+  }
+
+  std::vector<Response> run(const std::vector<Request>& requests, const Control& control,
+                            size_t max_parallel) {
+    auto call = std::make_shared<CallState>();
+    call->requests = &requests;
+    call->control = &control;
+    call->results.resize(requests.size());
+    if (requests.empty()) return {};
+    const size_t workers = std::min(std::max<size_t>(max_parallel, 1), requests.size());
+    call->workers = workers;
+    asio::post(io, [this, call, workers] {
+      for (size_t i = 0; i < workers; ++i) {
+        asio::co_spawn(io, worker(call), [call](std::exception_ptr e) {
+          if (e) call->stop(e);
+          std::lock_guard<std::mutex> lock(call->mutex);
+          if (--call->workers == 0) {
+            call->finished = true;
+            call->done_cv.notify_all();
+          }
+        });
+      }
+    });
+    const std::string what = requests.size() == 1
+                                 ? requests[0].method + " " + redact_url(requests[0].url)
+                                 : std::to_string(requests.size()) + " HTTP requests";
+    bool aborted = false;
+    std::unique_lock<std::mutex> lock(call->mutex);
+    while (!call->finished) {
+      call->done_cv.wait_for(lock, control.poll_interval);
+      if (call->finished || aborted) continue;
+      std::exception_ptr reason;
+      if (control.cancelled && control.cancelled()) {
+        reason = std::make_exception_ptr(Error(ErrorCode::kCancelled, what + " was cancelled"));
+      } else if (control.deadline && std::chrono::system_clock::now() >= *control.deadline) {
+        reason = std::make_exception_ptr(
+            Error(ErrorCode::kDeadlineExceeded, what + " passed its deadline"));
+      }
+      if (reason) {
+        aborted = true;
+        asio::post(io, [call, reason] { call->stop(reason); });
+      }
+    }
+    lock.unlock();
+    if (call->error) std::rethrow_exception(call->error);
+    return std::move(call->results);
+  }
+};
+
+Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Client::~Client() = default;
+
+const ClientOptions& Client::options() const noexcept { return impl_->options; }
+
+Response Client::send(const Request& request, const Control& control) {
+  std::vector<Request> one{request};
+  return std::move(impl_->run(one, control, 1).front());
+}
+
+std::vector<Response> Client::send_all(const std::vector<Request>& requests, const Control& control,
+                                       size_t max_parallel) {
+  return impl_->run(requests, control, max_parallel);
+}
+
+size_t Client::open_connections() const { return impl_->open_count.load(); }
+
+}  // namespace stowage::net

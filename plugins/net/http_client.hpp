@@ -1,0 +1,281 @@
+// stowage::net — a small HTTP/1.1 client for plugins (http, s3, ...), built on
+// Boost.Beast and OpenSSL behind this header (nothing of Asio leaks out).
+//
+// The API is synchronous: a call blocks the calling thread while the
+// client's own I/O thread does the work, polling the caller's cancellation
+// flag and deadline. Many requests can run in parallel through send_all(),
+// over kept-alive connections pooled per origin with a per-host cap.
+//
+//   stowage::net::ClientOptions options;
+//   options.ca_file = "/etc/my-ca.pem";
+//   stowage::net::Client client(options);
+//   stowage::net::Request get{"GET", "https://h/models/a/model.json"};
+//   stowage::net::Response r = client.send(get);
+//   if (!r.ok()) ... r.status, r.header("content-type"), r.body.view() ...
+//
+// What the client does for every request:
+//   - TLS with certificate verification on (system CA store, or ca_file /
+//     ca_path), SNI and host name (or IP address) verification; only
+//     insecure_skip_tls_verify turns verification off.
+//   - Redirects (301, 302, 303, 307, 308) followed up to max_redirects; a
+//     URL seen twice is reported as a loop. 303, and 301/302 after a POST,
+//     continue as GET without a body (as fetch does); 307/308 resend the
+//     body. Authorization, Cookie and Proxy-Authorization are dropped when a
+//     redirect leaves the origin, unless the request says otherwise.
+//   - Response bodies with a Content-Length are read straight into one
+//     buffer allocated once at that size (no intermediate copies); chunked
+//     bodies grow a buffer.
+//   - Request bodies are written from a list of Buffers as they are (gather
+//     writes), so a multipart upload never joins the weight bytes.
+//   - A kept-alive connection the server closed while idle is replaced and
+//     the request sent again on a fresh connection (only when no byte of an
+//     answer had arrived on the old one).
+//
+// Errors: transport failures throw stowage::Error; an HTTP status is never an
+// error here (callers decide, see status_error() below). Codes:
+//   kInvalidArgument  malformed URL or header, unsupported scheme
+//   kUnavailable      connection refused/reset/closed, a truncated body,
+//                     connect or read timeout — retryable; an unknown host,
+//                     a TLS handshake or certificate failure, a redirect
+//                     loop or too many redirects — not retryable
+//   kDataLoss         a body longer than max_body_bytes
+//   kCancelled        Control::cancelled returned true
+//   kDeadlineExceeded Control::deadline passed (not retryable)
+//   (none)            an HTTP status is never thrown; see status_error()
+// Messages name the method and URL with secrets redacted (redact_url) and
+// never contain header values.
+//
+// Thread-safety: a Client may be used from many threads at once; Request,
+// Response and Control are plain values owned by the caller. Ownership: the
+// Client owns its I/O thread and connections; destroying it cancels what is
+// in flight and joins the thread (no call may still be running).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "stowage/buffer.hpp"
+#include "stowage/error.hpp"
+
+namespace stowage::net {
+
+// ---- URLs -----------------------------------------------------------------
+
+// An absolute http or https URL split for the wire. Thread-safety: a value.
+struct Url {
+  std::string scheme;    // "http" or "https", lowercase
+  std::string userinfo;  // as written, without the '@'; usually empty
+  std::string host;      // lowercase; an IPv6 literal without brackets
+  uint16_t port = 0;     // the default port of the scheme when none was written
+  std::string target;    // path and query as sent ("/" when the path is empty); no fragment
+
+  // Parses an absolute http(s) URL. Characters that may not appear in a
+  // request target (spaces, non-ASCII, controls) are percent-encoded;
+  // existing %XX escapes are kept. Throws Error(kInvalidArgument) naming
+  // the (redacted) URL.
+  static Url parse(std::string_view text);
+
+  // RFC 3986 §5 resolution of a reference (absolute URL, "//host/p",
+  // "/abs", "rel", "?q", "../x") against this URL; used for Location.
+  Url resolve(std::string_view reference) const;
+
+  bool default_port() const noexcept { return port == (scheme == "https" ? 443 : 80); }
+  // "host" or "host:port" (brackets around IPv6), as the Host header wants.
+  std::string authority() const;
+  // "scheme://host:port" with the port always written: the pool's key.
+  std::string origin() const;
+  // The URL as text (userinfo kept), "scheme://authority/target".
+  std::string str() const;
+};
+
+// The URL with secrets hidden, for messages and logs: a password in the
+// userinfo, and the values of query parameters whose name suggests a secret
+// (signature, token, key, credential, password, auth, sig, session), become
+// "REDACTED". Works on any text, parsed or not.
+std::string redact_url(std::string_view url);
+
+// ---- Requests and responses ----------------------------------------------
+
+// Header lists keep order and duplicates; names compare case-insensitively.
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// Case-insensitive lookup of the first header named name.
+std::optional<std::string_view> find_header(const Headers& headers, std::string_view name);
+
+// ASCII case-insensitive equality (header names, schemes, hosts).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+struct Response;
+
+struct Request {
+  Request() = default;
+  Request(std::string method_, std::string url_)
+      : method(std::move(method_)), url(std::move(url_)) {}
+
+  std::string method = "GET";
+  std::string url;  // absolute http(s) URL
+  // Sent as given, in order. The client adds Host, Content-Length (when there
+  // is a body or the method is POST/PUT/PATCH), User-Agent and Accept-Encoding:
+  // identity unless the request sets them. Names and values with CR, LF or
+  // NUL are refused (kInvalidArgument).
+  Headers headers;
+  // The body: the concatenation of these pieces, written without copying.
+  std::vector<Buffer> body;
+  // A body longer than this is kDataLoss (protects against a wrong URL
+  // answering with gigabytes). Also bounds chunked bodies.
+  uint64_t max_body_bytes = UINT64_MAX;
+  bool follow_redirects = true;
+  // Keep Authorization/Cookie/Proxy-Authorization on redirects to another
+  // origin (off by default, as browsers do).
+  bool keep_credentials_across_origins = false;
+  // Called on the client's I/O thread once the status line and headers of
+  // the final response are in, before the body is read (redirects are
+  // followed first). Throwing fails the request with that exception without
+  // reading the body, and the connection is dropped: use it to refuse a
+  // response early (wrong status, length or content type). Keep it short.
+  std::function<void(const Response& head)> on_head;
+  // A name for messages ("shard 3 of 7"); may be empty.
+  std::string label;
+};
+
+struct Response {
+  int status = 0;
+  std::string reason;
+  Headers headers;
+  // The URL that answered, after redirects (as text, not redacted).
+  std::string url;
+  // The body; exactly Content-Length bytes when the server sent one. Its
+  // label is the URL, redacted. Empty for HEAD, 204 and 304.
+  Buffer body;
+  // The Content-Length the server announced, when it did.
+  std::optional<uint64_t> content_length;
+
+  bool ok() const noexcept { return status >= 200 && status <= 299; }
+  std::optional<std::string_view> header(std::string_view name) const {
+    return find_header(headers, name);
+  }
+  // The media type without parameters, lowercase ("text/html"); "" if none.
+  std::string content_type() const;
+};
+
+// Per-call hooks. All are optional. on_sent and on_received run on the
+// client's I/O thread and must not block or call back into the client.
+struct Control {
+  // Polled on the calling thread every poll_interval while the call waits;
+  // returning true aborts every request of the call with kCancelled.
+  std::function<bool()> cancelled;
+  // The call fails with kDeadlineExceeded once this passes.
+  std::optional<std::chrono::system_clock::time_point> deadline;
+  // Request body bytes written to the socket, as they go (deltas).
+  std::function<void(uint64_t bytes)> on_sent;
+  // Response body bytes received for final (non-redirect) responses (deltas).
+  std::function<void(uint64_t bytes)> on_received;
+  std::chrono::milliseconds poll_interval{50};
+};
+
+// ---- The client -----------------------------------------------------------
+
+struct ClientOptions {
+  // TCP connect (per address tried) and the TLS handshake.
+  std::chrono::milliseconds connect_timeout{10000};
+  // Longest wait for any progress while writing or reading one request (a
+  // stalled server); each received or sent byte run restarts it.
+  std::chrono::milliseconds read_timeout{30000};
+  // Connections open at once to one origin (scheme, host, port); requests
+  // beyond it wait for a free connection.
+  uint32_t max_connections_per_host = 6;
+  uint32_t max_redirects = 10;
+  // Idle kept-alive connections are closed after this long.
+  std::chrono::milliseconds idle_timeout{30000};
+  // Extra trust anchors: a PEM file and/or an OpenSSL hashed folder; the
+  // system store is always used as well.
+  std::string ca_file;
+  std::string ca_path;
+  // Turns certificate and host name verification OFF. For tests and
+  // self-signed lab servers only; the plugin logs a warning when set.
+  bool insecure_skip_tls_verify = false;
+  std::string user_agent = "stowage";
+};
+
+class Client {
+ public:
+  // Starts the I/O thread. Throws Error(kInvalidArgument) when ca_file or
+  // ca_path cannot be loaded (naming the file).
+  explicit Client(ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const ClientOptions& options() const noexcept;
+
+  // Sends one request (following redirects) and returns the final response
+  // with its whole body. Throws as listed at the top of this header.
+  Response send(const Request& request, const Control& control = {});
+
+  // Sends every request, at most max_parallel at a time (per-host caps
+  // still apply), and returns the responses in request order. The first
+  // request that throws (including from on_head) cancels the others and its
+  // exception is rethrown here once all have stopped. max_parallel 0 means 1.
+  std::vector<Response> send_all(const std::vector<Request>& requests, const Control& control,
+                                 size_t max_parallel);
+
+  // Connections open now (idle and busy), for tests of the pool.
+  size_t open_connections() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- Helpers for plugins ---------------------------------------------------
+
+// 408, 429, 500, 502, 503 and 504: a status worth another try (the host's
+// retry policy does the trying).
+bool retryable_status(int status) noexcept;
+
+// The stowage error for a non-2xx answer: 404/410 kNotFound, 401/403
+// kPermissionDenied, 400/405/411/414/422 kInvalidArgument, 409/412
+// kAlreadyExists, 413/507 kResourceExhausted, 501 kUnimplemented, 408/429/5xx
+// kUnavailable (retryable as retryable_status says), others kInternal.
+// The message is "<what>: HTTP <status> <reason>" plus detail (e.g. a body
+// excerpt the caller chose; never header values).
+Error status_error(int status, std::string_view reason, const std::string& what,
+                   std::string_view detail = {});
+
+// A printable excerpt of a body for error messages: at most max_chars,
+// control characters replaced, "..." when cut; "" for binary bytes.
+std::string body_excerpt(const Buffer& body, size_t max_chars = 200);
+
+// ---- multipart/form-data ----------------------------------------------------
+
+// One part of a form: Content-Disposition: form-data; name="<name>"
+// [; filename="<filename>"], then Content-Type when set.
+struct FormPart {
+  std::string name;
+  std::string filename;
+  std::string content_type;
+  std::vector<Buffer> content;  // concatenated; never copied
+};
+
+// A multipart/form-data body as the WHATWG FormData encoder writes it
+// (undici, browsers): "--<b>\r\nheaders\r\n\r\n<content>\r\n" per part, then
+// "--<b>--\r\n". The body pieces reference the part contents; only the small
+// delimiters are new buffers.
+struct Multipart {
+  std::string content_type;  // "multipart/form-data; boundary=<b>"
+  std::vector<Buffer> body;
+  uint64_t size = 0;
+};
+
+// boundary empty: a random one ("----stowageFormBoundary" + 24 random
+// alphanumerics) that is checked not to occur in any part.
+Multipart build_multipart(const std::vector<FormPart>& parts, std::string boundary = {});
+
+}  // namespace stowage::net

@@ -1,0 +1,496 @@
+// stowage::net: URLs, multipart bodies, status mapping, and the client
+// against a scripted local server (test_server.py): keep-alive and the
+// per-host cap, redirects, faults, timeouts, cancellation and TLS.
+#include <doctest/doctest.h>
+#include <openssl/sha.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "http_client.hpp"
+#include "test_server.hpp"
+
+namespace fs = std::filesystem;
+using namespace stowage;
+using namespace stowage::net;
+
+namespace {
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : md) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+std::string random_bytes(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng() & 0xff);
+  return s;
+}
+
+void write_file(const fs::path& p, std::string_view data) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary).write(data.data(), static_cast<std::streamsize>(data.size()));
+}
+
+// A scratch folder with the files the server serves.
+struct Fixture {
+  fs::path dir;
+  std::string big = random_bytes(3 << 20, 1);
+  std::string small = "hello, weights";
+  Fixture() {
+    dir = fs::temp_directory_path() /
+          ("stowage-net-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
+    fs::remove_all(dir);
+    write_file(dir / "big.bin", big);
+    write_file(dir / "small.txt", small);
+    write_file(dir / "dir" / "m.json", "{\"a\":1}");
+  }
+  ~Fixture() { fs::remove_all(dir); }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+};
+
+const std::string kServerScript = std::string(STOWAGE_SOURCE_DIR) + "/plugins/net/test_server.py";
+
+testing::PythonServer start(const Fixture& f, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{kServerScript, "--root", f.dir.string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return testing::PythonServer(args);
+}
+
+// The server's {"connections": n, "requests": m} counters.
+int server_connections(const testing::PythonServer& s) {
+  Client fresh;
+  Response r = fresh.send(Request{"GET", s.base() + "/stats"});
+  std::string body(r.body.view());
+  auto at = body.find("\"connections\": ");
+  REQUIRE(at != std::string::npos);
+  return std::atoi(body.c_str() + at + 15);
+}
+
+template <typename F>
+Error error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e;
+  }
+  FAIL("no stowage::Error was thrown");
+  return Error(ErrorCode::kOk, "");
+}
+
+}  // namespace
+
+TEST_CASE("Url::parse splits http(s) URLs for the wire") {
+  Url u = Url::parse("http://Models.Example.COM:8080/a/b/model.json?x=1&y=%2F#frag");
+  CHECK(u.scheme == "http");
+  CHECK(u.host == "models.example.com");
+  CHECK(u.port == 8080);
+  CHECK(u.target == "/a/b/model.json?x=1&y=%2F");
+  CHECK(u.authority() == "models.example.com:8080");
+  CHECK(u.origin() == "http://models.example.com:8080");
+
+  Url s = Url::parse("HTTPS://h");
+  CHECK(s.scheme == "https");
+  CHECK(s.port == 443);
+  CHECK(s.target == "/");
+  CHECK(s.default_port());
+  CHECK(s.str() == "https://h/");
+
+  Url v6 = Url::parse("http://[::1]:9000/x");
+  CHECK(v6.host == "::1");
+  CHECK(v6.authority() == "[::1]:9000");
+
+  CHECK(Url::parse("http://h/a b/ü").target == "/a%20b/%C3%BC");
+  CHECK(Url::parse("http://h/a/./b/../c").target == "/a/c");
+  CHECK(Url::parse("http://user:pw@h/p").userinfo == "user:pw");
+
+  for (const char* bad : {"ftp://h/x", "http://", "http://h:99999/", "http://h:0/", "model.json",
+                          "http://[::1/x", "http://h:port/", "http://a b/"}) {
+    CAPTURE(bad);
+    Error e = error_of([&] { Url::parse(bad); });
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+  }
+  // Secrets in a bad URL stay out of the message.
+  Error e = error_of([] { Url::parse("ftp://u:hunter2@h/?token=abc"); });
+  CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+  CHECK(std::string(e.what()).find("abc") == std::string::npos);
+}
+
+TEST_CASE("Url::resolve follows RFC 3986") {
+  Url base = Url::parse("http://h/a/b/model.json?q=1");
+  CHECK(base.resolve("w.bin").str() == "http://h/a/b/w.bin");
+  CHECK(base.resolve("./w.bin?x").str() == "http://h/a/b/w.bin?x");
+  CHECK(base.resolve("../w.bin").str() == "http://h/a/w.bin");
+  CHECK(base.resolve("/w.bin").str() == "http://h/w.bin");
+  CHECK(base.resolve("//cdn:81/w").str() == "http://cdn:81/w");
+  CHECK(base.resolve("https://z/w").str() == "https://z/w");
+  CHECK(base.resolve("?r=2").str() == "http://h/a/b/model.json?r=2");
+  CHECK(base.resolve("").str() == "http://h/a/b/model.json?q=1");
+}
+
+TEST_CASE("redact_url hides passwords and secret query values") {
+  CHECK(redact_url("https://u:pw@h/x?X-Amz-Signature=abc&a=1&access_token=t#f") ==
+        "https://u:REDACTED@h/x?X-Amz-Signature=REDACTED&a=1&access_token=REDACTED#f");
+  CHECK(redact_url("http://h/x?page=2") == "http://h/x?page=2");
+  CHECK(redact_url("http://u@h/x") == "http://u@h/x");
+}
+
+TEST_CASE("build_multipart writes what FormData writes, referencing the content") {
+  Buffer weights = Buffer::from_string(std::string("\x00\x00\x80\x3f", 4));
+  Multipart m = build_multipart(
+      {{"model.json", "model.json", "application/json", {Buffer::from_string("{\"a\":1}")}},
+       {"model.weights.bin", "model.weights.bin", "application/octet-stream", {weights}}},
+      "BOUND");
+  CHECK(m.content_type == "multipart/form-data; boundary=BOUND");
+  std::string body;
+  for (const Buffer& b : m.body) body += b.view();
+  const std::string expected =
+      "--BOUND\r\nContent-Disposition: form-data; name=\"model.json\"; filename=\"model.json\"\r\n"
+      "Content-Type: application/json\r\n\r\n{\"a\":1}\r\n"
+      "--BOUND\r\nContent-Disposition: form-data; name=\"model.weights.bin\"; "
+      "filename=\"model.weights.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n" +
+      std::string(weights.view()) + "\r\n--BOUND--\r\n";
+  CHECK(body == expected);
+  CHECK(m.size == body.size());
+  // The weight bytes are referenced, not copied.
+  bool shared = false;
+  for (const Buffer& b : m.body) shared = shared || b.data() == weights.data();
+  CHECK(shared);
+
+  Error e = error_of([] {
+    build_multipart({{"f", "", "", {Buffer::from_string("xx--BOUNDyy")}}}, "--BOUND");
+  });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  Multipart r = build_multipart({{"f", "", "", {Buffer::from_string("x")}}});
+  CHECK(r.content_type.starts_with("multipart/form-data; boundary=----stowageFormBoundary"));
+}
+
+TEST_CASE("status_error maps statuses to codes and marks transient ones retryable") {
+  struct Case {
+    int status;
+    ErrorCode code;
+    bool retryable;
+  };
+  for (Case c :
+       {Case{404, ErrorCode::kNotFound, false}, Case{403, ErrorCode::kPermissionDenied, false},
+        Case{401, ErrorCode::kPermissionDenied, false},
+        Case{400, ErrorCode::kInvalidArgument, false},
+        Case{413, ErrorCode::kResourceExhausted, false}, Case{429, ErrorCode::kUnavailable, true},
+        Case{500, ErrorCode::kUnavailable, true}, Case{502, ErrorCode::kUnavailable, true},
+        Case{503, ErrorCode::kUnavailable, true}, Case{504, ErrorCode::kUnavailable, true},
+        Case{501, ErrorCode::kUnimplemented, false}, Case{418, ErrorCode::kInternal, false}}) {
+    CAPTURE(c.status);
+    Error e = status_error(c.status, "Reason", "GET http://h/x");
+    CHECK(e.code() == c.code);
+    CHECK(e.retryable() == c.retryable);
+    CHECK(std::string(e.what()) == "GET http://h/x: HTTP " + std::to_string(c.status) + " Reason");
+  }
+  CHECK(body_excerpt(Buffer::from_string("<html>\n  <p>Not   here</p>\n</html>")) ==
+        "<html> <p>Not here</p> </html>");
+  CHECK(body_excerpt(Buffer::from_string(std::string(10, '\0'))).empty());
+  CHECK(body_excerpt(Buffer::from_string(std::string(300, 'a')), 10) == "aaaaaaaaaa...");
+}
+
+TEST_CASE("the client reads bodies whole, over kept-alive connections") {
+  Fixture f;
+  auto server = start(f);
+  Client client;
+  const int before = server_connections(server);
+
+  uint64_t received = 0;
+  Control control;
+  control.on_received = [&](uint64_t n) { received += n; };
+  Response r = client.send(Request{"GET", server.base() + "/files/big.bin"}, control);
+  CHECK(r.status == 200);
+  CHECK(r.ok());
+  CHECK(r.content_length == std::optional<uint64_t>(f.big.size()));
+  CHECK(r.body.view() == f.big);
+  CHECK(received == f.big.size());
+  CHECK(r.content_type() == "application/octet-stream");
+  CHECK(r.body.label() == server.base() + "/files/big.bin");
+
+  for (int i = 0; i < 5; ++i) {
+    Response s = client.send(Request{"GET", server.base() + "/files/small.txt"});
+    CHECK(s.body.view() == f.small);
+  }
+  Response chunked = client.send(Request{"GET", server.base() + "/chunked/big.bin"});
+  CHECK(!chunked.content_length);
+  CHECK(chunked.body.view() == f.big);
+  Request head{"HEAD", server.base() + "/files/big.bin"};
+  Response h = client.send(head);
+  CHECK(h.body.empty());
+  CHECK(h.content_length == std::optional<uint64_t>(f.big.size()));
+  CHECK(client.open_connections() == 1);
+  // One connection for all of the above (the counter query adds its own).
+  CHECK(server_connections(server) - before == 2);
+
+  // A non-2xx status is an answer, not an exception.
+  Response missing = client.send(Request{"GET", server.base() + "/status/404/x"});
+  CHECK(missing.status == 404);
+  CHECK(!missing.ok());
+  CHECK(missing.content_type() == "text/html");
+  CHECK(body_excerpt(missing.body).find("status 404") != std::string::npos);
+}
+
+TEST_CASE("send_all runs in parallel within the per-host cap and keeps order") {
+  Fixture f;
+  auto server = start(f);
+  ClientOptions options;
+  options.max_connections_per_host = 3;
+  Client client(options);
+  const int before = server_connections(server);
+  std::vector<Request> requests;
+  for (int i = 0; i < 12; ++i) {
+    requests.push_back(
+        Request{"GET", server.base() + (i % 2 ? "/files/small.txt" : "/slow/small.txt")});
+  }
+  std::atomic<uint64_t> received{0};
+  Control control;
+  control.on_received = [&](uint64_t n) { received += n; };
+  std::vector<Response> out = client.send_all(requests, control, 12);
+  REQUIRE(out.size() == 12);
+  for (const Response& r : out) CHECK(r.body.view() == f.small);
+  CHECK(received == 12 * f.small.size());
+  CHECK(client.open_connections() <= 3);
+  CHECK(server_connections(server) - before <= 4);
+  CHECK(client.send_all({}, control, 4).empty());
+}
+
+TEST_CASE("request bodies are streamed from the pieces, with progress") {
+  Fixture f;
+  auto server = start(f);
+  Client client;
+  Request post{"POST", server.base() + "/echo"};
+  post.headers = {{"X-Test", "1"}, {"Authorization", "Bearer secret"}};
+  post.body = {Buffer::from_string(std::string(f.big.substr(0, 1000))),
+               Buffer::from_string(std::string(f.big.substr(1000)))};
+  uint64_t sent = 0;
+  Control control;
+  control.on_sent = [&](uint64_t n) { sent += n; };
+  Response r = client.send(post, control);
+  std::string echo(r.body.view());
+  CHECK(echo.find("\"method\": \"POST\"") != std::string::npos);
+  CHECK(echo.find("\"length\": " + std::to_string(f.big.size())) != std::string::npos);
+  CHECK(echo.find(sha256_hex(f.big)) != std::string::npos);
+  CHECK(echo.find("\"x-test\": \"1\"") != std::string::npos);
+  CHECK(sent == f.big.size());
+
+  // An empty POST still says Content-Length: 0.
+  Response empty = client.send(Request{"PUT", server.base() + "/echo"});
+  CHECK(std::string(empty.body.view()).find("\"content-length\": \"0\"") != std::string::npos);
+
+  Request bad{"GET", server.base() + "/echo"};
+  bad.headers = {{"X-Evil", "a\r\nInjected: 1"}};
+  Error e = error_of([&] { client.send(bad); });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK(std::string(e.what()).find("Injected") == std::string::npos);
+}
+
+TEST_CASE("redirects are followed, loops and long chains refused") {
+  Fixture f;
+  auto server = start(f);
+  ClientOptions options;
+  options.max_redirects = 3;
+  Client client(options);
+  Response r = client.send(Request{"GET", server.base() + "/redirect/3/small.txt"});
+  CHECK(r.status == 200);
+  CHECK(r.body.view() == f.small);
+  CHECK(r.url == server.base() + "/files/small.txt");
+
+  Error loop = error_of([&] { client.send(Request{"GET", server.base() + "/loop/x"}); });
+  CHECK(loop.code() == ErrorCode::kUnavailable);
+  CHECK(!loop.retryable());
+  CHECK(std::string(loop.what()).find("redirect loop") != std::string::npos);
+
+  Error chain = error_of([&] {
+    client.send(Request{"GET", server.base() + "/redirect/5/small.txt"});
+  });
+  CHECK(std::string(chain.what()).find("more than 3 redirects") != std::string::npos);
+
+  Request no_follow{"GET", server.base() + "/redirect/1/small.txt"};
+  no_follow.follow_redirects = false;
+  CHECK(client.send(no_follow).status == 302);
+
+  // 303 after a POST continues as a GET without the body.
+  Request post{"POST", server.base() + "/see-other"};
+  post.body = {Buffer::from_string("payload")};
+  std::string echo(client.send(post).body.view());
+  CHECK(echo.find("\"method\": \"GET\"") != std::string::npos);
+  CHECK(echo.find("\"length\": 0") != std::string::npos);
+
+  // Credentials stay on the origin unless asked otherwise.
+  auto via = [&](const std::string& host, bool keep) {
+    Request req{"GET", server.base() + "/goto?to=" + server.base("http", host) + "/echo"};
+    req.headers = {{"Authorization", "Bearer secret"}, {"X-Other", "kept"}};
+    req.keep_credentials_across_origins = keep;
+    return std::string(client.send(req).body.view());
+  };
+  CHECK(via("127.0.0.1", false).find("bearer secret") == std::string::npos);
+  CHECK(via("127.0.0.1", false).find("Bearer secret") != std::string::npos);
+  std::string other = via("localhost", false);
+  CHECK(other.find("Bearer secret") == std::string::npos);
+  CHECK(other.find("\"x-other\": \"kept\"") != std::string::npos);
+  CHECK(via("localhost", true).find("Bearer secret") != std::string::npos);
+}
+
+TEST_CASE("faults are clear errors, transient ones retryable") {
+  Fixture f;
+  auto server = start(f);
+  ClientOptions options;
+  options.read_timeout = std::chrono::milliseconds(400);
+  Client client(options);
+
+  Error truncated = error_of([&] {
+    client.send(Request{"GET", server.base() + "/truncate/big.bin"});
+  });
+  CHECK(truncated.code() == ErrorCode::kUnavailable);
+  CHECK(truncated.retryable());
+  CHECK(std::string(truncated.what()).find("truncated") != std::string::npos);
+  CHECK(std::string(truncated.what()).find(std::to_string(f.big.size())) != std::string::npos);
+
+  Error reset = error_of([&] { client.send(Request{"GET", server.base() + "/reset/big.bin"}); });
+  CHECK(reset.code() == ErrorCode::kUnavailable);
+  CHECK(reset.retryable());
+
+  auto t0 = std::chrono::steady_clock::now();
+  Error stall = error_of([&] { client.send(Request{"GET", server.base() + "/stall/x"}); });
+  CHECK(stall.code() == ErrorCode::kUnavailable);
+  CHECK(stall.retryable());
+  CHECK(std::string(stall.what()).find("read timeout") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+
+  Request capped{"GET", server.base() + "/files/big.bin"};
+  capped.max_body_bytes = 1000;
+  CHECK(error_of([&] { client.send(capped); }).code() == ErrorCode::kDataLoss);
+  Request capped_chunked{"GET", server.base() + "/chunked/big.bin"};
+  capped_chunked.max_body_bytes = 1000;
+  CHECK(error_of([&] { client.send(capped_chunked); }).code() == ErrorCode::kDataLoss);
+
+  // A kept-alive connection the server dropped is replaced without an error.
+  for (int i = 0; i < 3; ++i) {
+    CHECK(client.send(Request{"GET", server.base() + "/then-close/small.txt"}).body.view() ==
+          f.small);
+  }
+
+  // Nothing listens on a port just released.
+  std::string dead = server.base();
+  server.stop();
+  Error refused = error_of([&] { client.send(Request{"GET", dead + "/files/small.txt"}); });
+  CHECK(refused.code() == ErrorCode::kUnavailable);
+  CHECK(refused.retryable());
+  CHECK(std::string(refused.what()).find(dead) != std::string::npos);
+
+  Error unknown = error_of([&] { client.send(Request{"GET", "http://no-such-host.invalid/x"}); });
+  CHECK(unknown.code() == ErrorCode::kUnavailable);
+}
+
+TEST_CASE("cancellation, deadlines and on_head stop every request of a call") {
+  Fixture f;
+  write_file(f.dir / "slow.bin", random_bytes(1 << 20, 2));  // ~5 s at the slow route's pace
+  auto server = start(f);
+  Client client;
+
+  std::atomic<bool> cancel{false};
+  Control control;
+  control.cancelled = [&] { return cancel.load(); };
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    cancel = true;
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<Request> slow(3, Request{"GET", server.base() + "/slow/slow.bin"});
+  Error cancelled = error_of([&] { client.send_all(slow, control, 3); });
+  stopper.join();
+  CHECK(cancelled.code() == ErrorCode::kCancelled);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(3000));
+
+  Control deadline;
+  deadline.deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(200);
+  Error late = error_of([&] { client.send(Request{"GET", server.base() + "/stall/x"}, deadline); });
+  CHECK(late.code() == ErrorCode::kDeadlineExceeded);
+  CHECK(!late.retryable());
+
+  // A request refused by on_head stops the slow ones beside it.
+  std::vector<Request> mixed(3, Request{"GET", server.base() + "/slow/slow.bin"});
+  mixed.push_back(Request{"GET", server.base() + "/status/404/w.bin"});
+  for (Request& r : mixed) {
+    r.on_head = [](const Response& head) {
+      if (!head.ok()) throw status_error(head.status, head.reason, "shard");
+    };
+  }
+  t0 = std::chrono::steady_clock::now();
+  Error refused = error_of([&] { client.send_all(mixed, {}, 4); });
+  CHECK(refused.code() == ErrorCode::kNotFound);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(3000));
+
+  // The client is still usable afterwards.
+  CHECK(client.send(Request{"GET", server.base() + "/files/small.txt"}).body.view() == f.small);
+}
+
+TEST_CASE("https verifies certificates and host names") {
+  if (std::system("openssl version > /dev/null 2>&1") != 0) {
+    FAIL("the openssl command is needed to make the test certificates");
+  }
+  Fixture f;
+  const fs::path d = f.dir / "tls";
+  fs::create_directories(d);
+  const std::string q = "'" + d.string() + "/";
+  // A CA, and a server certificate it signs for the name localhost only.
+  std::string cmd = "cd " + q +
+                    "' && "
+                    "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+                    "-subj /CN=stowage-test-ca > /dev/null 2>&1 && "
+                    "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+                    "-subj /CN=localhost > /dev/null 2>&1 && "
+                    "printf 'subjectAltName=DNS:localhost\\n' > ext.cnf && "
+                    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                    "-out server.pem -days 2 -extfile ext.cnf > /dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  auto server =
+      start(f, {"--cert", (d / "server.pem").string(), "--key", (d / "server.key").string()});
+  const std::string url = server.base("https", "localhost") + "/files/small.txt";
+
+  Error untrusted = error_of([&] { Client().send(Request{"GET", url}); });
+  CHECK(untrusted.code() == ErrorCode::kUnavailable);
+  CHECK(!untrusted.retryable());
+  CHECK(std::string(untrusted.what()).find("certificate verification failed") != std::string::npos);
+
+  ClientOptions trusted;
+  trusted.ca_file = (d / "ca.pem").string();
+  Client client(trusted);
+  CHECK(client.send(Request{"GET", url}).body.view() == f.small);
+  CHECK(client.send(Request{"GET", server.base("https", "localhost") + "/files/big.bin"})
+            .body.view() == f.big);
+
+  // The certificate does not name 127.0.0.1.
+  Error wrong_name = error_of([&] {
+    client.send(Request{"GET", server.base("https", "127.0.0.1") + "/files/small.txt"});
+  });
+  CHECK(std::string(wrong_name.what()).find("certificate verification failed") !=
+        std::string::npos);
+
+  ClientOptions insecure;
+  insecure.insecure_skip_tls_verify = true;
+  CHECK(Client(insecure)
+            .send(Request{"GET", server.base("https", "127.0.0.1") + "/files/small.txt"})
+            .body.view() == f.small);
+
+  ClientOptions missing;
+  missing.ca_file = (d / "nope.pem").string();
+  CHECK(error_of([&] { Client c(missing); }).code() == ErrorCode::kInvalidArgument);
+}

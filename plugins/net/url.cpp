@@ -1,0 +1,371 @@
+// URL parsing and resolution (RFC 3986) for http(s), secret redaction, and
+// the small helpers of http_client.hpp that need no networking code.
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+#include "http_client.hpp"
+
+namespace stowage::net {
+namespace {
+
+char lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = lower(c);
+  return out;
+}
+
+bool is_hex(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// Characters allowed as they are in a request target: unreserved, sub-delims,
+// ':', '@', '/', '?' and '%' (kept when it starts a valid escape).
+bool target_char(char c) noexcept {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("-._~!$&'()*+,;=:@/?").find(c) != std::string_view::npos;
+}
+
+// Percent-encodes what may not appear on the request line; keeps %XX.
+std::string encode_target(std::string_view s) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%' && i + 2 < s.size() && is_hex(s[i + 1]) && is_hex(s[i + 2])) {
+      out += c;
+    } else if (target_char(c)) {
+      out += c;
+    } else {
+      auto u = static_cast<unsigned char>(c);
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    }
+  }
+  return out;
+}
+
+[[noreturn]] void bad_url(std::string_view text, const std::string& why) {
+  throw Error(ErrorCode::kInvalidArgument, "Invalid URL \"" + redact_url(text) + "\": " + why);
+}
+
+// RFC 3986 §5.2.4.
+std::string remove_dot_segments(std::string_view path) {
+  std::string in(path);
+  std::string out;
+  while (!in.empty()) {
+    if (in.starts_with("../")) {
+      in.erase(0, 3);
+    } else if (in.starts_with("./")) {
+      in.erase(0, 2);
+    } else if (in.starts_with("/./")) {
+      in.erase(0, 2);
+    } else if (in == "/.") {
+      in = "/";
+    } else if (in.starts_with("/../") || in == "/..") {
+      in = in == "/.." ? "/" : in.substr(3);
+      size_t cut = out.rfind('/');
+      out.erase(cut == std::string::npos ? 0 : cut);
+    } else if (in == "." || in == "..") {
+      in.clear();
+    } else {
+      size_t start = in[0] == '/' ? 1 : 0;
+      size_t end = in.find('/', start);
+      if (end == std::string::npos) end = in.size();
+      out += in.substr(0, end);
+      in.erase(0, end);
+    }
+  }
+  return out;
+}
+
+struct Parts {
+  std::optional<std::string_view> scheme, authority, query;
+  std::string_view path;
+};
+
+// RFC 3986 appendix B, without the fragment.
+Parts split(std::string_view s) {
+  Parts p;
+  if (size_t hash = s.find('#'); hash != std::string_view::npos) s = s.substr(0, hash);
+  size_t colon = s.find(':');
+  size_t stop = s.find_first_of("/?");
+  if (colon != std::string_view::npos && colon > 0 &&
+      (stop == std::string_view::npos || colon < stop) &&
+      std::isalpha(static_cast<unsigned char>(s[0]))) {
+    bool ok = true;
+    for (char c : s.substr(0, colon)) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.')
+        ok = false;
+    }
+    if (ok) {
+      p.scheme = s.substr(0, colon);
+      s = s.substr(colon + 1);
+    }
+  }
+  if (s.starts_with("//")) {
+    s = s.substr(2);
+    size_t end = s.find_first_of("/?");
+    if (end == std::string_view::npos) end = s.size();
+    p.authority = s.substr(0, end);
+    s = s.substr(end);
+  }
+  size_t q = s.find('?');
+  if (q != std::string_view::npos) {
+    p.query = s.substr(q + 1);
+    s = s.substr(0, q);
+  }
+  p.path = s;
+  return p;
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::optional<std::string_view> find_header(const Headers& headers, std::string_view name) {
+  for (const auto& [k, v] : headers) {
+    if (iequals(k, name)) return std::string_view(v);
+  }
+  return std::nullopt;
+}
+
+Url Url::parse(std::string_view text) {
+  // Surrounding whitespace is dropped, as the WHATWG URL parser does.
+  while (!text.empty() && static_cast<unsigned char>(text.front()) <= ' ') text.remove_prefix(1);
+  while (!text.empty() && static_cast<unsigned char>(text.back()) <= ' ') text.remove_suffix(1);
+  Parts p = split(text);
+  if (!p.scheme) bad_url(text, "it is not an absolute http:// or https:// URL");
+  Url url;
+  url.scheme = to_lower(*p.scheme);
+  if (url.scheme != "http" && url.scheme != "https") {
+    bad_url(text, "the scheme must be http or https, not \"" + url.scheme + "\"");
+  }
+  if (!p.authority || p.authority->empty()) bad_url(text, "it has no host");
+  std::string_view auth = *p.authority;
+  if (size_t at = auth.rfind('@'); at != std::string_view::npos) {
+    url.userinfo = std::string(auth.substr(0, at));
+    auth = auth.substr(at + 1);
+  }
+  std::string_view port_text;
+  if (auth.starts_with('[')) {
+    size_t close = auth.find(']');
+    if (close == std::string_view::npos) bad_url(text, "an IPv6 host has no closing ']'");
+    url.host = to_lower(auth.substr(1, close - 1));
+    std::string_view rest = auth.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') bad_url(text, "unexpected characters after the IPv6 host");
+      port_text = rest.substr(1);
+    }
+    if (url.host.empty() || url.host.find_first_not_of("0123456789abcdef:.") != std::string::npos) {
+      bad_url(text, "the IPv6 host is malformed");
+    }
+  } else {
+    size_t colon = auth.rfind(':');
+    if (colon != std::string_view::npos) {
+      port_text = auth.substr(colon + 1);
+      auth = auth.substr(0, colon);
+    }
+    url.host = to_lower(auth);
+    if (url.host.empty()) bad_url(text, "it has no host");
+    for (char c : url.host) {
+      auto u = static_cast<unsigned char>(c);
+      if (u <= ' ' || u >= 0x7f ||
+          std::string_view("/\\?#@[]<>^|%\"").find(c) != std::string_view::npos) {
+        bad_url(text, "the host contains a character that is not allowed");
+      }
+    }
+  }
+  url.port = url.scheme == "https" ? 443 : 80;
+  if (!port_text.empty()) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || value == 0 ||
+        value > 65535) {
+      bad_url(text, "the port \"" + std::string(port_text) + "\" is not a number from 1 to 65535");
+    }
+    url.port = static_cast<uint16_t>(value);
+  }
+  std::string path = p.path.empty() ? std::string("/") : remove_dot_segments(p.path);
+  if (path.empty() || path[0] != '/') path.insert(path.begin(), '/');
+  url.target = encode_target(path);
+  if (p.query) url.target += "?" + encode_target(*p.query);
+  return url;
+}
+
+Url Url::resolve(std::string_view reference) const {
+  Parts r = split(reference);
+  if (r.scheme) return parse(reference);
+  std::string base = scheme + ":";
+  if (r.authority)
+    return parse(base + "//" + std::string(reference.substr(reference.find("//") + 2)));
+  std::string self_path = target.substr(0, target.find('?'));
+  std::string self_query =
+      target.find('?') == std::string::npos ? "" : target.substr(target.find('?'));
+  std::string path, query;
+  if (r.path.empty()) {
+    path = self_path;
+    query = r.query ? "?" + std::string(*r.query) : self_query;
+  } else {
+    if (r.path.starts_with('/')) {
+      path = remove_dot_segments(r.path);
+    } else {
+      size_t slash = self_path.rfind('/');
+      path = remove_dot_segments(self_path.substr(0, slash + 1) + std::string(r.path));
+    }
+    if (r.query) query = "?" + std::string(*r.query);
+  }
+  std::string auth = (userinfo.empty() ? "" : userinfo + "@") + authority();
+  return parse(base + "//" + auth + path + query);
+}
+
+std::string Url::authority() const {
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return default_port() ? h : h + ":" + std::to_string(port);
+}
+
+std::string Url::origin() const {
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return scheme + "://" + h + ":" + std::to_string(port);
+}
+
+std::string Url::str() const {
+  return scheme + "://" + (userinfo.empty() ? "" : userinfo + "@") + authority() + target;
+}
+
+std::string redact_url(std::string_view url) {
+  std::string out(url);
+  // A password in the userinfo: scheme://user:secret@host
+  if (size_t start = out.find("://"); start != std::string::npos) {
+    size_t end = out.find_first_of("/?#", start + 3);
+    if (end == std::string::npos) end = out.size();
+    size_t at = out.rfind('@', end);
+    if (at != std::string::npos && at > start) {
+      size_t colon = out.find(':', start + 3);
+      if (colon != std::string::npos && colon < at)
+        out.replace(colon + 1, at - colon - 1, "REDACTED");
+    }
+  }
+  size_t q = out.find('?');
+  if (q == std::string::npos) return out;
+  static constexpr std::string_view kSecret[] = {"signature", "token", "key",   "credential",
+                                                 "password",  "auth",  "sig",   "secret",
+                                                 "session",   "pass",  "apikey"};
+  std::string result = out.substr(0, q + 1);
+  size_t pos = q + 1;
+  size_t stop = out.find('#', pos);
+  if (stop == std::string::npos) stop = out.size();
+  while (pos <= stop) {
+    size_t amp = out.find('&', pos);
+    if (amp == std::string::npos || amp > stop) amp = stop;
+    std::string_view param(out.data() + pos, amp - pos);
+    size_t eq = param.find('=');
+    std::string name = to_lower(param.substr(0, eq));
+    bool secret = false;
+    for (std::string_view s : kSecret) {
+      if (name.find(s) != std::string::npos) secret = true;
+    }
+    if (secret && eq != std::string_view::npos) {
+      result += std::string(param.substr(0, eq + 1)) + "REDACTED";
+    } else {
+      result += param;
+    }
+    if (amp == stop) break;
+    result += '&';
+    pos = amp + 1;
+  }
+  result += out.substr(stop);
+  return result;
+}
+
+std::string Response::content_type() const {
+  auto v = header("content-type");
+  if (!v) return {};
+  std::string_view t = *v;
+  t = t.substr(0, t.find(';'));
+  while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+  while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+  return to_lower(t);
+}
+
+bool retryable_status(int status) noexcept {
+  return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
+         status == 504;
+}
+
+Error status_error(int status, std::string_view reason, const std::string& what,
+                   std::string_view detail) {
+  ErrorCode code = ErrorCode::kInternal;
+  switch (status) {
+    case 404:
+    case 410:
+      code = ErrorCode::kNotFound;
+      break;
+    case 401:
+    case 403:
+      code = ErrorCode::kPermissionDenied;
+      break;
+    case 400:
+    case 405:
+    case 411:
+    case 414:
+    case 422:
+      code = ErrorCode::kInvalidArgument;
+      break;
+    case 409:
+    case 412:
+      code = ErrorCode::kAlreadyExists;
+      break;
+    case 413:
+    case 507:
+      code = ErrorCode::kResourceExhausted;
+      break;
+    case 501:
+      code = ErrorCode::kUnimplemented;
+      break;
+    default:
+      if (status == 408 || status == 429 || status >= 500) code = ErrorCode::kUnavailable;
+  }
+  std::string msg = what;
+  msg.append(": HTTP ").append(std::to_string(status));
+  if (!reason.empty()) msg.append(" ").append(reason);
+  if (!detail.empty()) msg.append(" ").append(detail);
+  return Error(code, msg, retryable_status(status));
+}
+
+std::string body_excerpt(const Buffer& body, size_t max_chars) {
+  std::string_view v = body.view();
+  size_t n = std::min(v.size(), max_chars);
+  std::string out;
+  out.reserve(n + 3);
+  size_t controls = 0;
+  for (size_t i = 0; i < n; ++i) {
+    auto u = static_cast<unsigned char>(v[i]);
+    if (u == 0 || (u < 0x20 && u != '\n' && u != '\r' && u != '\t')) ++controls;
+    out += (u < 0x20 || u == 0x7f) ? ' ' : v[i];
+  }
+  if (controls * 8 > n) return {};  // binary
+  // Collapse runs of spaces from newlines and indentation.
+  std::string squeezed;
+  for (char c : out) {
+    if (c == ' ' && !squeezed.empty() && squeezed.back() == ' ') continue;
+    squeezed += c;
+  }
+  while (!squeezed.empty() && squeezed.back() == ' ') squeezed.pop_back();
+  if (v.size() > n) squeezed += "...";
+  return squeezed;
+}
+
+}  // namespace stowage::net

@@ -1,0 +1,498 @@
+#include "s3_client.hpp"
+
+#include <algorithm>
+
+#include "parallel.hpp"
+#include "stowage/error.hpp"
+
+namespace stowage::s3 {
+namespace {
+
+constexpr uint64_t kMinPartSize = 5ull << 20;  // S3's smallest part but the last
+constexpr uint64_t kMaxParts = 10000;
+constexpr uint64_t kMaxXmlBytes = 64ull << 20;
+
+bool ends_with_ci(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && net::iequals(s.substr(s.size() - suffix.size()), suffix);
+}
+
+// A bucket name that can be a DNS label of a virtual host (and, over TLS, of
+// the wildcard certificate: no dots).
+bool dns_compatible(const std::string& bucket, bool tls) {
+  if (bucket.size() < 3 || bucket.size() > 63) return false;
+  for (char c : bucket) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (c == '.' && !tls);
+    if (!ok) return false;
+  }
+  return bucket.front() != '-' && bucket.back() != '-';
+}
+
+// Bytes [offset, offset + length) of the concatenation, as slices.
+std::vector<Buffer> slice_pieces(const std::vector<Buffer>& body, uint64_t offset,
+                                 uint64_t length) {
+  std::vector<Buffer> out;
+  for (const Buffer& b : body) {
+    if (length == 0) break;
+    if (offset >= b.size()) {
+      offset -= b.size();
+      continue;
+    }
+    uint64_t n = std::min(b.size() - offset, length);
+    out.push_back(offset == 0 && n == b.size() ? b : b.slice(offset, n));
+    length -= n;
+    offset = 0;
+  }
+  return out;
+}
+
+std::string header_or(const net::Response& r, std::string_view name) {
+  auto v = r.header(name);
+  return v ? std::string(*v) : std::string();
+}
+
+ErrorCode code_for(const std::string& s3_code, int status, bool* retryable) {
+  *retryable = false;
+  static const char* const kRetryable[] = {"SlowDown", "InternalError", "RequestTimeout",
+                                           "OperationAborted", "ServiceUnavailable"};
+  for (const char* c : kRetryable) {
+    if (s3_code == c) {
+      *retryable = true;
+      return ErrorCode::kUnavailable;
+    }
+  }
+  if (s3_code == "NoSuchBucket" || s3_code == "NoSuchKey" || s3_code == "NoSuchUpload") {
+    return ErrorCode::kNotFound;
+  }
+  if (s3_code == "AccessDenied" || s3_code == "InvalidAccessKeyId" ||
+      s3_code == "SignatureDoesNotMatch" || s3_code == "ExpiredToken" ||
+      s3_code == "InvalidToken" || s3_code == "TokenRefreshRequired" ||
+      s3_code == "RequestTimeTooSkewed" || s3_code == "AllAccessDisabled" ||
+      s3_code == "AccountProblem" || s3_code == "InvalidSecurity") {
+    return ErrorCode::kPermissionDenied;
+  }
+  if (s3_code == "EntityTooLarge" || s3_code == "TooManyBuckets" || s3_code == "QuotaExceeded") {
+    return ErrorCode::kResourceExhausted;
+  }
+  if (s3_code == "NotImplemented") return ErrorCode::kUnimplemented;
+  if (s3_code == "PermanentRedirect" || s3_code == "AuthorizationHeaderMalformed" ||
+      s3_code == "InvalidBucketName" || s3_code == "IllegalLocationConstraintException" ||
+      s3_code == "TemporaryRedirect") {
+    return ErrorCode::kInvalidArgument;
+  }
+  if (status >= 300 && status < 400) return ErrorCode::kInvalidArgument;
+  Error e = net::status_error(status, "", "");
+  *retryable = e.retryable();
+  return e.code();
+}
+
+}  // namespace
+
+struct S3Client::Request {
+  Request(std::string op_name, std::string http_method, std::string bucket_name,
+          std::string object_key, Pairs query_params = {}, net::Headers extra_headers = {},
+          std::vector<Buffer> body_pieces = {}, std::string payload = {},
+          uint64_t max_body_bytes = UINT64_MAX)
+      : op(std::move(op_name)),
+        method(std::move(http_method)),
+        bucket(std::move(bucket_name)),
+        key(std::move(object_key)),
+        query(std::move(query_params)),
+        headers(std::move(extra_headers)),
+        body(std::move(body_pieces)),
+        payload_sha256(std::move(payload)),
+        max_body(max_body_bytes) {}
+
+  std::string op;  // "GetObject", for messages
+  std::string method;
+  std::string bucket;
+  std::string key;
+  Pairs query;
+  net::Headers headers;  // besides those every request has; all signed
+  std::vector<Buffer> body;
+  std::string payload_sha256;  // computed from body when empty
+  uint64_t max_body = UINT64_MAX;
+  std::function<void(const net::Response&)> on_head;
+};
+
+S3Client::S3Client(ClientConfig config) : config_(std::move(config)) {
+  if (config_.endpoint.empty()) {
+    std::string domain = config_.region.starts_with("cn-") ? ".amazonaws.com.cn" : ".amazonaws.com";
+    endpoint_ = "https://s3." + config_.region + domain;
+  } else {
+    endpoint_ = config_.endpoint;
+  }
+  try {
+    base_ = net::Url::parse(endpoint_);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kInvalidArgument, "The s3 endpoint " + net::redact_url(endpoint_) +
+                                                 " is not an http(s) URL: " + e.what());
+  }
+  if (base_.target.find('?') != std::string::npos) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "The s3 endpoint " + net::redact_url(endpoint_) + " must not have a query");
+  }
+  while (!base_.target.empty() && base_.target.back() == '/') base_.target.pop_back();
+  aws_ =
+      ends_with_ci(base_.host, ".amazonaws.com") || ends_with_ci(base_.host, ".amazonaws.com.cn");
+  net::ClientOptions http = config_.http;
+  http.max_connections_per_host =
+      std::max<uint32_t>(http.max_connections_per_host, static_cast<uint32_t>(config_.concurrency));
+  http_ = std::make_unique<net::Client>(http);
+}
+
+S3Client::~S3Client() = default;
+
+std::string S3Client::name(const std::string& bucket, const std::string& key) {
+  return "s3://" + bucket + "/" + key;
+}
+
+net::Url S3Client::target(const std::string& bucket, const std::string& key) const {
+  bool virtual_host = false;
+  if (config_.addressing == Addressing::kVirtual) {
+    virtual_host = true;
+  } else if (config_.addressing == Addressing::kAuto) {
+    virtual_host = aws_ && dns_compatible(bucket, base_.scheme == "https");
+  }
+  net::Url url = base_;
+  if (virtual_host) {
+    url.host = bucket + "." + url.host;
+    url.target += "/" + uri_encode(key, true);
+  } else {
+    url.target += "/" + uri_encode(bucket, false);
+    if (!key.empty()) url.target += "/" + uri_encode(key, true);
+  }
+  return url;
+}
+
+std::string S3Client::url_for(const std::string& bucket, const std::string& key) const {
+  return target(bucket, key).str();
+}
+
+net::Response S3Client::send(const Request& request, const net::Control& control) {
+  net::Url url = target(request.bucket, request.key);
+  const std::string path = url.target;
+  std::string query = canonical_query(request.query);
+  url.target = path + (query.empty() ? "" : "?" + query);
+
+  std::string payload;
+  if (config_.unsigned_payload && !request.body.empty()) {
+    payload = "UNSIGNED-PAYLOAD";
+  } else if (!request.payload_sha256.empty()) {
+    payload = request.payload_sha256;
+  } else {
+    payload = request.body.empty() ? std::string(kEmptySha256) : sha256_hex(request.body);
+  }
+
+  net::Request out;
+  out.method = request.method;
+  out.url = url.str();
+  out.follow_redirects = false;
+  out.max_body_bytes = request.max_body;
+  out.label = request.op;
+  out.body = request.body;
+  out.on_head = request.on_head;
+  out.headers.emplace_back("Host", url.authority());
+  out.headers.emplace_back("x-amz-date", amz_date(std::chrono::system_clock::now()));
+  out.headers.emplace_back("x-amz-content-sha256", payload);
+  std::optional<Credentials> credentials = config_.credentials;
+  if (config_.provider) credentials = config_.provider->current(control);
+  if (credentials && !credentials->session_token.empty()) {
+    out.headers.emplace_back("x-amz-security-token", credentials->session_token);
+  }
+  for (const auto& h : request.headers) out.headers.push_back(h);
+  if (credentials) {
+    SignableRequest s;
+    s.method = request.method;
+    s.path = path;
+    s.query = request.query;
+    s.headers = out.headers;
+    s.payload_sha256 = payload;
+    Signature sig = sign_v4(s, *credentials, config_.region, "s3", out.headers[1].second);
+    out.headers.emplace_back("Authorization", sig.authorization);
+  }
+  return http_->send(out, control);
+}
+
+void S3Client::fail(const Request& request, const net::Response& response) const {
+  std::optional<S3Error> e = parse_error(response.body.view());
+  std::string s3_code = e ? e->code : std::string();
+  bool retryable = false;
+  ErrorCode code = code_for(s3_code, response.status, &retryable);
+  std::string where =
+      request.key.empty() ? "s3://" + request.bucket : name(request.bucket, request.key);
+  std::string msg = request.op + " " + where + ": HTTP " + std::to_string(response.status) + " " +
+                    (s3_code.empty() ? response.reason : s3_code);
+  if (e && !e->message.empty()) msg += ": " + e->message;
+  if (!e && !response.body.empty()) {
+    std::string excerpt = net::body_excerpt(response.body, 200);
+    if (!excerpt.empty()) msg += ": " + excerpt;
+  }
+
+  std::string source = config_.provider                     ? config_.provider->source()
+                       : config_.credentials_source.empty() ? "?"
+                                                            : config_.credentials_source;
+  std::string region = header_or(response, "x-amz-bucket-region");
+  if (region.empty() && e) region = e->region;
+  if (s3_code == "SignatureDoesNotMatch") {
+    msg += " (the secret key does not belong to the access key from " + source +
+           ", or the store expects another region than " + config_.region + ")";
+  } else if (s3_code == "InvalidAccessKeyId") {
+    msg += " (the access key from " + source + " is unknown to " + net::redact_url(endpoint_) + ")";
+  } else if (s3_code == "ExpiredToken" || s3_code == "TokenRefreshRequired") {
+    msg += " (the session token from " + source + " has expired; refresh the credentials)";
+  } else if (s3_code == "RequestTimeTooSkewed") {
+    msg += " (this machine's clock is off; signatures are valid for 15 minutes)";
+  } else if (s3_code == "NoSuchBucket") {
+    msg += " (no bucket \"" + request.bucket + "\" at " + net::redact_url(endpoint_) + ")";
+  } else if (!region.empty() && region != config_.region) {
+    msg += " (the bucket is in region " + region + ", not " + config_.region +
+           "; set region=" + region + ")";
+  } else if ((response.status == 401 || response.status == 403) && !config_.credentials &&
+             !config_.provider) {
+    msg += config_.anonymous ? std::string(" (the request was anonymous, as asked)")
+                             : " (no credentials were found, so the request was not signed; "
+                               "looked in " +
+                                   config_.searched + ")";
+  }
+  if (auto id = e ? e->request_id : header_or(response, "x-amz-request-id"); !id.empty()) {
+    msg += " [request id " + id + "]";
+  }
+  throw Error(code, msg, retryable);
+}
+
+std::optional<Object> S3Client::get(const std::string& bucket, const std::string& key,
+                                    const net::Control& control,
+                                    std::function<void(uint64_t)> on_size) {
+  Request r{"GetObject", "GET", bucket, key, {}, {}, {}, {}, UINT64_MAX};
+  if (on_size) {
+    r.on_head = [on_size](const net::Response& head) {
+      if (head.ok() && head.content_length) on_size(*head.content_length);
+    };
+  }
+  net::Response resp = send(r, control);
+  if (resp.status == 404) {
+    std::optional<S3Error> e = parse_error(resp.body.view());
+    if (!e || e->code == "NoSuchKey") return std::nullopt;
+  }
+  if (!resp.ok()) fail(r, resp);
+  Object o;
+  o.info.size = resp.body.size();
+  o.info.etag = header_or(resp, "ETag");
+  o.info.last_modified = parse_http_date(header_or(resp, "Last-Modified"));
+  o.body = std::move(resp.body);
+  o.body.set_label(name(bucket, key));
+  return o;
+}
+
+std::optional<ObjectInfo> S3Client::head(const std::string& bucket, const std::string& key,
+                                         const net::Control& control) {
+  Request r{"HeadObject", "HEAD", bucket, key, {}, {}, {}, {}, kMaxXmlBytes};
+  net::Response resp = send(r, control);
+  if (resp.status == 404) return std::nullopt;
+  if (!resp.ok()) fail(r, resp);
+  ObjectInfo info;
+  info.size = resp.content_length.value_or(0);
+  info.etag = header_or(resp, "ETag");
+  info.last_modified = parse_http_date(header_or(resp, "Last-Modified"));
+  return info;
+}
+
+std::string S3Client::put(const std::string& bucket, const std::string& key,
+                          const std::vector<Buffer>& body, const net::Control& control) {
+  uint64_t size = total_size(body);
+  if (size > config_.multipart_threshold) return put_multipart(bucket, key, body, size, control);
+  Request r{"PutObject", "PUT", bucket, key, {}, {}, body, {}, kMaxXmlBytes};
+  net::Response resp = send(r, control);
+  if (!resp.ok()) fail(r, resp);
+  return header_or(resp, "ETag");
+}
+
+std::string S3Client::put_multipart(const std::string& bucket, const std::string& key,
+                                    const std::vector<Buffer>& body, uint64_t size,
+                                    const net::Control& control) {
+  uint64_t part = std::max(config_.part_size, kMinPartSize);
+  if ((size + part - 1) / part > kMaxParts) {
+    part = ((size + kMaxParts - 1) / kMaxParts + (1ull << 20) - 1) & ~((1ull << 20) - 1);
+  }
+  const size_t parts = static_cast<size_t>((size + part - 1) / part);
+
+  Request create{
+      "CreateMultipartUpload", "POST", bucket, key, {{"uploads", ""}}, {}, {}, {}, kMaxXmlBytes};
+  net::Response created = send(create, control);
+  if (!created.ok()) fail(create, created);
+  const std::string upload_id = parse_upload_id(
+      created.body.view(), "the CreateMultipartUpload response for " + name(bucket, key));
+
+  try {
+    std::vector<std::string> etags(parts);
+    run_parallel(parts, config_.concurrency, [&](size_t i, const std::atomic<bool>& stop) {
+      net::Control c = child_control(control, stop);
+      uint64_t offset = static_cast<uint64_t>(i) * part;
+      Request r{"UploadPart " + std::to_string(i + 1) + "/" + std::to_string(parts),
+                "PUT",
+                bucket,
+                key,
+                {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}},
+                {},
+                slice_pieces(body, offset, std::min(part, size - offset)),
+                {},
+                kMaxXmlBytes};
+      net::Response resp = send(r, c);
+      if (!resp.ok()) fail(r, resp);
+      etags[i] = header_or(resp, "ETag");
+      if (etags[i].empty()) {
+        throw Error(ErrorCode::kInternal,
+                    r.op + " " + name(bucket, key) + ": no ETag in the answer");
+      }
+    });
+    std::vector<std::pair<int, std::string>> list;
+    for (size_t i = 0; i < parts; ++i) list.emplace_back(static_cast<int>(i + 1), etags[i]);
+    Request complete{"CompleteMultipartUpload",
+                     "POST",
+                     bucket,
+                     key,
+                     {{"uploadId", upload_id}},
+                     {{"Content-Type", "application/xml"}},
+                     {Buffer::from_string(complete_multipart_xml(list))},
+                     {},
+                     kMaxXmlBytes};
+    net::Response done = send(complete, control);
+    if (!done.ok()) fail(complete, done);
+    ResultOrError result = parse_etag_result(
+        done.body.view(), "the CompleteMultipartUpload response for " + name(bucket, key));
+    // A 200 with an <Error> body: reported by its code (InternalError and
+    // SlowDown stay retryable).
+    if (result.error) fail(complete, done);
+    return result.etag;
+  } catch (const Error& e) {
+    try {
+      abort_multipart(bucket, key, upload_id, cleanup_control());
+    } catch (const Error& abort_error) {
+      throw Error(e.code(),
+                  std::string(e.what()) +
+                      "; aborting the multipart upload also failed, its parts "
+                      "remain: " +
+                      abort_error.what(),
+                  e.retryable());
+    }
+    throw;
+  } catch (...) {
+    try {
+      abort_multipart(bucket, key, upload_id, cleanup_control());
+    } catch (...) {
+    }
+    throw;
+  }
+}
+
+void S3Client::abort_multipart(const std::string& bucket, const std::string& key,
+                               const std::string& upload_id, const net::Control& control) {
+  Request r{"AbortMultipartUpload",
+            "DELETE",
+            bucket,
+            key,
+            {{"uploadId", upload_id}},
+            {},
+            {},
+            {},
+            kMaxXmlBytes};
+  net::Response resp = send(r, control);
+  if (resp.status == 404) return;  // NoSuchUpload: already gone
+  if (!resp.ok()) fail(r, resp);
+}
+
+void S3Client::remove(const std::string& bucket, const std::string& key,
+                      const net::Control& control) {
+  Request r{"DeleteObject", "DELETE", bucket, key, {}, {}, {}, {}, kMaxXmlBytes};
+  net::Response resp = send(r, control);
+  if (resp.status == 404) {
+    std::optional<S3Error> e = parse_error(resp.body.view());
+    if (!e || e->code == "NoSuchKey") return;
+  }
+  if (!resp.ok()) fail(r, resp);
+}
+
+std::vector<ListedObject> S3Client::list(const std::string& bucket, const std::string& prefix,
+                                         const net::Control& control) {
+  std::vector<ListedObject> out;
+  std::string token;
+  for (int page = 0;; ++page) {
+    Request r{"ListObjectsV2",
+              "GET",
+              bucket,
+              "",
+              {{"list-type", "2"}, {"encoding-type", "url"}},
+              {},
+              {},
+              {},
+              kMaxXmlBytes};
+    if (!prefix.empty()) r.query.emplace_back("prefix", prefix);
+    if (!token.empty()) r.query.emplace_back("continuation-token", token);
+    net::Response resp = send(r, control);
+    if (!resp.ok()) fail(r, resp);
+    ListPage p = parse_list_objects_v2(
+        resp.body.view(), true,
+        "page " + std::to_string(page + 1) + " of the listing of " + name(bucket, prefix));
+    for (ListedObject& o : p.objects) out.push_back(std::move(o));
+    if (!p.truncated) break;
+    if (p.next_token == token) {
+      throw Error(ErrorCode::kInternal,
+                  "The listing of " + name(bucket, prefix) + " repeats its continuation token");
+    }
+    token = p.next_token;
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ListedObject& a, const ListedObject& b) { return a.key < b.key; });
+  return out;
+}
+
+std::optional<std::string> S3Client::copy(const std::string& src_bucket, const std::string& src_key,
+                                          const std::string& etag, const std::string& bucket,
+                                          const std::string& key, const net::Control& control) {
+  Request r{
+      "CopyObject",
+      "PUT",
+      bucket,
+      key,
+      {},
+      {{"x-amz-copy-source", "/" + uri_encode(src_bucket, false) + "/" + uri_encode(src_key, true)},
+       {"x-amz-copy-source-if-match", etag}},
+      {},
+      {},
+      kMaxXmlBytes};
+  net::Response resp = send(r, control);
+  if (resp.status == 412) return std::nullopt;
+  if (!resp.ok()) fail(r, resp);
+  ResultOrError result =
+      parse_etag_result(resp.body.view(), "the CopyObject response for " + name(bucket, key));
+  if (result.error) {
+    if (result.error->code == "PreconditionFailed") return std::nullopt;
+    fail(r, resp);
+  }
+  return result.etag;
+}
+
+std::vector<PendingUpload> S3Client::list_multipart_uploads(const std::string& bucket,
+                                                            const std::string& prefix,
+                                                            const net::Control& control) {
+  Request r{"ListMultipartUploads", "GET", bucket, "", {{"uploads", ""}}, {}, {}, {}, kMaxXmlBytes};
+  if (!prefix.empty()) r.query.emplace_back("prefix", prefix);
+  net::Response resp = send(r, control);
+  if (!resp.ok()) fail(r, resp);
+  return parse_multipart_uploads(resp.body.view(),
+                                 "the ListMultipartUploads response for " + name(bucket, prefix));
+}
+
+net::Control child_control(const net::Control& parent, const std::atomic<bool>& stop) {
+  net::Control c = parent;
+  c.cancelled = [outer = parent.cancelled, &stop] { return stop.load() || (outer && outer()); };
+  return c;
+}
+
+net::Control cleanup_control(std::chrono::milliseconds budget) {
+  net::Control c;
+  c.deadline = std::chrono::system_clock::now() + budget;
+  return c;
+}
+
+}  // namespace stowage::s3

@@ -1,0 +1,158 @@
+// The S3 REST calls this plugin makes, signed with SigV4 and sent through
+// stowage::net: GetObject, HeadObject, PutObject (single or parallel
+// multipart), DeleteObject, ListObjectsV2 (every page), CopyObject,
+// ListMultipartUploads and AbortMultipartUpload.
+//
+// Every request signs host, x-amz-date and x-amz-content-sha256 (the SHA-256
+// of the body; UNSIGNED-PAYLOAD only with ClientConfig::unsigned_payload), and
+// adds no checksum headers (x-amz-checksum-*, x-amz-sdk-checksum-algorithm):
+// stores that reject them keep working. Redirects are not followed (S3's 301
+// means "wrong region" and is reported as such).
+//
+// Errors are stowage::Error whose message names the operation, s3://bucket/key,
+// the HTTP status and the S3 error code and message, and never a secret:
+//   NoSuchBucket, NoSuchKey, 404            kNotFound
+//   AccessDenied, InvalidAccessKeyId,
+//   SignatureDoesNotMatch, ExpiredToken,
+//   RequestTimeTooSkewed, 401/403           kPermissionDenied
+//   SlowDown, InternalError, RequestTimeout,
+//   OperationAborted, 408/429/500/502/503/504  kUnavailable, retryable
+//   PermanentRedirect, AuthorizationHeaderMalformed (wrong region),
+//   InvalidBucketName, other 400s           kInvalidArgument
+//   EntityTooLarge, 413                     kResourceExhausted
+//   NotImplemented, 501                     kUnimplemented
+// Connection failures come from stowage::net as retryable kUnavailable. No
+// request is retried here: the host's retry policy retries the operation.
+//
+// Thread-safety: an S3Client may be used from many threads at once.
+// Ownership: it owns its HTTP client (an I/O thread and a connection pool).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "http_client.hpp"
+#include "imds.hpp"
+#include "s3_xml.hpp"
+#include "sigv4.hpp"
+#include "stowage/buffer.hpp"
+
+namespace stowage::s3 {
+
+enum class Addressing { kAuto, kPath, kVirtual };
+
+struct ClientConfig {
+  std::string endpoint;  // "http://127.0.0.1:9000"; "" is AWS's endpoint for the region
+  std::string region = "us-east-1";
+  Addressing addressing = Addressing::kAuto;
+  std::optional<Credentials> credentials;  // nullopt: unsigned requests (without provider)
+  // Credentials that change over time (instance metadata); wins when set.
+  std::shared_ptr<CredentialProvider> provider;
+  bool anonymous = false;          // no credentials, on purpose
+  std::string credentials_source;  // for messages
+  std::string searched;            // where credentials were looked for
+  bool unsigned_payload = false;
+  // Objects larger than this go up as multipart uploads of part_size parts
+  // (made larger when 10,000 parts would not hold the object).
+  uint64_t multipart_threshold = 16ull << 20;
+  uint64_t part_size = 16ull << 20;
+  // Requests in flight at once for one operation (parts, shards, deletes).
+  size_t concurrency = 8;
+  net::ClientOptions http;
+};
+
+struct ObjectInfo {
+  uint64_t size = 0;
+  std::optional<std::chrono::system_clock::time_point> last_modified;
+  std::string etag;
+};
+
+struct Object {
+  Buffer body;
+  ObjectInfo info;
+};
+
+class S3Client {
+ public:
+  // Throws Error(kInvalidArgument) for an endpoint that is not an http(s)
+  // URL, naming it.
+  explicit S3Client(ClientConfig config);
+  ~S3Client();
+  S3Client(const S3Client&) = delete;
+  S3Client& operator=(const S3Client&) = delete;
+
+  const ClientConfig& config() const noexcept { return config_; }
+  // "s3://bucket/key", how messages name an object.
+  static std::string name(const std::string& bucket, const std::string& key);
+  // The endpoint actually used ("https://s3.eu-west-1.amazonaws.com" for AWS).
+  const std::string& endpoint() const noexcept { return endpoint_; }
+  // Where requests for bucket/key go: virtual-hosted (https://bucket.host/key)
+  // with Addressing::kVirtual, and with kAuto for AWS endpoints when the
+  // bucket name is a DNS label (without dots over https); path-style
+  // (http://host/bucket/key) otherwise.
+  std::string url_for(const std::string& bucket, const std::string& key) const;
+
+  // nullopt when the key does not exist (NoSuchKey); a missing bucket is an
+  // error. on_size, when set, learns the body's length before it is read
+  // (on the client's I/O thread).
+  std::optional<Object> get(const std::string& bucket, const std::string& key,
+                            const net::Control& control,
+                            std::function<void(uint64_t)> on_size = nullptr);
+  std::optional<ObjectInfo> head(const std::string& bucket, const std::string& key,
+                                 const net::Control& control);
+  // Stores body (the concatenation of the pieces) at key: one PutObject, or
+  // above multipart_threshold a multipart upload of parallel parts that is
+  // aborted when any part fails (nothing is left behind by this call, except
+  // when the abort itself fails; then the message says so). Returns the ETag.
+  std::string put(const std::string& bucket, const std::string& key,
+                  const std::vector<Buffer>& body, const net::Control& control);
+  // DeleteObject; a key that does not exist is not an error.
+  void remove(const std::string& bucket, const std::string& key, const net::Control& control);
+  // Every object under prefix (ListObjectsV2, encoding-type=url, following
+  // continuation tokens), in key order.
+  std::vector<ListedObject> list(const std::string& bucket, const std::string& prefix,
+                                 const net::Control& control);
+  // CopyObject within this store, only if the source still has etag
+  // (x-amz-copy-source-if-match). nullopt when the source changed (412);
+  // otherwise the new ETag.
+  std::optional<std::string> copy(const std::string& src_bucket, const std::string& src_key,
+                                  const std::string& etag, const std::string& bucket,
+                                  const std::string& key, const net::Control& control);
+  // The multipart uploads in progress under prefix (one page, up to 1000).
+  std::vector<PendingUpload> list_multipart_uploads(const std::string& bucket,
+                                                    const std::string& prefix,
+                                                    const net::Control& control);
+  void abort_multipart(const std::string& bucket, const std::string& key,
+                       const std::string& upload_id, const net::Control& control);
+
+ private:
+  struct Request;
+  net::Url target(const std::string& bucket, const std::string& key) const;
+  net::Response send(const Request& request, const net::Control& control);
+  [[noreturn]] void fail(const Request& request, const net::Response& response) const;
+  std::string put_multipart(const std::string& bucket, const std::string& key,
+                            const std::vector<Buffer>& body, uint64_t size,
+                            const net::Control& control);
+
+  ClientConfig config_;
+  std::string endpoint_;
+  net::Url base_;
+  bool aws_ = false;
+  std::unique_ptr<net::Client> http_;
+};
+
+// A Control that stops when `parent` does or when `stop` turns true; its
+// progress hooks are the parent's.
+net::Control child_control(const net::Control& parent, const std::atomic<bool>& stop);
+
+// A Control for cleaning up after a failure: never cancelled, bounded by
+// `budget` from now.
+net::Control cleanup_control(std::chrono::milliseconds budget = std::chrono::seconds(30));
+
+}  // namespace stowage::s3

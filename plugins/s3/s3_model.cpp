@@ -1,0 +1,320 @@
+#include "s3_model.hpp"
+
+#include <mutex>
+#include <random>
+#include <set>
+#include <unordered_map>
+
+#include "parallel.hpp"
+#include "stowage/model_json.hpp"
+#include "stowage/sharding.hpp"
+#include "stowage/weights.hpp"
+
+namespace stowage::s3 {
+namespace {
+
+constexpr int kLoadAttempts = 4;
+
+// Which store an object lives in, as far as a server-side copy cares: the
+// same endpoint, read with the same access key.
+std::string store_id(const S3Client& client) {
+  const ClientConfig& c = client.config();
+  return client.endpoint() + "|" + (c.credentials ? c.credentials->access_key_id : "");
+}
+
+// The weight buffers this plugin loaded, by address, while they are alive:
+// a save that gets one of them back whole (a copy within the store) can ask
+// S3 to copy the object instead of uploading its bytes.
+class LoadedObjects {
+ public:
+  struct Origin {
+    std::weak_ptr<const void> owner;
+    uint64_t size = 0;
+    std::string store;
+    std::string bucket;
+    std::string key;
+    std::string etag;
+  };
+
+  // Never destroyed: buffers may outlive static destruction.
+  static LoadedObjects& instance() {
+    static LoadedObjects* objects = new LoadedObjects;
+    return *objects;
+  }
+
+  void add(const Buffer& b, Origin origin) {
+    if (!b.owner() || b.empty() || origin.etag.empty()) return;
+    origin.owner = b.owner();
+    origin.size = b.size();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (map_.size() >= prune_at_) {
+      for (auto it = map_.begin(); it != map_.end();) {
+        it = it->second.owner.expired() ? map_.erase(it) : std::next(it);
+      }
+      prune_at_ = std::max<size_t>(64, map_.size() * 2);
+    }
+    map_[b.data()] = std::move(origin);
+  }
+
+  // The origin of exactly these bytes, if they are a live loaded object.
+  std::optional<Origin> find(const Buffer& b, const std::string& store) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(b.data());
+    if (it == map_.end() || it->second.owner.expired() || it->second.size != b.size() ||
+        it->second.store != store) {
+      return std::nullopt;
+    }
+    return it->second;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<const uint8_t*, Origin> map_;
+  size_t prune_at_ = 64;
+};
+
+// Bucket and key of "s3://bucket/key[?...]"; nullopt for anything else.
+std::optional<std::pair<std::string, std::string>> split_s3_url(std::string_view url) {
+  if (!url.starts_with("s3://")) return std::nullopt;
+  url.remove_prefix(5);
+  url = url.substr(0, url.find('?'));
+  size_t slash = url.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 >= url.size()) {
+    return std::nullopt;
+  }
+  return std::make_pair(std::string(url.substr(0, slash)), std::string(url.substr(slash + 1)));
+}
+
+std::string random_tag() {
+  std::random_device rd;
+  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  static const char kDigits[] = "0123456789abcdef";
+  std::string tag;
+  uint64_t v = gen();
+  for (int i = 0; i < 8; ++i) tag += kDigits[(v >> (4 * i)) & 15];
+  return tag;
+}
+
+// "weights.bin" -> "weights.<tag>.bin".
+std::string tagged(const std::string& path, const std::string& tag) {
+  size_t dot = path.rfind('.');
+  if (dot == std::string::npos) return path + "." + tag;
+  return path.substr(0, dot) + "." + tag + path.substr(dot);
+}
+
+// The weight bytes cut into shards as slices of the caller's buffers.
+std::vector<std::vector<Buffer>> cut(const WeightData& data, const std::vector<ShardPlan>& plan) {
+  std::vector<std::vector<Buffer>> out;
+  size_t index = 0;
+  uint64_t offset = 0;
+  for (const ShardPlan& p : plan) {
+    std::vector<Buffer> pieces;
+    uint64_t n = p.size;
+    while (n > 0 && index < data.size()) {
+      const Buffer& b = data[index];
+      uint64_t k = std::min(b.size() - offset, n);
+      if (k > 0) pieces.push_back(k == b.size() ? b : b.slice(offset, k));
+      offset += k;
+      n -= k;
+      if (offset == b.size()) {
+        ++index;
+        offset = 0;
+      }
+    }
+    out.push_back(std::move(pieces));
+  }
+  return out;
+}
+
+bool same_version(const ObjectInfo& a, const ObjectInfo& b) {
+  return a.etag == b.etag && a.last_modified == b.last_modified && a.size == b.size;
+}
+
+}  // namespace
+
+ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location,
+                          plugin::Call& call) {
+  S3Client& client = store.client();
+  const std::string key = location.folder + location.model_name;
+  const std::string name = store.name_of(key);
+  for (int attempt = 1;; ++attempt) {
+    call.check();
+    call.progress(0, 0);
+    std::optional<Object> text = client.get(store.bucket(), key, control_of(call, Progress::kNone));
+    if (!text) {
+      throw Error(ErrorCode::kNotFound, "Path " + name + " does not exist: loading failed");
+    }
+    ModelArtifacts artifacts = parse_model_json(text->body.view(), name);
+    if (!artifacts.weights_manifest) return artifacts;
+
+    std::vector<std::pair<std::string, std::string>> objects;  // bucket, key
+    for (const WeightGroup& group : *artifacts.weights_manifest) {
+      for (const std::string& path : group.paths) {
+        std::optional<std::string> url = call.convert_weight_url(path);
+        if (!url) {
+          objects.emplace_back(store.bucket(), plugin::weight_key(location.folder, path, name));
+          continue;
+        }
+        auto target = split_s3_url(*url);
+        if (!target) {
+          throw Error(ErrorCode::kInvalidArgument, "The weight URL converter mapped \"" + path +
+                                                       "\" of " + name + " to \"" + *url +
+                                                       "\"; s3:// loads need s3://bucket/key URLs");
+        }
+        objects.push_back(std::move(*target));
+      }
+    }
+
+    std::vector<std::optional<Object>> shards(objects.size());
+    net::Control control = control_of(call, Progress::kDownload);
+    std::atomic<uint64_t> announced{0};  // Content-Lengths seen so far
+    run_parallel(
+        objects.size(), client.config().concurrency, [&](size_t i, const std::atomic<bool>& stop) {
+          shards[i] =
+              client.get(objects[i].first, objects[i].second, child_control(control, stop),
+                         [&](uint64_t size) { call.set_total(announced.fetch_add(size) + size); });
+        });
+
+    // Was model.json replaced (or removed) while the weights were read?
+    std::optional<ObjectInfo> now =
+        client.head(store.bucket(), key, control_of(call, Progress::kNone));
+    if (!now || !same_version(*now, text->info)) {
+      if (attempt < kLoadAttempts) continue;
+      throw Error(ErrorCode::kUnavailable,
+                  "The model at " + name + " kept changing while it was loaded (" +
+                      std::to_string(kLoadAttempts) + " attempts)",
+                  /*retryable=*/true);
+    }
+    WeightData data;
+    const std::string id = store_id(client);
+    for (size_t i = 0; i < shards.size(); ++i) {
+      const std::string shard = S3Client::name(objects[i].first, objects[i].second);
+      if (!shards[i]) {
+        throw Error(ErrorCode::kDataLoss,
+                    "Weight file " + shard + " does not exist: loading failed");
+      }
+      LoadedObjects::instance().add(
+          shards[i]->body, {{}, 0, id, objects[i].first, objects[i].second, shards[i]->info.etag});
+      data.push_back(std::move(shards[i]->body));
+    }
+    uint64_t total = total_size(data);
+    call.progress(total, total);
+    artifacts.weight_data = std::move(data);
+    return artifacts;
+  }
+}
+
+size_t save_model(S3Store& store, const plugin::BlobLocation& location,
+                  const ModelArtifacts& artifacts, uint64_t shard_size, plugin::Call& call) {
+  S3Client& client = store.client();
+  const std::string url = store.name_of(location.folder + location.model_name);
+  const std::string model_key = location.folder + location.model_name;
+  call.check();
+  if (artifacts.weight_specs && artifacts.weight_data) {
+    try {
+      validate_weight_bytes(artifacts, url);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kDataLoss) throw;
+      throw Error(ErrorCode::kInvalidArgument, "Refusing to save " + url +
+                                                   ": its weight data does not match its weight "
+                                                   "specs: " +
+                                                   e.what());
+    }
+  }
+  static const WeightData kNone;
+  const WeightData& data = artifacts.weight_data ? *artifacts.weight_data : kNone;
+  const uint64_t total = total_size(data);
+  std::vector<ShardPlan> plan = plan_shards(total, shard_size);
+
+  // The model being replaced, if any: its weight files stay untouched until
+  // the new model.json is in place, so the new ones get fresh names.
+  std::optional<Object> old =
+      client.get(store.bucket(), model_key, control_of(call, Progress::kNone));
+  std::set<std::string> old_keys;
+  if (old) {
+    const std::string tag = random_tag();
+    for (ShardPlan& p : plan) p.path = tagged(p.path, tag);
+    try {
+      ModelArtifacts previous = parse_model_json(old->body.view(), url);
+      for (const WeightGroup& group : previous.weights_manifest.value_or(WeightsManifest{})) {
+        for (const std::string& path : group.paths) {
+          old_keys.insert(plugin::weight_key(location.folder, path, url));
+        }
+      }
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kInvalidArgument) throw;
+      plugin::log(2, "save " + url + ": the model it replaces is unreadable (" + e.what() +
+                         "); its weight files stay");
+    }
+  }
+
+  WeightGroup group;
+  for (const ShardPlan& p : plan) group.paths.push_back(p.path);
+  if (artifacts.weight_specs) group.weights = *artifacts.weight_specs;
+  std::string json = write_model_json(artifacts, {group}, ModelJsonLayout::kTfjsNode);
+  const uint64_t json_size = json.size();
+  call.progress(0, total + json_size);
+
+  S3Store::S3Transaction txn(store);
+  struct Guard {
+    S3Store::S3Transaction* txn;
+    ~Guard() {
+      if (txn != nullptr) txn->abort();
+    }
+  } guard{&txn};
+
+  std::vector<S3Store::S3Transaction::Item> items;
+  const std::string id = store_id(client);
+  std::vector<std::vector<Buffer>> pieces = cut(data, plan);
+  for (size_t i = 0; i < plan.size(); ++i) {
+    S3Store::S3Transaction::Item item;
+    item.key = location.folder + plan[i].path;
+    item.pieces = std::move(pieces[i]);
+    if (item.pieces.size() == 1 && plan[i].size <= (5ull << 30)) {
+      if (auto origin = LoadedObjects::instance().find(item.pieces[0], id)) {
+        if (origin->bucket != store.bucket() || origin->key != item.key) {
+          item.copy_from = std::make_pair(origin->bucket, origin->key);
+          item.copy_etag = origin->etag;
+        }
+      }
+    }
+    items.push_back(std::move(item));
+  }
+  txn.put_all(items, call);
+  call.check();  // the last moment a cancellation leaves nothing behind
+
+  try {
+    // Not through txn: a model.json that failed to go up must not be deleted
+    // (it is the old model's).
+    client.put(store.bucket(), model_key, {Buffer::from_string(std::string(json))},
+               control_of(call, Progress::kUpload));
+  } catch (const Error& e) {
+    // The PUT may have landed even though its answer was lost: then the
+    // model is published and its weight files must stay.
+    std::optional<Object> now;
+    try {
+      now = client.get(store.bucket(), model_key, cleanup_control());
+    } catch (const Error& check) {
+      guard.txn = nullptr;
+      throw Error(e.code(),
+                  std::string(e.what()) + "; whether " + url +
+                      " was replaced is unknown (reading it back failed: " + check.what() +
+                      "), so the weight files written are left in place",
+                  e.retryable());
+    }
+    if (!now || now->body.view() != json) throw;
+  }
+  std::vector<std::string> stale;
+  std::set<std::string> fresh;
+  for (const ShardPlan& p : plan) fresh.insert(location.folder + p.path);
+  for (const std::string& k : old_keys) {
+    if (fresh.count(k) == 0 && k != model_key) stale.push_back(k);
+  }
+  txn.remove(stale, call);
+  txn.commit(call);
+  guard.txn = nullptr;
+  call.progress(total + json_size, total + json_size);
+  return txn.copies();
+}
+
+}  // namespace stowage::s3

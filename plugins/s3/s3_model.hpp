@@ -1,0 +1,39 @@
+// Load and save of a TF.js model in S3, in the kit's layout (model.json and
+// weights.bin or group1-shardNofM.bin beside it) with what S3 needs on top:
+//
+// Load  GETs model.json, then every weight file at once (at most
+//       `concurrency` in flight), then checks with a HEAD that model.json
+//       is still the one it read (ETag and Last-Modified); if a save or
+//       remove replaced it meanwhile, the load starts again (4 attempts,
+//       then UNAVAILABLE, retryable). Weight paths go through the caller's
+//       weight-URL converter when it has one, which must answer s3:// URLs.
+// Save  uploads every weight file at once (each above multipart_threshold
+//       as a parallel multipart upload), then model.json alone, last. When a
+//       model already exists at the destination the new weight files get
+//       fresh names (weights.<tag>.bin, group1-shard1of2.<tag>.bin), so the
+//       old model stays whole until the new model.json replaces it in one
+//       PUT; the old files are deleted afterwards. A failed or cancelled
+//       save deletes everything it wrote and leaves the old model as it was.
+//       A weight file whose bytes were loaded, unchanged, from the same store
+//       is copied server-side (CopyObject, only if the source still has the
+//       ETag it was read with) instead of uploaded: a copy within one store
+//       downloads the weights once and uploads nothing.
+//
+// Thread-safety: the functions may run on several threads at once.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "s3_store.hpp"
+#include "stowage/artifacts.hpp"
+
+namespace stowage::s3 {
+
+ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location, plugin::Call& call);
+
+// Returns the number of weight files copied server-side (0 in most saves).
+size_t save_model(S3Store& store, const plugin::BlobLocation& location,
+                  const ModelArtifacts& artifacts, uint64_t shard_size, plugin::Call& call);
+
+}  // namespace stowage::s3

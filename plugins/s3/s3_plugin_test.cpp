@@ -1,0 +1,630 @@
+// s3:// through the real loader, against a real S3 server: moto_server,
+// started by this test (testing/s3_test_server.py) in three forms:
+//   open     no authentication, pages of 3 keys: layout, listing, pagination,
+//            multipart, replacement, copies;
+//   signed   signature checking on, with an IAM user's key: right and wrong
+//            keys, the credentials chain. moto 5.2.1's checker rejects
+//            correctly signed requests whose query values hold an encoded
+//            '/' (ListObjectsV2 with prefix=models%2F; the aws CLI fails the
+//            same way), so this server only sees saves, loads and removes;
+//   faulty   a proxy in front of moto that injects S3 errors and dropped
+//            connections: SlowDown, failing parts, expired credentials.
+// Every error message is checked to hold no secret key.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "http_client.hpp"
+#include "plugin_test_util.hpp"
+#include "s3_client.hpp"
+#include "stowage/error.hpp"
+#include "stowage/management.hpp"
+#include "stowage/model_json.hpp"
+#include "stowage/registry.hpp"
+#include "testing/s3_test_server.hpp"
+
+namespace fs = std::filesystem;
+using namespace stowage;
+using stowage::s3::testing::S3TestServer;
+using testing::error_of;
+using testing::float_model;
+using testing::ramp;
+using testing::weight_bytes;
+
+namespace {
+
+const char* kBucket = "stowage-models";
+
+Registry& registry() {
+  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
+  return *r;
+}
+
+// moto without authentication still refuses unsigned requests to a
+// private bucket, so the open and faulty servers get their (unchecked) keys
+// through the environment, as a user's shell would give them.
+void use_env_keys(const S3TestServer& s) {
+  ::setenv("AWS_ACCESS_KEY_ID", s.access_key_id.c_str(), 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", s.secret_access_key.c_str(), 1);
+}
+
+// The first use starts the server (and sets the keys once: a test may
+// change the environment afterwards).
+S3TestServer& open_server() {
+  static std::unique_ptr<S3TestServer> server = [] {
+    auto s = std::make_unique<S3TestServer>(
+        std::vector<std::string>{"--max-keys", "3", "--bucket", kBucket});
+    use_env_keys(*s);
+    return s;
+  }();
+  return *server;
+}
+S3TestServer& signed_server() {
+  static S3TestServer server({"--auth", "--imds", "--bucket", kBucket});
+  return server;
+}
+S3TestServer& faulty_server() {
+  static std::unique_ptr<S3TestServer> server = [] {
+    auto s =
+        std::make_unique<S3TestServer>(std::vector<std::string>{"--proxy", "--bucket", kBucket});
+    use_env_keys(*s);
+    return s;
+  }();
+  return *server;
+}
+
+// Every secret a test server handed out; no error message may contain one.
+void check_no_secret(const std::string& text) {
+  for (S3TestServer* s : {&open_server(), &signed_server(), &faulty_server()}) {
+    CHECK_MESSAGE(text.find(s->secret_access_key) == std::string::npos, text);
+  }
+  CHECK(text.find("wrong-secret-key") == std::string::npos);
+}
+
+Error error_from(const std::function<void()>& f) {
+  Error e = error_of(f);
+  check_no_secret(e.what());
+  return e;
+}
+
+std::string url(const S3TestServer& s, const std::string& path) {
+  return std::string("s3://") + kBucket + "/" + path + "?endpoint=" + s.endpoint;
+}
+
+std::string keys_json(const S3TestServer& s) {
+  return R"({"access_key_id":")" + s.access_key_id + R"(","secret_access_key":")" +
+         s.secret_access_key + R"("})";
+}
+
+// Direct S3 access for checks, past the plugin.
+s3::S3Client& direct(const S3TestServer& s) {
+  static std::map<std::string, std::unique_ptr<s3::S3Client>> clients;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& c = clients[s.moto];
+  if (!c) {
+    s3::ClientConfig config;
+    config.endpoint = s.moto;
+    config.addressing = s3::Addressing::kPath;
+    config.credentials = s3::Credentials{s.access_key_id, s.secret_access_key, ""};
+    c = std::make_unique<s3::S3Client>(config);
+  }
+  return *c;
+}
+
+std::set<std::string> keys_under(const S3TestServer& s, const std::string& prefix) {
+  std::set<std::string> out;
+  for (const auto& o : direct(s).list(kBucket, prefix, {})) out.insert(o.key);
+  return out;
+}
+
+ModelArtifacts model(size_t n, float start, std::vector<uint64_t> cuts = {}) {
+  return float_model(ramp(n, start), std::move(cuts));
+}
+
+ModelArtifacts load(const std::string& u, const std::string& options = "{}",
+                    const CallContext& ctx = {}) {
+  return load_model(u, options, ctx, registry());
+}
+void save(const std::string& u, const ModelArtifacts& a, const std::string& options = "{}",
+          const CallContext& ctx = {}) {
+  save_model(u, a, options, ctx, registry());
+}
+
+// The test proxy's control endpoints.
+net::Client& control_client() {
+  static net::Client client;
+  return client;
+}
+void set_faults(const std::string& rules) {
+  net::Request r{"POST", faulty_server().endpoint + "/__faults"};
+  r.body = {Buffer::from_string(std::string(rules))};
+  REQUIRE(control_client().send(r).ok());
+}
+std::string proxy_log() {
+  net::Response r = control_client().send({"GET", faulty_server().endpoint + "/__log"});
+  REQUIRE(r.ok());
+  return std::string(r.body.view());
+}
+void clear_log() {
+  REQUIRE(control_client().send({"POST", faulty_server().endpoint + "/__log/clear"}).ok());
+}
+size_t count(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// Sets (or, for nullopt, unsets) environment variables for one scope.
+struct ScopedEnv {
+  explicit ScopedEnv(std::vector<std::pair<std::string, std::optional<std::string>>> vars) {
+    for (auto& [k, v] : vars) {
+      const char* old = std::getenv(k.c_str());
+      saved.emplace_back(k, old ? std::optional<std::string>(old) : std::nullopt);
+      if (v) {
+        ::setenv(k.c_str(), v->c_str(), 1);
+      } else {
+        ::unsetenv(k.c_str());
+      }
+    }
+  }
+  ~ScopedEnv() {
+    for (auto& [k, v] : saved) {
+      if (v) {
+        ::setenv(k.c_str(), v->c_str(), 1);
+      } else {
+        ::unsetenv(k.c_str());
+      }
+    }
+  }
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+};
+
+}  // namespace
+
+TEST_CASE("save, load, list and remove in TF.js's layout") {
+  S3TestServer& s = open_server();
+  ModelArtifacts a = model(300, 1.0f, {100, 700});
+  std::atomic<uint64_t> done{0}, total{0};
+  CallContext ctx;
+  ctx.on_progress = [&](uint64_t d, uint64_t t) {
+    done = d;
+    total = t;
+  };
+  save(url(s, "layout/mnist"), a, "{}", ctx);
+  CHECK(done.load() == total.load());
+  CHECK(total.load() > 1200);
+  CHECK(keys_under(s, "layout/") ==
+        std::set<std::string>{"layout/mnist/model.json", "layout/mnist/weights.bin"});
+
+  done = total = 0;
+  ModelArtifacts back = load(url(s, "layout/mnist/model.json"), "{}", ctx);
+  CHECK(weight_bytes(back) == weight_bytes(a));
+  CHECK(back.model_topology == a.model_topology);
+  CHECK(back.format == a.format);
+  CHECK(back.weight_data->at(0).label() ==
+        std::string("s3://") + kBucket + "/layout/mnist/weights.bin");
+  CHECK(done.load() == 1200);
+  CHECK(total.load() == 1200);
+  // The folder URL loads the same model.
+  CHECK(weight_bytes(load(url(s, "layout/mnist"))) == weight_bytes(a));
+
+  // model.json is tfjs-node's, byte for byte.
+  auto json = direct(s).get(kBucket, "layout/mnist/model.json", {});
+  REQUIRE(json);
+  ModelArtifacts plain = a;
+  plain.weight_data.reset();
+  WeightGroup g;
+  g.paths = {"weights.bin"};
+  g.weights = *a.weight_specs;
+  CHECK(std::string(json->body.view()) == write_model_json(plain, {g}, ModelJsonLayout::kTfjsNode));
+
+  save(url(s, "layout/other"), model(10, 2.0f));
+  auto listed = list_models(url(s, "layout"), registry());
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[0].url == url(s, "layout/mnist/model.json"));
+  CHECK(listed[0].info.weight_data_bytes == 1200);
+  CHECK(listed[1].url == url(s, "layout/other/model.json"));
+  // A listed URL loads.
+  CHECK(weight_bytes(load(listed[1].url)) == weight_bytes(model(10, 2.0f)));
+
+  ModelArtifactsInfo removed = remove_model(url(s, "layout/mnist"), registry());
+  CHECK(removed.weight_data_bytes == 1200);
+  CHECK(keys_under(s, "layout/mnist/").empty());
+  Error e = error_from([&] { load(url(s, "layout/mnist")); });
+  CHECK(e.code() == ErrorCode::kNotFound);
+  CHECK(testing::contains(e, "s3://stowage-models/layout/mnist/model.json does not exist"));
+  CHECK(error_from([&] { remove_model(url(s, "layout/mnist"), registry()); }).code() ==
+        ErrorCode::kNotFound);
+}
+
+TEST_CASE("sharded saves, and listings of many pages") {
+  S3TestServer& s = open_server();
+  ModelArtifacts a = model(1000, -3.0f);  // 4000 bytes
+  save(url(s, "pages/sharded"), a, R"({"shard_size": 1024})");
+  CHECK(keys_under(s, "pages/sharded/") ==
+        std::set<std::string>{"pages/sharded/model.json", "pages/sharded/group1-shard1of4.bin",
+                              "pages/sharded/group1-shard2of4.bin",
+                              "pages/sharded/group1-shard3of4.bin",
+                              "pages/sharded/group1-shard4of4.bin"});
+  CHECK(weight_bytes(load(url(s, "pages/sharded"))) == weight_bytes(a));
+  // The URL's query sets the shard size too.
+  save(url(s, "pages/q") + "&shard_size=2048", a);
+  CHECK(keys_under(s, "pages/q/").size() == 3);
+
+  // moto answers in pages of 3 keys: 7 models of 2 keys each are 5 pages.
+  for (int i = 0; i < 5; ++i) save(url(s, "pages/m" + std::to_string(i)), model(4, float(i)));
+  auto listed = list_models(url(s, "pages"), registry());
+  CHECK(listed.size() == 7);
+  std::set<std::string> urls;
+  for (const auto& m : listed) urls.insert(m.url);
+  CHECK(urls.count(url(s, "pages/m4/model.json")) == 1);
+  CHECK(urls.count(url(s, "pages/sharded/model.json")) == 1);
+  CHECK(list_models(url(s, "nothing-here"), registry()).empty());
+}
+
+TEST_CASE("large weight files go up as parallel multipart uploads") {
+  S3TestServer& s = open_server();
+  ModelArtifacts a = model(3 * 1024 * 1024 + 5, 0.25f);  // 12 MiB + 20 bytes
+  save(url(s, "multi/m"), a,
+       R"({"multipart_threshold": 5242880, "part_size": 5242880, "concurrency": 3})");
+  auto head = direct(s).head(kBucket, "multi/m/weights.bin", {});
+  REQUIRE(head);
+  CHECK(head->size == 3 * 1024 * 1024 * 4 + 20);
+  CHECK(head->etag.find("-3\"") != std::string::npos);  // a 3-part upload's ETag
+  CHECK(weight_bytes(load(url(s, "multi/m"), R"({"concurrency": 2})")) == weight_bytes(a));
+  CHECK(direct(s).list_multipart_uploads(kBucket, "multi/", {}).empty());
+}
+
+TEST_CASE("replacing a model: the old one stays whole until model.json changes") {
+  S3TestServer& s = open_server();
+  ModelArtifacts a = model(64, 1.0f);
+  ModelArtifacts b = model(64, 100.0f);
+  ModelArtifacts c = model(300, -7.0f);
+  save(url(s, "replace/m"), a);
+  save(url(s, "replace/m"), b);
+  std::set<std::string> keys = keys_under(s, "replace/m/");
+  REQUIRE(keys.size() == 2);
+  std::string weights = *std::next(keys.begin());  // after model.json
+  CHECK(weights.starts_with("replace/m/weights."));
+  CHECK(weights.ends_with(".bin"));
+  CHECK(weights != "replace/m/weights.bin");
+  CHECK(weight_bytes(load(url(s, "replace/m"))) == weight_bytes(b));
+  save(url(s, "replace/m"), c, R"({"shard_size": 512})");
+  keys = keys_under(s, "replace/m/");
+  CHECK(keys.size() == 4);
+  CHECK(keys.count(weights) == 0);
+  CHECK(weight_bytes(load(url(s, "replace/m"))) == weight_bytes(c));
+}
+
+TEST_CASE("concurrent loads during replacements see one model or the other, never a mix") {
+  S3TestServer& s = open_server();
+  ModelArtifacts a = model(2048, 1.0f);
+  ModelArtifacts b = model(2048, 5000.0f);
+  const std::string u = url(s, "race/m");
+  const std::string opts = R"({"shard_size": 1024})";
+  save(u, a, opts);
+  std::atomic<bool> stop{false};
+  std::atomic<int> loads{0}, bad{0};
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  };
+  std::thread reader([&] {
+    while (!stop.load()) {
+      try {
+        std::string got = weight_bytes(load(u));
+        if (got != weight_bytes(a) && got != weight_bytes(b)) ++bad;
+        ++loads;
+      } catch (const Error& e) {
+        ++bad;
+        MESSAGE(std::string(e.what()));
+      }
+    }
+  });
+  {
+    Join join{stop, reader};
+    for (int i = 0; i < 6; ++i) save(u, i % 2 ? a : b, opts);
+  }
+  CHECK(bad.load() == 0);
+  CHECK(loads.load() > 0);
+}
+
+TEST_CASE("copies within one store are server-side copies") {
+  S3TestServer& s = faulty_server();
+  set_faults("[]");
+  ModelArtifacts a = model(5000, 3.0f);
+  save(url(s, "copy/src"), a, R"({"shard_size": 8192})");
+  clear_log();
+  TransferOptions t;
+  t.destination_options = R"({"shard_size": 8192})";
+  copy_model(url(s, "copy/src"), url(s, "copy/dst"), t, registry());
+  std::string log = proxy_log();
+  // Three weight files copied by CopyObject, model.json uploaded.
+  CHECK(count(log, "\"copy_source\": \"/stowage-models/copy/src/group1-shard") == 3);
+  CHECK(count(log, "\"method\": \"PUT\"") == 4);
+  CHECK(weight_bytes(load(url(s, "copy/dst"))) == weight_bytes(a));
+
+  // Another shard size cuts the bytes differently: uploaded, not copied.
+  clear_log();
+  copy_model(url(s, "copy/src"), url(s, "copy/single"), {}, registry());
+  CHECK(count(proxy_log(), "copy/src/group1-shard") == 3);  // the GETs of the load
+  CHECK(count(proxy_log(), "\"copy_source\": \"/") == 0);
+  CHECK(weight_bytes(load(url(s, "copy/single"))) == weight_bytes(a));
+}
+
+TEST_CASE("signed requests: the right key works, a wrong secret is SignatureDoesNotMatch") {
+  S3TestServer& s = signed_server();
+  ModelArtifacts a = model(100, 9.0f);
+  save(url(s, "signed/m"), a, keys_json(s));
+  CHECK(weight_bytes(load(url(s, "signed/m"), keys_json(s))) == weight_bytes(a));
+  // Multipart requests sign query parameters (uploads, partNumber, uploadId).
+  ModelArtifacts big = model(1536 * 1024, 2.0f);  // 6 MiB
+  std::string opts = keys_json(s);
+  opts.insert(opts.size() - 1, R"(,"multipart_threshold":5242880,"part_size":5242880)");
+  save(url(s, "signed/big"), big, opts);
+  CHECK(weight_bytes(load(url(s, "signed/big"), keys_json(s))) == weight_bytes(big));
+
+  const std::string wrong =
+      R"({"access_key_id":")" + s.access_key_id + R"(","secret_access_key":"wrong-secret-key"})";
+  Error e = error_from([&] { load(url(s, "signed/m"), wrong); });
+  CHECK(e.code() == ErrorCode::kPermissionDenied);
+  CHECK_FALSE(e.retryable());
+  CHECK(testing::contains(e, "SignatureDoesNotMatch"));
+  CHECK(testing::contains(e, "HTTP 403"));
+  CHECK(testing::contains(e, "s3://stowage-models/signed/m/model.json"));
+  CHECK(testing::contains(e, "the options"));
+
+  e = error_from([&] { save(url(s, "signed/n"), a, wrong); });
+  CHECK(e.code() == ErrorCode::kPermissionDenied);
+  CHECK(testing::contains(e, "SignatureDoesNotMatch"));
+
+  e = error_from([&] {
+    load(url(s, "signed/m"), R"({"access_key_id":"AKIAUNKNOWN","secret_access_key":"x"})");
+  });
+  CHECK(e.code() == ErrorCode::kPermissionDenied);
+  CHECK(testing::contains(e, "InvalidAccessKeyId"));
+
+  // No credentials at all: unsigned, refused, and the message says where it looked.
+  ScopedEnv env({{"AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"},
+                 {"AWS_CONFIG_FILE", "/nonexistent/config"},
+                 {"AWS_ACCESS_KEY_ID", std::nullopt},
+                 {"AWS_SECRET_ACCESS_KEY", std::nullopt},
+                 {"AWS_PROFILE", std::nullopt}});
+  e = error_from([&] { load(url(s, "signed/m")); });
+  CHECK(e.code() == ErrorCode::kPermissionDenied);
+  CHECK(testing::contains(e, "no credentials were found"));
+  CHECK(testing::contains(e, "/nonexistent/credentials"));
+}
+
+TEST_CASE("credentials from the environment and from a profile file") {
+  S3TestServer& s = signed_server();
+  ModelArtifacts a = model(50, -1.0f);
+  {
+    ScopedEnv env(
+        {{"AWS_ACCESS_KEY_ID", s.access_key_id}, {"AWS_SECRET_ACCESS_KEY", s.secret_access_key}});
+    save(url(s, "chain/env"), a);
+    CHECK(weight_bytes(load(url(s, "chain/env"))) == weight_bytes(a));
+  }
+  fs::path dir = fs::temp_directory_path() / ("stowage-s3-profile-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "credentials")
+      << "[default]\naws_access_key_id = AKIAWRONG\n"
+         "aws_secret_access_key = wrong-secret-key\n"
+         "[stowage-test]\naws_access_key_id = "
+      << s.access_key_id << "\naws_secret_access_key = " << s.secret_access_key << "\n";
+  std::ofstream(dir / "config") << "[profile stowage-test]\nregion = us-east-1\n";
+  {
+    ScopedEnv env({{"AWS_SHARED_CREDENTIALS_FILE", (dir / "credentials").string()},
+                   {"AWS_CONFIG_FILE", (dir / "config").string()},
+                   {"AWS_PROFILE", "stowage-test"},
+                   {"AWS_ACCESS_KEY_ID", std::nullopt},
+                   {"AWS_SECRET_ACCESS_KEY", std::nullopt}});
+    CHECK(weight_bytes(load(url(s, "chain/env"))) == weight_bytes(a));
+    // The profile in the URL wins over AWS_PROFILE; "default" has a wrong key.
+    Error e = error_from([&] { load(url(s, "chain/env") + "&profile=default"); });
+    CHECK(e.code() == ErrorCode::kPermissionDenied);
+    CHECK(testing::contains(e, "InvalidAccessKeyId"));
+    CHECK(testing::contains(e, "profile \"default\""));
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("instance metadata only when asked for") {
+  S3TestServer& s = signed_server();
+  ModelArtifacts a = model(30, 8.0f);
+  save(url(s, "imds/m"), a, keys_json(s));
+  ScopedEnv env({{"AWS_EC2_METADATA_SERVICE_ENDPOINT", s.imds},
+                 {"AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"},
+                 {"AWS_CONFIG_FILE", "/nonexistent/config"},
+                 {"AWS_ACCESS_KEY_ID", std::nullopt},
+                 {"AWS_SECRET_ACCESS_KEY", std::nullopt},
+                 {"AWS_PROFILE", std::nullopt}});
+  // Not asked: nothing is probed, the request goes unsigned and is refused.
+  Error e = error_from([&] { load(url(s, "imds/m")); });
+  CHECK(e.code() == ErrorCode::kPermissionDenied);
+  CHECK(testing::contains(e, "no credentials were found"));
+  // Asked: IMDSv2's token, role and keys.
+  CHECK(weight_bytes(load(url(s, "imds/m"), R"({"ec2_metadata": true})")) == weight_bytes(a));
+  // A machine without the service fails fast and says where it looked.
+  ScopedEnv off({{"AWS_EC2_METADATA_SERVICE_ENDPOINT", std::string("http://127.0.0.1:9")}});
+  auto t0 = std::chrono::steady_clock::now();
+  e = error_from([&] { load(url(s, "imds/m"), R"({"ec2_metadata": true})"); });
+  CHECK(e.code() == ErrorCode::kUnavailable);
+  CHECK_FALSE(e.retryable());
+  CHECK(testing::contains(e, "instance metadata service at http://127.0.0.1:9"));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+}
+
+TEST_CASE("a missing bucket is NoSuchBucket, named") {
+  S3TestServer& s = open_server();
+  const std::string u = "s3://no-such-bucket-here/m?endpoint=" + s.endpoint;
+  Error e = error_from([&] { load(u); });
+  CHECK(e.code() == ErrorCode::kNotFound);
+  CHECK(testing::contains(e, "NoSuchBucket"));
+  CHECK(testing::contains(e, "no-such-bucket-here"));
+  CHECK(testing::contains(e, "HTTP 404"));
+  e = error_from([&] { save(u, model(4, 1.0f)); });
+  CHECK(e.code() == ErrorCode::kNotFound);
+  CHECK(testing::contains(e, "NoSuchBucket"));
+  e = error_from([&] { list_models(u, registry()); });
+  CHECK(testing::contains(e, "NoSuchBucket"));
+}
+
+TEST_CASE("no checksum headers: stores that reject them keep working") {
+  S3TestServer& s = faulty_server();
+  set_faults("[]");
+  clear_log();
+  ModelArtifacts a = model(1536 * 1024 + 3, 1.5f);  // 6 MiB: a multipart upload
+  save(url(s, "sums/m"), a, R"({"multipart_threshold": 5242880, "part_size": 5242880})");
+  save(url(s, "sums/m"), model(10, 1.0f));  // a replacement: deletes too
+  CHECK(weight_bytes(load(url(s, "sums/m"))) == weight_bytes(model(10, 1.0f)));
+  std::string log = proxy_log();
+  CHECK(count(log, "uploadId=") >= 3);
+  CHECK(count(log, "\"method\": \"DELETE\"") >= 1);
+  CHECK(count(log, "\"checksums\": []") == count(log, "\"method\""));
+}
+
+TEST_CASE("SlowDown then success: the host's retry policy retries, the plugin does not") {
+  S3TestServer& s = faulty_server();
+  ModelArtifacts a = model(100, 4.0f);
+  set_faults("[]");
+  save(url(s, "slow/m"), a);
+  clear_log();
+  set_faults(R"([{"method":"GET","contains":"slow/m/model.json","status":503,"code":"SlowDown",
+                 "message":"Please reduce your request rate.","times":1}])");
+  CHECK(weight_bytes(load(url(s, "slow/m"))) == weight_bytes(a));
+  CHECK(count(proxy_log(), "slow/m/model.json") == 3);  // 503, then GET and HEAD
+
+  // Always slow: the host gives up after its attempts, with S3's words.
+  set_faults(R"([{"method":"GET","contains":"slow/m/model.json","status":503,"code":"SlowDown",
+                 "message":"Please reduce your request rate.","times":100}])");
+  clear_log();
+  Error e = error_from([&] { load(url(s, "slow/m")); });
+  CHECK(e.code() == ErrorCode::kUnavailable);
+  CHECK(e.retryable());
+  CHECK(testing::contains(e, "SlowDown"));
+  CHECK(testing::contains(e, "HTTP 503"));
+  CHECK(testing::contains(e, "s3://stowage-models/slow/m/model.json"));
+  // One request per attempt: no retry loop inside the plugin.
+  CHECK(count(proxy_log(), "slow/m/model.json") == 4);
+
+  // A dropped connection is retryable too.
+  set_faults(R"([{"method":"PUT","contains":"drop/m/weights.bin","drop":true,"times":1}])");
+  save(url(s, "drop/m"), a);
+  CHECK(weight_bytes(load(url(s, "drop/m"))) == weight_bytes(a));
+  set_faults("[]");
+}
+
+TEST_CASE("a part that fails aborts the multipart upload and the save leaves nothing") {
+  S3TestServer& s = faulty_server();
+  ModelArtifacts a = model(3 * 1024 * 1024, 0.5f);  // 12 MiB
+  const std::string opts = R"({"multipart_threshold": 5242880, "part_size": 5242880})";
+  set_faults(R"([{"method":"PUT","contains":"partNumber=2","status":500,"code":"InternalError",
+                 "times":100}])");
+  clear_log();
+  Error e = error_from([&] { save(url(s, "parts/m"), a, opts); });
+  CHECK(e.code() == ErrorCode::kUnavailable);
+  CHECK(e.retryable());
+  CHECK(testing::contains(e, "InternalError"));
+  CHECK(testing::contains(e, "UploadPart 2/3"));
+  CHECK(testing::contains(e, "s3://stowage-models/parts/m/weights.bin"));
+  std::string log = proxy_log();
+  CHECK(
+      count(
+          log,
+          "\"method\": \"DELETE\", \"target\": \"/stowage-models/parts/m/weights.bin?uploadId=") >=
+      1);
+  CHECK(direct(s).list_multipart_uploads(kBucket, "parts/", {}).empty());
+  CHECK(keys_under(s, "parts/").empty());
+
+  // One failure only: the host's retry saves it.
+  set_faults(R"([{"method":"PUT","contains":"partNumber=3","status":500,"code":"InternalError",
+                 "times":1}])");
+  save(url(s, "parts/m"), a, opts);
+  CHECK(weight_bytes(load(url(s, "parts/m"))) == weight_bytes(a));
+  CHECK(direct(s).list_multipart_uploads(kBucket, "parts/", {}).empty());
+  set_faults("[]");
+}
+
+TEST_CASE("a failed replacement leaves the previous model exactly as it was") {
+  S3TestServer& s = faulty_server();
+  set_faults("[]");
+  ModelArtifacts a = model(500, 1.0f);
+  ModelArtifacts b = model(700, 2.0f);
+  save(url(s, "keep/m"), a, R"({"shard_size": 1000})");
+  std::set<std::string> before = keys_under(s, "keep/m/");
+  set_faults(R"([{"method":"PUT","contains":"keep/m/model.json","status":500,
+                 "code":"InternalError","times":100}])");
+  Error e = error_from([&] { save(url(s, "keep/m"), b); });
+  CHECK(e.code() == ErrorCode::kUnavailable);
+  set_faults("[]");
+  CHECK(keys_under(s, "keep/m/") == before);
+  CHECK(weight_bytes(load(url(s, "keep/m"))) == weight_bytes(a));
+
+  // A cancelled save of a new model leaves nothing.
+  CallContext ctx;
+  std::atomic<bool> cancel{false};
+  ctx.on_progress = [&](uint64_t done, uint64_t) {
+    if (done > 0) cancel = true;
+  };
+  ctx.is_cancelled = [&] { return cancel.load(); };
+  e = error_from(
+      [&] { save(url(s, "keep/new"), model(400000, 1.0f), R"({"shard_size": 65536})", ctx); });
+  CHECK(e.code() == ErrorCode::kCancelled);
+  CHECK(keys_under(s, "keep/new/").empty());
+}
+
+TEST_CASE("expired credentials are PERMISSION_DENIED and say what to do") {
+  S3TestServer& s = faulty_server();
+  set_faults(R"([{"contains":"expired/","status":400,"code":"ExpiredToken",
+                 "message":"The provided token has expired.","times":100}])");
+  const std::string opts = R"({"access_key_id":"AKIAEXAMPLE","secret_access_key":"wrong-secret-key",
+                               "session_token":"token"})";
+  Error e = error_from([&] { load(url(s, "expired/m"), opts); });
+  CHECK(e.code() == ErrorCode::kPermissionDenied);
+  CHECK_FALSE(e.retryable());
+  CHECK(testing::contains(e, "ExpiredToken"));
+  CHECK(testing::contains(e, "refresh"));
+  CHECK(testing::contains(e, "HTTP 400"));
+  set_faults("[]");
+}
+
+TEST_CASE("URLs and options are checked") {
+  S3TestServer& s = open_server();
+  auto open_error = [&](const std::string& u, const std::string& o = "{}") {
+    return error_from([&] { registry().open(u, o); });
+  };
+  Error e = open_error("s3:///m");
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK(testing::contains(e, "names no bucket"));
+  e = open_error(url(s, "m") + "&colour=blue");
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK(testing::contains(e, "colour"));
+  e = open_error(url(s, "m") + "&secret_access_key=wrong-secret-key");
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK(testing::contains(e, "do not go in s3:// URLs"));
+  e = open_error(url(s, "m"), R"({"colour": "blue"})");
+  CHECK(testing::contains(e, "Unknown option \"colour\""));
+  e = open_error(url(s, "m"), R"({"part_size": 1024})");
+  CHECK(testing::contains(e, "part_size"));
+  e = open_error(url(s, "a/../b"));
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  e = open_error(url(s, "m") + "&path_style=maybe");
+  CHECK(testing::contains(e, "true or false"));
+  e = open_error("s3://b/m?endpoint=ftp://x");
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  // Settings that are right open without touching the network.
+  CHECK(registry().open("s3://any-bucket/m?region=eu-west-1&path_style=false") != nullptr);
+}

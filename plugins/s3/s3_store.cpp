@@ -1,0 +1,141 @@
+#include "s3_store.hpp"
+
+#include "parallel.hpp"
+
+namespace stowage::s3 {
+
+net::Control control_of(plugin::Call& call, Progress progress) {
+  net::Control c;
+  c.cancelled = [&call] { return call.cancelled(); };
+  c.deadline = call.deadline();
+  if (progress == Progress::kUpload) c.on_sent = [&call](uint64_t n) { call.advance(n); };
+  if (progress == Progress::kDownload) c.on_received = [&call](uint64_t n) { call.advance(n); };
+  return c;
+}
+
+S3Store::S3Store(std::shared_ptr<S3Client> client, std::string bucket, std::string url_suffix)
+    : client_(std::move(client)), bucket_(std::move(bucket)), url_suffix_(std::move(url_suffix)) {}
+
+std::optional<Buffer> S3Store::get(const std::string& key, plugin::Call& call) {
+  std::optional<Object> o = client_->get(bucket_, key, control_of(call, Progress::kNone));
+  if (!o) return std::nullopt;
+  return std::move(o->body);
+}
+
+std::unique_ptr<plugin::BlobStore::Transaction> S3Store::begin(plugin::Call&) {
+  return std::make_unique<S3Transaction>(*this);
+}
+
+std::vector<plugin::BlobInfo> S3Store::list(const std::string& prefix, plugin::Call& call) {
+  std::vector<plugin::BlobInfo> out;
+  for (ListedObject& o : client_->list(bucket_, prefix, control_of(call, Progress::kNone))) {
+    out.push_back({std::move(o.key), o.size, o.last_modified});
+  }
+  return out;
+}
+
+void S3Store::remove(const std::vector<std::string>& keys, plugin::Call& call) {
+  if (keys.empty()) return;
+  // The first key (model.json) goes first, so no reader finds a model.json
+  // whose weight files are already gone.
+  client_->remove(bucket_, keys.front(), control_of(call, Progress::kNone));
+  net::Control control = control_of(call, Progress::kNone);
+  run_parallel(keys.size() - 1, client_->config().concurrency,
+               [&](size_t i, const std::atomic<bool>& stop) {
+                 client_->remove(bucket_, keys[i + 1], child_control(control, stop));
+               });
+}
+
+std::string S3Store::url_of(const std::string& key) const {
+  return S3Client::name(bucket_, key) + url_suffix_;
+}
+
+std::string S3Store::name_of(const std::string& key) const { return S3Client::name(bucket_, key); }
+
+std::optional<plugin::BlobInfo> S3Store::stat(const std::string& key, plugin::Call& call) {
+  std::optional<ObjectInfo> info = client_->head(bucket_, key, control_of(call, Progress::kNone));
+  if (!info) return std::nullopt;
+  return plugin::BlobInfo{key, info->size, info->last_modified};
+}
+
+void S3Store::S3Transaction::put(const std::string& key, const std::vector<Buffer>& pieces,
+                                 plugin::Call& call) {
+  record(key);
+  store_.client_->put(store_.bucket_, key, pieces, control_of(call, Progress::kUpload));
+}
+
+void S3Store::S3Transaction::put_all(const std::vector<Item>& items, plugin::Call& call) {
+  net::Control control = control_of(call, Progress::kUpload);
+  S3Client& client = *store_.client_;
+  run_parallel(
+      items.size(), client.config().concurrency, [&](size_t i, const std::atomic<bool>& stop) {
+        const Item& item = items[i];
+        record(item.key);  // before the request: a cut-short PUT may still land
+        net::Control c = child_control(control, stop);
+        if (item.copy_from) {
+          try {
+            net::Control quiet = c;
+            quiet.on_sent = nullptr;
+            if (client.copy(item.copy_from->first, item.copy_from->second, item.copy_etag,
+                            store_.bucket_, item.key, quiet)) {
+              copies_.fetch_add(1);
+              call.advance(total_size(item.pieces));
+              return;
+            }
+            plugin::log(0, "s3: " + S3Client::name(item.copy_from->first, item.copy_from->second) +
+                               " changed since it was read; uploading instead of copying");
+          } catch (const Error& e) {
+            if (e.retryable() || e.code() == ErrorCode::kCancelled ||
+                e.code() == ErrorCode::kDeadlineExceeded) {
+              throw;
+            }
+            plugin::log(0, std::string("s3: server-side copy refused (") + e.what() +
+                               "); uploading instead");
+          }
+        }
+        client.put(store_.bucket_, item.key, item.pieces, c);
+      });
+}
+
+void S3Store::S3Transaction::remove(const std::vector<std::string>& keys, plugin::Call&) {
+  stale_.insert(stale_.end(), keys.begin(), keys.end());
+}
+
+void S3Store::S3Transaction::commit(plugin::Call&) {
+  forget_written();
+  if (stale_.empty()) return;
+  // The new model is published; its replaced weight files go now. A failure
+  // leaves unreferenced objects behind, never a broken model.
+  net::Control control = cleanup_control();
+  try {
+    run_parallel(stale_.size(), store_.client_->config().concurrency,
+                 [&](size_t i, const std::atomic<bool>& stop) {
+                   store_.client_->remove(store_.bucket_, stale_[i], child_control(control, stop));
+                 });
+  } catch (const std::exception& e) {
+    plugin::log(2, std::string("s3: the new model is saved, but deleting the weight files it "
+                               "replaced failed: ") +
+                       e.what());
+  }
+}
+
+void S3Store::S3Transaction::abort() noexcept {
+  std::vector<std::string> keys;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    keys.swap(written_);
+  }
+  if (keys.empty()) return;
+  try {
+    net::Control control = cleanup_control();
+    run_parallel(keys.size(), store_.client_->config().concurrency,
+                 [&](size_t i, const std::atomic<bool>& stop) {
+                   store_.client_->remove(store_.bucket_, keys[i], child_control(control, stop));
+                 });
+  } catch (const std::exception& e) {
+    plugin::log(2, std::string("s3: a failed save could not delete what it wrote: ") + e.what());
+  } catch (...) {
+  }
+}
+
+}  // namespace stowage::s3

@@ -12,7 +12,7 @@
 # Baselines: `cat` of the shards to /dev/null; bench/mmap_touch (mmap each
 # shard and read every byte, bench/touch.h); `cp -r` of the model folder.
 # Measured: file_load_bench load (stowage::load_model through file:// and the
-# same touch of every byte) and file_load_bench save (load_model and touch,
+# same touch of every byte) and file_load_bench save (load_model, untouched,
 # then save_model to a new folder, durable: false, 4 MiB shards; the
 # save_model call is also timed alone, as a host saves a model it holds).
 set -euo pipefail

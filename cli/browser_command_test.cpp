@@ -3,10 +3,7 @@
 // configuration defaults and stdin. HOME and XDG_DATA_HOME point into the
 // test's folder, so nothing reaches the real per-user profile.
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <rapidjson/document.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -16,93 +13,31 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "run_program.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using Result = stowage::testing::ProgramResult;
+using stowage::testing::read_file;
+using stowage::testing::write_file;
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_file(const fs::path& path, std::string_view bytes) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-class TempDir {
+class TempDir : public stowage::testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "stowage-browser-cli-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : stowage::testing::TempDir("stowage-browser-cli") {}
 };
 
-// The command in folder `cwd` with stdin from `input` (or /dev/null).
+// The command in folder `cwd` with stdin from `input` (or /dev/null), HOME
+// and XDG_DATA_HOME inside `cwd`.
 Result run(const fs::path& cwd, const std::vector<std::string>& args,
            const std::string& input = "/dev/null") {
-  const fs::path out_file = cwd / ".stdout";
-  const fs::path err_file = cwd / ".stderr";
-  std::vector<std::string> argv_strings = {STOWAGE_CLI_EXE};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_strings) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) {
-    if (std::strncmp(*e, "STOWAGE_", 8) == 0 || std::strncmp(*e, "HOME=", 5) == 0 ||
-        std::strncmp(*e, "XDG_", 4) == 0) {
-      continue;
-    }
-    env_strings.emplace_back(*e);
-  }
-  env_strings.push_back("HOME=" + (cwd / "home").string());
-  env_strings.push_back("XDG_DATA_HOME=" + (cwd / "xdg").string());
-  std::vector<char*> envp;
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, input.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(rc == 0);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  REQUIRE_MESSAGE(WIFEXITED(status), "stowage died from a signal");
-  Result r;
-  r.code = WEXITSTATUS(status);
-  r.out = read_file(out_file);
-  r.err = read_file(err_file);
-  return r;
+  return stowage::testing::run_program(
+      STOWAGE_CLI_EXE, args,
+      {.cwd = cwd,
+       .stdin_path = input,
+       .drop_env = {"STOWAGE_", "HOME=", "XDG_"},
+       .add_env = {"HOME=" + (cwd / "home").string(), "XDG_DATA_HOME=" + (cwd / "xdg").string()}});
 }
 
 bool contains(const std::string& text, std::string_view part) {
@@ -147,6 +82,34 @@ TEST_CASE("stowage browser: export of an origin with nothing stored") {
         "{\"database\":\"tensorflowjs\",\"version\":1,\"models_store\":[],\"model_info_store\":[]}"
         "\n");
   CHECK_FALSE(fs::exists(profile));  // reading creates nothing
+}
+
+TEST_CASE(
+    "stowage copy to downloads:// saves without reading back; a move there keeps the source") {
+  TempDir t;
+  const fs::path model = write_model(t.path() / "src");
+  const std::string dst_options = "{\"folder\":\"" + (t.path() / "dl").string() + "\"}";
+  Result r = run(t.path(), {"copy", "file://" + model.string(), "downloads://my model",
+                            "--dst-options", dst_options});
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "not read back: downloads://my model is save-only"));
+  CHECK(fs::file_size(t.path() / "dl" / "my model.weights.bin") == 12);
+  CHECK(contains(read_file(t.path() / "dl" / "my model.json"), "./my model.weights.bin"));
+
+  r = run(t.path(), {"copy", "--json", "file://" + model.string(), "downloads://j", "--dst-options",
+                     dst_options});
+  CHECK(r.code == 0);
+  rapidjson::Document doc = parse_json(r.out);
+  CHECK_FALSE(doc["verified"].GetBool());
+  CHECK(doc["weightBytes"].GetUint64() == 12);
+
+  r = run(t.path(),
+          {"move", "file://" + model.string(), "downloads://moved", "--dst-options", dst_options});
+  CHECK(r.code != 0);
+  CHECK(contains(r.err, "the source was not removed"));
+  CHECK(contains(r.err, "save only"));
+  CHECK(fs::exists(model));
 }
 
 TEST_CASE("stowage browser: export and import move models between profiles and origins") {

@@ -2,10 +2,7 @@
 // prints, what it writes and its exit codes. Plugins come from the build
 // tree through the command's own discovery.
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <rapidjson/document.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,7 +16,7 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "run_program.hpp"
 
 namespace fs = std::filesystem;
 
@@ -27,82 +24,20 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little, "the test writes weights natively");
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using Result = stowage::testing::ProgramResult;
+using stowage::testing::read_file;
+using stowage::testing::write_file;
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_file(const fs::path& path, std::string_view bytes) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-class TempDir {
+class TempDir : public stowage::testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "stowage-cli-test-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : stowage::testing::TempDir("stowage-cli-test") {}
 };
 
 // The command with args, run in cwd with stdout and stderr captured (neither
 // is a terminal, so no progress bar). Discovery is left to the defaults.
 Result run(const fs::path& cwd, const std::vector<std::string>& args) {
-  const fs::path out_file = cwd / ".stdout";
-  const fs::path err_file = cwd / ".stderr";
-  std::vector<std::string> argv_strings = {STOWAGE_CLI_EXE};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_strings) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  std::vector<char*> envp;
-  for (char** e = environ; *e; ++e) {
-    if (std::strncmp(*e, "STOWAGE_", 8) != 0) envp.push_back(*e);
-  }
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(rc == 0);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  Result r;
-  // A signal (a crash) is never an acceptable outcome.
-  REQUIRE_MESSAGE(WIFEXITED(status), "stowage died from a signal: ", argv_strings[1]);
-  r.code = WEXITSTATUS(status);
-  r.out = read_file(out_file);
-  r.err = read_file(err_file);
-  fs::remove(out_file);
-  fs::remove(err_file);
-  return r;
+  return stowage::testing::run_program(STOWAGE_CLI_EXE, args,
+                                       {.cwd = cwd, .drop_env = {"STOWAGE_"}});
 }
 
 bool contains(const std::string& text, std::string_view part) {
@@ -408,6 +343,20 @@ TEST_CASE("verify: OK on a good model, a named failure on a truncated shard") {
   const rapidjson::Document doc = parse_json(bad_json.out);
   CHECK_FALSE(doc["ok"].GetBool());
   CHECK(contains(doc["error"]["message"].GetString(), "group1-shard3of5.bin"));
+}
+
+TEST_CASE("errors name the URL with its secrets redacted") {
+  TempDir tmp;
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"info", "http://user:hunter2@127.0.0.1:99999/m/model.json"},
+           {"verify", "s3://bucket/m?secret_access_key=hunter2&region=x"},
+           {"copy", "https://u:hunter2@h:99999/m/model.json", "memory://x?token=hunter2"}}) {
+    const Result r = run(tmp.path(), args);
+    INFO(r.err);
+    CHECK(r.code != 0);
+    CHECK(contains(r.err, "REDACTED"));
+    CHECK_FALSE(contains(r.err, "hunter2"));
+  }
 }
 
 TEST_CASE("verify refuses duplicate weight names") {

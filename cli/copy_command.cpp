@@ -3,6 +3,7 @@
 
 #include "commands_internal.hpp"
 #include "stowage/management.hpp"
+#include "stowage/registry.hpp"
 #include "stowage/sharding.hpp"
 
 namespace stowage::cli {
@@ -23,6 +24,7 @@ struct TransferArgs {
 // What the destination holds after the transfer, learnt by loading it back.
 struct Written {
   bool known = false;
+  bool save_only = false;  // the destination's scheme cannot load (downloads://)
   size_t tensors = 0;
   bool has_manifest = false;
   std::vector<std::pair<std::string, uint64_t>> shards;  // path, bytes
@@ -32,18 +34,29 @@ Written reload(const std::string& dst, const std::string& dst_options,
                const CommonOptions& common) {
   // shard_size shapes a save; a load has no use for it.
   const std::string options = remove_json_member(dst_options, "shard_size");
+  Written written;
+  auto handler = Registry::global().open(dst, options);
+  if (!handler->can_load()) {
+    written.save_only = true;  // nothing to read back; the save itself succeeded
+    return written;
+  }
   Progress progress(common, "verifying");
   ModelArtifacts artifacts;
   try {
-    artifacts = load_model(dst, options, progress.context());
+    artifacts = load_model(*handler, progress.context());
   } catch (const Error& e) {
+    // A plugin serving several schemes declares load for all of them; a
+    // save-only one among them (downloads://) refuses here.
+    if (e.code() == ErrorCode::kUnimplemented) {
+      written.save_only = true;
+      return written;
+    }
     throw Error(e.code(),
                 "the model was written to " + dst + " but loading it back failed: " + e.what(),
                 e.retryable());
   }
   progress.finish();
 
-  Written written;
   written.known = true;
   written.tensors = artifacts.weight_specs ? artifacts.weight_specs->size() : 0;
   if (artifacts.weights_manifest) {
@@ -89,6 +102,7 @@ void print_human(const TransferArgs& a, const std::string& src, const std::strin
     }
   }
   out += "  weights:             " + weights + "\n";
+  if (written.save_only) out += "  not read back: " + dst + " is save-only\n";
   if (written.has_manifest && !written.shards.empty()) {
     constexpr size_t kListed = 8;
     for (size_t i = 0; i < written.shards.size() && i < kListed; ++i) {
@@ -154,7 +168,8 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
       result = a.move ? move_model(src, dst, options) : copy_model(src, dst, options);
     } catch (const Error& e) {
       if (message_names(e.what(), src) || message_names(e.what(), dst)) throw;
-      throw Error(e.code(), src + " -> " + dst + ": " + e.what(), e.retryable());
+      throw Error(e.code(), display_url(src) + " -> " + display_url(dst) + ": " + e.what(),
+                  e.retryable());
     }
   }
 

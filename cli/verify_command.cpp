@@ -77,7 +77,8 @@ int run_verify(const VerifyArgs& args, const CommonOptions& common) {
   } catch (const Error& e) {
     if (common.json) {
       // The verdict is the output; the one-line message still goes to stderr.
-      const std::string message = message_names(e.what(), url) ? e.what() : url + ": " + e.what();
+      const std::string message =
+          message_names(e.what(), url) ? e.what() : display_url(url) + ": " + e.what();
       JsonWriter w;
       w.begin_object();
       w.key("url").string(url);

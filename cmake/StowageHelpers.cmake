@@ -3,6 +3,8 @@
 # One doctest main for every unit-test executable.
 add_library(stowage_test_main STATIC ${CMAKE_SOURCE_DIR}/tests/doctest_main.cpp)
 target_link_libraries(stowage_test_main PUBLIC doctest::doctest)
+# tests/support: temporary folders, file I/O, running built programs.
+target_include_directories(stowage_test_main PUBLIC ${CMAKE_SOURCE_DIR}/tests/support)
 
 # stowage_add_test(NAME name SOURCES a_test.cpp ... [LIBS ...] [LABELS ...])
 # A doctest executable registered with CTest. Plugins under test are found
@@ -21,21 +23,29 @@ function(stowage_add_test)
   set_tests_properties(${T_NAME} PROPERTIES LABELS "unit;${T_LABELS}" TIMEOUT 600)
 endfunction()
 
-# stowage_add_plugin(NAME file SOURCES file_plugin.cpp SCHEMES file [LIBS ...])
-# Builds libstowage_<name>.so into the plugin folder with its manifest
-# stowage-<name>.json beside it. Plugins export one symbol and never link the
-# core library (no second registry in the process).
+# stowage_add_plugin(NAME file SOURCES file_plugin.cpp SCHEMES file [LIBS ...]
+#                    [OUTPUT_DIRECTORY dir] [INSTALL_DESTINATION dir])
+# Builds libstowage_<name>.so into the plugin folder (or OUTPUT_DIRECTORY)
+# with its manifest stowage-<name>.json beside it. Plugins export one symbol
+# and never link the core library (no second registry in the process).
 function(stowage_add_plugin)
-  cmake_parse_arguments(P "" "NAME;VERSION" "SOURCES;SCHEMES;LIBS" ${ARGN})
+  cmake_parse_arguments(P "" "NAME;VERSION;OUTPUT_DIRECTORY;INSTALL_DESTINATION"
+                        "SOURCES;SCHEMES;LIBS" ${ARGN})
   if(NOT P_VERSION)
     set(P_VERSION ${PROJECT_VERSION})
+  endif()
+  if(NOT P_OUTPUT_DIRECTORY)
+    set(P_OUTPUT_DIRECTORY ${STOWAGE_PLUGIN_OUTPUT_DIR})
+  endif()
+  if(NOT P_INSTALL_DESTINATION)
+    set(P_INSTALL_DESTINATION ${STOWAGE_INSTALL_PLUGIN_DIR})
   endif()
   set(target stowage_${P_NAME})
   add_library(${target} MODULE ${P_SOURCES})
   target_link_libraries(${target} PRIVATE stowage::sdk ${P_LIBS})
   set_target_properties(${target} PROPERTIES
     PREFIX "lib" OUTPUT_NAME stowage_${P_NAME}
-    LIBRARY_OUTPUT_DIRECTORY ${STOWAGE_PLUGIN_OUTPUT_DIR}
+    LIBRARY_OUTPUT_DIRECTORY ${P_OUTPUT_DIRECTORY}
     C_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
   # The entry point is the only exported symbol: the version script also
   # hides the C++ library's template instantiations and the format library.
@@ -54,7 +64,7 @@ function(stowage_add_plugin)
     string(APPEND schemes_json "\"${s}\"")
   endforeach()
   set(manifest "{\n  \"manifest_version\": 1,\n  \"name\": \"${P_NAME}\",\n  \"version\": \"${P_VERSION}\",\n  \"library\": \"libstowage_${P_NAME}.so\",\n  \"abi\": {\"major\": 1, \"minor\": 0},\n  \"schemes\": [${schemes_json}]\n}\n")
-  file(GENERATE OUTPUT ${STOWAGE_PLUGIN_OUTPUT_DIR}/stowage-${P_NAME}.json CONTENT "${manifest}")
-  install(TARGETS ${target} LIBRARY DESTINATION ${STOWAGE_INSTALL_PLUGIN_DIR})
-  install(FILES ${STOWAGE_PLUGIN_OUTPUT_DIR}/stowage-${P_NAME}.json DESTINATION ${STOWAGE_INSTALL_PLUGIN_DIR})
+  file(GENERATE OUTPUT ${P_OUTPUT_DIRECTORY}/stowage-${P_NAME}.json CONTENT "${manifest}")
+  install(TARGETS ${target} LIBRARY DESTINATION ${P_INSTALL_DESTINATION})
+  install(FILES ${P_OUTPUT_DIRECTORY}/stowage-${P_NAME}.json DESTINATION ${P_INSTALL_DESTINATION})
 endfunction()

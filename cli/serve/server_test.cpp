@@ -26,6 +26,7 @@
 
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
+#include "test_files.hpp"
 
 extern char** environ;
 
@@ -169,21 +170,9 @@ std::string upload_headers_line() {
   return "Content-Type: multipart/form-data; boundary=" + kBoundary;
 }
 
-class TempDir {
+class TempDir : public stowage::testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "stowage-serve-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : stowage::testing::TempDir("stowage-serve-test") {}
 };
 
 // A server running on its own thread for one test.

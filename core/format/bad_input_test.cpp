@@ -1,8 +1,9 @@
-// Runs every case of the bad-input corpus (tests/data/bad) through the
-// format library directly: parse_model_json, then validate_weight_bytes,
-// then decode_weights. Each case must fail with its code and message parts.
-// Cases about files that cannot be read (needs_plugin) are checked by the
-// file plugin's test, which loads each folder through file://.
+// Runs every format case of the bad-input corpus (tests/data/bad/format,
+// see tests/data/bad/README.md) through the format library directly:
+// parse_model_json, then validate_weight_bytes, then decode_weights. Each
+// case must fail with its code and message parts. Cases about files that
+// cannot be read (needs_plugin) are checked by the file plugin's test,
+// which loads each folder through file://.
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
@@ -11,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "bad_cases.hpp"
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/weights.hpp"
@@ -20,20 +22,15 @@ using namespace stowage;
 
 namespace {
 
-const fs::path kCorpus = fs::path(STOWAGE_SOURCE_DIR) / "tests" / "data" / "bad";
+using stowage::testing::read_cases;
+using stowage::testing::read_required_file;
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "cannot open " << p);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+const fs::path kCorpus = fs::path(STOWAGE_SOURCE_DIR) / "tests" / "data" / "bad" / "format";
 
 // What a loader does before handing artifacts out, minus the I/O plugin.
 void load_and_decode(const fs::path& dir) {
   const fs::path json_path = dir / "model.json";
-  ModelArtifacts a = parse_model_json(read_file(json_path), json_path.string());
+  ModelArtifacts a = parse_model_json(read_required_file(json_path), json_path.string());
   WeightData data;
   if (a.weights_manifest) {
     for (const WeightGroup& g : *a.weights_manifest) {
@@ -41,7 +38,7 @@ void load_and_decode(const fs::path& dir) {
         const fs::path shard = dir / p;
         REQUIRE_MESSAGE(fs::is_regular_file(shard),
                         "shard " << shard << " is missing; mark the case needs_plugin");
-        data.push_back(Buffer::from_string(read_file(shard), shard.string()));
+        data.push_back(Buffer::from_string(read_required_file(shard), shard.string()));
       }
     }
   }
@@ -53,11 +50,7 @@ void load_and_decode(const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("every bad-input case fails with its code and message") {
-  const std::string text = read_file(kCorpus / "cases.json");
-  rapidjson::Document cases;
-  cases.Parse(text.data(), text.size());
-  REQUIRE_FALSE(cases.HasParseError());
-  REQUIRE(cases.IsArray());
+  const rapidjson::Document cases = read_cases(kCorpus / "cases.json");
   REQUIRE(cases.Size() >= 20);
 
   std::set<std::string> listed;

@@ -1,9 +1,16 @@
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -158,6 +165,142 @@ bool rewrite_lone_high_surrogates(std::string_view text, std::string& out) {
   return changed;
 }
 
+// Two bugs of RapidJSON 1.1.0's full-precision number path, found by
+// fuzz/model_json_fuzzer and worked around before parsing:
+// - a zero with a long fraction or an exponent ("0e39", "-0.00E+5",
+//   "0.000000000000000000000000") is read as garbage (a zero significand is
+//   normalised with clz(0)) or refused as too big, where JSON.parse reads 0:
+//   such numbers are blanked after their "0", which keeps every offset;
+// - from about 1e359 up, a power-of-ten table is read out of bounds: numbers
+//   of 1e309 or more are refused here as RapidJSON refuses "1e309".
+// Returns false when no number was blanked; sets *too_big to the offset of
+// the first number that is too big, or leaves it alone.
+bool guard_numbers(std::string_view text, std::string& out, size_t* too_big) {
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  const size_t n = text.size();
+  bool changed = false;
+  bool in_string = false;
+  for (size_t i = 0; i < n; ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    if (c != '-' && !digit(c)) continue;
+    // One number token: -?int(.frac)?([eE][+-]?exp)?. magnitude is the
+    // decimal exponent of its first non-zero digit, plus one; none for zero.
+    size_t j = c == '-' ? i + 1 : i;
+    const size_t int_start = j;
+    std::optional<int64_t> magnitude;
+    while (j < n && digit(text[j])) {
+      if (!magnitude && text[j] != '0') magnitude = static_cast<int64_t>(j - int_start);
+      ++j;
+    }
+    const size_t int_digits = j - int_start;
+    if (magnitude) *magnitude = static_cast<int64_t>(int_digits) - *magnitude;
+    // JSON forbids leading zeros ("00e5"); such text is left for RapidJSON to refuse.
+    bool valid = int_digits == 1 || (int_digits > 1 && text[int_start] != '0');
+    bool decorated = false;  // has a fraction or an exponent
+    if (j < n && text[j] == '.') {
+      const size_t frac_start = ++j;
+      while (j < n && digit(text[j])) {
+        if (!magnitude && text[j] != '0') magnitude = -static_cast<int64_t>(j - frac_start);
+        ++j;
+      }
+      valid = valid && j > frac_start;
+      decorated = true;
+    }
+    int64_t exponent = 0;
+    if (j < n && (text[j] == 'e' || text[j] == 'E')) {
+      size_t k = j + 1;
+      const bool negative = k < n && text[k] == '-';
+      if (k < n && (text[k] == '+' || text[k] == '-')) ++k;
+      const size_t exp_start = k;
+      for (; k < n && digit(text[k]); ++k) {
+        exponent = std::min<int64_t>(exponent * 10 + (text[k] - '0'), 1000000);
+      }
+      if (negative) exponent = -exponent;
+      valid = valid && k > exp_start;
+      decorated = true;
+      j = k;
+    }
+    if (valid && !magnitude && decorated) {
+      if (!changed) out.assign(text);
+      changed = true;
+      std::fill(out.begin() + static_cast<std::ptrdiff_t>(int_start + 1),
+                out.begin() + static_cast<std::ptrdiff_t>(j), ' ');
+    } else if (valid && magnitude && *magnitude + exponent > 309 && *too_big == SIZE_MAX) {
+      *too_big = i;
+    }
+    if (j > i) i = j - 1;
+  }
+  return changed;
+}
+
+// Hands the document RapidJSON's events with every number converted by the
+// standard library instead of RapidJSON's own strtod, which reads some
+// denormals through __builtin_clzll(0) (undefined) besides the zero and
+// huge-number bugs guard_numbers works around. Integers keep RapidJSON's
+// typing (Int64/Uint64 when they fit, else double); the rest are correctly
+// rounded doubles, as JSON.parse gives.
+struct NumberConverter {
+  rapidjson::Document& out;
+  bool too_big = false;  // a number past DBL_MAX stopped the parse
+
+  bool RawNumber(const char* text, rapidjson::SizeType length, bool) {
+    const std::string_view s(text, length);
+    if (s == "NaN") return out.Double(std::numeric_limits<double>::quiet_NaN());
+    if (s == "Infinity" || s == "Inf") return out.Double(std::numeric_limits<double>::infinity());
+    if (s == "-Infinity" || s == "-Inf") {
+      return out.Double(-std::numeric_limits<double>::infinity());
+    }
+    if (s.find_first_of(".eE") == std::string_view::npos) {
+      if (s.front() == '-') {
+        int64_t value = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+        if (ec == std::errc() && end == s.data() + s.size()) return out.Int64(value);
+      } else {
+        uint64_t value = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+        if (ec == std::errc() && end == s.data() + s.size()) return out.Uint64(value);
+      }
+    }
+    // strtod: correctly rounded, denormals and underflow to 0 as JSON.parse
+    // gives them; past DBL_MAX is refused as RapidJSON refuses it.
+    const std::string terminated(s);
+    char* end = nullptr;
+    errno = 0;
+    const double value = std::strtod(terminated.c_str(), &end);
+    if (end != terminated.c_str() + terminated.size()) return false;
+    if (errno == ERANGE && std::isinf(value)) {
+      too_big = true;
+      return false;
+    }
+    return out.Double(value);
+  }
+  bool Null() { return out.Null(); }
+  bool Bool(bool b) { return out.Bool(b); }
+  bool Int(int i) { return out.Int(i); }
+  bool Uint(unsigned u) { return out.Uint(u); }
+  bool Int64(int64_t i) { return out.Int64(i); }
+  bool Uint64(uint64_t u) { return out.Uint64(u); }
+  bool Double(double d) { return out.Double(d); }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return out.String(s, n, copy); }
+  bool StartObject() { return out.StartObject(); }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return out.Key(s, n, copy); }
+  bool EndObject(rapidjson::SizeType members) { return out.EndObject(members); }
+  bool StartArray() { return out.StartArray(); }
+  bool EndArray(rapidjson::SizeType elements) { return out.EndArray(elements); }
+};
+
 }  // namespace
 
 rapidjson::Document parse(std::string_view text, std::string_view source) {
@@ -170,13 +313,29 @@ rapidjson::Document parse(std::string_view text, std::string_view source) {
   if (text.find("\\u") != std::string_view::npos && rewrite_lone_high_surrogates(text, rewritten)) {
     text = rewritten;
   }
+  std::string blanked;
+  size_t too_big = SIZE_MAX;
+  if (guard_numbers(text, blanked, &too_big)) text = blanked;
   rapidjson::Document doc;
-  doc.Parse<kParseFlags>(text.data(), text.size());
-  if (doc.HasParseError()) {
+  rapidjson::ParseResult result;
+  if (too_big == SIZE_MAX) {
+    auto generate = [&](rapidjson::Document& handler) {
+      NumberConverter converter{handler};
+      rapidjson::MemoryStream bytes(text.data(), text.size());
+      rapidjson::Reader reader;
+      result = reader.Parse<kParseFlags | rapidjson::kParseNumbersAsStringsFlag>(bytes, converter);
+      if (converter.too_big) result.Set(rapidjson::kParseErrorNumberTooBig, result.Offset());
+      return !result.IsError();
+    };
+    doc.Populate(generate);
+  }
+  if (too_big != SIZE_MAX || result.IsError()) {
+    const size_t offset = too_big != SIZE_MAX ? too_big : result.Offset();
+    const rapidjson::ParseErrorCode code =
+        too_big != SIZE_MAX ? rapidjson::kParseErrorNumberTooBig : result.Code();
     throw Error(ErrorCode::kInvalidArgument, std::string(source) + ": invalid JSON at offset " +
-                                                 std::to_string(doc.GetErrorOffset() + skipped) +
-                                                 ": " +
-                                                 rapidjson::GetParseError_En(doc.GetParseError()));
+                                                 std::to_string(offset + skipped) + ": " +
+                                                 rapidjson::GetParseError_En(code));
   }
   return doc;
 }

@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"
@@ -45,6 +47,37 @@ TEST_CASE("json::normalize: the number golden of spec §1.8") {
                         "test") ==
         "[9007199254740992,18446744073709552000,-9223372036854776000,0]");
   CHECK(json::normalize("[1.0, 2.50, 1E3, 1e-07]", "test") == "[1,2.5,1000,1e-7]");
+}
+
+// Found by fuzz/model_json_fuzzer and fuzz/config_fuzzer: RapidJSON read
+// "0e39" and "0.000000000000000000000000000000" as garbage.
+TEST_CASE("json::normalize: zero with an exponent is 0, as in JSON.parse") {
+  CHECK(json::normalize("[0e39,-0.00E+5,0e400,0.0e-400,0E1,-0e0]", "test") == "[0,0,0,0,0,0]");
+  CHECK(json::normalize("[0.000000000000000000000000000000,-0.0000000000000000000000000]",
+                        "test") == "[0,0]");
+  CHECK(json::normalize(R"({"0e39":"0e39","x":[1e2,0.5e1,10e1]})", "test") ==
+        R"({"0e39":"0e39","x":[100,5,100]})");
+  CHECK_THROWS_AS(json::normalize("[0e]", "test"), Error);
+  CHECK_THROWS_AS(json::normalize("[0.e5]", "test"), Error);
+  CHECK_THROWS_AS(json::normalize("[00e5]", "test"), Error);
+}
+
+// Found by fuzz/model_json_fuzzer: RapidJSON read past a table for these.
+TEST_CASE("json::normalize: numbers of 1e309 and more are refused as too big") {
+  const std::string zeros(60, '0');
+  const std::vector<std::string> texts = {"[9007199" + zeros + "e308]", "[1e309]", "[-0.1e310]",
+                                          "[1" + std::string(309, '0') + "]"};
+  for (const std::string& text : texts) {
+    CAPTURE(text);
+    try {
+      json::normalize(text, "test");
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()) ==
+            "test: invalid JSON at offset 1: Number too big to be stored in double.");
+    }
+  }
+  CHECK(json::normalize("[1e308,0.1e309,1" + zeros + "e-60]", "test") == "[1e+308,1e+308,1]");
 }
 
 TEST_CASE("json::quote escapes exactly as JSON.stringify") {

@@ -266,6 +266,9 @@ class Reader {
       if (segment == ".." || segment == ".%2e" || segment == "%2e." || segment == "%2e%2e") {
         refuse("it contains a '..' segment");
       }
+      // %2f and %5c stay data (RFC 3986 2.2; fetch never decodes them), so
+      // "..%5c..%5cm" names a folder inside this one: a server stores a
+      // model at such a name and writes it so (conformance: hostile names).
       start = end + 1;
     }
   }

@@ -203,6 +203,12 @@ SaveResult transfer(std::string_view src, std::string_view dst, const TransferOp
                 "Copying failed because no save handler is found for destination URL " + d +
                     ". The handler of scheme '" + scheme_text(dst) + "' cannot save models.");
   }
+  if (move && !destination->can_load()) {
+    throw Error(ErrorCode::kUnimplemented,
+                "Cannot move to " + d + ": the handler of scheme '" + scheme_text(dst) +
+                    "' cannot load models, so the copy could not be verified before the source "
+                    "is removed; nothing was copied. Copy it instead.");
+  }
   if (move && !source->can_remove()) {
     throw Error(ErrorCode::kUnimplemented,
                 "Cannot find model manager for scheme '" + scheme_text(src) +
@@ -229,7 +235,15 @@ SaveResult transfer(std::string_view src, std::string_view dst, const TransferOp
   CallContext quiet = options.call;
   quiet.on_progress = nullptr;
   quiet.weight_url_converter = nullptr;
-  ModelArtifacts copy = registry.open(dst, options.destination_options)->load(quiet);
+  ModelArtifacts copy;
+  try {
+    copy = registry.open(dst, options.destination_options)->load(quiet);
+  } catch (const Error& e) {
+    throw Error(e.code(),
+                "Moving '" + s + "' to '" + d + "' failed: the copy was written but reading it " +
+                    "back to verify it failed, so the source was not removed: " + e.what(),
+                e.retryable());
+  }
   if (auto diff = difference(artifacts, copy)) {
     throw Error(ErrorCode::kDataLoss, "Moving '" + s + "' to '" + d +
                                           "' failed: the model read back from the destination "

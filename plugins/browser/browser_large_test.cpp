@@ -12,6 +12,7 @@
 #include "plugin_test_util.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/registry.hpp"
+#include "test_files.hpp"
 
 namespace fs = std::filesystem;
 using namespace stowage;
@@ -32,10 +33,10 @@ uint64_t peak_rss() {
 }  // namespace
 
 TEST_CASE("indexeddb: a 2.5 GiB model is saved and loaded in chunks") {
-  Registry* registry = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  std::string tmpl = (fs::temp_directory_path() / "stowage-browser-large-XXXXXX").string();
-  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-  const fs::path profile = tmpl;
+  // Lives for the process, as in the other plugin tests (plugins are never unloaded).
+  static Registry* registry = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
+  const testing::TempDir temp("stowage-browser-large");
+  const fs::path& profile = temp.path();
   const std::string options =
       "{\"profile\":" + json::quote(profile.string()) + ",\"durable\":false,\"quota\":10737418240}";
 
@@ -77,6 +78,4 @@ TEST_CASE("indexeddb: a 2.5 GiB model is saved and loaded in chunks") {
     CHECK(same);
   }
   registry->open("indexeddb://large", options)->remove();
-  std::error_code ec;
-  fs::remove_all(profile, ec);
 }

@@ -22,6 +22,7 @@
 #include "stowage/model_json.hpp"
 #include "stowage/registry.hpp"
 #include "stowage/weights.hpp"
+#include "test_files.hpp"
 
 namespace fs = std::filesystem;
 using namespace stowage;
@@ -39,22 +40,9 @@ Registry& registry() {
   return *r;
 }
 
-// A fresh folder, deleted with everything in it.
-class TempDir {
+class TempDir : public stowage::testing::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "stowage-browser-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : stowage::testing::TempDir("stowage-browser-test") {}
 };
 
 // A profile folder and the options that select it.

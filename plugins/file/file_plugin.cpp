@@ -59,6 +59,7 @@
 #include <set>
 
 #include "file_internal.hpp"
+#include "mapped_files_internal.hpp"
 #include "stowage/blob_store.hpp"
 
 namespace stowage::file {
@@ -77,7 +78,12 @@ constexpr uint64_t kWriteChunk = 8ull << 20;  // progress and cancellation granu
 
 // ".<name>.stowage-tmp-" (the name cut short so the whole fits NAME_MAX).
 std::string temp_prefix(const std::string& name) {
-  return "." + name.substr(0, 200) + std::string(kTempMarker);
+  // Appended piece by piece: "." + std::string&& trips GCC 12's -Wrestrict
+  // false positive in optimised builds.
+  std::string prefix(1, '.');
+  prefix.append(name, 0, 200);
+  prefix.append(kTempMarker);
+  return prefix;
 }
 bool is_temp_name(std::string_view name) {
   size_t at = name.rfind(kTempMarker);
@@ -127,6 +133,7 @@ class FileReader final : public BlobStore::Reader {
       if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
       throw errno_error(errno, "Cannot open " + path);
     }
+    if (!confine) model_read_ = true;
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) throw errno_error(errno, "Cannot stat " + path);
     if (!S_ISREG(st.st_mode)) {
@@ -138,16 +145,23 @@ class FileReader final : public BlobStore::Reader {
     void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
     if (addr == MAP_FAILED) throw errno_error(errno, "Cannot map " + path);
     ::madvise(addr, size, MADV_SEQUENTIAL);
-    std::shared_ptr<const void> owner(
-        addr, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
+    const bool remembered = remember_mapping(addr, fd.get(), st, size);
+    std::shared_ptr<const void> owner(addr, [size, remembered](const void* p) {
+      if (remembered) MappedFiles::instance().remove(p);
+      ::munmap(const_cast<void*>(p), size);
+    });
     return Buffer::wrap(static_cast<const uint8_t*>(addr), size, std::move(owner), path);
   }
 
-  // The folder's path now leads to another folder (a save swapped it in).
+  // The folder's path now leads to another folder (a save swapped it in),
+  // or a remove is under way in this one: it deletes model.json first, so a
+  // weight file missing after that is the remove's doing, not data loss.
   bool stale() override {
     struct stat st;
     if (::stat(folder_.c_str(), &st) != 0) return static_cast<bool>(dir_);
-    return !dir_ || st.st_ino != ino_ || st.st_dev != dev_;
+    if (!dir_ || st.st_ino != ino_ || st.st_dev != dev_) return true;
+    return model_read_ && ::fstatat(dir_.get(), model_name_.c_str(), &st, 0) != 0 &&
+           errno == ENOENT;
   }
 
  private:
@@ -180,9 +194,21 @@ class FileReader final : public BlobStore::Reader {
     return true;
   }
 
+  // Lets a later save copy these bytes file to file (mapped_files_internal.hpp).
+  static bool remember_mapping(const void* addr, int fd, const struct stat& st, uint64_t size) {
+    char path[PATH_MAX];
+    const std::string self = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t n = ::readlink(self.c_str(), path, sizeof path);
+    if (n <= 0 || static_cast<size_t>(n) >= sizeof path || path[0] != '/') return false;
+    MappedFiles::instance().add(
+        addr, {std::string(path, static_cast<size_t>(n)), st.st_dev, st.st_ino, size});
+    return true;
+  }
+
   std::string folder_;
   std::string model_name_;
   Fd dir_;
+  bool model_read_ = false;  // model.json was there when this reader read it
   dev_t dev_ = 0;
   ino_t ino_ = 0;
 };
@@ -268,7 +294,13 @@ class FileTransaction final : public BlobStore::Transaction {
     };
     for (const Buffer& piece : pieces) {
       const uint8_t* p = piece.data();
-      for (uint64_t left = piece.size(); left > 0;) {
+      uint64_t copied = 0;
+      if (auto source = MappedFiles::instance().find(p, piece.size())) {
+        if (!iov.empty()) flush();
+        copied = copy_from_file(*source, piece.size(), fd.get(), path, call);
+        p += copied;
+      }
+      for (uint64_t left = piece.size() - copied; left > 0;) {
         uint64_t k = std::min(left, kWriteChunk - batch);
         iov.push_back({const_cast<uint8_t*>(p), static_cast<size_t>(k)});
         p += k;
@@ -280,6 +312,42 @@ class FileTransaction final : public BlobStore::Transaction {
     if (!iov.empty()) flush();
     if (durable_ && ::fdatasync(fd.get()) != 0) throw errno_error(errno, "Cannot sync " + path);
     if (fd.close() != 0) throw errno_error(errno, "Cannot write " + path);
+  }
+
+  // Copies size bytes of a file this plugin mapped into out with
+  // copy_file_range, so the kernel moves page cache to page cache (or shares
+  // extents) instead of write() copying out of the mapping. Returns the bytes
+  // copied; the caller writes the rest from the mapping. That is everything
+  // when the file was replaced since it was mapped or the kernel or the
+  // filesystems cannot copy between these files.
+  static uint64_t copy_from_file(const MappedRange& source, uint64_t size, int out,
+                                 const std::string& path, Call& call) {
+    Fd in(::open(source.file.path.c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st;
+    if (!in || ::fstat(in.get(), &st) != 0 || st.st_dev != source.file.dev ||
+        st.st_ino != source.file.ino || static_cast<uint64_t>(st.st_size) < source.offset + size) {
+      return 0;
+    }
+    auto offset = static_cast<loff_t>(source.offset);
+    uint64_t done = 0;
+    while (done < size) {
+      const auto want = static_cast<size_t>(std::min(size - done, kWriteChunk));
+      const ssize_t n = ::copy_file_range(in.get(), &offset, out, nullptr, want, 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        // Nothing written yet by this call: the rest goes through write().
+        if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
+            errno == EBADF) {
+          return done;
+        }
+        throw errno_error(errno, "Cannot write " + path);
+      }
+      if (n == 0) return done;  // the file shrank under us: write from the mapping
+      done += static_cast<uint64_t>(n);
+      call.advance(static_cast<uint64_t>(n));
+      call.check();
+    }
+    return done;
   }
 
   // The old model's files go with the old folder; nothing to do.

@@ -25,6 +25,7 @@
 #include "stowage/model_json.hpp"
 #include "stowage/registry.hpp"
 #include "stowage/weights.hpp"
+#include "test_files.hpp"
 
 namespace fs = std::filesystem;
 using namespace stowage;
@@ -32,7 +33,9 @@ using testing::error_of;
 using testing::float_bytes;
 using testing::float_model;
 using testing::ramp;
+using testing::read_file;
 using testing::weight_bytes;
+using testing::write_file;
 
 namespace {
 
@@ -41,26 +44,9 @@ Registry& registry() {
   return *r;
 }
 
-// A fresh folder, deleted with everything in it.
-class TempDir {
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "stowage-file-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  std::string url(const std::string& rel = "") const {
-    return "file://" + (rel.empty() ? path_.string() : (path_ / rel).string());
-  }
-
- private:
-  fs::path path_;
+  TempDir() : testing::TempDir("stowage-file-test") {}
 };
 
 // Runs a test in another working directory.
@@ -72,17 +58,6 @@ class InDir {
  private:
   fs::path old_;
 };
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-void write_file(const fs::path& p, std::string_view bytes) {
-  std::ofstream out(p, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 std::set<std::string> names_in(const fs::path& dir) {
   std::set<std::string> out;
@@ -584,6 +559,54 @@ TEST_CASE("loads are zero copy: each weight buffer lies in a mapping of its file
   }
 }
 
+// KiB of the mapping holding p that are resident in this process: a save
+// that copies file to file in the kernel never faults the source in.
+long resident_kib(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  auto addr = reinterpret_cast<uintptr_t>(p);
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    uintptr_t start = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2 && line.find(':') > 8) {
+      inside = addr >= start && addr < end;
+    } else if (inside && line.starts_with("Rss:")) {
+      return std::atol(line.c_str() + 4);
+    }
+  }
+  return -1;
+}
+
+TEST_CASE("saving a model loaded from file:// copies file to file, not through the mapping") {
+  TempDir tmp;
+  constexpr size_t kFloats = 2u << 20;  // 8 MiB of weights
+  ModelArtifacts a = float_model(ramp(kFloats, 0.5f));
+  save(tmp.url("src"), a, R"({"shard_size": 3000000})");
+  ModelArtifacts loaded = load(tmp.url("src"));
+  save(tmp.url("dst"), loaded, R"({"durable": false, "shard_size": 1000000})");
+  REQUIRE(loaded.weight_data->size() == 3);
+  for (const Buffer& b : *loaded.weight_data) {
+    CAPTURE(b.label());
+    const long kib = resident_kib(b.data());
+    CHECK(kib >= 0);
+    CHECK(kib < static_cast<long>(b.size() / 1024 / 2));  // written out of the mapping: all of it
+  }
+  CHECK(weight_bytes(load(tmp.url("dst"))) == weight_bytes(a));
+  save(tmp.url("one"), loaded);  // one weights.bin from three source files
+  CHECK(read_file(tmp.path() / "one" / "weights.bin") == weight_bytes(a));
+}
+
+TEST_CASE("a loaded model whose files were replaced since still saves its own bytes") {
+  TempDir tmp;
+  ModelArtifacts first = float_model(ramp(5000, 1.0f));
+  save(tmp.url("m"), first, R"({"shard_size": 4096})");
+  ModelArtifacts loaded = load(tmp.url("m"));
+  // Same names, new files: the paths the mappings came from now hold other bytes.
+  save(tmp.url("m"), float_model(ramp(5000, -7.0f)), R"({"shard_size": 4096})");
+  save(tmp.url("copy"), loaded);
+  CHECK(read_file(tmp.path() / "copy" / "weights.bin") == weight_bytes(first));
+}
+
 TEST_CASE("durable: false saves and loads the same model") {
   TempDir tmp;
   ModelArtifacts a = float_model(ramp(64, 3.0f));
@@ -620,7 +643,7 @@ TEST_CASE("the plugin exports only its entry point") {
 }
 
 TEST_CASE("the bad-input corpus fails through file:// with its named cause") {
-  const fs::path corpus = fs::path(STOWAGE_SOURCE_DIR) / "tests" / "data" / "bad";
+  const fs::path corpus = fs::path(STOWAGE_SOURCE_DIR) / "tests" / "data" / "bad" / "format";
   rapidjson::Document cases;
   std::string text = read_file(corpus / "cases.json");
   cases.Parse(text.c_str(), text.size());

@@ -72,11 +72,24 @@ struct Connection {
   }
 };
 
+struct CallState;
+
+// Counts a request as committed (its body sent, its answer awaited) for as
+// long as it lives.
+class CommitGuard {
+ public:
+  CommitGuard(CallState& call, bool active);
+  ~CommitGuard();
+  CommitGuard(const CommitGuard&) = delete;
+  CommitGuard& operator=(const CommitGuard&) = delete;
+
+ private:
+  CallState* call_;
+};
+
 // Thrown inside a coroutine whose call was stopped by another request's
 // failure, a cancellation or a deadline; the call's recorded error wins.
 struct Stopped {};
-
-struct CallState;
 
 // One request in flight: what an abort must cancel.
 struct Op {
@@ -114,6 +127,11 @@ struct CallState {
   std::condition_variable done_cv;
   size_t workers = 0;
   bool finished = false;
+  // Requests whose whole body is sent and whose answer is awaited: the server
+  // may already have acted on them (published an upload), so a cancellation
+  // or a deadline waits for their answer instead of cutting them off and
+  // reporting a failure for something that happened.
+  std::atomic<int> committed{0};
 
   void stop(std::exception_ptr e) {
     if (!error) error = std::move(e);
@@ -121,6 +139,13 @@ struct CallState {
     for (Op* op : active) op->cancel();
   }
 };
+
+CommitGuard::CommitGuard(CallState& call, bool active) : call_(active ? &call : nullptr) {
+  if (call_ != nullptr) ++call_->committed;
+}
+CommitGuard::~CommitGuard() {
+  if (call_ != nullptr) --call_->committed;
+}
 
 bool is_ip_literal(const std::string& host) {
   error_code ec;
@@ -454,6 +479,18 @@ struct Client::Impl {
     size_t i = 0;
     size_t offset = 0;
     while (i < pieces.size()) {
+      // Between runs, not only while the caller waits: a cancellation that
+      // came with a progress report must stop the body short, or the server
+      // receives the whole upload and publishes what the caller gave up on.
+      if (op.call->control->cancelled && op.call->control->cancelled()) {
+        throw Error(ErrorCode::kCancelled, op.where() + "cancelled while sending the body");
+      }
+      // Likewise the deadline: the last byte must not go out late.
+      if (op.call->control->deadline &&
+          std::chrono::system_clock::now() >= *op.call->control->deadline) {
+        throw Error(ErrorCode::kDeadlineExceeded,
+                    op.where() + "passed its deadline while sending the body");
+      }
       std::vector<asio::const_buffer> run;
       size_t bytes = 0;
       while (i < pieces.size() && bytes < kWriteChunk) {
@@ -507,10 +544,13 @@ struct Client::Impl {
       error_code ec;
       try {
         co_await write_all(op, c, std::move(pieces), head.size());
-      } catch (const Error&) {
-        if (!reused || attempt > options.max_connections_per_host) throw;
+      } catch (const Error& e) {
+        const bool stop =
+            e.code() == ErrorCode::kCancelled || e.code() == ErrorCode::kDeadlineExceeded;
+        if (stop || !reused || attempt > options.max_connections_per_host) throw;
         stale = true;
       }
+      CommitGuard commit(*op.call, !stale && body_size > 0);
       if (!stale) {
         for (;;) {
           ex.parser = std::make_unique<Parser>();
@@ -753,7 +793,9 @@ struct Client::Impl {
         reason = std::make_exception_ptr(
             Error(ErrorCode::kDeadlineExceeded, what + " passed its deadline"));
       }
-      if (reason) {
+      // A committed request is answered within the read timeout; its
+      // outcome is then known and reported (the deadline fails the rest).
+      if (reason && call->committed.load() == 0) {
         aborted = true;
         asio::post(io, [call, reason] { call->stop(reason); });
       }

@@ -168,8 +168,9 @@ struct Response {
 // Per-call hooks. All are optional. on_sent and on_received run on the
 // client's I/O thread and must not block or call back into the client.
 struct Control {
-  // Polled on the calling thread every poll_interval while the call waits;
-  // returning true aborts every request of the call with kCancelled.
+  // Polled on the calling thread every poll_interval while the call waits,
+  // and on the I/O thread between runs of a request body; returning true
+  // aborts every request of the call with kCancelled.
   std::function<bool()> cancelled;
   // The call fails with kDeadlineExceeded once this passes.
   std::optional<std::chrono::system_clock::time_point> deadline;

@@ -119,8 +119,9 @@ TEST_CASE("Url::parse splits http(s) URLs for the wire") {
   CHECK(Url::parse("http://h/a/./b/../c").target == "/a/c");
   CHECK(Url::parse("http://user:pw@h/p").userinfo == "user:pw");
 
-  for (const char* bad : {"ftp://h/x", "http://", "http://h:99999/", "http://h:0/", "model.json",
-                          "http://[::1/x", "http://h:port/", "http://a b/"}) {
+  for (const char* bad :
+       {"ftp://h/x", "http://", "http://h:99999/", "http://h:0/", "model.json", "http://[::1/x",
+        "http://h:port/", "http://a b/", "http://127&0.0.1:808:/m"}) {
     CAPTURE(bad);
     Error e = error_of([&] { Url::parse(bad); });
     CHECK(e.code() == ErrorCode::kInvalidArgument);

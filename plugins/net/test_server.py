@@ -6,6 +6,8 @@ Prints "PORT <n>" on stdout once it listens; stops on SIGTERM or when stdin
 closes (so a crashed test never leaves it behind).
 
 Files under --root are served by the routes below; <p> is a path under it.
+  /replay/<case>/<key>    the raw bytes of <case>/<last segment of key>.http, then close;
+  /replay?prefix=<case>/  (a ListObjectsV2) the bytes of <case>/list.http
   /files/<p>              the file (Content-Length, keep-alive)
   /chunked/<p>            the file, Transfer-Encoding: chunked
   /flaky/<n>/<code>/<p>   <code> for the first <n> requests of this URL, then the file
@@ -112,6 +114,27 @@ class Handler(BaseHTTPRequestHandler):
         kind = "application/json" if rel.endswith(".json") else "application/octet-stream"
         self.send_bytes(200, data, kind)
 
+    def replay(self, key, query):
+        # Raw response bytes, sent as they are (broken framing included),
+        # then the connection is closed.
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        if key and key[0]:
+            case, name = key[0], key[-1]
+        else:
+            case, name = unquote(params.get("prefix", "")).split("/")[0], "list"
+        path = os.path.join(self.root, os.path.basename(case), os.path.basename(name) + ".http")
+        if not os.path.isfile(path):
+            body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code>'
+                    b"<Message>no replay file</Message></Error>")
+            return self.send_bytes(404, body, "application/xml")
+        with open(path, "rb") as f:
+            data = f.read()
+        if self.command == "HEAD":
+            data = data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+        self.wfile.write(data)
+        self.wfile.flush()
+        self.close_connection = True
+
     def read_body(self):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
@@ -125,7 +148,9 @@ class Handler(BaseHTTPRequestHandler):
         seg = path.lstrip("/").split("/")
         route = seg[0]
         rest = "/".join(seg[1:])
-        if route == "files":
+        if route == "replay":
+            self.replay(seg[1:], query)
+        elif route == "files":
             self.serve_file(rest)
         elif route == "chunked":
             data = self.read_file(rest)

@@ -180,10 +180,11 @@ Url Url::parse(std::string_view text) {
     }
     url.host = to_lower(auth);
     if (url.host.empty()) bad_url(text, "it has no host");
+    // A ':' left here ("h:1:2") would be written back as an IPv6 literal.
     for (char c : url.host) {
       auto u = static_cast<unsigned char>(c);
       if (u <= ' ' || u >= 0x7f ||
-          std::string_view("/\\?#@[]<>^|%\"").find(c) != std::string_view::npos) {
+          std::string_view("/\\?#@[]<>^|%\":").find(c) != std::string_view::npos) {
         bad_url(text, "the host contains a character that is not allowed");
       }
     }

@@ -126,6 +126,32 @@ std::vector<std::vector<Buffer>> cut(const WeightData& data, const std::vector<S
   return out;
 }
 
+// Drops from stale the keys that the model.json now in place names (another
+// writer may have published a model that reuses them since the old one was
+// read). False when model.json cannot be read or parsed: then nothing may be
+// deleted safely.
+bool still_unreferenced(S3Store& store, const plugin::BlobLocation& location,
+                        const std::string& url, const std::string& model_key,
+                        std::vector<std::string>& stale) {
+  try {
+    std::optional<Object> now = store.client().get(store.bucket(), model_key, cleanup_control());
+    if (!now) return true;  // removed meanwhile: its remove took its own files
+    ModelArtifacts current = parse_model_json(now->body.view(), url);
+    std::set<std::string> named;
+    for (const WeightGroup& group : current.weights_manifest.value_or(WeightsManifest{})) {
+      for (const std::string& path : group.paths) {
+        named.insert(plugin::weight_key(location.folder, path, url));
+      }
+    }
+    std::erase_if(stale, [&](const std::string& k) { return named.count(k) > 0; });
+    return true;
+  } catch (const std::exception& e) {
+    plugin::log(2, "save " + url + ": the model is saved, but the weight files it replaced stay (" +
+                       "reading model.json back failed: " + e.what() + ")");
+    return false;
+  }
+}
+
 bool same_version(const ObjectInfo& a, const ObjectInfo& b) {
   return a.etag == b.etag && a.last_modified == b.last_modified && a.size == b.size;
 }
@@ -227,13 +253,14 @@ size_t save_model(S3Store& store, const plugin::BlobLocation& location,
   std::vector<ShardPlan> plan = plan_shards(total, shard_size);
 
   // The model being replaced, if any: its weight files stay untouched until
-  // the new model.json is in place, so the new ones get fresh names.
+  // the new model.json is in place. Every save (a first one too) writes its
+  // weight files under names of its own: two saves into the same place, or a
+  // save racing a remove, must never write or delete each other's files, and
+  // "the location is empty" is stale as soon as it has been read.
   std::optional<Object> old =
       client.get(store.bucket(), model_key, control_of(call, Progress::kNone));
   std::set<std::string> old_keys;
   if (old) {
-    const std::string tag = random_tag();
-    for (ShardPlan& p : plan) p.path = tagged(p.path, tag);
     try {
       ModelArtifacts previous = parse_model_json(old->body.view(), url);
       for (const WeightGroup& group : previous.weights_manifest.value_or(WeightsManifest{})) {
@@ -246,6 +273,16 @@ size_t save_model(S3Store& store, const plugin::BlobLocation& location,
       plugin::log(2, "save " + url + ": the model it replaces is unreadable (" + e.what() +
                          "); its weight files stay");
     }
+  }
+  const std::vector<ShardPlan> plain = plan;
+  for (;;) {
+    const std::string tag = random_tag();
+    bool clash = false;
+    for (size_t i = 0; i < plan.size(); ++i) {
+      plan[i].path = tagged(plain[i].path, tag);
+      clash = clash || old_keys.count(location.folder + plan[i].path) > 0;
+    }
+    if (!clash) break;  // overwriting a live weight file would mix models
   }
 
   WeightGroup group;
@@ -304,12 +341,14 @@ size_t save_model(S3Store& store, const plugin::BlobLocation& location,
     }
     if (!now || now->body.view() != json) throw;
   }
+  std::set<std::string> keep;
+  for (const ShardPlan& p : plan) keep.insert(location.folder + p.path);
+  keep.insert(model_key);
   std::vector<std::string> stale;
-  std::set<std::string> fresh;
-  for (const ShardPlan& p : plan) fresh.insert(location.folder + p.path);
   for (const std::string& k : old_keys) {
-    if (fresh.count(k) == 0 && k != model_key) stale.push_back(k);
+    if (keep.count(k) == 0) stale.push_back(k);
   }
+  if (!stale.empty() && !still_unreferenced(store, location, url, model_key, stale)) stale.clear();
   txn.remove(stale, call);
   txn.commit(call);
   guard.txn = nullptr;

@@ -8,12 +8,14 @@
 //       then UNAVAILABLE, retryable). Weight paths go through the caller's
 //       weight-URL converter when it has one, which must answer s3:// URLs.
 // Save  uploads every weight file at once (each above multipart_threshold
-//       as a parallel multipart upload), then model.json alone, last. When a
-//       model already exists at the destination the new weight files get
-//       fresh names (weights.<tag>.bin, group1-shard1of2.<tag>.bin), so the
-//       old model stays whole until the new model.json replaces it in one
-//       PUT; the old files are deleted afterwards. A failed or cancelled
-//       save deletes everything it wrote and leaves the old model as it was.
+//       as a parallel multipart upload), then model.json alone, last. Every
+//       save gives its weight files names of its own (weights.<tag>.bin,
+//       group1-shard1of2.<tag>.bin), so concurrent saves never overwrite
+//       each other's files and an old model stays whole until the new
+//       model.json replaces it in one PUT. Then the old model's files are
+//       deleted, except any that the model.json read back at that moment
+//       names. A failed or cancelled save deletes everything it wrote and
+//       leaves the old model as it was.
 //       A weight file whose bytes were loaded, unchanged, from the same store
 //       is copied server-side (CopyObject, only if the source still has the
 //       ETag it was read with) instead of uploaded: a copy within one store

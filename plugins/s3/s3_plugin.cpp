@@ -13,14 +13,15 @@
 //   segments are dropped; "." or ".." segments and control characters are
 //   refused.
 //
-//   save    Uploads the weight files (weights.bin, or group1-shardNofM.bin
-//           with "shard_size") in parallel, then model.json last. Files above
+//   save    Uploads the weight files (weights.<tag>.bin, or
+//           group1-shardNofM.<tag>.bin with "shard_size"; <tag> is fresh for
+//           every save) in parallel, then model.json last. Files above
 //           "multipart_threshold" go up as parallel multipart uploads; a
-//           failed one is aborted (AbortMultipartUpload). Replacing a model
-//           gives the new weight files fresh names (weights.<tag>.bin) so
-//           readers see the old model or the new one, never a mix; the old
-//           files are deleted once the new model.json is in place. A failed
-//           or cancelled save deletes what it wrote.
+//           failed one is aborted (AbortMultipartUpload). Since no two saves
+//           share a weight file name, readers see one model or another,
+//           never a mix, even with concurrent saves; a replaced model's files
+//           are deleted once the new model.json is in place. A failed or
+//           cancelled save deletes what it wrote.
 //   load    GETs model.json, then the weight files in parallel (at most
 //           "concurrency" at once), each handed out as it arrived, labelled
 //           s3://bucket/key.
@@ -46,7 +47,7 @@
 //     access_key_id, secret_access_key, session_token
 //                       credentials (never in the URL); else the environment
 //                       and the shared files, see credentials.hpp
-//     shard_size*       bytes per weight file; 0 (default) one weights.bin
+//     shard_size*       bytes per weight file; 0 (default) one weights.<tag>.bin
 //     multipart_threshold*  bytes; default 16 MiB
 //     part_size*        bytes per multipart part; default 16 MiB, at least 5 MiB
 //     concurrency*      requests in flight per operation; default 8

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -125,6 +126,37 @@ std::set<std::string> keys_under(const S3TestServer& s, const std::string& prefi
   return out;
 }
 
+// The keys under prefix with every save's weight-file tag replaced by
+// "<tag>" (weights.0f3a9c21.bin -> weights.<tag>.bin), and the tags seen.
+std::set<std::string> untagged_keys(const S3TestServer& s, const std::string& prefix,
+                                    std::set<std::string>* tags = nullptr) {
+  static const std::regex kTagged(R"(^(.*)\.([0-9a-f]{8})\.bin$)");
+  std::set<std::string> out;
+  for (const std::string& k : keys_under(s, prefix)) {
+    std::smatch m;
+    if (!std::regex_match(k, m, kTagged)) {
+      out.insert(k);
+      continue;
+    }
+    out.insert(m[1].str() + ".<tag>.bin");
+    if (tags != nullptr) tags->insert(m[2].str());
+  }
+  return out;
+}
+
+// The one key under prefix that starts with prefix + stem ("weights.").
+std::string key_of(const S3TestServer& s, const std::string& prefix, const std::string& stem) {
+  std::string found;
+  for (const std::string& k : keys_under(s, prefix)) {
+    if (k.starts_with(prefix + stem)) {
+      CHECK(found.empty());
+      found = k;
+    }
+  }
+  REQUIRE(!found.empty());
+  return found;
+}
+
 ModelArtifacts model(size_t n, float start, std::vector<uint64_t> cuts = {}) {
   return float_model(ramp(n, start), std::move(cuts));
 }
@@ -201,28 +233,31 @@ TEST_CASE("save, load, list and remove in TF.js's layout") {
   save(url(s, "layout/mnist"), a, "{}", ctx);
   CHECK(done.load() == total.load());
   CHECK(total.load() > 1200);
-  CHECK(keys_under(s, "layout/") ==
-        std::set<std::string>{"layout/mnist/model.json", "layout/mnist/weights.bin"});
+  // Even a first save names its weight file uniquely: a concurrent save
+  // into the same empty place must not overwrite it.
+  CHECK(untagged_keys(s, "layout/") ==
+        std::set<std::string>{"layout/mnist/model.json", "layout/mnist/weights.<tag>.bin"});
+  const std::string weights_key = key_of(s, "layout/mnist/", "weights.");
+  const std::string weights_name = weights_key.substr(std::string("layout/mnist/").size());
 
   done = total = 0;
   ModelArtifacts back = load(url(s, "layout/mnist/model.json"), "{}", ctx);
   CHECK(weight_bytes(back) == weight_bytes(a));
   CHECK(back.model_topology == a.model_topology);
   CHECK(back.format == a.format);
-  CHECK(back.weight_data->at(0).label() ==
-        std::string("s3://") + kBucket + "/layout/mnist/weights.bin");
+  CHECK(back.weight_data->at(0).label() == std::string("s3://") + kBucket + "/" + weights_key);
   CHECK(done.load() == 1200);
   CHECK(total.load() == 1200);
   // The folder URL loads the same model.
   CHECK(weight_bytes(load(url(s, "layout/mnist"))) == weight_bytes(a));
 
-  // model.json is tfjs-node's, byte for byte.
+  // model.json is tfjs-node's, byte for byte, but for the weight file's name.
   auto json = direct(s).get(kBucket, "layout/mnist/model.json", {});
   REQUIRE(json);
   ModelArtifacts plain = a;
   plain.weight_data.reset();
   WeightGroup g;
-  g.paths = {"weights.bin"};
+  g.paths = {weights_name};
   g.weights = *a.weight_specs;
   CHECK(std::string(json->body.view()) == write_model_json(plain, {g}, ModelJsonLayout::kTfjsNode));
 
@@ -249,11 +284,13 @@ TEST_CASE("sharded saves, and listings of many pages") {
   S3TestServer& s = open_server();
   ModelArtifacts a = model(1000, -3.0f);  // 4000 bytes
   save(url(s, "pages/sharded"), a, R"({"shard_size": 1024})");
-  CHECK(keys_under(s, "pages/sharded/") ==
-        std::set<std::string>{"pages/sharded/model.json", "pages/sharded/group1-shard1of4.bin",
-                              "pages/sharded/group1-shard2of4.bin",
-                              "pages/sharded/group1-shard3of4.bin",
-                              "pages/sharded/group1-shard4of4.bin"});
+  std::set<std::string> tags;
+  CHECK(untagged_keys(s, "pages/sharded/", &tags) ==
+        std::set<std::string>{
+            "pages/sharded/model.json", "pages/sharded/group1-shard1of4.<tag>.bin",
+            "pages/sharded/group1-shard2of4.<tag>.bin", "pages/sharded/group1-shard3of4.<tag>.bin",
+            "pages/sharded/group1-shard4of4.<tag>.bin"});
+  CHECK(tags.size() == 1);  // one tag per save
   CHECK(weight_bytes(load(url(s, "pages/sharded"))) == weight_bytes(a));
   // The URL's query sets the shard size too.
   save(url(s, "pages/q") + "&shard_size=2048", a);
@@ -275,7 +312,7 @@ TEST_CASE("large weight files go up as parallel multipart uploads") {
   ModelArtifacts a = model(3 * 1024 * 1024 + 5, 0.25f);  // 12 MiB + 20 bytes
   save(url(s, "multi/m"), a,
        R"({"multipart_threshold": 5242880, "part_size": 5242880, "concurrency": 3})");
-  auto head = direct(s).head(kBucket, "multi/m/weights.bin", {});
+  auto head = direct(s).head(kBucket, key_of(s, "multi/m/", "weights."), {});
   REQUIRE(head);
   CHECK(head->size == 3 * 1024 * 1024 * 4 + 20);
   CHECK(head->etag.find("-3\"") != std::string::npos);  // a 3-part upload's ETag
@@ -302,6 +339,42 @@ TEST_CASE("replacing a model: the old one stays whole until model.json changes")
   CHECK(keys.size() == 4);
   CHECK(keys.count(weights) == 0);
   CHECK(weight_bytes(load(url(s, "replace/m"))) == weight_bytes(c));
+}
+
+TEST_CASE("saves into an empty place never share weight files") {
+  S3TestServer& s = open_server();
+  ModelArtifacts a = model(2048, 1.0f);
+  ModelArtifacts b = model(2048, 5000.0f);
+  const std::string u = url(s, "fresh/m");
+  const std::string opts = R"({"shard_size": 1024})";
+  save(u, a, opts);
+  std::set<std::string> first = keys_under(s, "fresh/m/");
+  remove_model(u, registry());
+  save(u, b, opts);
+  std::set<std::string> second = keys_under(s, "fresh/m/");
+  REQUIRE(second.size() == 9);
+  for (const std::string& k : second) {
+    if (!k.ends_with("model.json")) CHECK(first.count(k) == 0);
+  }
+
+  // Two saves at once into an empty place: whichever model.json lands last
+  // names only its own weight files, so the model loads whole.
+  for (int round = 0; round < 3; ++round) {
+    remove_model(u, registry());
+    std::string other_error;
+    std::thread other([&] {
+      try {
+        save(u, a, opts);
+      } catch (const std::exception& e) {
+        other_error = e.what();
+      }
+    });
+    save(u, b, opts);
+    other.join();
+    CHECK(other_error == "");
+    const std::string got = weight_bytes(load(u));
+    CHECK((got == weight_bytes(a) || got == weight_bytes(b)));
+  }
 }
 
 TEST_CASE("concurrent loads during replacements see one model or the other, never a mix") {
@@ -521,7 +594,7 @@ TEST_CASE("SlowDown then success: the host's retry policy retries, the plugin do
   CHECK(count(proxy_log(), "slow/m/model.json") == 4);
 
   // A dropped connection is retryable too.
-  set_faults(R"([{"method":"PUT","contains":"drop/m/weights.bin","drop":true,"times":1}])");
+  set_faults(R"([{"method":"PUT","contains":"drop/m/weights.","drop":true,"times":1}])");
   save(url(s, "drop/m"), a);
   CHECK(weight_bytes(load(url(s, "drop/m"))) == weight_bytes(a));
   set_faults("[]");
@@ -539,13 +612,11 @@ TEST_CASE("a part that fails aborts the multipart upload and the save leaves not
   CHECK(e.retryable());
   CHECK(testing::contains(e, "InternalError"));
   CHECK(testing::contains(e, "UploadPart 2/3"));
-  CHECK(testing::contains(e, "s3://stowage-models/parts/m/weights.bin"));
+  CHECK(testing::contains(e, "s3://stowage-models/parts/m/weights."));
   std::string log = proxy_log();
-  CHECK(
-      count(
-          log,
-          "\"method\": \"DELETE\", \"target\": \"/stowage-models/parts/m/weights.bin?uploadId=") >=
-      1);
+  static const std::regex kAbort(
+      R"("method": "DELETE", "target": "/stowage-models/parts/m/weights\.[0-9a-f]{8}\.bin\?uploadId=)");
+  CHECK(std::regex_search(log, kAbort));
   CHECK(direct(s).list_multipart_uploads(kBucket, "parts/", {}).empty());
   CHECK(keys_under(s, "parts/").empty());
 

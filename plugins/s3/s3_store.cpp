@@ -26,9 +26,35 @@ std::unique_ptr<plugin::BlobStore::Transaction> S3Store::begin(plugin::Call&) {
   return std::make_unique<S3Transaction>(*this);
 }
 
+namespace {
+
+// A key with a "." or ".." segment has no s3:// URL that loads it
+// (the plugin refuses such URLs), and a listed URL must load.
+bool addressable(std::string_view key) {
+  size_t start = 0;
+  while (start <= key.size()) {
+    size_t end = key.find('/', start);
+    if (end == std::string_view::npos) end = key.size();
+    const std::string_view segment = key.substr(start, end - start);
+    if (segment == "." || segment == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::vector<plugin::BlobInfo> S3Store::list(const std::string& prefix, plugin::Call& call) {
   std::vector<plugin::BlobInfo> out;
   for (ListedObject& o : client_->list(bucket_, prefix, control_of(call, Progress::kNone))) {
+    // The store answered another question: nothing in this listing can be
+    // trusted to belong to the prefix.
+    if (o.key.compare(0, prefix.size(), prefix) != 0) {
+      throw Error(ErrorCode::kInternal, "The listing of " + S3Client::name(bucket_, prefix) +
+                                            " returned the key \"" + o.key +
+                                            "\", which is outside that prefix");
+    }
+    if (!addressable(o.key)) continue;
     out.push_back({std::move(o.key), o.size, o.last_modified});
   }
   return out;

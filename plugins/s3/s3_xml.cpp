@@ -186,6 +186,17 @@ uint64_t to_u64(const std::string& text, std::string_view what) {
   return v;
 }
 
+// A time from seconds since the epoch, or nullopt past what the clock holds
+// (libstdc++ counts nanoseconds: about the years 1678 to 2261), where the
+// conversion would overflow.
+std::optional<std::chrono::system_clock::time_point> clock_time(std::time_t secs, int64_t millis) {
+  using std::chrono::seconds;
+  constexpr auto kLimit =
+      std::chrono::duration_cast<seconds>(std::chrono::system_clock::duration::max()).count() - 1;
+  if (secs > kLimit || secs < -kLimit) return std::nullopt;
+  return std::chrono::system_clock::time_point(seconds(secs)) + std::chrono::milliseconds(millis);
+}
+
 void expect_root(const XmlElement& root, std::string_view name, std::string_view what) {
   if (root.name != name) {
     throw Error(ErrorCode::kInternal, "Expected <" + std::string(name) + "> in " +
@@ -320,9 +331,7 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
   tm.tm_min = mi;
   tm.tm_sec = s;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
-  std::time_t secs = timegm(&tm);
-  return std::chrono::system_clock::time_point(std::chrono::seconds(secs)) +
-         std::chrono::milliseconds(millis);
+  return clock_time(timegm(&tm), millis);
 }
 
 std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
@@ -330,7 +339,7 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
   std::string t(text);
   const char* end = strptime(t.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (end == nullptr || *end != '\0') return std::nullopt;
-  return std::chrono::system_clock::time_point(std::chrono::seconds(timegm(&tm)));
+  return clock_time(timegm(&tm), 0);
 }
 
 std::string percent_decode(std::string_view text, bool plus_is_space) {

@@ -170,6 +170,10 @@ TEST_CASE("dates") {
   CHECK(secs(parse_iso8601("2015-08-30T12:36:00+00:00")) == 1440938160);
   CHECK_FALSE(parse_iso8601("yesterday"));
   CHECK_FALSE(parse_iso8601("2015-13-30T12:36:00Z"));
+  // Found by fuzz/s3_xml_fuzzer: years the clock cannot hold overflowed.
+  CHECK_FALSE(parse_iso8601("8465-10-12T17:50:30.123Z"));
+  CHECK_FALSE(parse_iso8601("-999-10-12T17:50:30Z"));
+  CHECK_FALSE(parse_http_date("Sun, 30 Aug 9999 12:36:00 GMT"));
   CHECK(secs(parse_http_date("Sun, 30 Aug 2015 12:36:00 GMT")) == 1440938160);
   CHECK_FALSE(parse_http_date("30/08/2015"));
 }

@@ -7,6 +7,7 @@
 #   cmake -DBUILD_DIR=<stowage build> -DSOURCE_DIR=<stowage source>
 #         -DLIBDIR=<CMAKE_INSTALL_LIBDIR> -DWORK=<scratch folder>
 #         [-DLAUNCHER=<compiler launcher>] [-DBUILD_TYPE=<type>]
+#         [-DSANITIZE_FLAGS=<-fsanitize=... for the sample builds>]
 #         -P out_of_tree_test.cmake
 cmake_minimum_required(VERSION 3.25)
 file(REMOVE_RECURSE "${WORK}")
@@ -77,6 +78,13 @@ if(LAUNCHER)
 endif()
 if(BUILD_TYPE)
   list(APPEND configure_args -DCMAKE_BUILD_TYPE=${BUILD_TYPE})
+endif()
+# A sanitized stowage tree (the asan preset) needs sanitized users.
+if(SANITIZE_FLAGS)
+  foreach(v CMAKE_C_FLAGS CMAKE_CXX_FLAGS CMAKE_EXE_LINKER_FLAGS CMAKE_SHARED_LINKER_FLAGS
+            CMAKE_MODULE_LINKER_FLAGS)
+    list(APPEND configure_args "-D${v}=${SANITIZE_FLAGS}")
+  endforeach()
 endif()
 step("configure samples/custom-plugin" ${CMAKE_COMMAND} -S "${SOURCE_DIR}/samples/custom-plugin"
      -B "${WORK}/sqlite-build" ${configure_args})

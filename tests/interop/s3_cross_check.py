@@ -6,7 +6,7 @@ checker rejects even when correctly signed).
 
 For every model of a make_models.js folder (MODELS/index.json):
   stowage -> aws CLI   `stowage copy file://.../model.json s3://...` (one
-                       weights.bin, and 1024-byte shards), then
+                       weights.<tag>.bin, and 1024-byte shards), then
                        `aws s3 cp --recursive` downloads each into
                        OUT/<id>/s3_single and OUT/<id>/s3_sharded;
   aws CLI -> stowage   `aws s3 cp --recursive` uploads the model TF.js wrote,

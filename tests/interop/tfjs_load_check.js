@@ -11,6 +11,9 @@
 //   * a single-file copy of a tfjs-node model is byte-identical to it
 //     (model.json and weights.bin), as tfjs-node's own save would be;
 //   * sharded copies have shards of at most --shard-size bytes.
+// s3:// saves (kinds s3_single, s3_sharded) give every weight file a tag of
+// its own (weights.<8 hex digits>.bin); the layout checks expect it there
+// and otherwise compare as for the others.
 // Usage: node tfjs_load_check.js --models DIR --copies DIR --kinds a,b,c
 //        [--shard-size 1024]
 'use strict';
@@ -61,22 +64,32 @@ async function checkCopy(tf, models, entry, copyDir, kind, shardSize) {
 
   // Layout.
   const paths = weightPaths(copy);
+  const tagged = kind === 's3_single' || kind === 's3_sharded';
+  const untag = (p) => {
+    if (!tagged) return p;
+    const m = /^(.*)\.[0-9a-f]{8}\.bin$/.exec(p);
+    assert.ok(m, `weight file ${p} has no tag`);
+    return `${m[1]}.bin`;
+  };
   if (kind.endsWith('sharded')) {
     for (const p of paths) {
-      assert.match(p, /^group\d+-shard\d+of\d+\.bin$/, `shard name ${p}`);
+      assert.match(untag(p), /^group\d+-shard\d+of\d+\.bin$/, `shard name ${p}`);
       const size = fs.statSync(path.join(copyDir, p)).size;
       assert.ok(size <= shardSize, `${p} has ${size} bytes, more than ${shardSize}`);
     }
   } else if (expected.weight_bytes > 0) {
-    assert.deepStrictEqual(paths, ['weights.bin'], 'single-file copy paths');
+    assert.deepStrictEqual(paths.map(untag), ['weights.bin'], 'single-file copy paths');
   }
   if (!kind.endsWith('sharded') && entry.layout === 'node') {
     const dir = path.dirname(path.join(models, entry.model_json));
+    // tfjs-node's model.json, but for the tag in the weight file's name.
+    let text = fs.readFileSync(file, 'utf8');
+    for (const p of paths) text = text.split(JSON.stringify(p)).join(JSON.stringify(untag(p)));
     assert.ok(
-        fs.readFileSync(file).equals(fs.readFileSync(path.join(dir, 'model.json'))),
+        Buffer.from(text, 'utf8').equals(fs.readFileSync(path.join(dir, 'model.json'))),
         'model.json is not byte-identical to tfjs-node\'s');
     assert.ok(
-        fs.readFileSync(path.join(copyDir, 'weights.bin'))
+        fs.readFileSync(path.join(copyDir, paths.length ? paths[0] : 'weights.bin'))
             .equals(fs.readFileSync(path.join(dir, 'weights.bin'))),
         'weights.bin is not byte-identical to tfjs-node\'s');
   }

@@ -24,6 +24,13 @@ struct Quantization {
   std::optional<std::string> original_dtype;  // written by the Python converter
 };
 
+// Declared before WeightSpec, whose defaulted == needs it (clang deletes
+// that operator otherwise).
+inline bool operator==(const Quantization& a, const Quantization& b) {
+  return a.dtype == b.dtype && a.scale == b.scale && a.min == b.min &&
+         a.original_dtype == b.original_dtype;
+}
+
 // One tensor in the weights manifest (WeightsManifestEntry).
 struct WeightSpec {
   std::string name;
@@ -36,11 +43,6 @@ struct WeightSpec {
   uint64_t element_count() const;
   friend bool operator==(const WeightSpec&, const WeightSpec&) = default;
 };
-
-inline bool operator==(const Quantization& a, const Quantization& b) {
-  return a.dtype == b.dtype && a.scale == b.scale && a.min == b.min &&
-         a.original_dtype == b.original_dtype;
-}
 
 // One group of the manifest: its bytes are the concatenation of the files in
 // paths, holding weights back to back.

@@ -576,6 +576,9 @@ inline void op_load(stowage_handler* handler, const stowage_call* raw, stowage_s
     Call call(raw, h->url(), "load", st);
     call.check();  // a call cancelled or late before it starts does nothing
     ModelArtifacts artifacts = h->load(call);
+    // abi.h: a call that passed its deadline fails, also when the plugin only
+    // checked while it waited and the last bytes came in late.
+    call.check();
     std::string json = artifacts_to_json(artifacts);
     host().sink_set_text(out, json.data(), json.size());
     if (artifacts.weight_data) {

@@ -1,0 +1,503 @@
+// One table of faults, injected by the fault:// decorator, run against every
+// scheme through the real loader: file, memory, localstorage, indexeddb, s3
+// (moto_server, started here) and http (`stowage serve`, started here). Each
+// scenario asserts the same observable behaviour for every plugin: the
+// host's retry budget, the error a user sees, and what is left in the store.
+//
+//   fault_test                      every scenario, every scheme
+//   fault_test -sc='*file*'         one scheme (subcases are named by scheme)
+//
+// The retry policy is small (4 attempts, 1-5 ms backoff) so the whole run
+// takes seconds; the attempts are counted from the decorator's trace.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "plugin_handler_internal.hpp"
+#include "plugin_test_util.hpp"
+#include "stowage/error.hpp"
+#include "stowage/registry.hpp"
+#include "testing/s3_test_server.hpp"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using namespace stowage;
+using stowage::testing::contains;
+using stowage::testing::error_of;
+using stowage::testing::float_model;
+using stowage::testing::ramp;
+using stowage::testing::weight_bytes;
+
+namespace {
+
+constexpr int kMaxAttempts = 4;
+const char* kBucket = "stowage-fault";
+
+Registry& registry() {
+  // Only the decorator: the wrapped plugins are loaded by it, never
+  // directly (see fault_plugin.cpp).
+  static Registry* r = stowage::testing::new_registry(STOWAGE_FAULT_PLUGIN_DIR);
+  return *r;
+}
+
+fs::path scratch() {
+  static fs::path dir = [] {
+    std::string tmpl = (fs::temp_directory_path() / "stowage-fault-test-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    return fs::path(tmpl);
+  }();
+  return dir;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// `stowage serve` over a file:// store on a free port, for the whole run.
+class ServeProcess {
+ public:
+  explicit ServeProcess(const fs::path& store) {
+    // stdout goes to a file: its first line is the port, then the access log.
+    const std::string log = (store.parent_path() / "serve.log").string();
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::vector<std::string> args{STOWAGE_CLI_EXE, "serve", "--store", "file://" + store.string(),
+                                  "--port",        "0"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int rc = posix_spawn(&pid_, STOWAGE_CLI_EXE, &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    REQUIRE_MESSAGE(rc == 0, "cannot run " STOWAGE_CLI_EXE);
+    std::string line;
+    for (int i = 0; i < 3000 && line.find('\n') == std::string::npos; ++i) {
+      std::ifstream in(log);
+      std::stringstream text;
+      text << in.rdbuf();
+      line = text.str();
+      if (line.find('\n') == std::string::npos) ::usleep(10000);
+    }
+    port_ = std::atoi(line.c_str());
+    REQUIRE_MESSAGE(port_ > 0,
+                    (std::string("stowage serve did not print its port: '") + line + "'"));
+  }
+  ~ServeProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  int port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// One scheme under the decorator: where a model called `name` is saved and
+// loaded, and the wrapped plugin's options.
+struct Target {
+  std::string name;   // the subcase name
+  std::string inner;  // the wrapped plugin
+  std::function<std::string(const std::string&)> save_url;
+  std::function<std::string(const std::string&)> load_url;
+  std::string inner_options = "{}";
+  // memory:// publishes a save in one step and reports its progress after
+  // it (and a load's after the bytes are there): a fault raised from a
+  // progress report lands after the commit, so the new model stands, as
+  // with a lost acknowledgement.
+  bool progress_after_commit = false;
+};
+
+std::vector<Target>& targets() {
+  static std::vector<Target> all = [] {
+    std::vector<Target> t;
+    const fs::path root = scratch();
+    const std::string files = (root / "file").string();
+    auto same = [](std::function<std::string(const std::string&)> f) { return f; };
+    auto file_url = same([files](const std::string& n) { return "file://" + files + "/" + n; });
+    t.push_back({"file", "file", file_url, file_url, R"({"shard_size":1048576,"durable":false})"});
+    auto mem_url = same([](const std::string& n) { return "memory://fault-test/" + n; });
+    t.push_back({"memory", "memory", mem_url, mem_url, "{}", true});
+    // A quota above the default 10 MB: the 3 MiB models take 8 MB as base64
+    // text in localStorage, twice while a save replaces one.
+    const std::string profile = "{\"profile\":" + quote((root / "profile").string()) +
+                                ",\"durable\":false,\"quota\":104857600}";
+    auto ls_url = same([](const std::string& n) { return "localstorage://fault/" + n; });
+    t.push_back({"localstorage", "browser", ls_url, ls_url, profile});
+    auto idb_url = same([](const std::string& n) { return "indexeddb://fault/" + n; });
+    t.push_back({"indexeddb", "browser", idb_url, idb_url, profile});
+
+    static std::unique_ptr<s3::testing::S3TestServer> moto;
+    moto =
+        std::make_unique<s3::testing::S3TestServer>(std::vector<std::string>{"--bucket", kBucket});
+    ::setenv("AWS_ACCESS_KEY_ID", moto->access_key_id.c_str(), 1);
+    ::setenv("AWS_SECRET_ACCESS_KEY", moto->secret_access_key.c_str(), 1);
+    const std::string endpoint = moto->endpoint;
+    auto s3_url = same([endpoint](const std::string& n) {
+      return std::string("s3://") + kBucket + "/fault/" + n + "?endpoint=" + endpoint;
+    });
+    t.push_back({"s3", "s3", s3_url, s3_url, R"({"shard_size":1048576})"});
+
+    static std::unique_ptr<ServeProcess> serve;
+    fs::create_directories(root / "served");
+    serve = std::make_unique<ServeProcess>(root / "served");
+    const std::string base = "http://127.0.0.1:" + std::to_string(serve->port()) + "/models/";
+    t.push_back({"http (stowage serve)", "http", [base](const std::string& n) { return base + n; },
+                 [base](const std::string& n) { return base + n + "/model.json"; }});
+    return t;
+  }();
+  return all;
+}
+
+// A handler of fault://<url> with the given rules and a fresh trace file.
+struct Faulty {
+  std::unique_ptr<IOHandler> handler;
+  fs::path trace;
+
+  Faulty(const Target& t, const std::string& url, const std::string& faults) {
+    static int serial = 0;
+    trace = scratch() / ("trace-" + std::to_string(++serial) + ".log");
+    std::string options = "{\"inner\":" + quote(t.inner) + ",\"inner_options\":" + t.inner_options +
+                          ",\"faults\":" + faults + ",\"trace\":" + quote(trace.string()) + "}";
+    handler = registry().open("fault://" + url, options);
+    auto* plugin = dynamic_cast<host::PluginHandler*>(handler.get());
+    REQUIRE(plugin != nullptr);
+    host::RetryPolicy policy;
+    policy.max_attempts = kMaxAttempts;
+    policy.initial_backoff = std::chrono::milliseconds(1);
+    policy.max_backoff = std::chrono::milliseconds(5);
+    policy.total_deadline = std::chrono::milliseconds(20000);
+    plugin->set_retry_policy(policy);
+  }
+
+  std::vector<std::string> lines(const std::string& op) const {
+    std::ifstream in(trace);
+    std::vector<std::string> out;
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind(op + " ", 0) == 0) out.push_back(line);
+    }
+    return out;
+  }
+  // Calls of `op` that reached the wrapped plugin.
+  size_t forwarded(const std::string& op) const {
+    size_t n = 0;
+    for (const auto& l : lines(op)) n += l.find(" forwarded=1") != std::string::npos;
+    return n;
+  }
+};
+
+ModelArtifacts old_model() { return float_model(ramp(3000, -7.5f)); }  // 12000 bytes
+ModelArtifacts new_model() { return float_model(ramp(3000, 100.0f)); }
+
+// Saves through the decorator with no faults.
+void seed(const Target& t, const std::string& name, const ModelArtifacts& model) {
+  Faulty clean(t, t.save_url(name), "[]");
+  clean.handler->save(model);
+}
+
+ModelArtifacts load_clean(const Target& t, const std::string& name) {
+  Faulty clean(t, t.load_url(name), "[]");
+  return clean.handler->load();
+}
+
+std::string what(const Error& e) { return e.what(); }
+
+// Runs body once per scheme, each in a subcase named by it.
+void for_every_target(const std::function<void(const Target&)>& body) {
+  for (const Target& t : targets()) {
+    SUBCASE(t.name.c_str()) { body(t); }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("retryable failures on the first k < max attempts: the call succeeds on attempt k+1") {
+  for_every_target([](const Target& t) {
+    const std::string name = "retry-then-ok";
+    seed(t, name, old_model());
+    const int k = kMaxAttempts - 2;
+    Faulty load(t, t.load_url(name),
+                R"([{"op":"load","count":)" + std::to_string(k) + R"(,"error":"unavailable"}])");
+    ModelArtifacts got = load.handler->load();
+    CHECK(weight_bytes(got) == weight_bytes(old_model()));
+    CHECK(load.lines("load").size() == static_cast<size_t>(k + 1));
+    CHECK(load.forwarded("load") == 1);
+
+    Faulty save(t, t.save_url(name),
+                R"([{"op":"save","count":)" + std::to_string(k) + R"(,"error":"unavailable"}])");
+    save.handler->save(new_model());
+    CHECK(save.lines("save").size() == static_cast<size_t>(k + 1));
+    CHECK(save.forwarded("save") == 1);
+    CHECK(weight_bytes(load_clean(t, name)) == weight_bytes(new_model()));
+  });
+}
+
+TEST_CASE("a retryable failure on every attempt: the error comes after exactly max attempts") {
+  for_every_target([](const Target& t) {
+    const std::string name = "retry-exhausted";
+    seed(t, name, old_model());
+    Faulty load(t, t.load_url(name), R"([{"op":"load","count":0,"error":"unavailable"}])");
+    Error e = error_of([&] { load.handler->load(); });
+    CHECK(e.code() == ErrorCode::kUnavailable);
+    CHECK(e.retryable());
+    CHECK_MESSAGE(contains(e, "failed after " + std::to_string(kMaxAttempts) + " attempts"),
+                  what(e));
+    CHECK_MESSAGE(contains(e, t.load_url(name)), what(e));
+    CHECK(load.lines("load").size() == static_cast<size_t>(kMaxAttempts));
+    CHECK(load.forwarded("load") == 0);
+
+    Faulty save(t, t.save_url(name), R"([{"op":"save","count":0,"error":"unavailable"}])");
+    e = error_of([&] { save.handler->save(new_model()); });
+    CHECK(e.code() == ErrorCode::kUnavailable);
+    CHECK_MESSAGE(contains(e, "failed after " + std::to_string(kMaxAttempts) + " attempts"),
+                  what(e));
+    CHECK(save.lines("save").size() == static_cast<size_t>(kMaxAttempts));
+    CHECK(weight_bytes(load_clean(t, name)) == weight_bytes(old_model()));
+  });
+}
+
+TEST_CASE("a failure that is not retryable: exactly one attempt, the error names URL and cause") {
+  for_every_target([](const Target& t) {
+    const std::string name = "not-retryable";
+    seed(t, name, old_model());
+    Faulty load(t, t.load_url(name), R"([{"op":"load","error":"permission_denied"}])");
+    Error e = error_of([&] { load.handler->load(); });
+    CHECK(e.code() == ErrorCode::kPermissionDenied);
+    CHECK_FALSE(e.retryable());
+    CHECK_MESSAGE(contains(e, t.load_url(name)), what(e));
+    CHECK_MESSAGE(contains(e, "PERMISSION_DENIED"), what(e));
+    CHECK_FALSE(contains(e, "attempts"));
+    CHECK(load.lines("load").size() == 1);
+  });
+}
+
+TEST_CASE("an acknowledgement lost after a save: the retried save leaves the new model") {
+  for_every_target([](const Target& t) {
+    const std::string name = "lost-ack";
+    seed(t, name, old_model());
+    Faulty save(t, t.save_url(name), R"([{"op":"save","error":"unavailable","when":"after"}])");
+    save.handler->save(new_model());
+    CHECK(save.lines("save").size() == 2);
+    CHECK(save.forwarded("save") == 2);
+    CHECK(weight_bytes(load_clean(t, name)) == weight_bytes(new_model()));
+  });
+}
+
+TEST_CASE("a short read: DATA_LOSS naming the URL and both byte counts, never a half model") {
+  for_every_target([](const Target& t) {
+    const std::string name = "short-read";
+    seed(t, name, old_model());
+    Faulty load(t, t.load_url(name), R"([{"op":"load","short_read":4}])");
+    Error e = error_of([&] { load.handler->load(); });
+    CHECK(e.code() == ErrorCode::kDataLoss);
+    CHECK_MESSAGE(contains(e, t.load_url(name)), what(e));
+    CHECK_MESSAGE(contains(e, "12000 bytes"), what(e));
+    CHECK_MESSAGE(contains(e, "11996 bytes"), what(e));
+    CHECK(load.lines("load").size() == 1);  // a wrong size is not retried
+
+    Faulty cut(t, t.load_url(name), R"([{"op":"load","truncate_json":10}])");
+    e = error_of([&] { cut.handler->load(); });
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+    CHECK_MESSAGE(contains(e, t.load_url(name)), what(e));
+  });
+}
+
+// What each scheme did under the faults that depend on its progress
+// reports, printed at the end of the run.
+std::map<std::string, std::map<std::string, std::string>>& outcomes() {
+  static std::map<std::string, std::map<std::string, std::string>> table;
+  return table;
+}
+
+bool traced(const Faulty& f, const std::string& op, const std::string& what) {
+  for (const auto& l : f.lines(op)) {
+    if (l.find(" " + what + "=") != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_CASE("a response slower than the deadline: DEADLINE_EXCEEDED, in time") {
+  for_every_target([](const Target& t) {
+    const std::string name = "slow";
+    seed(t, name, old_model());
+    using namespace std::chrono;
+    // The store answers 5 s late; the deadline is 300 ms away.
+    Faulty load(t, t.load_url(name), R"([{"op":"load","delay_ms":5000}])");
+    CallContext call;
+    call.deadline = system_clock::now() + milliseconds(300);
+    auto start = steady_clock::now();
+    Error e = error_of([&] { load.handler->load(call); });
+    CHECK_MESSAGE(e.code() == ErrorCode::kDeadlineExceeded, what(e));
+    CHECK(steady_clock::now() - start < milliseconds(3000));
+
+    Faulty save(t, t.save_url(name), R"([{"op":"save","delay_ms":5000}])");
+    call.deadline = system_clock::now() + milliseconds(300);
+    e = error_of([&] { save.handler->save(new_model(), call); });
+    CHECK_MESSAGE(e.code() == ErrorCode::kDeadlineExceeded, what(e));
+    CHECK(load.lines("load").size() == 1);  // a deadline is never retried
+    CHECK(weight_bytes(load_clean(t, name)) == weight_bytes(old_model()));
+  });
+}
+
+TEST_CASE("a transfer that stalls midway past the deadline: DEADLINE_EXCEEDED, nothing half done") {
+  for_every_target([](const Target& t) {
+    const std::string name = "stall";
+    const ModelArtifacts before = float_model(ramp(786432, -3.0f));  // 3 MiB
+    const ModelArtifacts after = float_model(ramp(786432, 50.0f));
+    seed(t, name, before);
+    using namespace std::chrono;
+    for (const std::string op : {"load", "save"}) {
+      CAPTURE(op);
+      const std::string url = op == "load" ? t.load_url(name) : t.save_url(name);
+      Faulty f(t, url, R"([{"op":")" + op + R"(","stall_ms":5000}])");
+      CallContext call;
+      call.deadline = system_clock::now() + milliseconds(500);
+      auto start = steady_clock::now();
+      std::optional<Error> e;
+      std::optional<ModelArtifacts> loaded;
+      try {
+        if (op == "load") {
+          loaded = f.handler->load(call);
+        } else {
+          f.handler->save(after, call);
+        }
+      } catch (const Error& err) {
+        e = err;
+      }
+      CHECK(steady_clock::now() - start < milliseconds(4000));
+      // "stalled_at=<done>/<total>": the report the stall came in.
+      std::string at;
+      for (const auto& l : f.lines(op)) {
+        auto p = l.find(" stalled_at=");
+        if (p != std::string::npos) at = l.substr(p + 12, l.find(' ', p + 1) - p - 12);
+      }
+      const bool midway = !at.empty() && at.substr(0, at.find('/')) != at.substr(at.find('/') + 1);
+      outcomes()[t.name]["stall " + op] =
+          (at.empty() ? std::string("no progress report") : "stalled at " + at) + " -> " +
+          (e ? std::string(error_code_name(e->code())) : std::string("completed"));
+      // A save stalled with work left must end in DEADLINE_EXCEEDED (and
+      // publish nothing); one stalled at its last report may have committed.
+      // A load stalled anywhere fails: the kit checks the deadline again
+      // after the plugin returns (abi.h: a plugin that passes it fails).
+      if (midway && op == "save") {
+        CHECK_MESSAGE(e.has_value(), "a save stalled midway past its deadline still succeeded");
+      }
+      if (op == "load" && !at.empty()) {
+        CHECK_MESSAGE(e.has_value(), "a load that stalled past its deadline still succeeded");
+      }
+      if (e) CHECK_MESSAGE(e->code() == ErrorCode::kDeadlineExceeded, e->what());
+      if (loaded) CHECK(weight_bytes(*loaded) == weight_bytes(before));
+      ModelArtifacts now = load_clean(t, name);
+      if (op == "save" && !e) {
+        CHECK(weight_bytes(now) == weight_bytes(after));
+        seed(t, name, before);
+      } else {
+        CHECK(weight_bytes(now) == weight_bytes(before));
+      }
+    }
+  });
+}
+
+TEST_CASE("a failure in the middle of a save: the old model is still there, intact") {
+  for_every_target([](const Target& t) {
+    const std::string name = "mid-save";
+    // 3 MiB: several shards for file and s3, several writes for http.
+    const ModelArtifacts before = float_model(ramp(786432, -3.0f));
+    const ModelArtifacts after = float_model(ramp(786432, 50.0f));
+    seed(t, name, before);
+    Faulty save(t, t.save_url(name),
+                R"([{"op":"save","abort_after_bytes":20000,"error":"unavailable",)"
+                R"("retryable":false}])");
+    std::optional<Error> e;
+    try {
+      save.handler->save(after);
+    } catch (const Error& err) {
+      e = err;
+    }
+    CHECK(save.lines("save").size() == 1);
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::kUnavailable);
+    CHECK(traced(save, "save", "aborted_at"));
+    const bool stopped = contains(*e, "it stopped with");
+    outcomes()[t.name]["abort save after 20000 bytes"] =
+        stopped ? "stopped, old model intact" : "had committed, new model intact";
+    ModelArtifacts now = load_clean(t, name);
+    if (t.progress_after_commit) {
+      CHECK_MESSAGE(contains(*e, "did not stop and reported success"), e->what());
+      CHECK(weight_bytes(now) == weight_bytes(after));
+    } else {
+      CHECK_MESSAGE(stopped, e->what());  // the plugin honoured the stop
+      CHECK_MESSAGE(
+          weight_bytes(now) == weight_bytes(before),
+          std::string(weight_bytes(now) == weight_bytes(after) ? "the new model was published"
+                                                               : "a third model is there"));
+    }
+  });
+}
+
+TEST_CASE("fault:// loads only when named, and its options are strict") {
+  // The default plugin folder does not hold it.
+  Registry defaults;
+  defaults.add_plugin_folder(STOWAGE_PLUGIN_BUILD_DIR);
+  Error e = error_of([&] { defaults.route("fault://memory://x"); });
+  CHECK(e.code() == ErrorCode::kNotFound);
+  CHECK_MESSAGE(contains(e, "No handler for scheme 'fault'"), what(e));
+
+  auto open_error = [](const std::string& url, const std::string& options) {
+    return error_of([&] { registry().open(url, options); });
+  };
+  e = open_error("fault://memory://x", "{}");
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK_MESSAGE(contains(e, "inner: missing"), what(e));
+  e = open_error("fault://memory://x", R"({"inner":"memory","fautls":[]})");
+  CHECK_MESSAGE(contains(e, "fautls: unknown key"), what(e));
+  e = open_error("fault://memory://x", R"({"inner":"memory","faults":[{"op":"load"}]})");
+  CHECK_MESSAGE(contains(e, "faults[0]: does nothing"), what(e));
+  e = open_error("fault://memory://x",
+                 R"({"inner":"memory","faults":[{"op":"save","short_read":3}]})");
+  CHECK_MESSAGE(contains(e, "faults[0].op"), what(e));
+  e = open_error("fault://memory://x", R"({"inner":"memory","faults":[{"error":"busy"}]})");
+  CHECK_MESSAGE(contains(e, "'BUSY' is not a status code"), what(e));
+  e = open_error("fault://file:///x", R"({"inner":"memory"})");
+  CHECK_MESSAGE(contains(e, "does not serve scheme 'file'"), what(e));
+  e = open_error("fault://memory", R"({"inner":"memory"})");
+  CHECK_MESSAGE(contains(e, "does not wrap a URL"), what(e));
+  e = open_error("fault://memory://x", R"({"inner":"nosuchplugin"})");
+  CHECK(e.code() == ErrorCode::kNotFound);
+  // The wrapped plugin's own strictness stands.
+  e = open_error("fault://memory://x", R"({"inner":"memory","inner_options":{"bogus":1}})");
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK_MESSAGE(contains(e, "bogus"), what(e));
+}
+
+TEST_CASE("outcomes per scheme (printed)") {
+  std::string text = "\n";
+  for (const auto& [target, row] : outcomes()) {
+    for (const auto& [what, result] : row)
+      text += "  " + target + ": " + what + " -> " + result + "\n";
+  }
+  MESSAGE(text);
+}

@@ -21,7 +21,7 @@ using host::view_of;
 namespace fs = std::filesystem;
 
 constexpr const char* kKnownKeys =
-    "plugin_paths, plugins, allow, aliases, scheme_plugins, defaults, sha256";
+    "plugin_paths, plugins, allow, aliases, scheme_plugins, defaults, sha256, retry";
 
 class Parser {
  public:
@@ -138,6 +138,8 @@ class Parser {
           std::string path = key + "." + std::string(view_of(a.name));
           config.sha256[std::string(view_of(a.name))] = sha256(a.value, path);
         }
+      } else if (key == "retry") {
+        config.retry = retry(v, key);
       } else {
         fail(key, std::string("unknown key (known keys: ") + kKnownKeys + ")");
       }
@@ -146,6 +148,44 @@ class Parser {
   }
 
  private:
+  // A whole number in [low, high].
+  int64_t integer(const rapidjson::Value& v, const std::string& path, int64_t low,
+                  int64_t high) const {
+    if (!v.IsInt64()) wrong_type(path, "an integer", v);
+    const int64_t n = v.GetInt64();
+    if (n < low || n > high) {
+      fail(path, "expected " + std::to_string(low) + " to " + std::to_string(high) + ", got " +
+                     std::to_string(n));
+    }
+    return n;
+  }
+
+  RetrySettings retry(const rapidjson::Value& v, const std::string& path) const {
+    constexpr int64_t kDay = 24ll * 3600 * 1000;
+    RetrySettings r;
+    for (const auto& m : object(v, path).GetObject()) {
+      std::string key(view_of(m.name));
+      std::string sub = path + "." + key;
+      if (key == "max_attempts") {
+        r.max_attempts = static_cast<int>(integer(m.value, sub, 1, 100));
+      } else if (key == "initial_backoff_ms") {
+        r.initial_backoff = std::chrono::milliseconds(integer(m.value, sub, 0, kDay));
+      } else if (key == "max_backoff_ms") {
+        r.max_backoff = std::chrono::milliseconds(integer(m.value, sub, 0, kDay));
+      } else if (key == "total_deadline_ms") {
+        r.total_deadline = std::chrono::milliseconds(integer(m.value, sub, 1, kDay));
+      } else {
+        fail(sub,
+             "unknown key (known keys: max_attempts, initial_backoff_ms, max_backoff_ms, "
+             "total_deadline_ms)");
+      }
+    }
+    if (r.max_backoff < r.initial_backoff) {
+      fail(path + ".max_backoff_ms", "must not be less than initial_backoff_ms");
+    }
+    return r;
+  }
+
   PluginEntry plugin_entry(const rapidjson::Value& v, const std::string& path) const {
     PluginEntry entry;
     if (v.IsString()) {

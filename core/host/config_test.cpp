@@ -43,6 +43,24 @@ TEST_CASE("parse_config reads every key and resolves relative paths") {
   CHECK(c.base_dir == "/etc/app");
 }
 
+TEST_CASE("retry: every key, or the defaults for those left out") {
+  Config c =
+      parse_config(R"({"retry": {"max_attempts": 2, "initial_backoff_ms": 0, "max_backoff_ms": 30,)"
+                   R"( "total_deadline_ms": 9000}})",
+                   "cfg.json", {});
+  REQUIRE(c.retry.has_value());
+  CHECK(c.retry->max_attempts == 2);
+  CHECK(c.retry->initial_backoff == std::chrono::milliseconds(0));
+  CHECK(c.retry->max_backoff == std::chrono::milliseconds(30));
+  CHECK(c.retry->total_deadline == std::chrono::milliseconds(9000));
+  c = parse_config(R"({"retry": {"max_attempts": 1}})", "cfg.json", {});
+  REQUIRE(c.retry.has_value());
+  CHECK(c.retry->max_attempts == 1);
+  CHECK(c.retry->initial_backoff == RetrySettings{}.initial_backoff);
+  CHECK(c.retry->total_deadline == RetrySettings{}.total_deadline);
+  CHECK_FALSE(parse_config("{}", "cfg.json", {}).retry.has_value());
+}
+
 TEST_CASE("an empty config allows every plugin") {
   Config c = parse_config("{}", "empty", "");
   CHECK_FALSE(c.allow);
@@ -75,6 +93,18 @@ TEST_CASE("parse_config names the source and the key path of every error") {
       {R"({"scheme_plugins": {"http": 1}})", "cfg.json: scheme_plugins.http: expected a string"},
       {R"({"defaults": {"s3": "endpoint=x"}})",
        "cfg.json: defaults.s3: expected an object, got a string"},
+      {R"({"retry": 3})", "cfg.json: retry: expected an object, got a number"},
+      {R"({"retry": {"max_attempts": 0}})",
+       "cfg.json: retry.max_attempts: expected 1 to 100, got 0"},
+      {R"({"retry": {"max_attempts": 2.5}})",
+       "cfg.json: retry.max_attempts: expected an integer, got a number"},
+      {R"({"retry": {"initial_backoff_ms": -1}})",
+       "cfg.json: retry.initial_backoff_ms: expected 0 to 86400000, got -1"},
+      {R"({"retry": {"initial_backoff_ms": 50, "max_backoff_ms": 10}})",
+       "cfg.json: retry.max_backoff_ms: must not be less than initial_backoff_ms"},
+      {R"({"retry": {"attempts": 3}})",
+       "cfg.json: retry.attempts: unknown key (known keys: max_attempts, initial_backoff_ms, "
+       "max_backoff_ms, total_deadline_ms)"},
       {R"({"sha256": {"file": "xyz"}})", "cfg.json: sha256.file: expected 64 hexadecimal digits"},
       {R"({"locked": true})", "cfg.json: locked: unknown key (known keys: plugin_paths, plugins"},
       {R"([1, 2])", "cfg.json: expected a JSON object at the top, got an array"},

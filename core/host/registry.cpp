@@ -146,6 +146,7 @@ struct Registry::Impl {
   std::map<std::string, std::string> defaults;
   std::map<std::string, std::string> name_pins;
   std::vector<fs::path> folders;
+  host::RetryPolicy retry;
 
   // REQUIRES: mu held.
   bool allowed(const PluginRecord& r) const {
@@ -395,6 +396,10 @@ void Registry::apply_config(const Config& config) {
     for (const auto& [k, v] : config.scheme_plugins) impl_->scheme_plugins[k] = v;
     for (const auto& [k, v] : config.defaults) impl_->defaults[k] = v;
     for (const auto& [k, v] : config.sha256) impl_->name_pins[k] = v;
+    if (config.retry) {
+      impl_->retry = {config.retry->max_attempts, config.retry->initial_backoff,
+                      config.retry->max_backoff, config.retry->total_deadline};
+    }
   }
   for (const auto& folder : config.plugin_paths) add_plugin_folder(folder, "config");
   for (const auto& entry : config.plugins) {
@@ -566,7 +571,12 @@ std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_v
     return handler;
   }
   auto plugin = impl_->ensure_loaded(*record);
-  return std::make_unique<host::PluginHandler>(std::move(plugin), url, options);
+  host::RetryPolicy retry;
+  {
+    std::shared_lock<std::shared_mutex> lock(impl_->mu);
+    retry = impl_->retry;
+  }
+  return std::make_unique<host::PluginHandler>(std::move(plugin), url, options, retry);
 }
 
 std::vector<PluginInfo> Registry::plugins() const {

@@ -28,8 +28,8 @@
 #include <string>
 #include <vector>
 
-#include "plugin_handler_internal.hpp"
 #include "plugin_test_util.hpp"
+#include "stowage/config.hpp"
 #include "stowage/error.hpp"
 #include "stowage/registry.hpp"
 #include "testing/s3_test_server.hpp"
@@ -52,7 +52,15 @@ const char* kBucket = "stowage-fault";
 Registry& registry() {
   // Only the decorator: the wrapped plugins are loaded by it, never
   // directly (see fault_plugin.cpp).
-  static Registry* r = stowage::testing::new_registry(STOWAGE_FAULT_PLUGIN_DIR);
+  // The retry policy comes through the config, as a host sets it.
+  static Registry* r = [] {
+    Registry* registry = stowage::testing::new_registry(STOWAGE_FAULT_PLUGIN_DIR);
+    registry->apply_config(parse_config(
+        R"({"retry":{"max_attempts":)" + std::to_string(kMaxAttempts) +
+            R"(,"initial_backoff_ms":1,"max_backoff_ms":5,"total_deadline_ms":20000}})",
+        "the test's config", {}));
+    return registry;
+  }();
   return *r;
 }
 
@@ -183,14 +191,6 @@ struct Faulty {
     std::string options = "{\"inner\":" + quote(t.inner) + ",\"inner_options\":" + t.inner_options +
                           ",\"faults\":" + faults + ",\"trace\":" + quote(trace.string()) + "}";
     handler = registry().open("fault://" + url, options);
-    auto* plugin = dynamic_cast<host::PluginHandler*>(handler.get());
-    REQUIRE(plugin != nullptr);
-    host::RetryPolicy policy;
-    policy.max_attempts = kMaxAttempts;
-    policy.initial_backoff = std::chrono::milliseconds(1);
-    policy.max_backoff = std::chrono::milliseconds(5);
-    policy.total_deadline = std::chrono::milliseconds(20000);
-    plugin->set_retry_policy(policy);
   }
 
   std::vector<std::string> lines(const std::string& op) const {

@@ -3,6 +3,7 @@
 // docs/config.md.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -11,6 +12,17 @@
 #include <vector>
 
 namespace stowage {
+
+// How the host retries the calls a plugin fails with an error it marks
+// retryable (plugins never retry on their own). Backoff is exponential with
+// full jitter, capped by max_backoff; total_deadline bounds every attempt and
+// wait together (a call's own deadline also applies).
+struct RetrySettings {
+  int max_attempts = 4;  // the first try included; 1 turns retries off
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{5000};
+  std::chrono::milliseconds total_deadline{60000};
+};
 
 struct PluginEntry {
   std::filesystem::path path;         // a manifest (.json) or a library (.so)
@@ -31,6 +43,8 @@ struct Config {
   std::map<std::string, std::string> defaults;
   // Plugin name -> SHA-256 pin of its library.
   std::map<std::string, std::string> sha256;
+  // The retry policy for every plugin; nullopt keeps the one in force.
+  std::optional<RetrySettings> retry;
   // Relative paths in the config resolve against this folder.
   std::filesystem::path base_dir;
 };

@@ -12,11 +12,13 @@
 #include <thread>
 
 #include "http_client.hpp"
+#include "plugin_test_util.hpp"
 #include "test_server.hpp"
 
 namespace fs = std::filesystem;
 using namespace stowage;
 using namespace stowage::net;
+using stowage::testing::error_of;
 
 namespace {
 
@@ -80,17 +82,6 @@ int server_connections(const testing::PythonServer& s) {
   auto at = body.find("\"connections\": ");
   REQUIRE(at != std::string::npos);
   return std::atoi(body.c_str() + at + 15);
-}
-
-template <typename F>
-Error error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  FAIL("no stowage::Error was thrown");
-  return Error(ErrorCode::kOk, "");
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "stowage/artifacts.hpp"
+#include "plugin_test_util.hpp"  // sdk/testing: error_of
 #include "stowage/error.hpp"
 
 namespace stowage::test {
@@ -70,16 +71,7 @@ struct TempDir {
 };
 
 // Runs f, which must throw stowage::Error; returns it.
-template <class F>
-Error error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  FAIL("expected a stowage::Error");
-  return Error(ErrorCode::kOk, "");
-}
+using testing::error_of;
 
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;

@@ -19,6 +19,7 @@ struct TransferArgs {
   bool no_verify = false;
   UrlOptions src_options;
   UrlOptions dst_options;
+  QuantizeArgs quantize;
 };
 
 // What the destination holds after the transfer, learnt by loading it back.
@@ -123,7 +124,9 @@ void print_human(const TransferArgs& a, const std::string& src, const std::strin
 }
 
 void print_json(const TransferArgs& a, const std::string& src, const std::string& dst,
-                const SaveResult& result, const Written& written) {
+                const SaveResult& result, const Written& written,
+                const std::optional<QuantizeOptions>& quantize,
+                const std::optional<QuantizeReport>& quantized) {
   const ModelArtifactsInfo& info = result.model_artifacts_info;
   JsonWriter w;
   w.begin_object();
@@ -147,6 +150,8 @@ void print_json(const TransferArgs& a, const std::string& src, const std::string
     w.null();
   }
   w.key("modelArtifactsInfo").raw(info_to_json(info));
+  w.key("quantization");
+  quantize_json(w, quantize ? &*quantize : nullptr, quantized ? &*quantized : nullptr);
   w.key("responses");
   result.responses ? w.raw(*result.responses) : w.null();
   w.end_object();
@@ -159,6 +164,11 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
   TransferOptions options;
   options.source_options = options_json(a.src_options, "--src-options");
   options.destination_options = destination_options(a);
+  const std::optional<QuantizeOptions> quantize = quantize_options(a.quantize);
+  std::optional<QuantizeReport> quantized;
+  if (quantize) {
+    options.transform = [&](ModelArtifacts& m) { quantized = quantize_artifacts(m, *quantize); };
+  }
 
   SaveResult result;
   {
@@ -176,10 +186,12 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
   Written written;
   if (!a.no_verify) written = reload(dst, options.destination_options, common);
 
+  if (quantized && !common.quiet) quantize_warnings(*quantized);
   if (common.json) {
-    print_json(a, src, dst, result, written);
+    print_json(a, src, dst, result, written, quantize, quantized);
   } else if (!common.quiet) {
     print_human(a, src, dst, result, written);
+    if (quantized) std::cout << quantize_summary(*quantize, *quantized);
   }
   return kExitOk;
 }
@@ -225,6 +237,7 @@ void add_transfer(CLI::App& app, CommonOptions& common, Runner& run, bool move) 
                   "Options for the destination handler, as a JSON object");
   sub->add_flag("--no-verify", args->no_verify,
                 "Do not load the destination back after the transfer (no shard count then)");
+  add_quantize_options(*sub, args->quantize);
   add_common_options(*sub, common);
   sub->callback(
       [&run, &common, args] { run = [&common, args] { return run_transfer(*args, common); }; });

@@ -225,6 +225,7 @@ SaveResult transfer(std::string_view src, std::string_view dst, const TransferOp
   // The loaded buffers go straight into the save: no copy of the weights.
   ModelArtifacts artifacts = source->load(load_call);
   if (!is_plugin_handler(*source)) validate_weight_bytes(artifacts, s);
+  if (options.transform) options.transform(artifacts);
   SaveResult result = destination->save(artifacts, save_call);
   uint64_t bytes = artifacts.weight_data ? total_size(*artifacts.weight_data) : 0;
   if (!move) {

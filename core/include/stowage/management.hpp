@@ -2,6 +2,7 @@
 // that never loses its source (TF.js bug B4).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,11 @@ struct TransferOptions {
   std::string source_options = "{}";       // options JSON for the source handler
   std::string destination_options = "{}";  // e.g. {"shard_size": 4194304}
   CallContext call;                        // progress covers load then save
+  // Applied to the loaded model before it is saved; a move then checks the
+  // copy against the transformed model. E.g. quantization (quantize.hpp):
+  //   options.transform = [q](ModelArtifacts& a) { quantize_artifacts(a, q); };
+  // An exception it throws ends the transfer before anything is written.
+  std::function<void(ModelArtifacts&)> transform;
 };
 
 // Convenience wrappers over registry.open(url, options)->load()/save().

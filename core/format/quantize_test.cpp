@@ -44,7 +44,7 @@ std::vector<uint8_t> unhex(std::string_view hex) {
 
 std::vector<float> floats_of(const std::vector<uint8_t>& bytes) {
   std::vector<float> out(bytes.size() / 4);
-  std::memcpy(out.data(), bytes.data(), out.size() * 4);
+  if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * 4);
   return out;
 }
 
@@ -87,8 +87,8 @@ TEST_CASE("every golden tensor quantizes to the converter's bytes, min and scale
   for (const auto& c : doc["cases"].GetArray()) {
     const std::string name = c["name"].GetString();
     const std::vector<float> values = floats_of(unhex(c["values"].GetString()));
-    for (const auto& [label, numpy] : {std::pair{std::string("numpy2"), ConverterNumpy::kNumpy2},
-                                       std::pair{std::string("numpy1"), ConverterNumpy::kNumpy1}}) {
+    for (const ConverterNumpy numpy : {ConverterNumpy::kNumpy2, ConverterNumpy::kNumpy1}) {
+      const std::string label = numpy == ConverterNumpy::kNumpy2 ? "numpy2" : "numpy1";
       for (const auto& r : c["results"][label.c_str()].GetObject()) {
         const std::string storage = r.name.GetString();
         const QuantizeDType dtype = *parse_quantize_dtype(storage);

@@ -22,8 +22,10 @@
 //           read the model back from it.
 //           An upload is sent once, as TF.js does: a failure is retryable
 //           only when replaying it cannot store the model twice, that is
-//           when the method is PUT, when the receiver declared its uploads
-//           idempotent with the response header
+//           when the upload never left this machine whole (a refused
+//           connection, a reset before the last byte), when the method is
+//           PUT, when the receiver declared its uploads idempotent with the
+//           response header
 //             Stowage-Upload-Idempotent: true
 //           (stowage serve sends it on every answer), or when the option
 //           "retry_uploads" is true.
@@ -305,12 +307,19 @@ class HttpHandler final : public plugin::Handler {
     req.max_body_bytes = kMaxSaveResponse * 16;
     Control control = control_for(call);
     call.set_total(form.size);
-    control.on_sent = [&call](uint64_t n) { call.advance(n); };
+    // Body bytes written to the socket: an upload that never left this
+    // machine whole (refused connection, reset half-way) reached no receiver
+    // whole, so sending it again cannot store it twice.
+    std::atomic<uint64_t> sent{0};
+    control.on_sent = [&call, &sent](uint64_t n) {
+      sent += n;
+      call.advance(n);
+    };
     Response r;
     try {
       r = client().send(req, control);
     } catch (const Error& e) {
-      throw sent_once(e);
+      throw sent < form.size ? e : sent_once(e);
     }
     if (auto said = r.header(kIdempotentHeader); said && ascii_iequals(trimmed(*said), "true")) {
       receiver_idempotent_ = true;
@@ -373,8 +382,9 @@ class HttpHandler final : public plugin::Handler {
     return v;
   }
 
-  // A transient failure of an upload, made final unless replaying the
-  // upload cannot store the model twice (TF.js sends a save once).
+  // A transient failure of an upload that reached the receiver whole (or may
+  // have), made final unless replaying the upload cannot store the model
+  // twice (TF.js sends a save once).
   Error sent_once(const Error& e) const {
     if (!e.retryable() || retry_uploads_ || method_ == "PUT" || receiver_idempotent_.load()) {
       return e;

@@ -432,6 +432,16 @@ TEST_CASE("an upload is sent once unless replaying it is safe; loads are retried
 
   // Loads keep retrying (GET is safe to repeat).
   CHECK(weight_bytes(site.load("/flaky/1/502/m/model.json")) == weight_bytes(site.model));
+
+  // An upload that never left this machine whole reached no receiver: a
+  // refused connection is retried like a load.
+  const std::string dead = site.url("/uploads/0/200/dead");
+  site.server.reset();
+  Error refused = error_of([&] { registry().open(dead)->save(site.model); });
+  CHECK(refused.code() == ErrorCode::kUnavailable);
+  CHECK(refused.retryable());
+  CHECK(has(refused.what(), "failed after 4 attempts"));
+  CHECK(!has(refused.what(), "not retried"));
 }
 
 TEST_CASE("method takes any token fetch() sends, and refuses what fetch() refuses") {

@@ -98,6 +98,32 @@ TEST_CASE("blob store: list and remove touch exactly one model's keys") {
         ErrorCode::kNotFound);
 }
 
+TEST_CASE("blob store: a model saved or removed while it is listed is listed whole or not at all") {
+  // Version 1 is 20 bytes in weight files of 8, 8 and 4; version 2 is 28
+  // bytes in 10, 10 and 8 under the same three names: the sizes of one
+  // listed with the model.json of the other would say 20 for version 2.
+  save_model("kitprobe://racing/m", float_model(ramp(5, 1.0f)), R"({"shard_size": 8})", {},
+             registry());
+  save_model("kitprobe://staging/m", float_model(ramp(7, 1.0f)), R"({"shard_size": 10})", {},
+             registry());
+  auto list_racing = [](const std::string& race) {
+    return registry().open("kitprobe://racing", R"({"race":)" + race + "}")->list();
+  };
+  SUBCASE("replaced after the folder was listed") {
+    auto models = list_racing(R"({"after":"list","to":"racing/m","from":"staging/m"})");
+    REQUIRE(models.size() == 1);
+    CHECK(models[0].info.weight_data_bytes == 28u);
+  }
+  SUBCASE("removed right after its model.json was read") {
+    CHECK(list_racing(R"({"after":"model_json","to":"racing/m","from":""})").empty());
+  }
+  SUBCASE("replaced right after its model.json was read") {
+    auto models = list_racing(R"({"after":"model_json","to":"racing/m","from":"staging/m"})");
+    REQUIRE(models.size() == 1);
+    CHECK(models[0].info.weight_data_bytes == 28u);
+  }
+}
+
 TEST_CASE("kit: every exception becomes a status with the right code") {
   save_model("kitprobe://faults", float_model(ramp(1, 1.0f)), "{}", {}, registry());
   auto load_with = [](const char* fault) {

@@ -8,7 +8,11 @@
 //   "runtime", "system", "retryable", "int": load throws that), "convert"
 //   (load asks the host's weight-URL converter for this path and puts the
 //   answer in userDefinedMetadata.converted),
-//   "nested": {"depth": n} (a nested object, to test strict options).
+//   "nested": {"depth": n} (a nested object, to test strict options),
+//   "race": {"after": "list"|"model_json", "to": folder, "from": folder}
+//   (once, right after the store lists or hands out <to>/model.json, the
+//   model at <to> is replaced by a copy of the one at <from>, or removed
+//   when "from" is empty: a save or remove racing a listing).
 //   save answers with what its transaction did:
 //   {"put":[keys in order],"removed":[keys]}.
 #include <map>
@@ -38,8 +42,37 @@ Server& server() {
   return *s;
 }
 
+// What "race" does, once.
+struct Race {
+  std::string after;  // "list", "model_json" or "" (no race)
+  std::string to;
+  std::string from;
+  bool done = false;
+
+  void run_if(std::string_view event, std::string_view key = "") {
+    if (done || after != event) return;
+    if (event == "model_json" && key != to + "/model.json") return;
+    done = true;
+    std::lock_guard<std::mutex> lock(server().mu);
+    auto& blobs = server().blobs;
+    for (auto it = blobs.lower_bound(to + "/");
+         it != blobs.end() && it->first.starts_with(to + "/");)
+      it = blobs.erase(it);
+    if (from.empty()) return;
+    std::map<std::string, Blob> copies;
+    for (auto it = blobs.lower_bound(from + "/");
+         it != blobs.end() && it->first.starts_with(from + "/"); ++it) {
+      copies[to + it->first.substr(from.size())] = {it->second.bytes,
+                                                    std::chrono::system_clock::now()};
+    }
+    blobs.merge(copies);
+  }
+};
+
 class KvStore final : public BlobStore {
  public:
+  explicit KvStore(Race race) : race_(std::move(race)) {}
+
   // Puts are staged and applied under one lock: MULTI/EXEC.
   class Txn final : public Transaction {
    public:
@@ -80,19 +113,32 @@ class KvStore final : public BlobStore {
   };
 
   std::optional<Buffer> get(const std::string& key, Call&) override {
+    std::optional<Buffer> out;
+    {
+      std::lock_guard<std::mutex> lock(server().mu);
+      auto it = server().blobs.find(key);
+      if (it != server().blobs.end()) out = it->second.bytes;
+    }
+    race_.run_if("model_json", key);
+    return out;
+  }
+  std::optional<BlobInfo> stat(const std::string& key, Call&) override {
     std::lock_guard<std::mutex> lock(server().mu);
     auto it = server().blobs.find(key);
     if (it == server().blobs.end()) return std::nullopt;
-    return it->second.bytes;
+    return BlobInfo{key, it->second.bytes.size(), it->second.written};
   }
   std::unique_ptr<Transaction> begin(Call&) override { return std::make_unique<Txn>(); }
   std::vector<BlobInfo> list(const std::string& prefix, Call&) override {
-    std::lock_guard<std::mutex> lock(server().mu);
     std::vector<BlobInfo> out;
-    for (auto it = server().blobs.lower_bound(prefix);
-         it != server().blobs.end() && it->first.starts_with(prefix); ++it) {
-      out.push_back({it->first, it->second.bytes.size(), it->second.written});
+    {
+      std::lock_guard<std::mutex> lock(server().mu);
+      for (auto it = server().blobs.lower_bound(prefix);
+           it != server().blobs.end() && it->first.starts_with(prefix); ++it) {
+        out.push_back({it->first, it->second.bytes.size(), it->second.written});
+      }
     }
+    race_.run_if("list");
     return out;
   }
   void remove(const std::vector<std::string>& keys, Call&) override {
@@ -100,14 +146,22 @@ class KvStore final : public BlobStore {
     for (const std::string& key : keys) server().blobs.erase(key);
   }
   std::string url_of(const std::string& key) const override { return "kitprobe://" + key; }
+
+ private:
+  Race race_;
 };
+
+Race race_of(Options& options) {
+  Options race = options.get_object("race");
+  return Race{race.get_string("after"), race.get_string("to"), race.get_string("from")};
+}
 
 std::string path_in(std::string_view url) { return std::string(url.substr(url.find("://") + 3)); }
 
 class KvHandler final : public BlobStoreHandler {
  public:
   KvHandler(std::string_view url, Options& options)
-      : BlobStoreHandler(url, options, std::make_unique<KvStore>(),
+      : BlobStoreHandler(url, options, std::make_unique<KvStore>(race_of(options)),
                          locate_model(path_in(url), url)),
         fault_(options.get_string("throw")),
         convert_(options.get_string("convert")) {

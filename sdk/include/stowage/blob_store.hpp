@@ -327,7 +327,7 @@ class BlobLayout {
     for (const std::string& key : models) {
       call.check();
       try {
-        std::optional<ListedModel> m = describe(*reader, key, blobs, call);
+        std::optional<ListedModel> m = describe_listed(*reader, key, blobs, call);
         if (m) out.push_back(std::move(*m));
       } catch (const Error& e) {
         if (e.code() != ErrorCode::kInvalidArgument && e.code() != ErrorCode::kDataLoss) throw;
@@ -437,6 +437,36 @@ class BlobLayout {
                                                    ": its weight data does not match its "
                                                    "weight specs: " +
                                                    e.what());
+    }
+  }
+
+  // describe() for list(): a save or remove that runs while the folder is
+  // listed can leave the listed sizes from one version and model.json from
+  // another, or model.json without its weight files. The model is described
+  // again from fresh reads until model.json stayed the same blob from before
+  // it was read to after its weight files were sized (a bounded number of
+  // times; a model that keeps changing is listed as last read), and skipped
+  // when it was removed meanwhile.
+  std::optional<ListedModel> describe_listed(BlobStore::Reader& reader, const std::string& key,
+                                             std::map<std::string, BlobInfo>& blobs,
+                                             Call& call) const {
+    constexpr int kAttempts = 8;
+    auto same_blob = [](const BlobInfo& a, const BlobInfo& b) {
+      return a.size == b.size && a.modified == b.modified;
+    };
+    auto listed = blobs.find(key);
+    std::optional<BlobInfo> before =
+        listed == blobs.end() ? std::nullopt : std::optional<BlobInfo>(listed->second);
+    for (int attempt = 1;; ++attempt) {
+      std::vector<std::string> keys;
+      std::optional<ListedModel> m = describe(reader, key, blobs, call, &keys);
+      if (!m) return std::nullopt;
+      std::optional<BlobInfo> after = store_.stat(key, call);
+      if (!after) return std::nullopt;
+      if ((before && same_blob(*before, *after)) || attempt == kAttempts) return m;
+      for (const std::string& k : keys) blobs.erase(k);
+      blobs[key] = *after;
+      before = after;
     }
   }
 

@@ -7,13 +7,18 @@ cd "$(dirname "$0")/.."
 
 packages=(cmake g++ make ccache pkg-config
           libboost1.81-dev rapidjson-dev doctest-dev libcli11-dev libssl-dev
-          python3 chromium libsqlite3-dev openssl curl time
+          python3 python3-pip chromium libsqlite3-dev openssl curl time
           clang libclang-rt-14-dev   # clang and libFuzzer: the fuzz preset
           python3-numpy)             # tests/quantize_reference.py (the converter's quantization)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js (18 or newer) and npm for the TensorFlow.js interop tests and the
+# Node binding: Debian 12's own (Node 18) unless a node and npm are already
+# on PATH (another Node, e.g. NodeSource's, which bundles npm).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   sudo_cmd=""
@@ -22,8 +27,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "setup: Node.js 20 and npm are needed for the TensorFlow.js interop tests" >&2
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)'; then
+  echo "setup: Node.js 18 or newer is needed (the interop tests and the Node binding);" \
+    "$(command -v node) is $(node --version)" >&2
   exit 1
 fi
 # npm ci in DIR when any dependency of DIR/package.json is missing or at

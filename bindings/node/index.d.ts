@@ -100,6 +100,12 @@ export interface TransferOptions extends CallOptions {
   sourceOptions?: {[pluginOption: string]: unknown};
   /** Handler options of the destination's plugin, e.g. {shard_size: 4194304}. */
   destinationOptions?: {[pluginOption: string]: unknown};
+  /**
+   * move(): where to read the copy back from before the source is removed,
+   * when dst does not load it (an upload URL whose receiver names no model
+   * URL). By default the URL the save's answer names, else dst.
+   */
+  verifyUrl?: string;
   onProgress?: (fraction: number) => void;
 }
 
@@ -200,6 +206,11 @@ export function move(src: string, dst: string, options?: TransferOptions): Promi
 
 /** tf.io.listModels for one store: {[url]: info} of the models at or under url. */
 export function list(url: string, options?: StoreOptions): Promise<{[url: string]: ModelArtifactsInfo}>;
+/**
+ * tf.io.listModels(): the models of the default locations, the config's
+ * "list_locations", else localstorage://, indexeddb:// and memory://.
+ */
+export function list(url?: undefined, options?: CallOptions): Promise<{[url: string]: ModelArtifactsInfo}>;
 
 /** tf.io.removeModel: resolves the removed model's info. */
 export function remove(url: string, options?: StoreOptions): Promise<ModelArtifactsInfo>;

@@ -334,20 +334,23 @@ function transfer(name, src, dst, options) {
       (typeof options !== 'object' || Array.isArray(options))) {
     throw new TypeError(`${where}: options must be an object`);
   }
-  const {sourceOptions, destinationOptions, onProgress, signal, ...unknown} = options || {};
+  const {sourceOptions, destinationOptions, verifyUrl, onProgress, signal, ...unknown} =
+      options || {};
   const extra = Object.keys(unknown);
   if (extra.length) {
     throw new StowageError(
         'INVALID_ARGUMENT',
         `${where}: unknown option '${extra[0]}' (options are sourceOptions, ` +
-            'destinationOptions, onProgress and signal)');
+            'destinationOptions, verifyUrl, onProgress and signal)');
   }
+  if (verifyUrl !== undefined) checkUrl(verifyUrl, `${where}: verifyUrl`);
   const call = callOptions({onProgress, signal}, where);
   const srcJson = pluginOptions(sourceOptions, where, 'sourceOptions');
   const dstJson = pluginOptions(destinationOptions, where, 'destinationOptions');
   const what = name === 'move' ? 'Moving' : 'Copying';
   return run(what, src, call,
-             (p) => native.transfer(src, dst, srcJson, dstJson, name === 'move', p))
+             (p) => native.transfer(src, dst, srcJson, dstJson, name === 'move', verifyUrl || '',
+                                    p))
       .then((r) => parseInfo(r.info));
 }
 
@@ -359,11 +362,18 @@ async function move(src, dst, options) {
   return transfer('move', src, dst, options);
 }
 
+// list(): TF.js's listModels() with no URL, the default locations (the
+// config's "list_locations", else localstorage://, indexeddb://, memory://).
 async function list(url, options) {
   const where = describe('list', url);
-  checkUrl(url, where);
+  if (url !== undefined) checkUrl(url, where);
   const o = callOptions(options, where, ['signal']);
-  const rows = await run('Listing', url, o, () => native.list(url, o.json));
+  if (url === undefined && o.json !== '{}') {
+    throw new TypeError(`${where}: plugin options need a URL; without one the config's ` +
+                        'settings for each default location apply');
+  }
+  const rows = await run('Listing', url === undefined ? 'the default locations' : url, o,
+                         () => native.list(url === undefined ? '' : url, o.json));
   const out = {};
   for (const [u, info] of rows) out[u] = parseInfo(info);
   return out;

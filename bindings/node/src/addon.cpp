@@ -9,9 +9,10 @@
 //       resolves {json, weightData: ArrayBuffer[] | undefined}
 //   save(url, optionsJson, artifactsJson, weightData, onProgress) -> {promise, cancel}
 //       resolves {info, responses}: JSON texts
-//   transfer(src, dst, srcOptionsJson, dstOptionsJson, move, onProgress) -> {promise, cancel}
-//   list(url, optionsJson), remove(url, optionsJson), info(url, optionsJson, onProgress),
-//   plugins(), configure(configJson, configPath)                        -> {promise, cancel}
+//   transfer(src, dst, srcOptionsJson, dstOptionsJson, move, verifyUrl, onProgress)
+//                                                                    -> {promise, cancel}
+//   list(url, optionsJson) (url "": the default locations), remove(url, optionsJson), info(url,
+//   optionsJson, onProgress), plugins(), configure(configJson, configPath) -> {promise, cancel}
 //   diagnostics()                                                       -> object (sync)
 //
 // WEIGHTS WITHOUT COPIES
@@ -274,8 +275,9 @@ Napi::Value Transfer(const Napi::CallbackInfo& info) {
   options.source_options = string_arg(info, 2, "sourceOptions");
   options.destination_options = string_arg(info, 3, "destinationOptions");
   const bool move = info[4].ToBoolean().Value();
+  options.verify_url = string_arg(info, 5, "verifyUrl");
   return start(
-      info, AsyncCall::Kind::kWrite, move ? "Moving" : "Copying", src, progress_arg(info, 5),
+      info, AsyncCall::Kind::kWrite, move ? "Moving" : "Copying", src, progress_arg(info, 6),
       [src, dst, options, move](const CallContext& ctx) mutable -> AsyncCall::Settle {
         options.call = ctx;
         SaveResult result = move ? move_model(src, dst, options) : copy_model(src, dst, options);
@@ -295,7 +297,9 @@ Napi::Value List(const Napi::CallbackInfo& info) {
   return start(info, AsyncCall::Kind::kRead, "Listing", url, info.Env().Undefined(),
                [url, options](const CallContext& ctx) -> AsyncCall::Settle {
                  std::vector<ListedModel> models;
-                 if (options == "{}") {
+                 if (url.empty()) {
+                   models = list_models();
+                 } else if (options == "{}") {
                    models = list_models(url);
                  } else {
                    auto handler = open_for(url, options);

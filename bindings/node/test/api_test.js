@@ -102,6 +102,31 @@ test('copy, list, info, move and remove across schemes, in TF.js\'s shapes', asy
                          ['indexeddb://a/conv']);
 });
 
+test('list() with no URL lists the default locations; move reads back from verifyUrl', async () => {
+  const src = h.fileUrl(model('dense/node').model_json);
+  await stowage.copy(src, 'memory://defaults/dense');
+  const all = await stowage.list();
+  assert.ok('memory://defaults/dense' in all, Object.keys(all).join());
+  assert.ok(all['memory://defaults/dense'].dateSaved instanceof Date);
+  for (const url of Object.keys(all)) {
+    assert.match(url, /^(localstorage|indexeddb|memory):\/\//, 'not a default location');
+  }
+  await assert.rejects(stowage.list(undefined, {profile: `${work}/profile`}), TypeError);
+
+  // verifyUrl names where the copy is read back from: a wrong one fails the
+  // move and keeps the source; the right one completes it.
+  const dst = h.fileUrl(`${work}/verified`);
+  await assert.rejects(
+      stowage.move('memory://defaults/dense', dst, {verifyUrl: h.fileUrl(`${work}/elsewhere/model.json`)}),
+      {code: 'NOT_FOUND', message: /elsewhere/});
+  assert.strictEqual((await stowage.io('memory://defaults/dense').load()).format, 'layers-model');
+  const moved = await stowage.move('memory://defaults/dense', dst,
+                                   {verifyUrl: `${dst}/model.json`});
+  assert.ok(moved.weightDataBytes > 0);
+  await assert.rejects(stowage.io('memory://defaults/dense').load(), {code: 'NOT_FOUND'});
+  await assert.rejects(stowage.move('memory://x', dst, {verifyUrl: 3}), TypeError);
+});
+
 test('plugins() and configure() with an object and with a file', async () => {
   const plugins = await stowage.plugins();
   const byName = Object.fromEntries(plugins.map((p) => [p.name, p]));

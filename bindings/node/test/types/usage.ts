@@ -26,6 +26,8 @@ async function main(): Promise<void> {
       await stowage.copy('file:///a', 's3://b/a', {destinationOptions: {shard_size: 1 << 22}});
   await stowage.move('memory://a', 'file:///b', {onProgress: (f) => f, signal: controller.signal});
   const listed: {[url: string]: tf.io.ModelArtifactsInfo} = await stowage.list('memory://');
+  const everywhere: {[url: string]: tf.io.ModelArtifactsInfo} = await stowage.list();
+  await stowage.move('http://h/upload', 'file:///b', {verifyUrl: 'http://cdn/m/model.json'});
   const removed: tf.io.ModelArtifactsInfo = await stowage.remove('memory://a');
   const m: stowage.ModelInfo = await stowage.info('file:///a/model.json');
   const files: number = (m.weightFiles ?? []).reduce((n, f) => n + f.bytes, m.weightBytes);
@@ -49,9 +51,11 @@ async function main(): Promise<void> {
   const code: stowage.ErrorCode = 'NOTFOUND';
   // @ts-expect-error unknown config key
   await stowage.configure({alias: {}});
+  // @ts-expect-error without a URL, no plugin options
+  await stowage.list(undefined, {profile: '/p'});
   // @ts-expect-error copy resolves info, not a SaveResult
   const wrong: tf.io.SaveResult = await stowage.copy('a://', 'b://');
-  console.log(asTfHandler, layers, graph, graphSaved, info, again, copied, listed, removed,
+  console.log(asTfHandler, layers, graph, graphSaved, info, again, copied, listed, everywhere, removed,
               files, plugins, d, code, wrong);
 }
 

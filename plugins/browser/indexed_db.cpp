@@ -387,7 +387,9 @@ ModelArtifacts IndexedDb::load_model(const std::string& path, const Pace& pace) 
   } else {
     // The file is never written again and a later save or remove only
     // deletes its name, so the mapping stays valid while any slice lives.
-    void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, file->get(), 0);
+    // Private and writable, as in the file plugin: a stray write through a
+    // JavaScript ArrayBuffer copies the page instead of crashing.
+    void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, file->get(), 0);
     if (addr == MAP_FAILED) throw sys_error(errno, url + ": cannot map the weight data file");
     ::madvise(addr, size, MADV_SEQUENTIAL);
     std::shared_ptr<const void> owner(

@@ -142,7 +142,10 @@ class FileReader final : public BlobStore::Reader {
     }
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     if (size == 0) return Buffer::wrap(nullptr, 0, nullptr, path);
-    void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    // Writable but private: the bytes may end up in a writable JavaScript
+    // ArrayBuffer (bindings/node), where a stray write must copy the page,
+    // not crash the process. Nothing ever reaches the file through it.
+    void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
     if (addr == MAP_FAILED) throw errno_error(errno, "Cannot map " + path);
     ::madvise(addr, size, MADV_SEQUENTIAL);
     const bool remembered = remember_mapping(addr, fd.get(), st, size);

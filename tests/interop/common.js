@@ -143,7 +143,37 @@ function fileIOHandler(modelJsonPath) {
   };
 }
 
+// Executes a GraphModel on the inputs of a graph_predictions.json (written
+// by make_models.js from TF.js's own GraphModel) and requires every output
+// equal to the recorded one, bit for bit.
+async function checkGraphPredictions(tfjs, model, file) {
+  const pred = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const inputs = pred.inputs.map((i) => tfjs.tensor(decodeFloats(i.values), i.shape, i.dtype));
+  let outputs = model.execute(inputs);
+  if (!Array.isArray(outputs)) outputs = [outputs];
+  try {
+    if (outputs.length !== pred.outputs.length) {
+      throw new Error(`the graph model gave ${outputs.length} outputs, not ${pred.outputs.length}`);
+    }
+    outputs.forEach((o, k) => {
+      const want = pred.outputs[k];
+      if (JSON.stringify(o.shape) !== JSON.stringify(want.shape)) {
+        throw new Error(`graph output ${k} has shape ${o.shape}, not ${want.shape}`);
+      }
+      const got = encodeFloats(o.dataSync());
+      const i = got.findIndex((v, j) => v !== want.values[j]);
+      if (i >= 0 || got.length !== want.values.length) {
+        throw new Error(`graph output ${k} differs from TF.js's own at value ${i}: ` +
+                        `${got[i]} != ${want.values[i]}`);
+      }
+    });
+  } finally {
+    tfjs.dispose([...inputs, ...outputs]);
+  }
+}
+
 module.exports = {
+  checkGraphPredictions,
   loadTf,
   encodeFloats,
   decodeFloats,

@@ -97,6 +97,11 @@ async function checkWithTfjs(tf, models, entry, url) {
   Object.values(named).forEach((t) => t.dispose());
   const expected = JSON.parse(fs.readFileSync(path.join(models, entry.expected), 'utf8'));
   assert.deepStrictEqual(got, expected.weights, 'decoded weights differ');
+  if (entry.graph_predictions) {
+    const graph = await tf.loadGraphModel(url);
+    await common.checkGraphPredictions(tf, graph, path.join(models, entry.graph_predictions));
+    graph.dispose();
+  }
   if (!entry.predictions) return;
   const model = await tf.loadLayersModel(url);
   const pred = JSON.parse(fs.readFileSync(path.join(models, entry.predictions), 'utf8'));

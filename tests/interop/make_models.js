@@ -174,6 +174,7 @@ function writeConverterLayout(dir, a, {shardSize, groupOf = () => 'all', layers}
   });
   const modelJSON = {format: a.format};
   let topology = a.modelTopology;
+  const graph = a.format === 'graph-model';
   if (layers) {
     modelJSON.generatedBy = `keras v${topology.keras_version}`;
     topology = {
@@ -186,8 +187,16 @@ function writeConverterLayout(dir, a, {shardSize, groupOf = () => 'all', layers}
     modelJSON.generatedBy = a.generatedBy;
   }
   modelJSON.convertedBy = 'TensorFlow.js Converter v4.22.0';
-  if (a.userDefinedMetadata != null) modelJSON.userDefinedMetadata = a.userDefinedMetadata;
-  if (topology !== undefined) modelJSON.modelTopology = topology;
+  if (graph) {
+    // tf_saved_model_conversion_v2: signature, modelTopology,
+    // userDefinedMetadata, weightsManifest.
+    if (a.signature != null) modelJSON.signature = a.signature;
+    modelJSON.modelTopology = topology;
+    if (a.userDefinedMetadata != null) modelJSON.userDefinedMetadata = a.userDefinedMetadata;
+  } else {
+    if (a.userDefinedMetadata != null) modelJSON.userDefinedMetadata = a.userDefinedMetadata;
+    if (topology !== undefined) modelJSON.modelTopology = topology;
+  }
   modelJSON.weightsManifest = manifest;
   writeFile(path.join(dir, 'model.json'), pythonJsonDump(modelJSON));
 }
@@ -540,6 +549,121 @@ async function fullZoo() {
   return zooArtifacts(entries, 'every dtype TF.js decodes, quantized storage included');
 }
 
+// ------------------------------------------------------------ a graph model
+
+// A graph model (format "graph-model") written by hand in the converter's
+// JSON form of a GraphDef (spec §7; TF.js cannot write one itself):
+//   x [-1,16] -> MatMul -> BiasAdd -> Relu -> MatMul -> BiasAdd -> Softmax -> "probs"
+//                                      `-> Reshape [-1,4,8] -> "hidden"
+// with a signature naming the input and both outputs. Its weights mix
+// float32, uint8- and float16-quantized storage and an int32 shape; every
+// Const value is in the weights, in node order, as the converter puts them.
+function graphArtifacts() {
+  const rand = rng(9);
+  const dim = (...d) => ({dim: d.map((s) => ({size: String(s)}))});
+  const T = {type: 'DT_FLOAT'};
+  const constNode = (name, dtype, shape) => ({
+    name,
+    op: 'Const',
+    attr: {value: {tensor: {dtype, tensorShape: dim(...shape)}}, dtype: {type: dtype}},
+  });
+  const matmul = (name, a, b) => ({
+    name,
+    op: 'MatMul',
+    input: [a, b],
+    attr: {transpose_a: {b: false}, transpose_b: {b: false}, T},
+  });
+  const biasAdd = (name, a, b) =>
+      ({name, op: 'BiasAdd', input: [a, b], attr: {T, data_format: {s: 'TkhXQw=='}}});  // NHWC
+  const nodes = [
+    {name: 'x', op: 'Placeholder', attr: {dtype: T, shape: {shape: dim(-1, 16)}}},
+    constNode('dense/kernel', 'DT_FLOAT', [16, 32]),
+    constNode('dense/bias', 'DT_FLOAT', [32]),
+    constNode('head/kernel', 'DT_FLOAT', [32, 4]),
+    constNode('head/bias', 'DT_FLOAT', [4]),
+    constNode('hidden_shape', 'DT_INT32', [3]),
+    matmul('dense/MatMul', 'x', 'dense/kernel'),
+    biasAdd('dense/BiasAdd', 'dense/MatMul', 'dense/bias'),
+    {name: 'dense/Relu', op: 'Relu', input: ['dense/BiasAdd'], attr: {T}},
+    matmul('head/MatMul', 'dense/Relu', 'head/kernel'),
+    biasAdd('head/BiasAdd', 'head/MatMul', 'head/bias'),
+    {name: 'probs', op: 'Softmax', input: ['head/BiasAdd'], attr: {T}},
+    {
+      name: 'hidden',
+      op: 'Reshape',
+      input: ['dense/Relu', 'hidden_shape'],
+      attr: {T, Tshape: {type: 'DT_INT32'}},
+    },
+    {name: 'Identity', op: 'Identity', input: ['probs'], attr: {T}},
+    {name: 'Identity_1', op: 'Identity', input: ['hidden'], attr: {T}},
+  ];
+  const entries = [];
+  const plain = (name, shape, data) => entries.push(
+      {spec: {name, shape, dtype: 'float32'}, bytes: Buffer.from(leBytes(data))});
+  plain('dense/kernel', [16, 32], uniformF32(rand, 16 * 32, -0.5, 0.5));
+  plain('dense/bias', [32], uniformF32(rand, 32, -0.1, 0.1));
+  const {q, meta} = quantizeAffine(uniformF32(rand, 32 * 4, -1, 1), 'uint8');
+  entries.push({
+    spec: {
+      name: 'head/kernel',
+      shape: [32, 4],
+      dtype: 'float32',
+      quantization: {dtype: 'uint8', min: meta.min, scale: meta.scale, original_dtype: 'float32'},
+    },
+    bytes: Buffer.from(leBytes(q)),
+  });
+  const halves = Uint16Array.from(uniformF32(rand, 4, -0.2, 0.2), f32ToF16);
+  entries.push({
+    spec: {
+      name: 'head/bias',
+      shape: [4],
+      dtype: 'float32',
+      quantization: {dtype: 'float16', original_dtype: 'float32'},
+    },
+    bytes: Buffer.from(leBytes(halves)),
+  });
+  entries.push({
+    spec: {name: 'hidden_shape', shape: [3], dtype: 'int32'},
+    bytes: Buffer.from(leBytes(new Int32Array([-1, 4, 8]))),
+  });
+  return {
+    modelTopology: {node: nodes, library: {}, versions: {producer: 1395}},
+    format: 'graph-model',
+    generatedBy: '2.15.0',
+    convertedBy: 'TensorFlow.js Converter v4.22.0',
+    signature: {
+      inputs: {x: {name: 'x:0', dtype: 'DT_FLOAT', tensorShape: dim(-1, 16)}},
+      outputs: {
+        probs: {name: 'Identity:0', dtype: 'DT_FLOAT', tensorShape: dim(-1, 4)},
+        hidden: {name: 'Identity_1:0', dtype: 'DT_FLOAT', tensorShape: dim(-1, 4, 8)},
+      },
+    },
+    weightSpecs: entries.map((e) => e.spec),
+    weightData: new Uint8Array(Buffer.concat(entries.map((e) => e.bytes))).buffer,
+  };
+}
+
+// What TF.js's own GraphModel computes for fixed inputs (the same form as
+// predictions.json): the reference for every copy of the graph model.
+async function writeGraphPredictions(file, artifacts, inputs) {
+  const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
+  let outputs = model.execute(inputs.map((i) => i.tensor));
+  if (!Array.isArray(outputs)) outputs = [outputs];
+  const doc = {
+    inputs: inputs.map((i) => ({
+                         name: i.name,
+                         dtype: i.tensor.dtype,
+                         shape: i.tensor.shape,
+                         values: common.encodeFloats(i.tensor.dataSync()),
+                       })),
+    outputs: outputs.map(
+        (o) => ({dtype: o.dtype, shape: o.shape, values: common.encodeFloats(o.dataSync())})),
+  };
+  outputs.forEach((o) => o.dispose());
+  model.dispose();
+  writeFile(file, JSON.stringify(doc) + '\n');
+}
+
 // -------------------------------------------------------------- the driver
 
 const kLayerModels = {
@@ -564,7 +688,12 @@ async function writeModel(out, index, name, built, layouts) {
   const dir = path.join(out, name);
   await writeExpected(path.join(dir, 'expected.json'), built.artifacts);
   const layers = built.model !== undefined;
+  const graph = built.graphInputs !== undefined;
   if (layers) await writePredictions(path.join(dir, 'predictions.json'), built.model, built.inputs);
+  if (graph) {
+    await writeGraphPredictions(
+        path.join(dir, 'graph_predictions.json'), built.artifacts, built.graphInputs);
+  }
   for (const layout of layouts) {
     const sub = layout.dir === '' ? dir : path.join(dir, layout.dir);
     if (layout.kind === 'node') {
@@ -580,6 +709,7 @@ async function writeModel(out, index, name, built, layouts) {
       model_json: rel(path.join(sub, 'model.json')),
       expected: rel(path.join(dir, 'expected.json')),
       predictions: layers ? rel(path.join(dir, 'predictions.json')) : null,
+      graph_predictions: graph ? rel(path.join(dir, 'graph_predictions.json')) : null,
     });
   }
 }
@@ -619,6 +749,10 @@ async function main() {
         out, index, 'dtypes', {artifacts: await plainZoo()}, [node, converter(1024, emptyLast)]);
     await writeModel(
         out, index, 'quantized', {artifacts: await quantizedZoo()}, [node, converter(64)]);
+    await writeModel(
+        out, index, 'graph',
+        {artifacts: graphArtifacts(), graphInputs: [floatInput('x', [3, 16], 109)]},
+        [node, converter(1024)]);
   }
   writeFile(path.join(out, 'index.json'), JSON.stringify(index, null, 1) + '\n');
   process.stdout.write(`wrote ${index.models.length} models to ${out}\n`);

@@ -6,7 +6,8 @@
 //     original (bit for bit, NaN payloads and -0 included);
 //   * metadata (format, userDefinedMetadata, trainingConfig) is unchanged;
 //   * layers models load with tf.loadLayersModel and predict outputs equal,
-//     bit for bit, to predictions.json. The weights are bit-identical and the
+//     bit for bit, to predictions.json (graph models: tf.loadGraphModel and
+//     graph_predictions.json). The weights are bit-identical and the
 //     CPU backend is deterministic, so no tolerance is allowed;
 //   * a single-file copy of a tfjs-node model is byte-identical to it
 //     (model.json and weights.bin), as tfjs-node's own save would be;
@@ -111,6 +112,11 @@ async function checkCopy(tf, models, entry, copyDir, kind, shardSize) {
           `output ${k} differs from TF.js's prediction on the original`);
     });
     tf.dispose([...inputs, ...outputs]);
+    model.dispose();
+  }
+  if (entry.graph_predictions) {
+    const model = await tf.loadGraphModel(common.fileIOHandler(file));
+    await common.checkGraphPredictions(tf, model, path.join(models, entry.graph_predictions));
     model.dispose();
   }
 }

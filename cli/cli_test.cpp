@@ -416,6 +416,73 @@ TEST_CASE("list, ls, remove and rm") {
   CHECK(contains(again.err, "models/b"));
 }
 
+TEST_CASE("list without a URL lists every default location, keyed scheme://path") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  // The browser stores in a profile of the test's own (never the user's).
+  const std::string profile = (tmp.path() / "profile").string();
+  write_file(tmp.path() / "stores.json", R"({"defaults": {"localstorage": {"profile": ")" +
+                                             profile + R"("}, "indexeddb": {"profile": ")" +
+                                             profile + R"("}}})");
+  const std::vector<std::string> cfg = {"--config", "stores.json"};
+  auto with_config = [&](std::vector<std::string> args) {
+    args.insert(args.end(), cfg.begin(), cfg.end());
+    return run(tmp.path(), args);
+  };
+
+  // Nothing saved yet: no models, and the profile is not created by listing.
+  const Result empty = with_config({"list"});
+  INFO(empty.out, empty.err);
+  REQUIRE(empty.code == 0);
+  CHECK(empty.out == "no models in the default locations\n");
+  CHECK(parse_json(with_config({"list", "--json"}).out).ObjectEmpty());
+  CHECK_FALSE(fs::exists(profile));
+
+  REQUIRE(with_config({"copy", url(model), "localstorage://team/a", "-q"}).code == 0);
+  REQUIRE(with_config({"copy", url(model), "indexeddb://b", "-q"}).code == 0);
+  for (const char* list : {"list", "ls"}) {
+    const Result r = with_config({list, "--json"});
+    INFO(r.out, r.err);
+    REQUIRE(r.code == 0);
+    const rapidjson::Document doc = parse_json(r.out);
+    std::vector<std::string> keys;
+    for (const auto& m : doc.GetObject()) {
+      keys.emplace_back(m.name.GetString());
+      CHECK(m.value["weightDataBytes"].GetUint64() == kWeightBytes);
+    }
+    // TF.js's order: localstorage, then indexeddb.
+    CHECK(keys == std::vector<std::string>{"localstorage://team/a", "indexeddb://b"});
+  }
+  const Result table = with_config({"list"});
+  CHECK(contains(table.out, "localstorage://team/a"));
+  CHECK(contains(table.out, "indexeddb://b"));
+  CHECK(with_config({"list", "-o", "quota=1"}).code == 2);
+
+  // list_locations replaces the defaults; each must be listable.
+  REQUIRE(run(tmp.path(), {"copy", url(model), url(tmp.path() / "models" / "c"), "-q"}).code == 0);
+  write_file(tmp.path() / "mine.json", R"({"defaults": {"localstorage": {"profile": ")" + profile +
+                                           R"("}}, "list_locations": [")" +
+                                           url(tmp.path() / "models") +
+                                           R"(", "localstorage://"]})");
+  const Result mine = run(tmp.path(), {"list", "--json", "--config", "mine.json"});
+  INFO(mine.out, mine.err);
+  REQUIRE(mine.code == 0);
+  const rapidjson::Document listed = parse_json(mine.out);
+  CHECK(listed.MemberCount() == 2);
+  CHECK(listed.HasMember((url(tmp.path() / "models" / "c" / "model.json")).c_str()));
+  CHECK(listed.HasMember("localstorage://team/a"));
+  CHECK(run(tmp.path(), {"list", "--config", "mine.json"}).out.starts_with("URL"));
+
+  write_file(tmp.path() / "nolist.json", R"({"list_locations": ["downloads://x"]})");
+  const Result cannot = run(tmp.path(), {"list", "--config", "nolist.json"});
+  CHECK(cannot.code == 7);
+  CHECK(contains(cannot.err, "downloads://x"));
+  write_file(tmp.path() / "badlist.json", R"({"list_locations": ["models"]})");
+  const Result bad = run(tmp.path(), {"list", "--config", "badlist.json"});
+  CHECK(bad.code == 4);
+  CHECK(contains(bad.err, "list_locations[0]: 'models' is not a URL"));
+}
+
 TEST_CASE("move: the destination loads and the source is gone") {
   TempDir tmp;
   const fs::path model = make_model(tmp.path());

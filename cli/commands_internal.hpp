@@ -15,6 +15,7 @@
 
 #include "stowage/error.hpp"
 #include "stowage/handler.hpp"
+#include "stowage/quantize.hpp"
 #include "stowage/weights.hpp"
 
 namespace stowage::cli {
@@ -199,5 +200,22 @@ struct TensorStats {
   double mean = 0;  // NaN when count == 0
 };
 TensorStats tensor_stats(const Tensor& tensor);
+
+// ---- Quantization on save (quantize_option.cpp) ------------------------------
+
+struct QuantizeArgs {
+  std::string dtype;              // --quantize; empty: no quantization
+  std::vector<std::string> only;  // --quantize-only, each a comma-separated list
+  std::string numpy = "2";        // --quantize-numpy
+};
+void add_quantize_options(CLI::App& sub, QuantizeArgs& args);
+// The library options, or nullopt without --quantize. Throws UsageError.
+std::optional<QuantizeOptions> quantize_options(const QuantizeArgs& args);
+// Lines for the human summary of a copy or move.
+std::string quantize_summary(const QuantizeOptions& options, const QuantizeReport& report);
+// Unmatched patterns, float16 overflow and skipped empty weights, on stderr.
+void quantize_warnings(const QuantizeReport& report);
+// The "quantization" member of --json output: null when not quantizing.
+void quantize_json(JsonWriter& w, const QuantizeOptions* options, const QuantizeReport* report);
 
 }  // namespace stowage::cli

@@ -17,25 +17,29 @@ struct TransferArgs {
   bool single_file = false;
   bool converter_shards = false;
   bool no_verify = false;
+  bool from_tfhub = false;
+  std::string verify_url;
   UrlOptions src_options;
   UrlOptions dst_options;
+  QuantizeArgs quantize;
 };
 
 // What the destination holds after the transfer, learnt by loading it back.
 struct Written {
   bool known = false;
-  bool save_only = false;  // the destination's scheme cannot load (downloads://)
+  bool save_only = false;   // the destination's scheme cannot load (downloads://)
+  bool unreadable = false;  // an upload URL whose receiver did not name the model's URL
+  std::string from;         // the URL the model was read back from
   size_t tensors = 0;
   bool has_manifest = false;
   std::vector<std::pair<std::string, uint64_t>> shards;  // path, bytes
 };
 
-Written reload(const std::string& dst, const std::string& dst_options,
-               const CommonOptions& common) {
+Written reload(const std::string& dst, const ReadBack& back, const CommonOptions& common) {
   // shard_size shapes a save; a load has no use for it.
-  const std::string options = remove_json_member(dst_options, "shard_size");
+  const std::string options = remove_json_member(back.options_json, "shard_size");
   Written written;
-  auto handler = Registry::global().open(dst, options);
+  auto handler = Registry::global().open(back.url, options);
   if (!handler->can_load()) {
     written.save_only = true;  // nothing to read back; the save itself succeeded
     return written;
@@ -51,13 +55,16 @@ Written reload(const std::string& dst, const std::string& dst_options,
       written.save_only = true;
       return written;
     }
-    throw Error(e.code(),
-                "the model was written to " + dst + " but loading it back failed: " + e.what(),
-                e.retryable());
+    const std::string from = back.url == dst ? "" : " from " + display_url(back.url);
+    throw Error(
+        e.code(),
+        "the model was written to " + dst + " but loading it back" + from + " failed: " + e.what(),
+        e.retryable());
   }
   progress.finish();
 
   written.known = true;
+  written.from = back.url;
   written.tensors = artifacts.weight_specs ? artifacts.weight_specs->size() : 0;
   if (artifacts.weights_manifest) {
     written.has_manifest = true;
@@ -74,6 +81,24 @@ Written reload(const std::string& dst, const std::string& dst_options,
     }
   }
   return written;
+}
+
+std::string source_options(const TransferArgs& a, const std::string& src) {
+  std::string options = options_json(a.src_options, "--src-options");
+  if (!a.from_tfhub) return options;
+  std::string scheme;
+  try {
+    scheme = Registry::global().route(src).scheme;
+  } catch (const Error&) {
+    return options;  // the transfer reports an unknown scheme itself
+  }
+  if (scheme != "http" && scheme != "https") {
+    throw UsageError(
+        "--from-tfhub needs an http(s) source (a TF Hub model URL such as "
+        "https://tfhub.dev/google/tfjs-model/...), not " +
+        display_url(src));
+  }
+  return set_json_member(options, "from_tfhub", "true", "--src-options");
 }
 
 std::string destination_options(const TransferArgs& a) {
@@ -103,6 +128,13 @@ void print_human(const TransferArgs& a, const std::string& src, const std::strin
   }
   out += "  weights:             " + weights + "\n";
   if (written.save_only) out += "  not read back: " + dst + " is save-only\n";
+  if (written.unreadable) {
+    out += "  not read back: the model cannot be read back from " + display_url(dst) +
+           ": it is the upload URL and the receiver did not say where it stored the model "
+           "(--verify-url URL names it)\n";
+  } else if (written.known && written.from != dst) {
+    out += "  read back from:      " + display_url(written.from) + "\n";
+  }
   if (written.has_manifest && !written.shards.empty()) {
     constexpr size_t kListed = 8;
     for (size_t i = 0; i < written.shards.size() && i < kListed; ++i) {
@@ -123,7 +155,9 @@ void print_human(const TransferArgs& a, const std::string& src, const std::strin
 }
 
 void print_json(const TransferArgs& a, const std::string& src, const std::string& dst,
-                const SaveResult& result, const Written& written) {
+                const SaveResult& result, const Written& written,
+                const std::optional<QuantizeOptions>& quantize,
+                const std::optional<QuantizeReport>& quantized) {
   const ModelArtifactsInfo& info = result.model_artifacts_info;
   JsonWriter w;
   w.begin_object();
@@ -132,6 +166,20 @@ void print_json(const TransferArgs& a, const std::string& src, const std::string
   w.key("destination").string(dst);
   w.key("weightBytes").uint(info.weight_data_bytes.value_or(0));
   w.key("verified").boolean(written.known);
+  w.key("verifiedFrom");
+  written.known ? w.string(display_url(written.from)) : w.null();
+  w.key("notVerified");
+  if (written.unreadable) {
+    w.string(
+        "the model cannot be read back from the upload URL: the receiver did not say "
+        "where it stored the model");
+  } else if (written.save_only) {
+    w.string("the destination's scheme is save-only");
+  } else if (!written.known) {
+    w.string("--no-verify");
+  } else {
+    w.null();
+  }
   w.key("tensors");
   written.known ? w.uint(written.tensors) : w.null();
   w.key("shards");
@@ -147,6 +195,8 @@ void print_json(const TransferArgs& a, const std::string& src, const std::string
     w.null();
   }
   w.key("modelArtifactsInfo").raw(info_to_json(info));
+  w.key("quantization");
+  quantize_json(w, quantize ? &*quantize : nullptr, quantized ? &*quantized : nullptr);
   w.key("responses");
   result.responses ? w.raw(*result.responses) : w.null();
   w.end_object();
@@ -157,8 +207,14 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
   const std::string src = normalize_url(a.src);
   const std::string dst = normalize_url(a.dst);
   TransferOptions options;
-  options.source_options = options_json(a.src_options, "--src-options");
+  options.source_options = source_options(a, src);
   options.destination_options = destination_options(a);
+  options.verify_url = a.verify_url.empty() ? "" : normalize_url(a.verify_url);
+  const std::optional<QuantizeOptions> quantize = quantize_options(a.quantize);
+  std::optional<QuantizeReport> quantized;
+  if (quantize) {
+    options.transform = [&](ModelArtifacts& m) { quantized = quantize_artifacts(m, *quantize); };
+  }
 
   SaveResult result;
   {
@@ -174,12 +230,22 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
   }
 
   Written written;
-  if (!a.no_verify) written = reload(dst, options.destination_options, common);
+  if (!a.no_verify) {
+    const std::optional<ReadBack> back =
+        read_back_target(dst, options.destination_options, result, options.verify_url);
+    if (back) {
+      written = reload(dst, *back, common);
+    } else {
+      written.unreadable = true;
+    }
+  }
 
+  if (quantized && !common.quiet) quantize_warnings(*quantized);
   if (common.json) {
-    print_json(a, src, dst, result, written);
+    print_json(a, src, dst, result, written, quantize, quantized);
   } else if (!common.quiet) {
     print_human(a, src, dst, result, written);
+    if (quantized) std::cout << quantize_summary(*quantize, *quantized);
   }
   return kExitOk;
 }
@@ -223,8 +289,19 @@ void add_transfer(CLI::App& app, CommonOptions& common, Runner& run, bool move) 
                   "Options for the source handler, as a JSON object");
   sub->add_option("--dst-options", args->dst_options.json,
                   "Options for the destination handler, as a JSON object");
-  sub->add_flag("--no-verify", args->no_verify,
-                "Do not load the destination back after the transfer (no shard count then)");
+  CLI::Option* no_verify =
+      sub->add_flag("--no-verify", args->no_verify,
+                    "Do not load the destination back after the transfer (no shard count then)");
+  sub->add_option("--verify-url", args->verify_url,
+                  "Load the copy back from URL (the model.json an upload receiver stored), "
+                  "when DST is an upload URL whose receiver does not say where the model went")
+      ->option_text("URL")
+      ->excludes(no_verify);
+  sub->add_flag("--from-tfhub", args->from_tfhub,
+                "SRC is a TF Hub model URL: load SRC/model.json?tfjs-format=file, as "
+                "tf.loadGraphModel(url, {fromTFHub: true}) does (sets the source option "
+                "from_tfhub)");
+  add_quantize_options(*sub, args->quantize);
   add_common_options(*sub, common);
   sub->callback(
       [&run, &common, args] { run = [&common, args] { return run_transfer(*args, common); }; });

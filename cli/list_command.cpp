@@ -18,14 +18,31 @@ std::string optional_bytes(const std::optional<uint64_t>& bytes) {
   return bytes ? std::to_string(*bytes) : "-";
 }
 
+// `stowage list` with no URL: TF.js's listModels() over every default
+// location (localstorage://, indexeddb://, memory:// or the config's
+// list_locations).
+std::vector<ListedModel> list_everywhere(const UrlArgs& a, std::string& where) {
+  if (options_json(a.options, "--options") != "{}") {
+    throw UsageError("--options and -o need a URL: list URL --options JSON");
+  }
+  const auto configured = Registry::global().list_locations();
+  where = configured ? "the config's list_locations" : "the default locations";
+  return list_models();
+}
+
 int run_list(const UrlArgs& a, const CommonOptions& common) {
-  const std::string url = normalize_url(a.url);
-  const std::string options = options_json(a.options, "--options");
+  std::string url;
   std::vector<ListedModel> models;
-  try {
-    models = options == "{}" ? list_models(url) : Registry::global().open(url, options)->list();
-  } catch (const Error& e) {
-    rethrow_naming(e, url);
+  if (a.url.empty()) {
+    models = list_everywhere(a, url);
+  } else {
+    url = normalize_url(a.url);
+    const std::string options = options_json(a.options, "--options");
+    try {
+      models = options == "{}" ? list_models(url) : Registry::global().open(url, options)->list();
+    } catch (const Error& e) {
+      rethrow_naming(e, url);
+    }
   }
 
   if (common.json) {
@@ -39,7 +56,7 @@ int run_list(const UrlArgs& a, const CommonOptions& common) {
   }
   if (common.quiet) return kExitOk;
   if (models.empty()) {
-    std::cout << "no models under " << url << "\n";
+    std::cout << (a.url.empty() ? "no models in " : "no models under ") << url << "\n";
     return kExitOk;
   }
   Table table({"URL", "DATE SAVED", "TOPOLOGY BYTES", "WEIGHT SPECS BYTES", "WEIGHT BYTES"},
@@ -83,11 +100,12 @@ int run_remove(const UrlArgs& a, const CommonOptions& common) {
 
 CLI::App* add_url_command(CLI::App& app, CommonOptions& common, Runner& run, const char* name,
                           const char* alias, const char* description, const char* url_help,
-                          int (*body)(const UrlArgs&, const CommonOptions&)) {
+                          int (*body)(const UrlArgs&, const CommonOptions&),
+                          bool url_required = true) {
   auto args = std::make_shared<UrlArgs>();
   CLI::App* sub = app.add_subcommand(name, description);
   sub->alias(alias);
-  sub->add_option("URL", args->url, url_help)->required();
+  sub->add_option("URL", args->url, url_help)->required(url_required);
   add_url_options(*sub, args->options);
   add_common_options(*sub, common);
   sub->callback(
@@ -99,8 +117,11 @@ CLI::App* add_url_command(CLI::App& app, CommonOptions& common, Runner& run, con
 
 void add_list_commands(CLI::App& app, CommonOptions& common, Runner& run) {
   add_url_command(app, common, run, "list", "ls",
-                  "List the models stored under a URL: URL, date saved, topology and weight bytes",
-                  "Where to look, e.g. file://models (a folder) or memory://", run_list);
+                  "List the models stored under a URL: URL, date saved, topology and weight "
+                  "bytes. Without a URL, every default location (TF.js's listModels()): "
+                  "localstorage://, indexeddb:// and memory://, or the config's list_locations",
+                  "Where to look, e.g. file://models (a folder) or memory://", run_list,
+                  /*url_required=*/false);
   add_url_command(app, common, run, "remove", "rm",
                   "Remove a model and print what it was (its ModelArtifactsInfo)",
                   "The model, e.g. file://models/a/model.json or memory://a", run_remove);

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 packages=(cmake g++ make ccache pkg-config
           libboost1.81-dev rapidjson-dev doctest-dev libcli11-dev libssl-dev
           python3 chromium libsqlite3-dev openssl curl time
-          clang libclang-rt-14-dev)  # clang and libFuzzer: the fuzz preset
+          clang libclang-rt-14-dev   # clang and libFuzzer: the fuzz preset
+          python3-numpy)             # tests/quantize_reference.py (the converter's quantization)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

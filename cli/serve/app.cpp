@@ -16,7 +16,7 @@ constexpr std::string_view kReadMethods = "GET, HEAD, OPTIONS";
 constexpr std::string_view kDefaultAllowedHeaders =
     "Authorization, Content-Type, Range, If-None-Match, If-Range";
 constexpr std::string_view kExposedHeaders =
-    "ETag, Content-Length, Content-Range, Accept-Ranges, Location";
+    "ETag, Content-Length, Content-Range, Accept-Ranges, Location, Stowage-Upload-Idempotent";
 
 bool is_read(std::string_view method) { return method == "GET" || method == "HEAD"; }
 bool is_write(std::string_view method) {
@@ -251,6 +251,9 @@ Reply App::preflight(const Request& request) const {
 }
 
 void App::decorate(const Request& request, Reply& reply) const {
+  // An upload replayed here stores the same model once (saves are atomic
+  // overwrites), so clients may retry one that failed (docs/serve.md).
+  reply.set(std::string(kIdempotentHeader), "true");
   const std::string_view origin = request.header("origin");
   if (request.method != "OPTIONS" && origin_allowed(origin, options_.cors_origins)) {
     reply.set("Access-Control-Allow-Origin", std::string(origin));
@@ -462,8 +465,8 @@ Reply App::finish_upload(const Request& request, Upload& upload, const CallConte
   reply.status = request.method == "POST" ? 201 : 200;
   const std::string location = model_json_path(upload.name());
   reply.set("Location", location);
-  reply.set_body("{\"name\":" + json::quote(upload.name()) +
-                     ",\"modelJson\":" + json::quote(location) +
+  reply.set_body("{\"name\":" + json::quote(upload.name()) + ",\"modelUrl\":" +
+                     json::quote(location) + ",\"modelJson\":" + json::quote(location) +
                      ",\"modelArtifactsInfo\":" + info_to_json(result.model_artifacts_info) + "}",
                  "application/json");
   return reply;

@@ -28,6 +28,10 @@
 
 namespace stowage::serve {
 
+// Sent with every answer: "true" tells clients that replaying an upload
+// cannot store a model twice, so a failed one may be retried (docs/serve.md).
+inline constexpr std::string_view kIdempotentHeader = "Stowage-Upload-Idempotent";
+
 struct Request {
   std::string method;  // as sent: "GET", "POST", ...
   std::string target;

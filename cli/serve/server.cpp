@@ -508,7 +508,8 @@ awaitable<void> Core::reject(tcp::socket socket) {
         "again\"}}";
     return "HTTP/1.1 503 Service Unavailable\r\nServer: stowage\r\nContent-Type: "
            "application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + body;
+           std::to_string(body.size()) + "\r\nRetry-After: 1\r\n" + std::string(kIdempotentHeader) +
+           ": true\r\nConnection: close\r\n\r\n" + body;
   }();
   beast::error_code ec;
   AccessRecord record;

@@ -121,6 +121,10 @@ TEST_CASE("serve: a TF.js upload into file:// is stored atomically and served as
   CHECK(r.status == 201);
   CHECK(r.header("location") == "/models/m/model.json");
   CHECK(contains(r.body, "\"weightDataBytes\":12"));
+  // The answer names where the model can be loaded from (docs/serve.md),
+  // and that replaying the upload is harmless.
+  CHECK(contains(r.body, "{\"name\":\"m\",\"modelUrl\":\"/models/m/model.json\","));
+  CHECK(r.header("stowage-upload-idempotent") == "true");
 
   // The folder is a stowage model with the uploaded bytes.
   const ModelArtifacts stored = load_model("file://" + (dir.path() / "store/m").string());
@@ -139,6 +143,7 @@ TEST_CASE("serve: a TF.js upload into file:// is stored atomically and served as
   CHECK(r.status == 200);
   CHECK(r.body == kWeights);
   CHECK(r.header("content-type") == "application/octet-stream");
+  CHECK(r.header("stowage-upload-idempotent") == "true");  // on every answer
 
   // PUT replaces; the same URL with /model.json is accepted for writes.
   const std::string other_weights("\x00\x00\x00\x40\x00\x00\x00\x40\x00\x00\x80\x3f", 12);
@@ -543,6 +548,7 @@ TEST_CASE("serve: connections over the limit get 503") {
     const Response r = extra.read();
     CHECK(r.status == 503);
     CHECK(r.header("retry-after") == "1");
+    CHECK(r.header("stowage-upload-idempotent") == "true");
     CHECK(r.body ==
           R"({"error":{"code":"unavailable","message":"too many connections; try again"}})");
   }

@@ -21,7 +21,8 @@ using host::view_of;
 namespace fs = std::filesystem;
 
 constexpr const char* kKnownKeys =
-    "plugin_paths, plugins, allow, aliases, scheme_plugins, defaults, sha256, retry";
+    "plugin_paths, plugins, allow, aliases, scheme_plugins, defaults, sha256, retry, "
+    "list_locations";
 
 class Parser {
  public:
@@ -140,6 +141,17 @@ class Parser {
         }
       } else if (key == "retry") {
         config.retry = retry(v, key);
+      } else if (key == "list_locations") {
+        const auto& a = array(v, key);
+        std::vector<std::string> urls;
+        for (rapidjson::SizeType i = 0; i < a.Size(); ++i) {
+          const std::string path = key + "[" + std::to_string(i) + "]";
+          urls.push_back(non_empty(a[i], path));
+          if (urls.back().find("://") == std::string::npos) {
+            fail(path, "'" + urls.back() + "' is not a URL (expected '<scheme>://...')");
+          }
+        }
+        config.list_locations = std::move(urls);
       } else {
         fail(key, std::string("unknown key (known keys: ") + kKnownKeys + ")");
       }

@@ -225,6 +225,7 @@ SaveResult transfer(std::string_view src, std::string_view dst, const TransferOp
   // The loaded buffers go straight into the save: no copy of the weights.
   ModelArtifacts artifacts = source->load(load_call);
   if (!is_plugin_handler(*source)) validate_weight_bytes(artifacts, s);
+  if (options.transform) options.transform(artifacts);
   SaveResult result = destination->save(artifacts, save_call);
   uint64_t bytes = artifacts.weight_data ? total_size(*artifacts.weight_data) : 0;
   if (!move) {
@@ -235,9 +236,18 @@ SaveResult transfer(std::string_view src, std::string_view dst, const TransferOp
   CallContext quiet = options.call;
   quiet.on_progress = nullptr;
   quiet.weight_url_converter = nullptr;
+  const std::optional<ReadBack> back =
+      read_back_target(dst, options.destination_options, result, options.verify_url, registry);
+  if (!back) {
+    throw Error(ErrorCode::kUnimplemented,
+                "Moving '" + s + "' to '" + d + "': the model was saved, but the receiver did " +
+                    "not say where it can be loaded from, and '" + d + "' itself is the upload " +
+                    "URL, so the copy cannot be read back to verify it and the source was not " +
+                    "removed. Name the saved model.json with verify_url (--verify-url URL).");
+  }
   ModelArtifacts copy;
   try {
-    copy = registry.open(dst, options.destination_options)->load(quiet);
+    copy = registry.open(back->url, back->options_json)->load(quiet);
   } catch (const Error& e) {
     throw Error(e.code(),
                 "Moving '" + s + "' to '" + d + "' failed: the copy was written but reading it " +
@@ -264,7 +274,7 @@ SaveResult transfer(std::string_view src, std::string_view dst, const TransferOp
     // the destination too. Put it back from what is still held in memory.
     bool still_there = true;
     try {
-      registry.open(dst, options.destination_options)->load(quiet);
+      registry.open(back->url, back->options_json)->load(quiet);
     } catch (const Error&) {
       still_there = false;
     }

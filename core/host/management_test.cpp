@@ -314,5 +314,107 @@ TEST_CASE("a host's handler without save is refused with TF.js's wording") {
   CHECK(contains(e.what(), "load-only"));
 }
 
+TEST_CASE("list_models() with no URL lists the default or configured locations, keyed by URL") {
+  Fixture f;
+  // None of localstorage://, indexeddb://, memory:// is served: nothing, no error.
+  CHECK(list_models(f.registry).empty());
+
+  const std::string a = unique("all-a"), b = unique("all-b");
+  save_model("testmem://" + a + "/m", test::sample_model(), "{}", {}, f.registry);
+  save_model("testmem://" + b + "/m", test::sample_model(), "{}", {}, f.registry);
+  // memory:// served (here by an alias onto the test store) is a default location.
+  Config alias;
+  alias.aliases["memory"] = "testmem://" + a;
+  f.registry.apply_config(alias);
+  std::vector<ListedModel> defaults = list_models(f.registry);
+  REQUIRE(defaults.size() == 1);
+  CHECK(defaults[0].url == "testmem://" + a + "/m");
+  CHECK(defaults[0].info.weight_data_bytes == std::optional<uint64_t>(12));
+
+  // list_locations replaces the defaults; a model listed twice appears once.
+  Config c;
+  c.list_locations = {"testmem://" + b, "testmem://" + a, "testmem://" + b + "/m"};
+  f.registry.apply_config(c);
+  std::vector<ListedModel> all = list_models(f.registry);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].url == "testmem://" + b + "/m");
+  CHECK(all[1].url == "testmem://" + a + "/m");
+
+  // A configured location must be served and able to list; errors name it.
+  f.registry.register_scheme("short", [](std::string_view url, std::string_view) {
+    return std::make_unique<ShortHandler>(std::string(url));  // load only
+  });
+  Config load_only;
+  load_only.list_locations = {"testmem://" + a, "short://x"};
+  f.registry.apply_config(load_only);
+  Error cannot = error_of([&] { list_models(f.registry); });
+  CHECK(cannot.code() == ErrorCode::kUnimplemented);
+  CHECK(std::string(cannot.what()) ==
+        "Cannot list 'short://x' (named in the config's list_locations): the handler of scheme "
+        "'short' cannot list models.");
+  Config nowhere;
+  nowhere.list_locations = {"nowhere://x"};
+  f.registry.apply_config(nowhere);
+  Error unknown = error_of([&] { list_models(f.registry); });
+  CHECK(unknown.code() == ErrorCode::kNotFound);
+  CHECK(contains(unknown.what(), "nowhere://x"));
+  // A listing that fails says where.
+  Config failing;
+  failing.list_locations = {"testmem://" + a};
+  failing.defaults["testmem"] = R"({"fail_times":9,"fail_op":"list","fail_retryable":false})";
+  f.registry.apply_config(failing);
+  Error failed = error_of([&] { list_models(f.registry); });
+  CHECK(contains(failed.what(), "testmem://" + a));
+  CHECK(contains(failed.what(), "injected failure"));
+}
+
+TEST_CASE("read_back_target: the caller's URL, the one the save's answer names, or dst") {
+  Fixture f;
+  const std::string dst = "testmem://h/a";
+  auto target = [&](const std::optional<std::string>& responses, const std::string& options,
+                    const std::string& verify_url = "") {
+    SaveResult saved;
+    saved.responses = responses;
+    return read_back_target(dst, options, saved, verify_url, f.registry);
+  };
+  // No answer, or one that names nothing: the destination itself.
+  for (const auto& responses : std::vector<std::optional<std::string>>{
+           std::nullopt, R"([{"status":200}])", "not json", R"({"files":2})"}) {
+    auto back = target(responses, R"({"x":1})");
+    REQUIRE(back);
+    CHECK(back->url == dst);
+    CHECK(back->options_json == R"({"x":1})");
+  }
+  // A named URL of the same plugin and origin gets the destination's options.
+  const std::string headers = R"({"headers":{"Authorization":"Bearer t"},"x":1})";
+  auto same = target(R"([{"status":201,"modelUrl":"testmem://h/b"}])", headers);
+  REQUIRE(same);
+  CHECK(same->url == "testmem://h/b");
+  CHECK(same->options_json == headers);
+  // On another origin, without the destination's headers unless asked.
+  auto other = target(R"([{"modelUrl":"testmem://elsewhere/b"}])", headers);
+  REQUIRE(other);
+  CHECK(other->url == "testmem://elsewhere/b");
+  CHECK(other->options_json == R"({"x":1})");
+  const std::string keep = R"({"headers":{"A":"b"},"send_headers_to_other_hosts":true})";
+  CHECK(target(R"([{"modelUrl":"testmem://elsewhere/b"}])", keep)->options_json == keep);
+  // "modelUrl": null: the destination is an upload URL that names no model.
+  CHECK_FALSE(target(R"([{"status":200,"modelUrl":null}])", "{}"));
+  // The caller's URL wins; on another plugin it gets no options.
+  auto chosen = target(R"([{"modelUrl":null}])", R"({"x":1})", "testmem://h/c");
+  REQUIRE(chosen);
+  CHECK(chosen->url == "testmem://h/c");
+  CHECK(chosen->options_json == R"({"x":1})");
+  auto elsewhere = target(R"([{"modelUrl":"testmem://h/b"}])", R"({"x":1})", "simple://c");
+  REQUIRE(elsewhere);
+  CHECK(elsewhere->url == "simple://c");
+  CHECK(elsewhere->options_json == "{}");
+  // A receiver cannot make another plugin load.
+  Error e = error_of([&] { target(R"([{"modelUrl":"simple://c"}])", "{}"); });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK(contains(e.what(), "names a model URL of scheme 'simple'"));
+  CHECK(contains(e.what(), "a receiver cannot choose the plugin that reads the model back"));
+}
+
 }  // namespace
 }  // namespace stowage

@@ -3,6 +3,7 @@
 // schemes, and only when the allow list lets it.
 #include "stowage/registry.hpp"
 
+#include <cxxabi.h>
 #include <sys/auxv.h>
 
 #include <algorithm>
@@ -134,12 +135,27 @@ std::string join(const std::vector<std::string>& items, const char* sep = ", ") 
   return out;
 }
 
+// How messages name a handler factory: by the name it was registered with,
+// else by the type of the callable (a lambda's names its enclosing function).
+std::string describe_factory(const HandlerFactory& factory, std::string_view name) {
+  if (!name.empty()) return "handler factory '" + std::string(name) + "'";
+  const char* mangled = factory.target_type().name();
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> plain(
+      abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+  std::string type = status == 0 && plain ? plain.get() : mangled;
+  constexpr size_t kMax = 160;
+  if (type.size() > kMax) type = type.substr(0, kMax) + "...";
+  return "an unnamed handler factory (" + type + ")";
+}
+
 }  // namespace
 
 struct Registry::Impl {
   mutable std::shared_mutex mu;
   std::vector<std::shared_ptr<PluginRecord>> records;
   std::map<std::string, HandlerFactory> factories;
+  std::map<std::string, std::string> factory_names;  // scheme -> who registered it
   std::optional<std::set<std::string>> allow;
   std::map<std::string, std::string> aliases;
   std::map<std::string, std::string> scheme_plugins;
@@ -147,6 +163,7 @@ struct Registry::Impl {
   std::map<std::string, std::string> name_pins;
   std::vector<fs::path> folders;
   host::RetryPolicy retry;
+  std::optional<std::vector<std::string>> list_locations;
 
   // REQUIRES: mu held.
   bool allowed(const PluginRecord& r) const {
@@ -396,6 +413,7 @@ void Registry::apply_config(const Config& config) {
     for (const auto& [k, v] : config.scheme_plugins) impl_->scheme_plugins[k] = v;
     for (const auto& [k, v] : config.defaults) impl_->defaults[k] = v;
     for (const auto& [k, v] : config.sha256) impl_->name_pins[k] = v;
+    if (config.list_locations) impl_->list_locations = config.list_locations;
     if (config.retry) {
       impl_->retry = {config.retry->max_attempts, config.retry->initial_backoff,
                       config.retry->max_backoff, config.retry->total_deadline};
@@ -500,7 +518,8 @@ void Registry::add_plugin_folder(const fs::path& folder, std::string_view source
   for (auto& r : found) impl_->insert(std::move(r));
 }
 
-void Registry::register_scheme(const std::string& scheme, HandlerFactory factory) {
+void Registry::register_scheme(const std::string& scheme, HandlerFactory factory,
+                               std::string_view name) {
   if (!host::is_valid_scheme(scheme)) {
     throw Error(ErrorCode::kInvalidArgument,
                 "cannot register scheme '" + scheme +
@@ -511,8 +530,16 @@ void Registry::register_scheme(const std::string& scheme, HandlerFactory factory
     throw Error(ErrorCode::kInvalidArgument,
                 "cannot register scheme '" + scheme + "': the factory is empty");
   }
+  std::string who = describe_factory(factory, name);
   std::unique_lock<std::shared_mutex> lock(impl_->mu);
+  if (auto it = impl_->factory_names.find(scheme); it != impl_->factory_names.end()) {
+    throw Error(ErrorCode::kAlreadyExists,
+                "cannot register " + who + " for scheme '" + scheme + "': " + it->second +
+                    " is registered for it already, and two handlers for one scheme would make "
+                    "routing ambiguous");
+  }
   impl_->factories[scheme] = std::move(factory);
+  impl_->factory_names[scheme] = std::move(who);
 }
 
 std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_view options_json) {
@@ -577,6 +604,11 @@ std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_v
     retry = impl_->retry;
   }
   return std::make_unique<host::PluginHandler>(std::move(plugin), url, options, retry);
+}
+
+std::optional<std::vector<std::string>> Registry::list_locations() const {
+  std::shared_lock<std::shared_mutex> lock(impl_->mu);
+  return impl_->list_locations;
 }
 
 std::vector<PluginInfo> Registry::plugins() const {

@@ -290,6 +290,35 @@ TEST_CASE("an in-process scheme wins over a plugin for that scheme") {
   CHECK(error_of([&] { r.open("nil://x"); }).code() == ErrorCode::kInternal);
 }
 
+TEST_CASE("a scheme takes one in-process handler: a second register_scheme names both") {
+  Registry r;
+  auto echo = [](std::string_view url, std::string_view options) -> std::unique_ptr<IOHandler> {
+    return std::make_unique<EchoHandler>(std::string(url), std::string(options));
+  };
+  r.register_scheme("echo", echo, "the first component");
+  Error twice = error_of([&] { r.register_scheme("echo", echo, "the second component"); });
+  CHECK(twice.code() == ErrorCode::kAlreadyExists);
+  CHECK(std::string(twice.what()) ==
+        "cannot register handler factory 'the second component' for scheme 'echo': handler "
+        "factory 'the first component' is registered for it already, and two handlers for one "
+        "scheme would make routing ambiguous");
+  // The first one stays in force.
+  CHECK(r.open("echo://x", R"({"k":1})")->load().model_topology == R"({"k":1})");
+
+  // Unnamed factories are described by their callable's type.
+  r.register_scheme("anon", echo);
+  Error unnamed = error_of([&] {
+    r.register_scheme("anon", [](std::string_view, std::string_view) { return nullptr; });
+  });
+  CHECK(unnamed.code() == ErrorCode::kAlreadyExists);
+  CHECK(contains(unnamed.what(), "cannot register an unnamed handler factory ("));
+  CHECK(contains(unnamed.what(), "lambda"));
+  CHECK(contains(unnamed.what(), "for scheme 'anon': an unnamed handler factory ("));
+  // A refused registration leaves nothing behind: other schemes still register.
+  r.register_scheme("other", echo);
+  CHECK(r.open("other://y")->url() == "other://y");
+}
+
 TEST_CASE("the no-handler error names the scheme, what is available and where it looked") {
   Registry r;
   test::TempDir empty;

@@ -4,15 +4,31 @@
 // USAGE
 //
 //   save    model.save('http://host/upload') does the same: one
-//           multipart/form-data request (POST, or PUT with "method") with
-//           the parts "model.json" (filename model.json, application/json,
-//           its manifest naming ./model.weights.bin) and "model.weights.bin"
-//           (filename model.weights.bin, application/octet-stream; left out
-//           for a model without weight data), written from the weight
-//           buffers without joining them. Any 2xx answer is success; the
-//           save result's responses are
-//             [{"status":200,"statusText":"OK","url":"<final URL>","body":"<text>"}]
+//           multipart/form-data request (POST, or any other method with
+//           "method") with the parts "model.json" (filename model.json,
+//           application/json, its manifest naming ./model.weights.bin) and
+//           "model.weights.bin" (filename model.weights.bin,
+//           application/octet-stream; left out for a model without weight
+//           data), written from the weight buffers without joining them.
+//           Any 2xx answer is success; the save result's responses are
+//             [{"status":200,"statusText":"OK","url":"<final URL>",
+//               "modelUrl":"<URL>"|null,"body":"<text>"}]
 //           (body only when it is UTF-8 text, at most 1 MiB kept).
+//           "modelUrl" is where the saved model can be loaded from, when
+//           the receiver names it: a JSON object body with a string member
+//           "modelUrl" (stowage serve sends one), resolved against the final
+//           upload URL; it must be http(s). null when the receiver names
+//           nothing: the upload URL is not the model's URL, so a host cannot
+//           read the model back from it.
+//           An upload is sent once, as TF.js does: a failure is retryable
+//           only when replaying it cannot store the model twice, that is
+//           when the upload never left this machine whole (a refused
+//           connection, a reset before the last byte), when the method is
+//           PUT, when the receiver declared its uploads idempotent with the
+//           response header
+//             Stowage-Upload-Idempotent: true
+//           (stowage serve sends it on every answer), or when the option
+//           "retry_uploads" is true.
 //   load    The URL names model.json. Each weight file is fetched from
 //             - the weight-URL converter, when the caller has one;
 //             - else "weight_path_prefix" + path + suffix, or
@@ -28,10 +44,22 @@
 //           the expected and actual bytes (TF.js would take a 404 page as
 //           weights; stowage does not). A missing (404) weight file is
 //           DATA_LOSS; a missing model.json is NOT_FOUND.
+//           With "from_tfhub" the URL is rewritten first as TF.js's
+//           loadGraphModel(url, {fromTFHub: true}) does: "/" added when
+//           missing, then "model.json?tfjs-format=file"; a URL that has a
+//           query keeps it, "tfjs-format=file" joined to it with "&" (TF.js
+//           appends a second "?", which breaks such URLs).
 //   list, remove  Not supported: a web server has no listing protocol.
 //
 //   Options (a JSON object; any other key is refused):
-//     "method"          "POST" (default) or "PUT", for save.
+//     "method"          for save: "POST" (default), "PUT" or any other
+//                       method fetch() takes (an RFC 9110 token; not GET,
+//                       HEAD, which cannot carry a body, nor CONNECT,
+//                       TRACE, TRACK). DELETE, OPTIONS, POST and PUT are
+//                       upper-cased as fetch does; others are sent as given.
+//     "retry_uploads"   true: a failed upload is retried like a load, also
+//                       when replaying it could store the model twice.
+//     "from_tfhub"      true: the URL names a TF Hub model (load only).
 //     "headers"         {"Name": "value", ...} sent with every request, for
 //                       example {"Authorization": "Bearer ..."}. Values
 //                       never appear in messages.
@@ -51,10 +79,11 @@
 //   This plugin never retries. Connection failures, truncated bodies,
 //   timeouts and the statuses 408, 429, 500, 502, 503 and 504 are reported
 //   as retryable UNAVAILABLE, so the host's retry policy tries again within
-//   its budget. 404/410 is NOT_FOUND, 401/403 PERMISSION_DENIED, a wrong
-//   shard DATA_LOSS, bad model JSON INVALID_ARGUMENT. Cancellation and the
-//   call's deadline are polled while requests run.
+//   its budget; for an upload only when it may be replayed (see save). 404/410 is NOT_FOUND,
+//   401/403 PERMISSION_DENIED, a wrong shard DATA_LOSS, bad model JSON INVALID_ARGUMENT.
+//   Cancellation and the call's deadline are polled while requests run.
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 
@@ -77,6 +106,96 @@ using plugin::Options;
 constexpr uint64_t kMaxModelJson = 512ull << 20;
 constexpr uint64_t kMaxSaveResponse = 1ull << 20;
 constexpr std::string_view kWeightsFile = "model.weights.bin";
+// The answer header by which a receiver says that replaying an upload
+// cannot store the model twice (documented in docs/http.md).
+constexpr std::string_view kIdempotentHeader = "Stowage-Upload-Idempotent";
+constexpr std::string_view kNotReplayed =
+    " (not retried: an upload is sent once, as TF.js sends it, unless the method is PUT, the "
+    "receiver answers with \"Stowage-Upload-Idempotent: true\", or the option retry_uploads is "
+    "true)";
+
+bool ascii_iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The method of a save, checked as fetch() checks it (Fetch standard: a
+// token; CONNECT, TRACE and TRACK are forbidden; DELETE, GET, HEAD,
+// OPTIONS, POST and PUT are upper-cased, others sent as written). A save
+// has a body, which fetch() refuses for GET and HEAD.
+std::string save_method(const std::string& method, const std::string& where) {
+  const std::string_view kTokenSymbols = "!#$%&'*+-.^_`|~";
+  const bool token = !method.empty() && std::all_of(method.begin(), method.end(), [&](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           kTokenSymbols.find(c) != std::string_view::npos;
+  });
+  const std::string prefix = "Option \"method\" for " + where + ": " + json::quote(method);
+  if (!token) throw Error(ErrorCode::kInvalidArgument, prefix + " is not a valid HTTP method");
+  for (std::string_view forbidden : {"CONNECT", "TRACE", "TRACK"}) {
+    if (ascii_iequals(method, forbidden)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  prefix + " is a method fetch() refuses to send (CONNECT, TRACE, TRACK)");
+    }
+  }
+  for (std::string_view bodiless : {"GET", "HEAD"}) {
+    if (ascii_iequals(method, bodiless)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  prefix + " cannot carry the upload (fetch(): \"Request with GET/HEAD method " +
+                      "cannot have body.\")");
+    }
+  }
+  for (std::string_view known : {"DELETE", "OPTIONS", "POST", "PUT"}) {
+    if (ascii_iequals(method, known)) return std::string(known);
+  }
+  return method;
+}
+
+// TF.js's loadGraphModel(url, {fromTFHub: true}): "/" added unless the URL
+// ends with one, then "model.json?tfjs-format=file". A query the URL has
+// already stays a query (TF.js would append a second '?' after it):
+// "h/m/1?x=1" gives "h/m/1/model.json?x=1&tfjs-format=file". A fragment is
+// dropped, as fetch() drops it.
+std::string tfhub_url(std::string_view url) {
+  url = url.substr(0, url.find('#'));
+  const size_t q = url.find('?');
+  std::string path(url.substr(0, q));
+  std::string query(q == std::string_view::npos ? std::string_view() : url.substr(q + 1));
+  if (!path.ends_with('/')) path += '/';
+  path += "model.json";
+  bool has_format = false;
+  for (size_t start = 0; start <= query.size();) {
+    size_t end = std::min(query.find('&', start), query.size());
+    std::string_view param = std::string_view(query).substr(start, end - start);
+    if (param.substr(0, param.find('=')) == "tfjs-format") has_format = true;
+    start = end + 1;
+  }
+  if (!has_format) {
+    query += std::string(query.empty() || query.ends_with('&') ? "" : "&") + "tfjs-format=file";
+  }
+  return path + "?" + query;
+}
+
+// Where the receiver of an upload says the model now is: the string member
+// "modelUrl" of a JSON object body, resolved against the final upload URL.
+// Only an http(s) URL counts; anything else is as if nothing was named.
+std::optional<std::string> named_model_url(const Response& r) {
+  const std::string_view body = r.body.view();
+  if (body.empty() || body.size() > kMaxSaveResponse) return std::nullopt;
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  auto member = doc.FindMember("modelUrl");
+  if (member == doc.MemberEnd() || !member->value.IsString()) return std::nullopt;
+  const std::string_view reference(member->value.GetString(), member->value.GetStringLength());
+  if (reference.empty()) return std::nullopt;
+  try {
+    return Url::parse(r.url).resolve(reference).str();
+  } catch (const Error&) {
+    return std::nullopt;  // not an http(s) URL
+  }
+}
 
 // TF.js parseUrl: prefix up to and with the last '/', suffix from the last
 // '?' when it comes after that '/'.
@@ -123,21 +242,17 @@ class HttpHandler final : public plugin::Handler {
  public:
   HttpHandler(std::string_view url, Options& options)
       : Handler(url),
-        parsed_(Url::parse(url)),
-        method_(options.get_string("method", "POST")),
+        from_tfhub_(options.get_bool("from_tfhub", false)),
+        model_url_(from_tfhub_ ? tfhub_url(url) : std::string(url)),
+        parsed_(Url::parse(model_url_)),
+        method_(save_method(options.get_string("method", "POST"), net::redact_url(url))),
+        retry_uploads_(options.get_bool("retry_uploads", false)),
         headers_(options.get_string_map("headers")),
         headers_to_other_hosts_(options.get_bool("send_headers_to_other_hosts", false)),
         weight_path_prefix_(options.get_string("weight_path_prefix")),
         has_prefix_(options.has("weight_path_prefix")),
         max_parallel_(options.get_uint64("max_parallel", 6)),
         client_options_(net::read_client_options(options)) {
-    std::transform(method_.begin(), method_.end(), method_.begin(), [](char c) {
-      return static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    });
-    if (method_ != "POST" && method_ != "PUT") {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "Option \"method\" for " + redacted() + " must be \"POST\" or \"PUT\"");
-    }
     if (max_parallel_ == 0 || max_parallel_ > 64) {
       throw Error(ErrorCode::kInvalidArgument,
                   "Option \"max_parallel\" for " + redacted() + " must be from 1 to 64");
@@ -162,6 +277,11 @@ class HttpHandler final : public plugin::Handler {
 
   std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) override {
     call.check();
+    if (from_tfhub_) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "Option \"from_tfhub\" for " + net::redact_url(url()) +
+                      " is for loading a TF Hub model; it cannot be used to save");
+    }
     WeightsManifest manifest{
         WeightGroup{{"./" + std::string(kWeightsFile)},
                     artifacts.weight_specs.value_or(std::vector<WeightSpec>{})}};
@@ -187,20 +307,38 @@ class HttpHandler final : public plugin::Handler {
     req.max_body_bytes = kMaxSaveResponse * 16;
     Control control = control_for(call);
     call.set_total(form.size);
-    control.on_sent = [&call](uint64_t n) { call.advance(n); };
-    Response r = client().send(req, control);
+    // Body bytes written to the socket: an upload that never left this
+    // machine whole (refused connection, reset half-way) reached no receiver
+    // whole, so sending it again cannot store it twice.
+    std::atomic<uint64_t> sent{0};
+    control.on_sent = [&call, &sent](uint64_t n) {
+      sent += n;
+      call.advance(n);
+    };
+    Response r;
+    try {
+      r = client().send(req, control);
+    } catch (const Error& e) {
+      throw sent < form.size ? e : sent_once(e);
+    }
+    if (auto said = r.header(kIdempotentHeader); said && ascii_iequals(trimmed(*said), "true")) {
+      receiver_idempotent_ = true;
+    }
     if (!r.ok()) {
       std::string said = net::body_excerpt(r.body);
       if (!said.empty()) said = "; the server said: " + said;
-      throw net::status_error(r.status, r.reason,
-                              "BrowserHTTPRequest.save() failed due to HTTP response status " +
-                                  std::to_string(r.status) + ". " + method_ + " " + redacted(),
-                              said);
+      throw sent_once(
+          net::status_error(r.status, r.reason,
+                            "BrowserHTTPRequest.save() failed due to HTTP response status " +
+                                std::to_string(r.status) + ". " + method_ + " " + redacted(),
+                            said));
     }
     call.progress(form.size, form.size);
+    const std::optional<std::string> model_url = named_model_url(r);
     std::string out = "[{\"status\":" + std::to_string(r.status) +
                       ",\"statusText\":" + json::quote(valid_utf8(r.reason) ? r.reason : "") +
-                      ",\"url\":" + json::quote(net::redact_url(r.url));
+                      ",\"url\":" + json::quote(net::redact_url(r.url)) +
+                      ",\"modelUrl\":" + (model_url ? json::quote(*model_url) : "null");
     std::string_view body = r.body.view();
     if (valid_utf8(body)) {
       out += ",\"body\":" +
@@ -214,7 +352,7 @@ class HttpHandler final : public plugin::Handler {
     call.check();
     Control control = control_for(call);
     Request get;
-    get.url = url();
+    get.url = model_url_;
     get.headers = header_list(true);
     get.max_body_bytes = kMaxModelJson;
     Response r = client().send(get, control);
@@ -235,7 +373,24 @@ class HttpHandler final : public plugin::Handler {
   }
 
  private:
-  std::string redacted() const { return net::redact_url(url()); }
+  // The URL in messages: the model's (after from_tfhub), secrets hidden.
+  std::string redacted() const { return net::redact_url(model_url_); }
+
+  static std::string_view trimmed(std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  }
+
+  // A transient failure of an upload that reached the receiver whole (or may
+  // have), made final unless replaying the upload cannot store the model
+  // twice (TF.js sends a save once).
+  Error sent_once(const Error& e) const {
+    if (!e.retryable() || retry_uploads_ || method_ == "PUT" || receiver_idempotent_.load()) {
+      return e;
+    }
+    return Error(e.code(), std::string(e.what()) + std::string(kNotReplayed), false);
+  }
 
   Client& client() {
     std::call_once(client_once_, [&] { client_ = std::make_unique<Client>(client_options_); });
@@ -256,7 +411,7 @@ class HttpHandler final : public plugin::Handler {
       artifacts = parse_model_json(r.body.view(), source);
     } catch (const Error& e) {
       std::string hint =
-          url().ends_with(".pb")
+          model_url_.ends_with(".pb")
               ? " Your path contains a .pb file extension. Support for .pb models "
                 "have been removed in TensorFlow.js 1.0 in favor of .json models."
               : " Please make sure the server is serving valid JSON for this request.";
@@ -277,7 +432,7 @@ class HttpHandler final : public plugin::Handler {
 
   // The URL of every shard, in manifest order (spec §4.7).
   std::vector<std::string> weight_urls(const WeightsManifest& manifest, Call& call) const {
-    auto [prefix, suffix] = parse_url(url());
+    auto [prefix, suffix] = parse_url(model_url_);
     if (has_prefix_) prefix = weight_path_prefix_;
     std::vector<std::string> urls;
     for (const WeightGroup& group : manifest) {
@@ -408,8 +563,14 @@ class HttpHandler final : public plugin::Handler {
     }
   }
 
-  const Url parsed_;
-  std::string method_;
+  const bool from_tfhub_;
+  const std::string model_url_;  // the URL loads fetch (url() rewritten by from_tfhub)
+  const Url parsed_;             // model_url_, parsed
+  const std::string method_;
+  const bool retry_uploads_;
+  // The receiver said "Stowage-Upload-Idempotent: true" in an answer to an
+  // upload of this handler (the host's next attempt may then replay it).
+  std::atomic<bool> receiver_idempotent_{false};
   const std::map<std::string, std::string> headers_;
   const bool headers_to_other_hosts_;
   const std::string weight_path_prefix_;

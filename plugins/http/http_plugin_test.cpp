@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "plugin_test_util.hpp"
+#include "stowage/management.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/registry.hpp"
 #include "test_server.hpp"
@@ -256,7 +257,7 @@ TEST_CASE("save sends TF.js's multipart form") {
   REQUIRE(r.responses);
   const std::string& echo = *r.responses;
   CHECK(echo.starts_with(R"([{"status":200,"statusText":"OK","url":")" + site.url("/echo") +
-                         R"(","body":")"));
+                         R"(","modelUrl":null,"body":")"));
   CHECK(has(echo, R"(\"method\": \"POST\")"));
   CHECK(has(echo, R"(\"x-a\": \"b\")"));
   CHECK(has(echo, R"(\"content-type\": \"multipart/form-data; boundary=----stowageFormBoundary)"));
@@ -289,13 +290,15 @@ TEST_CASE("save sends TF.js's multipart form") {
   CHECK(has(*put.responses, R"(\"method\": \"PUT\")"));
   CHECK(!has(*put.responses, "model.weights.bin\\\", \\\"filename"));
 
-  // Failures name TF.js's sentence; transient ones are retried.
+  // Failures name TF.js's sentence; a transient one of a POST is not
+  // replayed (see "an upload is sent once ..." below).
   Error failed = error_of([&] { registry().open(site.url("/status/403/up"))->save(site.model); });
   CHECK(failed.code() == ErrorCode::kPermissionDenied);
   CHECK(has(failed.what(), "BrowserHTTPRequest.save() failed due to HTTP response status 403."));
   Error busy = error_of([&] { registry().open(site.url("/status/503/up"))->save(site.model); });
   CHECK(busy.code() == ErrorCode::kUnavailable);
-  CHECK(has(busy.what(), "attempts"));
+  CHECK(has(busy.what(), "not retried"));
+  CHECK(!has(busy.what(), "attempts"));
 }
 
 TEST_CASE("options are strict and secrets stay out of messages") {
@@ -361,4 +364,241 @@ TEST_CASE("https: verification on by default, a CA file, and the insecure option
     CHECK(has(*saved.responses, "\"status\":200"));
   }
   fs::remove_all(d);
+}
+
+namespace {
+
+// How many uploads the counting receiver (/uploads/...) got for key: it
+// answers /upload-count/<key> with a topology-only model.json whose
+// userDefinedMetadata is {"uploads":n}.
+int uploads_of(const Site& site, const std::string& key) {
+  ModelArtifacts a = site.load("/upload-count/" + key);
+  REQUIRE(a.user_defined_metadata);
+  const std::string& m = *a.user_defined_metadata;
+  REQUIRE(m.starts_with("{\"uploads\":"));
+  return std::atoi(m.c_str() + 11);
+}
+
+Error save_error(const Site& site, const std::string& path, const std::string& options = "{}") {
+  return error_of([&] { registry().open(site.url(path), options)->save(site.model); });
+}
+
+}  // namespace
+
+TEST_CASE("an upload is sent once unless replaying it is safe; loads are retried") {
+  Site site;
+  // POST (TF.js's default) to a receiver that fails the first upload: tried
+  // once, the error says why it was not retried, and it is not retryable.
+  Error once = save_error(site, "/uploads/1/503/post");
+  CHECK(once.code() == ErrorCode::kUnavailable);
+  CHECK_FALSE(once.retryable());
+  CHECK(has(once.what(), "BrowserHTTPRequest.save() failed due to HTTP response status 503."));
+  CHECK(has(once.what(),
+            "not retried: an upload is sent once, as TF.js sends it, unless the "
+            "method is PUT, the receiver answers with \"Stowage-Upload-Idempotent: "
+            "true\", or the option retry_uploads is true"));
+  CHECK(uploads_of(site, "post") == 1);
+  // The same for every transient status, and for a connection reset after
+  // the receiver read the whole upload (it may have stored it).
+  for (const std::string code : {"408", "429", "500", "502", "504", "0"}) {
+    CAPTURE(code);
+    Error e = save_error(site, "/uploads/1/" + code + "/post-" + code);
+    CHECK(e.code() == ErrorCode::kUnavailable);
+    CHECK(has(e.what(), "not retried"));
+    CHECK(uploads_of(site, "post-" + code) == 1);
+  }
+  // A method fetch() passes as written is no more replayable than POST.
+  CHECK(
+      has(save_error(site, "/uploads/1/503/patch", R"({"method":"PATCH"})").what(), "not retried"));
+  CHECK(uploads_of(site, "patch") == 1);
+
+  // PUT is idempotent: the host's policy retries it.
+  SaveResult put =
+      registry().open(site.url("/uploads/1/503/put"), R"({"method":"PUT"})")->save(site.model);
+  CHECK(has(*put.responses, "\"status\":200"));
+  CHECK(uploads_of(site, "put") == 2);
+  // The receiver declares its uploads idempotent (on the failing answer).
+  registry().open(site.url("/uploads/2/503/declared?idempotent=1"))->save(site.model);
+  CHECK(uploads_of(site, "declared") == 3);
+  // The caller accepts replays; a reset is retried then too.
+  registry().open(site.url("/uploads/1/0/opt-in"), R"({"retry_uploads":true})")->save(site.model);
+  CHECK(uploads_of(site, "opt-in") == 2);
+  // Within the host's budget only: four attempts, then the error says so.
+  Error budget = save_error(site, "/uploads/9/503/budget", R"({"retry_uploads":true})");
+  CHECK(has(budget.what(), "failed after 4 attempts"));
+  CHECK(uploads_of(site, "budget") == 4);
+  CHECK(error_of([&] { registry().open(site.url("/echo"), R"({"retry_uploads":1})"); }).code() ==
+        ErrorCode::kInvalidArgument);
+
+  // Loads keep retrying (GET is safe to repeat).
+  CHECK(weight_bytes(site.load("/flaky/1/502/m/model.json")) == weight_bytes(site.model));
+
+  // An upload that never left this machine whole reached no receiver: a
+  // refused connection is retried like a load.
+  const std::string dead = site.url("/uploads/0/200/dead");
+  site.server.reset();
+  Error refused = error_of([&] { registry().open(dead)->save(site.model); });
+  CHECK(refused.code() == ErrorCode::kUnavailable);
+  CHECK(refused.retryable());
+  CHECK(has(refused.what(), "failed after 4 attempts"));
+  CHECK(!has(refused.what(), "not retried"));
+}
+
+TEST_CASE("method takes any token fetch() sends, and refuses what fetch() refuses") {
+  Site site;
+  auto method_seen = [&](const std::string& method) {
+    SaveResult r =
+        registry().open(site.url("/echo"), R"({"method":")" + method + "\"}")->save(site.model);
+    rapidjson::Document outer;
+    outer.Parse(r.responses->c_str());
+    rapidjson::Document echo;
+    echo.Parse(outer[0]["body"].GetString());
+    return std::string(echo["method"].GetString());
+  };
+  // fetch() upper-cases DELETE, GET, HEAD, OPTIONS, POST and PUT only.
+  CHECK(method_seen("post") == "POST");
+  CHECK(method_seen("Put") == "PUT");
+  CHECK(method_seen("options") == "OPTIONS");
+  CHECK(method_seen("delete") == "DELETE");
+  CHECK(method_seen("PATCH") == "PATCH");
+  CHECK(method_seen("patch") == "patch");
+  CHECK(method_seen("PROPFIND") == "PROPFIND");
+  CHECK(method_seen("X-Upload.v2") == "X-Upload.v2");
+  CHECK(method_seen("a!#$%&'*+-.^_`|~") == "a!#$%&'*+-.^_`|~");
+
+  auto refused = [&](const std::string& method_json) {
+    Error e =
+        error_of([&] { registry().open(site.url("/echo"), R"({"method":)" + method_json + "}"); });
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+    return std::string(e.what());
+  };
+  const std::string at = "Option \"method\" for " + site.url("/echo") + ": ";
+  CHECK(refused(R"("PO ST")") == at + "\"PO ST\" is not a valid HTTP method");
+  CHECK(refused(R"("")") == at + "\"\" is not a valid HTTP method");
+  CHECK(refused(R"("M\u00e9")") == at + "\"M\xc3\xa9\" is not a valid HTTP method");
+  CHECK(refused(R"("POST\r\nX: y")") == at + "\"POST\\r\\nX: y\" is not a valid HTTP method");
+  CHECK(refused(R"("connect")") ==
+        at + "\"connect\" is a method fetch() refuses to send (CONNECT, TRACE, TRACK)");
+  CHECK(refused(R"("TRACE")") ==
+        at + "\"TRACE\" is a method fetch() refuses to send (CONNECT, TRACE, TRACK)");
+  CHECK(refused(R"("track")") ==
+        at + "\"track\" is a method fetch() refuses to send (CONNECT, TRACE, TRACK)");
+  CHECK(refused(R"("get")") == at + "\"get\" cannot carry the upload (fetch(): \"Request with "
+                                    "GET/HEAD method cannot have body.\")");
+  CHECK(has(refused(R"("HEAD")"), "cannot carry the upload"));
+  CHECK(has(refused("42"), "\"method\""));
+
+  // Loads use GET whatever the method (the option is for saves).
+  CHECK(weight_bytes(site.load("/files/m/model.json", R"({"method":"PUT"})")) ==
+        weight_bytes(site.model));
+}
+
+TEST_CASE("a save's response names the model URL the receiver gives") {
+  Site site;
+  auto model_url = [&](const std::string& path) {
+    SaveResult r = registry().open(site.url(path))->save(site.model);
+    REQUIRE(r.responses);
+    rapidjson::Document d;
+    d.Parse(r.responses->c_str());
+    REQUIRE(d.IsArray());
+    REQUIRE(d[0].HasMember("modelUrl"));
+    return d[0]["modelUrl"].IsString() ? std::string(d[0]["modelUrl"].GetString())
+                                       : std::string("null");
+  };
+  auto answer = [](const std::string& body) {
+    std::string q;
+    for (char c : body) {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", static_cast<unsigned char>(c));
+      q += hex;
+    }
+    return "/answer?body=" + q;
+  };
+  // Relative references resolve against the upload URL; absolute ones stay.
+  CHECK(model_url(answer(R"({"modelUrl":"/files/m/model.json"})")) ==
+        site.url("/files/m/model.json"));
+  CHECK(model_url(answer(R"({"modelUrl":"files/m/model.json","other":1})")) ==
+        site.url("/files/m/model.json"));
+  CHECK(model_url(answer(R"({"modelUrl":"http://example.com/m/model.json"})")) ==
+        "http://example.com/m/model.json");
+  // Nothing named: no body, a body without it, not JSON, not an object, not a
+  // string, not http(s).
+  CHECK(model_url("/answer") == "null");
+  CHECK(model_url("/echo") == "null");
+  CHECK(model_url(answer(R"({"saved":"m"})")) == "null");
+  CHECK(model_url(answer("modelUrl")) == "null");
+  CHECK(model_url(answer(R"(["modelUrl"])")) == "null");
+  CHECK(model_url(answer(R"({"modelUrl":7})")) == "null");
+  CHECK(model_url(answer(R"({"modelUrl":""})")) == "null");
+  CHECK(model_url(answer(R"({"modelUrl":"file:///etc/passwd"})")) == "null");
+  CHECK(model_url(answer(R"({"modelUrl":"s3://bucket/m"})")) == "null");
+  // The test server's store says where it put the model.
+  CHECK(model_url("/store/a/b") == site.url("/store/a/b"));
+}
+
+TEST_CASE("from_tfhub rewrites the URL as loadGraphModel(url, {fromTFHub: true})") {
+  Site site;
+  const std::string hub = R"({"from_tfhub":true})";
+  // /hub/ answers model files only with ?tfjs-format=file, through a
+  // redirect, as tfhub.dev does; weights get the same query (TF.js parseUrl).
+  CHECK(weight_bytes(site.load("/hub/m", hub)) == weight_bytes(site.model));
+  CHECK(weight_bytes(site.load("/hub/m/", hub)) == weight_bytes(site.model));
+  CHECK(weight_bytes(site.load("/hub/single", hub)) == weight_bytes(site.model));
+  ModelArtifacts a = site.load("/hub/m", hub);
+  CHECK((*a.weight_data)[0].label() ==
+        site.url("/files/m/group1-shard1of3.bin?tfjs-format=file&tfhub-redirect=true"));
+  // A URL with a query keeps it; tfjs-format=file is joined with '&'.
+  ModelArtifacts q = site.load("/hub/m?lang=en", hub);
+  CHECK(weight_bytes(q) == weight_bytes(site.model));
+  CHECK((*q.weight_data)[2].label() ==
+        site.url("/files/m/group1-shard3of3.bin?lang=en&tfjs-format=file&tfhub-redirect=true"));
+  // A query that says tfjs-format already is left alone.
+  CHECK(weight_bytes(site.load("/hub/m?tfjs-format=file", hub)) == weight_bytes(site.model));
+
+  // The rewritten URL is what messages name.
+  Error missing = site.load_error("/hub/none?x=1#frag", hub);
+  CHECK(missing.code() == ErrorCode::kNotFound);
+  CHECK(has(missing.what(),
+            "Request to " + site.url("/hub/none/model.json?x=1&tfjs-format=file") + " failed"));
+  // Without the option the hub answers its web page, which is no model.
+  Error page = site.load_error("/hub/m");
+  CHECK(page.code() == ErrorCode::kInvalidArgument);
+  CHECK(has(page.what(), "Failed to parse model JSON of response from " + site.url("/hub/m")));
+
+  Error save = error_of([&] { registry().open(site.url("/hub/m"), hub)->save(site.model); });
+  CHECK(save.code() == ErrorCode::kInvalidArgument);
+  CHECK(has(save.what(), "\"from_tfhub\""));
+  CHECK(has(save.what(), "cannot be used to save"));
+}
+
+TEST_CASE("move to an upload URL reads back from where the receiver says the model is") {
+  Site site;
+  const std::string src = "file://" + (site.dir / "to-move").string();
+  registry().open(src)->save(site.model);
+  // The test server's store answers {"modelUrl": "/store/<name>"}.
+  move_model(src, site.url("/store/moved"), {}, registry());
+  CHECK_FALSE(fs::exists(site.dir / "to-move" / "model.json"));
+  CHECK(weight_bytes(site.load("/store/moved")) == weight_bytes(site.model));
+
+  // A receiver that names nothing: the model is saved but the source stays.
+  registry().open(src)->save(site.model);
+  Error e = error_of([&] { move_model(src, site.url("/answer"), {}, registry()); });
+  CHECK(e.code() == ErrorCode::kUnimplemented);
+  CHECK(has(e.what(),
+            "the model was saved, but the receiver did not say where it can be loaded "
+            "from, and '" +
+                site.url("/answer") + "' itself is the upload URL"));
+  CHECK(has(e.what(), "verify_url"));
+  CHECK(fs::exists(site.dir / "to-move" / "model.json"));
+  // The caller names it.
+  TransferOptions options;
+  options.verify_url = site.url("/store/moved");
+  move_model(src, site.url("/answer"), options, registry());
+  CHECK_FALSE(fs::exists(site.dir / "to-move" / "model.json"));
+  // A wrong one: the comparison fails and the source stays.
+  ModelArtifacts other = float_model(ramp(3000, 1.0f));
+  registry().open(src)->save(other);
+  Error differs = error_of([&] { move_model(src, site.url("/answer"), options, registry()); });
+  CHECK(differs.code() == ErrorCode::kDataLoss);
+  CHECK(fs::exists(site.dir / "to-move" / "model.json"));
 }

@@ -5,7 +5,8 @@ Usage: test_server.py --root DIR [--port 0] [--cert C --key K]
 Prints "PORT <n>" on stdout once it listens; stops on SIGTERM or when stdin
 closes (so a crashed test never leaves it behind).
 
-Files under --root are served by the routes below; <p> is a path under it.
+Files under --root are served by the routes below, for any method; <p> is a
+path under it.
   /replay/<case>/<key>    the raw bytes of <case>/<last segment of key>.http, then close;
   /replay?prefix=<case>/  (a ListObjectsV2) the bytes of <case>/list.http
   /files/<p>              the file (Content-Length, keep-alive)
@@ -31,10 +32,25 @@ Files under --root are served by the routes below; <p> is a path under it.
   /stats                  JSON {"connections": accepted, "requests": handled}
   /store/<name>           a model store at one URL per model (for the conformance
                           suite): POST/PUT a TF.js multipart upload to store it
-                          atomically under store/<name>/; GET answers its
+                          atomically under store/<name>/ (the answer names
+                          {"modelUrl": "/store/<name>"}); GET answers its
                           model.json with the weight path "<last segment of
                           name>/model.weights.bin", so the weights resolve to
                           /store/<name>/model.weights.bin, also served
+  /answer?status=S&body=B&idempotent=1
+                          status S (default 200) with the body B (none when absent)
+                          and, with idempotent=1, "Stowage-Upload-Idempotent: true"
+  /uploads/<n>/<code>/<key>[?idempotent=1]
+                          an upload receiver that counts what it gets per <key>:
+                          the first <n> uploads get <code> (0: the connection is
+                          reset after the body was read), later ones 200
+  /upload-count/<key>     a topology-only model.json whose userDefinedMetadata is
+                          {"uploads": uploads received for <key>}
+  /hub/<p>                laid out like tfhub.dev: a request with the query
+                          parameter tfjs-format=file is redirected (302, as the
+                          hub redirects to Kaggle's storage) to /files/<p> with
+                          the query and "&tfhub-redirect=true"; without it, the
+                          model's web page (200, HTML)
 """
 import argparse
 import email.parser
@@ -49,9 +65,10 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 COUNTS = {}
+UPLOADS = {}
 STATS = {"connections": 0, "requests": 0}
 LOCK = threading.Lock()
 
@@ -144,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
             STATS["requests"] += 1
         url = urlsplit(self.path)
         path, query = url.path, url.query
-        body = self.read_body() if self.command in ("POST", "PUT", "PATCH") else b""
+        body = self.read_body()
         seg = path.lstrip("/").split("/")
         route = seg[0]
         rest = "/".join(seg[1:])
@@ -250,6 +267,38 @@ class Handler(BaseHTTPRequestHandler):
             self.send_bytes(200, json.dumps(info).encode(), "application/json")
         elif route == "store":
             self.store(unquote(rest), body)
+        elif route == "answer":
+            params = parse_qs(query)
+            code = int(params.get("status", ["200"])[0])
+            extra = [("Stowage-Upload-Idempotent", "true")] if "idempotent" in params else []
+            text = params.get("body", [""])[0].encode()
+            self.send_bytes(code, text, "application/json" if text else "text/plain", extra)
+        elif route == "uploads":
+            n, code, key = int(seg[1]), int(seg[2]), "/".join(seg[3:])
+            with LOCK:
+                UPLOADS[key] = UPLOADS.get(key, 0) + 1
+                count = UPLOADS[key]
+            extra = [("Stowage-Upload-Idempotent", "true")] if "idempotent" in parse_qs(query) else []
+            if count > n:
+                self.send_bytes(200, json.dumps({"uploads": count}).encode(), "application/json",
+                                extra)
+            elif code == 0:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.close_connection = True
+            else:
+                self.send_bytes(code, b"try again", "text/plain", extra)
+        elif route == "upload-count":
+            with LOCK:
+                count = UPLOADS.get(rest, 0)
+            # A topology-only model.json, so the plugin under test can read it.
+            model = {"modelTopology": {}, "userDefinedMetadata": {"uploads": count}}
+            self.send_bytes(200, json.dumps(model).encode(), "application/json")
+        elif route == "hub":
+            if "file" not in parse_qs(query).get("tfjs-format", []):
+                return self.html(200, "TensorFlow Hub: model page for " + rest)
+            target = "/files/" + rest + "?" + query + "&tfhub-redirect=true"
+            self.send_bytes(302, b"", "text/plain", [("Location", target)])
         elif route == "stats":
             with LOCK:
                 data = json.dumps(STATS).encode()
@@ -292,7 +341,8 @@ class Handler(BaseHTTPRequestHandler):
                     os.rmdir(old)
             except OSError as e:
                 return self.html(507 if e.errno == 28 else 400, "cannot store: %s" % e.strerror)
-            return self.send_bytes(200, json.dumps({"stored": name}).encode(), "application/json")
+            answer = {"stored": name, "modelUrl": "/store/" + quote(name)}
+            return self.send_bytes(200, json.dumps(answer).encode(), "application/json")
         if self.command not in ("GET", "HEAD"):
             return self.html(405, "method not allowed")
         if os.path.isfile(os.path.join(folder, "model.json")):
@@ -310,6 +360,12 @@ class Handler(BaseHTTPRequestHandler):
         return self.html(404, "no model " + name)
 
     do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = handle_any
+
+    def __getattr__(self, name):
+        # Any other method token (PROPFIND, "patch", ...) is handled the same.
+        if name.startswith("do_"):
+            return self.handle_any
+        raise AttributeError(name)
 
 
 class Server(ThreadingHTTPServer):

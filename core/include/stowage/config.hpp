@@ -45,6 +45,10 @@ struct Config {
   std::map<std::string, std::string> sha256;
   // The retry policy for every plugin; nullopt keeps the one in force.
   std::optional<RetrySettings> retry;
+  // The URLs list_models() with no URL (and `stowage list` with none) lists,
+  // in order; nullopt keeps the default: localstorage://, indexeddb:// and
+  // memory://, those whose scheme is served.
+  std::optional<std::vector<std::string>> list_locations;
   // Relative paths in the config resolve against this folder.
   std::filesystem::path base_dir;
 };

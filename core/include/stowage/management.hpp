@@ -2,6 +2,8 @@
 // that never loses its source (TF.js bug B4).
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,7 +17,33 @@ struct TransferOptions {
   std::string source_options = "{}";       // options JSON for the source handler
   std::string destination_options = "{}";  // e.g. {"shard_size": 4194304}
   CallContext call;                        // progress covers load then save
+  // Where move reads the copy back from before removing the source, when
+  // the destination is not that place (an upload URL); see read_back_target.
+  std::string verify_url;
+  // Applied to the loaded model before it is saved; a move then checks the
+  // copy against the transformed model. E.g. quantization (quantize.hpp):
+  //   options.transform = [q](ModelArtifacts& a) { quantize_artifacts(a, q); };
+  // An exception it throws ends the transfer before anything is written.
+  std::function<void(ModelArtifacts&)> transform;
 };
+
+// Where a model saved to dst can be loaded back from, and with which
+// options. In order: verify_url when not empty (with dst_options when the
+// same plugin serves it, else "{}"); the URL the save's answer names (a
+// "modelUrl" member of its responses, as the http plugin reports what an
+// upload receiver such as stowage serve says); nullopt when the answer has
+// "modelUrl": null (the receiver named nothing, so dst is an upload URL
+// that does not load the model); otherwise dst with dst_options. Options
+// for another origin than dst's leave out "headers" unless
+// "send_headers_to_other_hosts" is true. Throws Error(kInvalidArgument)
+// when the answer names a URL another plugin would load.
+struct ReadBack {
+  std::string url;
+  std::string options_json;
+};
+std::optional<ReadBack> read_back_target(std::string_view dst, std::string_view dst_options,
+                                         const SaveResult& saved, std::string_view verify_url = {},
+                                         Registry& registry = Registry::global());
 
 // Convenience wrappers over registry.open(url, options)->load()/save().
 // load_model validates every weight group's size before returning.
@@ -32,14 +60,23 @@ SaveResult save_model(IOHandler& handler, const ModelArtifacts& artifacts,
                       const CallContext& call = {});
 
 std::vector<ListedModel> list_models(std::string_view url, Registry& registry = Registry::global());
+// TF.js's listModels() with no URL: the models of every location the host
+// lists by default, keyed by URL (scheme://path) in location order; of two
+// entries with one URL the later wins. The locations are the config's
+// "list_locations", else localstorage://, indexeddb:// and memory://, each
+// only when its scheme is served and can list. Throws what a location's
+// listing throws, naming it.
+std::vector<ListedModel> list_models(Registry& registry = Registry::global());
 ModelArtifactsInfo remove_model(std::string_view url, Registry& registry = Registry::global());
 
 // Loads src and saves it to dst, streaming the loaded buffers (no extra copy
 // of the weights). Error(kInvalidArgument) when src == dst.
 SaveResult copy_model(std::string_view src, std::string_view dst,
                       const TransferOptions& options = {}, Registry& registry = Registry::global());
-// copy_model, then reloads dst and compares it with what was loaded from
-// src, and only then removes src.
+// copy_model, then reloads the copy (from read_back_target) and compares it
+// with what was loaded from src, and only then removes src. When the copy
+// cannot be read back (an upload URL whose receiver named no model URL, and
+// no verify_url), throws Error(kUnimplemented) and keeps src.
 SaveResult move_model(std::string_view src, std::string_view dst,
                       const TransferOptions& options = {}, Registry& registry = Registry::global());
 

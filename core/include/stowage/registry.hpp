@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,7 +71,11 @@ class Registry {
   void add_plugin(const std::filesystem::path& file, std::string_view source = "api");
   void add_plugin_folder(const std::filesystem::path& folder, std::string_view source = "api");
   // An in-process handler factory; wins over any plugin for that scheme.
-  void register_scheme(const std::string& scheme, HandlerFactory factory);
+  // `name` says whose it is in messages. A scheme takes one factory: a
+  // second one throws Error(kAlreadyExists) naming both (TF.js refuses
+  // ambiguous routing too).
+  void register_scheme(const std::string& scheme, HandlerFactory factory,
+                       std::string_view name = {});
 
   // A handler for url with options (a JSON object; merged over the scheme's
   // configured defaults). Loads the plugin on first use. Throws
@@ -82,6 +87,9 @@ class Registry {
   // Throws what open() throws for a URL nobody serves, an alias loop or a
   // scheme two plugins claim.
   Route route(std::string_view url) const;
+
+  // The config's "list_locations"; nullopt when no config set it.
+  std::optional<std::vector<std::string>> list_locations() const;
 
   std::vector<PluginInfo> plugins() const;
   std::vector<std::string> schemes() const;

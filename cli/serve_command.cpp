@@ -126,7 +126,7 @@ int run_serve(const ServeArgs& args, const CommonOptions& common) {
   }
   serve::Server& server = *server_holder;
   const uint16_t port = server.port();
-  if (server.created_store()) {
+  if (server.created_store() && !common.quiet) {
     std::fprintf(stderr, "stowage serve: created the store folder %s\n", store.c_str());
   }
   {
@@ -137,13 +137,15 @@ int run_serve(const ServeArgs& args, const CommonOptions& common) {
     std::fflush(stdout);
     const std::string host =
         args.host.find(':') != std::string::npos ? "[" + args.host + "]" : args.host;
-    std::fprintf(stderr,
-                 "stowage serve: serving %s at http://%s:%u/models (SIGINT or SIGTERM stops)\n",
-                 display_url(store).c_str(), host.c_str(), static_cast<unsigned>(port));
+    if (!common.quiet) {
+      std::fprintf(stderr,
+                   "stowage serve: serving %s at http://%s:%u/models (SIGINT or SIGTERM stops)\n",
+                   display_url(store).c_str(), host.c_str(), static_cast<unsigned>(port));
+    }
   }
   if (interrupted()) return kExitCancelled;
   server.run();
-  std::fprintf(stderr, "stowage serve: stopped\n");
+  if (!common.quiet) std::fprintf(stderr, "stowage serve: stopped\n");
   return kExitOk;
 }
 
@@ -223,7 +225,9 @@ void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub->add_flag("--json", common.json, "Access log lines as JSON objects");
-  sub->add_flag("-q,--quiet", common.quiet, "No access log (the port line is still printed)");
+  sub->add_flag(
+      "-q,--quiet", common.quiet,
+      "No access log and no notes on stderr (the port line and failures are still printed)");
   sub->add_option("--config", common.config,
                   "Host configuration file (plugin folders, allow-list, aliases, defaults)")
       ->check(CLI::ExistingFile);

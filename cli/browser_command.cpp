@@ -212,8 +212,8 @@ int run_local_storage(const BrowserArgs& a, const CommonOptions& common, const S
     out.write(out.to_stdout() ? "}\n" : "}");
     out.commit();
     if (!out.to_stdout()) {
-      print_summary(common, a, where, items.size(), "items", local_storage_models(items),
-                    store.used_bytes(), quota);
+      print_summary(common, a, where, items.size(), items.size() == 1 ? "item" : "items",
+                    local_storage_models(items), store.used_bytes(), quota);
     }
     return kExitOk;
   }
@@ -241,8 +241,8 @@ int run_local_storage(const BrowserArgs& a, const CommonOptions& common, const S
     items.emplace_back(std::move(key), std::string(m.value.GetString(), m.value.GetStringLength()));
   }
   store.put_items(items, a.clear);
-  print_summary(common, a, where, items.size(), "items", local_storage_models(items),
-                store.used_bytes(), quota);
+  print_summary(common, a, where, items.size(), items.size() == 1 ? "item" : "items",
+                local_storage_models(items), store.used_bytes(), quota);
   return kExitOk;
 }
 
@@ -259,8 +259,8 @@ int run_indexed_db(const BrowserArgs& a, const CommonOptions& common, const Stor
     out.commit();
     if (!out.to_stdout()) {
       for (const auto& [path, info] : store.list_models("")) models.push_back(path);
-      print_summary(common, a, where, models.size(), "model_info_store records", models,
-                    store.used_bytes(), quota);
+      print_summary(common, a, where, models.size(), models.size() == 1 ? "model" : "models",
+                    models, store.used_bytes(), quota);
     }
     return kExitOk;
   }
@@ -282,13 +282,30 @@ int run_indexed_db(const BrowserArgs& a, const CommonOptions& common, const Stor
   const size_t count = store.import_json(text, a.clear, pace);
   progress.finish();
   for (const auto& [path, info] : store.list_models("")) models.push_back(path);
-  print_summary(common, a, where, count, "models_store records", models, store.used_bytes(), quota);
+  print_summary(common, a, where, count, count == 1 ? "model" : "models", models,
+                store.used_bytes(), quota);
   return kExitOk;
 }
 
 int run_browser(const BrowserArgs& a, const CommonOptions& common) {
   const SchemeDefaults defaults = config_defaults(common, a.scheme);
   const StoreLocation where = location(a, defaults);
+  if (!a.do_import) {
+    // An export reads: a profile folder that is not there is a mistake (a
+    // typo, another user's path), not an empty store. An import makes it.
+    std::error_code ec;
+    const auto type = fs::status(where.profile, ec).type();
+    if (type == fs::file_type::not_found) {
+      throw Error(ErrorCode::kNotFound,
+                  "there is no browser profile at " + where.profile.string() +
+                      " (--profile, or the config's defaults, names the folder that "
+                      "localstorage:// and indexeddb:// save into)");
+    }
+    if (!ec && type != fs::file_type::directory) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the browser profile " + where.profile.string() + " is not a folder");
+    }
+  }
   return a.scheme == "localstorage" ? run_local_storage(a, common, where, defaults)
                                     : run_indexed_db(a, common, where, defaults);
 }

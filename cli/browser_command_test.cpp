@@ -73,6 +73,7 @@ std::string options(const fs::path& profile, const std::string& origin = "http:/
 TEST_CASE("stowage browser: export of an origin with nothing stored") {
   TempDir t;
   const std::string profile = (t.path() / "p").string();
+  fs::create_directories(profile);
   Result r = run(t.path(), {"browser", "export", "--scheme", "localstorage", "--profile", profile});
   CHECK(r.code == 0);
   CHECK(r.out == "{}\n");
@@ -81,7 +82,48 @@ TEST_CASE("stowage browser: export of an origin with nothing stored") {
   CHECK(r.out ==
         "{\"database\":\"tensorflowjs\",\"version\":1,\"models_store\":[],\"model_info_store\":[]}"
         "\n");
-  CHECK_FALSE(fs::exists(profile));  // reading creates nothing
+  CHECK(fs::is_empty(profile));  // reading creates nothing
+}
+
+TEST_CASE("stowage browser export: a profile folder that is not there is not found") {
+  TempDir t;
+  const std::string missing = (t.path() / "missing").string();
+  for (const char* scheme : {"localstorage", "indexeddb"}) {
+    CAPTURE(scheme);
+    const Result r = run(t.path(), {"browser", "export", "--scheme", scheme, "--profile", missing});
+    CHECK(r.code == 3);
+    CHECK(r.out.empty());
+    CHECK(r.err == "stowage: error: there is no browser profile at " + missing +
+                       " (--profile, or the config's defaults, names the folder that "
+                       "localstorage:// and indexeddb:// save into)\n");
+    CHECK_FALSE(fs::exists(missing));
+  }
+  write_file(t.path() / "file", "x");
+  const Result file = run(t.path(), {"browser", "export", "--scheme", "indexeddb", "--profile",
+                                     (t.path() / "file").string()});
+  CHECK(file.code == 4);
+  CHECK(contains(file.err, "is not a folder"));
+}
+
+TEST_CASE("verify of a store that keeps a flat weight list says so, not '0 groups'") {
+  TempDir t;
+  const fs::path model = write_model(t.path() / "src");
+  const fs::path profile = t.path() / "p";
+  REQUIRE(run(t.path(), {"copy", "file://" + model.string(), "indexeddb://zoo", "--dst-options",
+                         options(profile), "-q"})
+              .code == 0);
+  Result r = run(t.path(), {"verify", "indexeddb://zoo", "--options", options(profile)});
+  INFO(r.out, r.err);
+  CHECK(r.code == 0);
+  CHECK(r.out ==
+        "OK indexeddb://zoo: 1 tensor decoded, one flat weight list (the store keeps no weight "
+        "files), 12 bytes of weights\n");
+  r = run(t.path(), {"verify", "indexeddb://zoo", "--options", options(profile), "--json"});
+  CHECK(r.code == 0);
+  const rapidjson::Document doc = parse_json(r.out);
+  CHECK(doc["groups"].IsNull());
+  CHECK(doc["shards"].IsNull());
+  CHECK(doc["tensors"].GetUint64() == 1);
 }
 
 TEST_CASE(
@@ -131,10 +173,20 @@ TEST_CASE("stowage browser: export and import move models between profiles and o
     CHECK(summary["models"].Size() == 1);
     CHECK(std::string(summary["models"][0].GetString()) == scheme + "://m/1");
 
+    // Both directions count the same thing in the same words.
+    r = run(t.path(), {"browser", "export", "--scheme", scheme, "--profile", a.string(), "--out",
+                       dump.string()});
+    REQUIRE(r.code == 0);
+    CHECK(r.out.starts_with(scheme == "indexeddb"
+                                ? "exported 1 model of indexeddb of origin http://localhost\n"
+                                : "exported 5 items of localstorage of origin http://localhost\n"));
     r = run(t.path(), {"browser", "import", "--scheme", scheme, "--profile", b.string(), "--origin",
                        "https://Example.com:443", dump.string()});
     REQUIRE(r.code == 0);
-    CHECK(contains(r.out, "of origin https://example.com"));
+    CHECK(r.out.starts_with(scheme == "indexeddb"
+                                ? "imported 1 model into indexeddb of origin https://example.com\n"
+                                : "imported 5 items into localstorage of origin "
+                                  "https://example.com\n"));
     CHECK(contains(r.out, scheme + "://m/1"));
     // The imported model loads with the same bytes.
     const fs::path back = t.path() / ("back-" + scheme);
@@ -180,8 +232,10 @@ TEST_CASE("stowage browser import: bad input is refused and nothing is written")
                      "--origin", "localhost", (t.path() / "in.json").string()});
   CHECK(r.code == 4);
   CHECK(contains(r.err, "is not a valid origin"));
+  // Nothing was written: not even the profile folder was made.
+  CHECK_FALSE(fs::exists(profile));
   r = run(t.path(), {"browser", "export", "--scheme", "localstorage", "--profile", profile});
-  CHECK(r.out == "{}\n");
+  CHECK(r.code == 3);
 }
 
 TEST_CASE("stowage browser import: the quota, --clear, stdin and config defaults") {

@@ -61,7 +61,7 @@ class Serve {
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     posix_spawn_file_actions_addclose(&actions, out[0]);
     std::vector<std::string> args = {STOWAGE_CLI_EXE, "serve", "--store", store,
-                                     "--port",        "0",     "-q"};
+                                     "--port",        "0",     "-q",      "--create"};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

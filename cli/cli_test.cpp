@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -581,4 +582,224 @@ TEST_CASE("--config applies a host configuration: an allow-list hides memory://"
   CHECK(bad.code == 4);
   CHECK(contains(bad.err, "no_such_key"));
   CHECK(run(tmp.path(), {"plugins", "--config", "missing.json"}).code == 2);
+}
+
+TEST_CASE("typos: an unknown command or option gets the nearest one, as a stowage: error line") {
+  TempDir tmp;
+  auto error_of = [&](const std::vector<std::string>& args) {
+    const Result r = run(tmp.path(), args);
+    CHECK(r.code == 2);
+    CHECK(r.out.empty());
+    return r.err;
+  };
+  CHECK(error_of({"cpy", "a", "b"}) ==
+        "stowage: error: unknown command 'cpy' (did you mean 'copy'?); 'stowage --help' lists "
+        "the commands\n");
+  CHECK(error_of({"lsit", "x"}) ==
+        "stowage: error: unknown command 'lsit' (did you mean 'list'?); 'stowage --help' lists "
+        "the commands\n");
+  CHECK(error_of({"--config", "stowage.json", "verfy", "x"}) ==
+        "stowage: error: unknown command 'verfy' (did you mean 'verify'?); 'stowage --help' "
+        "lists the commands\n");
+  CHECK(error_of({"frobnicate"}) ==
+        "stowage: error: unknown command 'frobnicate'; 'stowage --help' lists the commands\n");
+  CHECK(error_of({"browser", "exprot"}) ==
+        "stowage: error: unknown command 'exprot' for 'stowage browser' (did you mean "
+        "'export'?); 'stowage browser --help' lists the commands\n");
+  CHECK(error_of({}) ==
+        "stowage: error: a command is required; 'stowage --help' lists the "
+        "commands\n");
+  CHECK(error_of({"browser"}) ==
+        "stowage: error: 'stowage browser' needs a command; 'stowage browser --help' lists "
+        "them\n");
+  CHECK(error_of({"info", "--jsn", "x"}) ==
+        "stowage: error: The following argument was not expected: --jsn (did you mean "
+        "'--json'?); see 'stowage info --help'\n");
+  CHECK(error_of({"copy", "a"}) == "stowage: error: DST is required; see 'stowage copy --help'\n");
+}
+
+TEST_CASE("a known scheme with a slash too few is a typo, not a file name") {
+  TempDir tmp;
+  const Result s3 = run(tmp.path(), {"info", "s3:/bucket/x"});
+  CHECK(s3.code == 2);
+  CHECK(s3.err ==
+        "stowage: error: s3:/bucket/x: did you mean s3://bucket/x? (a URL is scheme://...; for a "
+        "file of that name write ./s3:/bucket/x)\n");
+  CHECK(contains(run(tmp.path(), {"ls", "memory:m"}).err, "did you mean memory://m?"));
+  CHECK(contains(run(tmp.path(), {"verify", "file:/srv/m"}).err, "did you mean file:///srv/m?"));
+  CHECK(contains(run(tmp.path(), {"copy", "a", "S3:bucket/x"}).err, "did you mean s3://bucket/x?"));
+  // Not a scheme anyone serves: a file path, as always.
+  const Result path = run(tmp.path(), {"info", "nosuch:thing"});
+  CHECK(path.code == 3);
+  CHECK(contains(path.err, "nosuch:thing does not exist"));
+}
+
+TEST_CASE("copy and move take --src-option and --dst-option; -o says which to use") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  for (const char* command : {"copy", "move"}) {
+    const Result r = run(tmp.path(), {command, url(model), "memory://m", "-o", "profile=x"});
+    CHECK(r.code == 2);
+    CHECK(r.err == "stowage: error: -o profile=x: " + std::string(command) +
+                       " has two URLs; give the source's options with --src-option KEY=VALUE "
+                       "and the destination's with --dst-option KEY=VALUE\n");
+  }
+  CHECK(fs::exists(model));
+
+  const Result sharded =
+      run(tmp.path(), {"copy", url(model), url(tmp.path() / "s"), "--dst-option", "shard_size=16",
+                       "--src-option", "durable=false", "--json"});
+  INFO(sharded.err);
+  REQUIRE(sharded.code == 0);
+  CHECK(parse_json(sharded.out)["shards"].GetUint64() == 5);
+  const Result unknown =
+      run(tmp.path(), {"copy", url(model), url(tmp.path() / "u"), "--dst-option", "nope=1"});
+  CHECK(unknown.code == 4);
+  CHECK(contains(unknown.err, "Unknown option \"nope\""));
+  const Result malformed =
+      run(tmp.path(), {"move", url(model), url(tmp.path() / "u"), "--src-option", "nope"});
+  CHECK(malformed.code == 2);
+  CHECK(malformed.err == "stowage: error: --src-option nope: expected KEY=VALUE\n");
+}
+
+TEST_CASE("list: a location that is not there is not found; an empty folder lists nothing") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  const Result missing = run(tmp.path(), {"ls", "nodir"});
+  CHECK(missing.code == 3);
+  CHECK(missing.out.empty());
+  CHECK(missing.err == "stowage: error: file://nodir: there is no file or folder " +
+                           (tmp.path() / "nodir").string() + " to list\n");
+  CHECK(run(tmp.path(), {"ls", "--json", url(tmp.path() / "nodir")}).code == 3);
+
+  const Result file = run(tmp.path(), {"ls", "src/weights.bin"});
+  CHECK(file.code == 4);
+  CHECK(contains(file.err, "src/weights.bin is a file that is not a model.json"));
+
+  fs::create_directories(tmp.path() / "empty");
+  const Result empty = run(tmp.path(), {"ls", "empty"});
+  CHECK(empty.code == 0);
+  CHECK(empty.out == "no models under file://empty\n");
+  const Result empty_json = run(tmp.path(), {"ls", "empty", "--json"});
+  CHECK(empty_json.code == 0);
+  CHECK(empty_json.out == "{}\n");
+
+  const Result one = run(tmp.path(), {"ls", "src/model.json"});
+  CHECK(one.code == 0);
+  CHECK(contains(one.out, model.string()));
+}
+
+TEST_CASE("-q keeps progress and notes away, never the answer of a query") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  const Result copied = run(tmp.path(), {"copy", "-q", url(model), url(tmp.path() / "m" / "a")});
+  CHECK(copied.code == 0);
+  CHECK(copied.out.empty());  // a command that changes things: nothing on success
+  CHECK(copied.err.empty());
+
+  const Result listed = run(tmp.path(), {"ls", "-q", url(tmp.path() / "m")});
+  CHECK(listed.code == 0);
+  CHECK(contains(listed.out, "m/a/model.json"));
+  const Result info = run(tmp.path(), {"info", "-q", url(model)});
+  CHECK(info.code == 0);
+  CHECK(contains(info.out, "weights: 7 tensors"));
+  const Result verified = run(tmp.path(), {"verify", "-q", url(model)});
+  CHECK(verified.code == 0);
+  CHECK(verified.out.starts_with("OK "));
+  const Result plugins = run(tmp.path(), {"plugins", "-q"});
+  CHECK(plugins.code == 0);
+  CHECK(contains(plugins.out, "schemes available:"));
+  for (const Result* r : {&listed, &info, &verified, &plugins}) CHECK(r->err.empty());
+
+  const Result removed = run(tmp.path(), {"rm", "-q", url(tmp.path() / "m" / "a")});
+  CHECK(removed.code == 0);
+  CHECK(removed.out.empty());
+}
+
+TEST_CASE("info: a topology summary for every model class of the samples and fixtures") {
+  TempDir tmp;
+  const fs::path source = STOWAGE_SOURCE_DIR;
+  const std::map<std::string, std::string> expected = {
+      {"samples/models/conv_sharded", "Sequential, 3 layers"},  // the converter's layout
+      {"samples/models/dense", "Sequential, 2 layers"},
+      {"samples/models/dtype_zoo", "none (a weights-only model)"},
+      {"sdk/conformance/fixtures/all_fields", "graph, 4 nodes"},
+      {"sdk/conformance/fixtures/batchnorm_adam", "Sequential, 3 layers"},
+      {"sdk/conformance/fixtures/conv_sharded", "Sequential, 3 layers"},
+      {"sdk/conformance/fixtures/dtype_zoo", "none (a weights-only model)"},
+      {"sdk/conformance/fixtures/dtypes_grouped", "none (a weights-only model)"},
+      {"sdk/conformance/fixtures/no_weights", "Sequential, 2 layers"},
+      {"sdk/conformance/fixtures/two_inputs_by_layer",
+       "Model (functional), 6 layers, 2 inputs, 1 output"},
+  };
+  // Every model there has an expectation: a new one cannot slip past.
+  size_t seen = 0;
+  for (const char* folder : {"samples/models", "sdk/conformance/fixtures"}) {
+    for (const auto& entry : fs::directory_iterator(source / folder)) {
+      if (!fs::exists(entry.path() / "model.json")) continue;
+      const std::string key = std::string(folder) + "/" + entry.path().filename().string();
+      CAPTURE(key);
+      REQUIRE(expected.count(key) == 1);
+      ++seen;
+      const Result r = run(tmp.path(), {"info", (entry.path() / "model.json").string()});
+      REQUIRE(r.code == 0);
+      CHECK(contains(r.out, "topology:            " + expected.at(key) + "\n"));
+      const Result j = run(tmp.path(), {"info", "--json", (entry.path() / "model.json").string()});
+      REQUIRE(j.code == 0);
+      CHECK(parse_json(j.out)["topology"].GetString() == expected.at(key));
+    }
+  }
+  CHECK(seen == expected.size());
+
+  // Shapes no sample has: old Keras's Sequential (a list), a Keras 3
+  // Functional, and a topology that is neither.
+  const std::vector<std::pair<std::string, std::string>> shapes = {
+      {R"({"class_name":"Sequential","config":[{"class_name":"Dense"}]})", "Sequential, 1 layer"},
+      {R"({"model_config":{"class_name":"Functional","config":{"layers":[{},{}],)"
+       R"("input_layers":[["a",0,0]],"output_layers":[["b",0,0]]}}})",
+       "Functional, 2 layers, 1 input, 1 output"},
+      {R"({"something":"else"})", "JSON (not a layers or graph topology)"},
+  };
+  for (const auto& [topology, summary] : shapes) {
+    CAPTURE(topology);
+    write_file(tmp.path() / "shape" / "model.json",
+               R"({"modelTopology":)" + topology + R"(,"format":"layers-model"})");
+    const Result r = run(tmp.path(), {"info", "shape/model.json"});
+    REQUIRE(r.code == 0);
+    CHECK(contains(r.out, "topology:            " + summary + "\n"));
+  }
+}
+
+TEST_CASE("a bad key in the config's defaults names the config file and the key path") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  write_file(tmp.path() / "stowage.json", R"({"defaults": {"file": {"shard_sise": 4}}})");
+  const Result r = run(tmp.path(), {"info", "--config", "stowage.json", url(model)});
+  CHECK(r.code == 4);
+  CHECK(r.err.starts_with(
+      "stowage: error: config stowage.json: defaults.file.shard_sise: unknown option (Unknown "
+      "option \"shard_sise\" for file://"));
+  // The same from STOWAGE_CONFIG, and through a copy's destination.
+  const Result env = stowage::testing::run_program(
+      STOWAGE_CLI_EXE, {"copy", url(model), url(tmp.path() / "out")},
+      {.cwd = tmp.path(),
+       .drop_env = {"STOWAGE_"},
+       .add_env = {"STOWAGE_CONFIG=" + (tmp.path() / "stowage.json").string()}});
+  CHECK(env.code == 4);
+  CHECK(contains(env.err, "config " + (tmp.path() / "stowage.json").string() +
+                              ": defaults.file.shard_sise: unknown option"));
+  CHECK_FALSE(fs::exists(tmp.path() / "out"));
+
+  // A wrong type too; and a mistake on the command line stays the command line's.
+  write_file(tmp.path() / "typed.json", R"({"defaults": {"file": {"durable": "no"}}})");
+  const Result typed = run(tmp.path(), {"info", "--config", "typed.json", url(model)});
+  CHECK(typed.code == 4);
+  CHECK(contains(typed.err,
+                 "config typed.json: defaults.file.durable: bad value (Option "
+                 "\"durable\" for file://"));
+  const Result call = run(tmp.path(), {"info", "--config", "typed.json", url(model), "-o",
+                                       "durable=true", "-o", "colour=1"});
+  CHECK(call.code == 4);
+  CHECK_FALSE(contains(call.err, "typed.json"));
+  CHECK(contains(call.err, "Unknown option \"colour\""));
 }

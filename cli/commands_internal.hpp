@@ -56,6 +56,7 @@ void add_common_options(CLI::App& sub, CommonOptions& common);
 struct UrlOptions {
   std::string json = "{}";
   std::vector<std::string> pairs;
+  std::string pair_flag = "-o";  // how messages name the KEY=VALUE flag
 };
 void add_url_options(CLI::App& sub, UrlOptions& options);
 // The merged options object as compact JSON. Throws UsageError.
@@ -75,7 +76,8 @@ void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run);
 // ---- URLs and options JSON (options.cpp) ----------------------------------
 
 // A bare path (no "://") stands for file://path, as a convenience. Throws
-// UsageError for an empty argument.
+// UsageError for an empty argument, and for "s3:/b/x" or "s3:b/x" when s3
+// is a scheme the registry serves (saying "did you mean s3://b/x?").
 std::string normalize_url(std::string_view arg);
 // Parses text as a JSON object (throws UsageError naming `what`) and sets
 // key to the JSON value value_json; returns compact JSON.
@@ -91,6 +93,17 @@ std::string display_url(std::string_view url);
 // Rethrows e, with "url: " (redacted) in front when its message does not
 // name url, so every failure says what it was about.
 [[noreturn]] void rethrow_naming(const Error& e, std::string_view url);
+
+// ---- Usage errors (usage.cpp) ------------------------------------------------
+
+// The candidate nearest to word (by edit distance), or "" when none is
+// close enough to be a typo of it.
+std::string closest_word(std::string_view word, const std::vector<std::string>& candidates);
+// One line for a command-line mistake CLI11 reported: an unknown command
+// with the nearest one ("unknown command 'cpy' (did you mean 'copy'?)"),
+// an unknown option with the nearest one the command takes, or CLI11's
+// message, each saying which --help to read.
+std::string usage_error_text(CLI::App& app, const CLI::ParseError& error, int argc, char** argv);
 
 // ---- Output (output.cpp) --------------------------------------------------
 

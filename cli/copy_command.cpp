@@ -22,6 +22,7 @@ struct TransferArgs {
   UrlOptions src_options;
   UrlOptions dst_options;
   QuantizeArgs quantize;
+  std::vector<std::string> one_url_options;  // -o: refused, there are two URLs
 };
 
 // What the destination holds after the transfer, learnt by loading it back.
@@ -204,6 +205,11 @@ void print_json(const TransferArgs& a, const std::string& src, const std::string
 }
 
 int run_transfer(const TransferArgs& a, const CommonOptions& common) {
+  if (!a.one_url_options.empty()) {
+    throw UsageError("-o " + a.one_url_options.front() + ": " + (a.move ? "move" : "copy") +
+                     " has two URLs; give the source's options with --src-option KEY=VALUE and "
+                     "the destination's with --dst-option KEY=VALUE");
+  }
   const std::string src = normalize_url(a.src);
   const std::string dst = normalize_url(a.dst);
   TransferOptions options;
@@ -289,6 +295,16 @@ void add_transfer(CLI::App& app, CommonOptions& common, Runner& run, bool move) 
                   "Options for the source handler, as a JSON object");
   sub->add_option("--dst-options", args->dst_options.json,
                   "Options for the destination handler, as a JSON object");
+  args->src_options.pair_flag = "--src-option";
+  args->dst_options.pair_flag = "--dst-option";
+  sub->add_option("--src-option", args->src_options.pairs,
+                  "One source handler option KEY=VALUE (repeatable; VALUE is JSON or a string; "
+                  "applied over --src-options)");
+  sub->add_option("--dst-option", args->dst_options.pairs,
+                  "One destination handler option KEY=VALUE (repeatable; applied over "
+                  "--dst-options)");
+  sub->add_option("-o,--option", args->one_url_options,
+                  "Not for copy and move, which have two URLs: use --src-option or --dst-option");
   CLI::Option* no_verify =
       sub->add_flag("--no-verify", args->no_verify,
                     "Do not load the destination back after the transfer (no shard count then)");

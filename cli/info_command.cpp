@@ -31,31 +31,59 @@ void raw_or_null(JsonWriter& w, const std::optional<std::string>& json_text) {
   json_text ? w.raw(*json_text) : w.null();
 }
 
-// "Sequential, 3 layers", "graph, 12 nodes": enough to recognise a model
-// without printing its topology.
+std::string count_text(size_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+size_t array_size(const rapidjson::Value& object, const char* key) {
+  if (!object.IsObject()) return 0;
+  auto m = object.FindMember(key);
+  return m != object.MemberEnd() && m->value.IsArray() ? m->value.Size() : 0;
+}
+
+// "Sequential, 3 layers", "Model (functional), 6 layers, 2 inputs, 1
+// output", "graph, 12 nodes": enough to recognise a model without printing
+// its topology. Keras topologies come as TF.js writes them ({class_name,
+// config}) or as the Python converter does ({model_config: {...},
+// keras_version, backend}); graph models have "node".
 std::string topology_summary(const std::optional<std::string>& topology) {
-  if (!topology) return "-";
+  if (!topology) return "none (a weights-only model)";
   rapidjson::Document doc;
   doc.Parse(topology->data(), topology->size());
-  if (doc.HasParseError() || !doc.IsObject()) return "JSON";
+  if (doc.HasParseError() || !doc.IsObject()) return "JSON (not a layers or graph topology)";
   if (auto node = doc.FindMember("node"); node != doc.MemberEnd() && node->value.IsArray()) {
-    return "graph, " + std::to_string(node->value.Size()) + " nodes";
+    std::string text = "graph, " + count_text(node->value.Size(), "node", "nodes");
+    if (auto library = doc.FindMember("library"); library != doc.MemberEnd()) {
+      if (const size_t functions = array_size(library->value, "function"); functions > 0) {
+        text += ", " + count_text(functions, "function", "functions");
+      }
+    }
+    return text;
   }
-  auto class_name = doc.FindMember("class_name");
-  if (class_name == doc.MemberEnd() || !class_name->value.IsString()) return "JSON";
+  const rapidjson::Value* model = &doc;
+  if (auto wrapped = doc.FindMember("model_config");
+      wrapped != doc.MemberEnd() && wrapped->value.IsObject()) {
+    model = &wrapped->value;
+  }
+  auto class_name = model->FindMember("class_name");
+  if (class_name == model->MemberEnd() || !class_name->value.IsString()) {
+    return "JSON (not a layers or graph topology)";
+  }
   std::string text = class_name->value.GetString();
-  auto config = doc.FindMember("config");
-  if (config != doc.MemberEnd()) {
-    const rapidjson::Value* layers = nullptr;
-    if (config->value.IsArray()) {
-      layers = &config->value;  // Sequential as written by old Keras
-    } else if (config->value.IsObject()) {
-      auto found = config->value.FindMember("layers");
-      if (found != config->value.MemberEnd() && found->value.IsArray()) layers = &found->value;
-    }
-    if (layers) {
-      text += ", " + std::to_string(layers->Size()) + " layer" + (layers->Size() == 1 ? "" : "s");
-    }
+  auto config = model->FindMember("config");
+  if (config == model->MemberEnd()) return text;
+  if (config->value.IsArray()) {
+    // Sequential as written by old Keras: the config is the layer list.
+    return text + ", " + count_text(config->value.Size(), "layer", "layers");
+  }
+  if (!config->value.IsObject()) return text;
+  const rapidjson::Value& c = config->value;
+  const bool functional = c.HasMember("input_layers") || c.HasMember("output_layers");
+  if (functional && text != "Functional") text += " (functional)";
+  if (c.HasMember("layers")) text += ", " + count_text(array_size(c, "layers"), "layer", "layers");
+  if (functional) {
+    text += ", " + count_text(array_size(c, "input_layers"), "input", "inputs") + ", " +
+            count_text(array_size(c, "output_layers"), "output", "outputs");
   }
   return text;
 }
@@ -302,9 +330,10 @@ int run_info(const InfoArgs& args, const CommonOptions& common) {
     rethrow_naming(e, r.url);
   }
 
+  // -q keeps progress and notes away, never a query's answer.
   if (common.json) {
     print_json(r, args.stats);
-  } else if (!common.quiet) {
+  } else {
     print_human(r, args.stats);
   }
   return kExitOk;

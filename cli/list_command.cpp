@@ -1,5 +1,6 @@
 // `stowage list URL` (ls) and `stowage remove URL` (rm): the model-store
 // operations of TF.js's model management.
+#include <filesystem>
 #include <iostream>
 
 #include "commands_internal.hpp"
@@ -30,6 +31,30 @@ std::vector<ListedModel> list_everywhere(const UrlArgs& a, std::string& where) {
   return list_models();
 }
 
+// A store lists nothing for a location that does not exist (abi.h). Where
+// the location is a local path the command can tell a typo from an empty
+// folder: nothing there is "not found", a file that is no model is a bad
+// URL; an existing empty folder lists nothing.
+void check_list_location(const std::string& url) {
+  const Route route = Registry::global().route(url);
+  if (route.scheme != "file") return;
+  std::string path = route.url.substr(std::string_view("file://").size());
+  if (path.empty()) path = ".";
+  const std::filesystem::path absolute = std::filesystem::absolute(path).lexically_normal();
+  std::error_code ec;
+  const auto type = std::filesystem::status(absolute, ec).type();
+  if (type == std::filesystem::file_type::not_found) {
+    throw Error(ErrorCode::kNotFound, display_url(url) + ": there is no file or folder " +
+                                          absolute.string() + " to list");
+  }
+  if (!ec && type != std::filesystem::file_type::directory) {
+    throw Error(ErrorCode::kInvalidArgument,
+                display_url(url) + ": " + absolute.string() +
+                    " is a file that is not a model.json (list takes a folder of models or a "
+                    "model.json)");
+  }
+}
+
 int run_list(const UrlArgs& a, const CommonOptions& common) {
   std::string url;
   std::vector<ListedModel> models;
@@ -40,6 +65,7 @@ int run_list(const UrlArgs& a, const CommonOptions& common) {
     const std::string options = options_json(a.options, "--options");
     try {
       models = options == "{}" ? list_models(url) : Registry::global().open(url, options)->list();
+      if (models.empty()) check_list_location(url);
     } catch (const Error& e) {
       rethrow_naming(e, url);
     }
@@ -54,7 +80,7 @@ int run_list(const UrlArgs& a, const CommonOptions& common) {
     std::cout << w.str();
     return kExitOk;
   }
-  if (common.quiet) return kExitOk;
+  // -q keeps progress and notes away, never a query's answer.
   if (models.empty()) {
     std::cout << (a.url.empty() ? "no models in " : "no models under ") << url << "\n";
     return kExitOk;

@@ -86,8 +86,12 @@ int run_main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? kExitOk : kExitUsage;
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
+      app.exit(e);  // --help, --version
+      return kExitOk;
+    }
+    print_error(usage_error_text(app, e, argc, argv));
+    return kExitUsage;
   }
   if (!run) {
     std::cerr << app.help();

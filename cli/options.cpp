@@ -9,6 +9,7 @@
 #include <cctype>
 
 #include "commands_internal.hpp"
+#include "stowage/registry.hpp"
 
 namespace stowage::cli {
 namespace {
@@ -49,7 +50,9 @@ std::string value_as_json(std::string_view value) {
 
 void add_common_options(CLI::App& sub, CommonOptions& common) {
   sub.add_flag("--json", common.json, "Print machine-readable JSON on stdout");
-  sub.add_flag("-q,--quiet", common.quiet, "No progress bar and no output on success");
+  sub.add_flag("-q,--quiet", common.quiet,
+               "No progress bar and no notes; list, info, verify and plugins still print their "
+               "answer, other commands print nothing on success");
   sub.add_option("--config", common.config,
                  "Host configuration file (plugin folders, allow-list, aliases, defaults)")
       ->check(CLI::ExistingFile);
@@ -66,7 +69,7 @@ std::string options_json(const UrlOptions& options, std::string_view what) {
   for (const std::string& pair : options.pairs) {
     const size_t eq = pair.find('=');
     if (eq == std::string::npos || eq == 0) {
-      throw UsageError("-o " + pair + ": expected KEY=VALUE");
+      throw UsageError(options.pair_flag + " " + pair + ": expected KEY=VALUE");
     }
     json = set_json_member(json, pair.substr(0, eq), value_as_json(pair.substr(eq + 1)), what);
   }
@@ -76,6 +79,25 @@ std::string options_json(const UrlOptions& options, std::string_view what) {
 std::string normalize_url(std::string_view arg) {
   if (arg.empty()) throw UsageError("the URL is empty");
   if (arg.find("://") != std::string_view::npos) return std::string(arg);
+  // "s3:/bucket/x" or "memory:m" is a URL with a slash too few, not a file
+  // path, when what comes before the colon is a scheme that is served.
+  const size_t colon = arg.find(':');
+  if (colon != std::string_view::npos && colon > 0) {
+    std::string scheme(arg.substr(0, colon));
+    for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::vector<std::string> known = Registry::global().schemes();
+    if (std::find(known.begin(), known.end(), scheme) != known.end()) {
+      std::string_view rest = arg.substr(colon + 1);
+      // file:/srv/m is the absolute path /srv/m; elsewhere the slashes are
+      // the separator that was mistyped.
+      if (scheme != "file") {
+        while (rest.starts_with('/')) rest.remove_prefix(1);
+      }
+      throw UsageError(std::string(arg) + ": did you mean " + scheme + "://" + std::string(rest) +
+                       "? (a URL is scheme://...; for a file of that name write ./" +
+                       std::string(arg) + ")");
+    }
+  }
   return "file://" + std::string(arg);
 }
 

@@ -57,8 +57,7 @@ int run_plugins(const CommonOptions& common) {
     std::cout << w.str();
     return kExitOk;
   }
-  if (common.quiet) return kExitOk;
-
+  // -q keeps notes away, never a query's answer.
   if (plugins.empty()) {
     std::cout << "no plugins found\n";
   } else {

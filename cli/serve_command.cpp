@@ -16,6 +16,7 @@ namespace {
 
 struct ServeArgs {
   std::string store;
+  bool create = false;
   UrlOptions store_options;
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
@@ -67,6 +68,7 @@ int run_serve(const ServeArgs& args, const CommonOptions& common) {
   serve::ServerOptions options;
   options.store = normalize_url(args.store);
   options.store_options = options_json(args.store_options, "--options");
+  options.create_store = args.create;
   options.host = args.host;
   options.port = args.port;
   options.static_dir = args.static_dir;
@@ -115,8 +117,18 @@ int run_serve(const ServeArgs& args, const CommonOptions& common) {
     std::fprintf(stderr, "stowage serve: %s\n", one_line(message).c_str());
   };
 
-  serve::Server server(std::move(options));
+  const std::string store = options.store;
+  std::unique_ptr<serve::Server> server_holder;
+  try {
+    server_holder = std::make_unique<serve::Server>(std::move(options));
+  } catch (const Error& e) {
+    rethrow_naming(e, store);
+  }
+  serve::Server& server = *server_holder;
   const uint16_t port = server.port();
+  if (server.created_store() && !common.quiet) {
+    std::fprintf(stderr, "stowage serve: created the store folder %s\n", store.c_str());
+  }
   {
     // The first line of stdout is the port, so a script that asked for
     // --port 0 learns which one it got.
@@ -125,13 +137,15 @@ int run_serve(const ServeArgs& args, const CommonOptions& common) {
     std::fflush(stdout);
     const std::string host =
         args.host.find(':') != std::string::npos ? "[" + args.host + "]" : args.host;
-    std::fprintf(stderr,
-                 "stowage serve: serving %s at http://%s:%u/models (SIGINT or SIGTERM stops)\n",
-                 normalize_url(args.store).c_str(), host.c_str(), static_cast<unsigned>(port));
+    if (!common.quiet) {
+      std::fprintf(stderr,
+                   "stowage serve: serving %s at http://%s:%u/models (SIGINT or SIGTERM stops)\n",
+                   display_url(store).c_str(), host.c_str(), static_cast<unsigned>(port));
+    }
   }
   if (interrupted()) return kExitCancelled;
   server.run();
-  std::fprintf(stderr, "stowage serve: stopped\n");
+  if (!common.quiet) std::fprintf(stderr, "stowage serve: stopped\n");
   return kExitOk;
 }
 
@@ -146,8 +160,12 @@ void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run) {
       "('http://HOST:PORT/models/NAME/model.json'). Prints the port as the first line of stdout, "
       "then one access-log line per request");
   sub->add_option("--store", args->store,
-                  "Where models are kept, e.g. file:///srv/models, memory:// or a bare folder")
+                  "Where models are kept, e.g. file:///srv/models, memory://, "
+                  "'s3://bucket/prefix?endpoint=...' or a bare folder")
       ->required();
+  sub->add_flag("--create", args->create,
+                "Make the file:// store's folder when it does not exist (without it, a missing "
+                "folder is an error)");
   sub->add_option("--host", args->host, "Address to listen on")->capture_default_str();
   sub->add_option("--port", args->port, "Port to listen on; 0 picks a free one")
       ->capture_default_str();
@@ -207,7 +225,9 @@ void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub->add_flag("--json", common.json, "Access log lines as JSON objects");
-  sub->add_flag("-q,--quiet", common.quiet, "No access log (the port line is still printed)");
+  sub->add_flag(
+      "-q,--quiet", common.quiet,
+      "No access log and no notes on stderr (the port line and failures are still printed)");
   sub->add_option("--config", common.config,
                   "Host configuration file (plugin folders, allow-list, aliases, defaults)")
       ->check(CLI::ExistingFile);

@@ -16,6 +16,7 @@ struct VerifyArgs {
 
 struct Verified {
   size_t tensors = 0;
+  bool has_manifest = false;  // false: a store that keeps a flat weight list
   size_t groups = 0;
   size_t shards = 0;
   uint64_t weight_bytes = 0;
@@ -60,10 +61,9 @@ Verified verify(const std::string& url, const std::string& options, const Common
   }
   v.tensors = tensors.size();
   if (artifacts.weights_manifest) {
+    v.has_manifest = true;
     v.groups = artifacts.weights_manifest->size();
     for (const WeightGroup& group : *artifacts.weights_manifest) v.shards += group.paths.size();
-  } else {
-    v.shards = data.size();
   }
   return v;
 }
@@ -99,16 +99,23 @@ int run_verify(const VerifyArgs& args, const CommonOptions& common) {
     w.key("url").string(url);
     w.key("ok").boolean(true);
     w.key("tensors").uint(v.tensors);
-    w.key("groups").uint(v.groups);
-    w.key("shards").uint(v.shards);
+    w.key("groups");
+    v.has_manifest ? w.uint(v.groups) : w.null();
+    w.key("shards");
+    v.has_manifest ? w.uint(v.shards) : w.null();
     w.key("weightBytes").uint(v.weight_bytes);
     w.end_object();
     std::cout << w.str();
-  } else if (!common.quiet) {
+  } else {  // the verdict is the answer, also with -q
+    std::string layout;
+    if (v.has_manifest) {
+      layout = std::to_string(v.groups) + " group" + (v.groups == 1 ? "" : "s") + ", " +
+               std::to_string(v.shards) + " shard" + (v.shards == 1 ? "" : "s");
+    } else {
+      layout = "one flat weight list (the store keeps no weight files)";
+    }
     std::cout << "OK " << url << ": " << v.tensors << " tensor" << (v.tensors == 1 ? "" : "s")
-              << " decoded, " << v.groups << " group" << (v.groups == 1 ? "" : "s") << ", "
-              << v.shards << " shard" << (v.shards == 1 ? "" : "s") << ", "
-              << bytes_text(v.weight_bytes) << " of weights\n";
+              << " decoded, " << layout << ", " << bytes_text(v.weight_bytes) << " of weights\n";
   }
   return kExitOk;
 }

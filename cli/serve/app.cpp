@@ -40,6 +40,44 @@ bool is_token_list(std::string_view value) {
   return true;
 }
 
+// What a client is told when the store fails (the log has the details).
+std::string store_failure_text(ErrorCode code) {
+  std::string what;
+  switch (code) {
+    case ErrorCode::kNotFound:
+      what = "the store was not found";
+      break;
+    case ErrorCode::kPermissionDenied:
+      what = "the store refused access";
+      break;
+    case ErrorCode::kUnavailable:
+      what = "the store is unavailable; try again later";
+      break;
+    case ErrorCode::kDeadlineExceeded:
+      what = "the store did not answer in time";
+      break;
+    case ErrorCode::kResourceExhausted:
+      what = "the store is out of space or quota";
+      break;
+    case ErrorCode::kUnimplemented:
+      what = "the store does not support this operation";
+      break;
+    case ErrorCode::kCancelled:
+      what = "the operation was cancelled (the server is stopping)";
+      break;
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kDataLoss:
+      what = "the stored model is damaged or unreadable";
+      break;
+    case ErrorCode::kOk:
+    case ErrorCode::kAlreadyExists:
+    case ErrorCode::kInternal:
+      what = "the store failed";
+      break;
+  }
+  return what + " (the server's log has the details)";
+}
+
 std::string model_json_path(std::string_view name) {
   return "/models/" + escape_path(name) + "/model.json";
 }
@@ -93,7 +131,8 @@ Upload::Upload(std::string name, std::string boundary, const ServerLimits& limit
 App::App(const ServerOptions& options)
     : options_(options),
       store_(options.store, options.store_options,
-             options.registry ? *options.registry : Registry::global(), options.cache_ttl) {
+             options.registry ? *options.registry : Registry::global(), options.cache_ttl,
+             options.create_store) {
   if (!options.static_dir.empty()) {
     static_root_ = open_folder(AT_FDCWD, options.static_dir, "static folder " + options.static_dir);
   }
@@ -259,7 +298,12 @@ Reply App::error_reply(const Error& e, Phase phase) const {
       reply.status = 500;
       break;
   }
-  const std::string message = store_.redact(e.what());
+  // A failure of the store itself may name local folders, plugin folders,
+  // endpoints or keys: the server's log gets the details, the client a
+  // short answer. Refusals of the client's request keep their message.
+  const std::string message = phase != Phase::kRequest && reply.status >= 500
+                                  ? store_failure_text(e.code())
+                                  : store_.redact(e.what());
   reply.set_body(error_json(e, message), "application/json");
   reply.note = std::string(error_code_name(e.code()));
   if (reply.status >= 500 && options_.error_log) options_.error_log(e.what());
@@ -367,6 +411,12 @@ Reply App::serve(const Request& request, const Route& route, const CallContext& 
               ? "model '" + route.name + "' has no weights file '" + route.file + "'"
               : "no model named '" + route.name + "'";
       return error_reply(Error(ErrorCode::kNotFound, what), Phase::kRead);
+    }
+    if (e.code() == ErrorCode::kNotFound && route.kind == Route::Kind::kList) {
+      // The store's location vanished (a bucket deleted, ...): its message
+      // names it.
+      if (options_.error_log) options_.error_log(e.what());
+      return error_reply(Error(ErrorCode::kNotFound, store_failure_text(e.code())), Phase::kRead);
     }
     return error_reply(e, route.kind == Route::Kind::kModel ? Phase::kStore : Phase::kRead);
   }

@@ -106,6 +106,7 @@ class App {
   void decorate(const Request& request, Reply& reply) const;
 
   ModelStore& store() { return store_; }
+  const ModelStore& store() const { return store_; }
 
  private:
   enum class Phase { kRequest, kRead, kStore };

@@ -60,6 +60,7 @@ TEST_CASE("bad multipart uploads are refused with their status and cause") {
   const fs::path& dir = temp.path();
   ServerOptions options;
   options.store = "file://" + (dir / "store").string();
+  options.create_store = true;
   // Small limits, so the limit cases stay small files.
   options.limits.max_upload_bytes = 1 << 20;
   options.limits.max_model_json_bytes = 64 << 10;

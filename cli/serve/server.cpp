@@ -637,6 +637,8 @@ Server::~Server() {
 
 uint16_t Server::port() const { return impl_->port.load(); }
 
+bool Server::created_store() const { return impl_->app.store().created(); }
+
 void Server::run() {
   Impl& s = *impl_;
   net::co_spawn(s.io, s.accept_loop(), net::detached);

@@ -60,6 +60,7 @@ std::string format_access_record(const AccessRecord& record, bool json);
 
 struct ServerOptions {
   std::string store;                 // a stowage URL, e.g. file:///srv/models or memory://
+  bool create_store = false;         // make a file:// store's folder when it is missing
   std::string store_options = "{}";  // options JSON for the store's handlers
   std::string host = "127.0.0.1";
   uint16_t port = 8080;                   // 0: a free port, see port()
@@ -80,9 +81,12 @@ struct ServerOptions {
 
 class Server {
  public:
-  // Opens the store and the static folder and binds the listening socket.
-  // Throws Error(kUnavailable) when the address cannot be bound, or the
-  // errors of an invalid option.
+  // Opens the store (its scheme resolved, its options checked by opening a
+  // handler, a file:// folder present or made with create_store) and the
+  // static folder, then binds the listening socket. Throws Error(kNotFound)
+  // for an unknown scheme or a missing folder, Error(kInvalidArgument) for
+  // an option the store's plugin refuses, Error(kUnavailable) when the
+  // address cannot be bound.
   explicit Server(ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
@@ -90,6 +94,8 @@ class Server {
 
   // The bound port (the chosen one when options.port was 0).
   uint16_t port() const;
+  // True when the server made the file:// store's folder (create_store).
+  bool created_store() const;
 
   // Serves until a shutdown has completed.
   void run();

@@ -24,8 +24,10 @@
 #include <sstream>
 #include <thread>
 
+#include "run_program.hpp"
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
+#include "test_client.hpp"
 #include "test_files.hpp"
 
 extern char** environ;
@@ -35,140 +37,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The model of spec §9: Dense(1) on 2 inputs, kernel ones, bias zero.
-const std::string kModelJson =
-    R"({"modelTopology":{"class_name":"Sequential","config":{"name":"sequential_1","layers":[)"
-    R"({"class_name":"Dense","config":{"units":1,"activation":"linear","use_bias":true,)"
-    R"("name":"dense_Dense1","trainable":true,"batch_input_shape":[null,2],"dtype":"float32"}}]},)"
-    R"("keras_version":"tfjs-layers 4.22.0","backend":"tensor_flow.js"},"format":"layers-model",)"
-    R"("generatedBy":"TensorFlow.js tfjs-layers v4.22.0","convertedBy":null,"weightsManifest":)"
-    R"([{"paths":["./model.weights.bin"],"weights":[{"name":"dense_Dense1/kernel","shape":[2,1],)"
-    R"("dtype":"float32"},{"name":"dense_Dense1/bias","shape":[1],"dtype":"float32"}]}],)"
-    R"("userDefinedMetadata":{"labels":["a"]}})";
-const std::string kWeights("\x00\x00\x80\x3f\x00\x00\x80\x3f\x00\x00\x00\x00", 12);
-const std::string kBoundary = "----formdata-undici-041939371652";
-
-std::string tfjs_body(const std::string& json = kModelJson, const std::string& weights = kWeights) {
-  return "--" + kBoundary +
-         "\r\nContent-Disposition: form-data; name=\"model.json\"; filename=\"model.json\"\r\n"
-         "Content-Type: application/json\r\n\r\n" +
-         json + "\r\n--" + kBoundary +
-         "\r\nContent-Disposition: form-data; name=\"model.weights.bin\"; "
-         "filename=\"model.weights.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n" +
-         weights + "\r\n--" + kBoundary + "--\r\n";
-}
-
-struct Response {
-  int status = 0;
-  std::map<std::string, std::string> headers;  // lowercase names
-  std::string body;
-  bool has(const std::string& name) const { return headers.count(name) > 0; }
-  std::string header(const std::string& name) const {
-    auto it = headers.find(name);
-    return it == headers.end() ? std::string() : it->second;
-  }
-};
-
-// One TCP connection speaking HTTP/1.1 by hand.
-class Client {
- public:
-  explicit Client(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd_ >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  ~Client() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool connected() const { return connected_; }
-
-  bool send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  // Waits up to timeout_ms for bytes; false when none came (or the peer closed).
-  bool fill(int timeout_ms = 10000) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return false;
-    char buf[65536];
-    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) {
-      eof_ = true;
-      return false;
-    }
-    in_.append(buf, static_cast<size_t>(n));
-    return true;
-  }
-
-  // Reads one response; status 0 when the connection ended first.
-  Response read(bool head = false, int timeout_ms = 10000) {
-    Response r;
-    size_t end;
-    while ((end = in_.find("\r\n\r\n")) == std::string::npos) {
-      if (!fill(timeout_ms)) return r;
-    }
-    std::istringstream lines(in_.substr(0, end));
-    in_.erase(0, end + 4);
-    std::string line;
-    std::getline(lines, line);
-    r.status = std::stoi(line.substr(9, 3));
-    while (std::getline(lines, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      const size_t colon = line.find(':');
-      std::string name = line.substr(0, colon);
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      r.headers[name] = line.substr(colon + 2);
-    }
-    if (r.status == 100) return read(head, timeout_ms);
-    const size_t length =
-        (head || !r.has("content-length")) ? 0 : std::stoul(r.header("content-length"));
-    while (in_.size() < length) {
-      if (!fill(timeout_ms)) break;
-    }
-    r.body = in_.substr(0, length);
-    in_.erase(0, std::min(length, in_.size()));
-    return r;
-  }
-
-  // True when the server closes the connection within timeout_ms.
-  bool closed_by_server(int timeout_ms = 10000) {
-    while (!eof_) {
-      if (!fill(timeout_ms) && !eof_) return false;
-    }
-    return true;
-  }
-  bool got_bytes() const { return !in_.empty(); }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-  bool eof_ = false;
-  std::string in_;
-};
-
-std::string request_text(const std::string& method, const std::string& target,
-                         const std::vector<std::string>& headers = {}, const std::string& body = {},
-                         bool with_length = true) {
-  std::string text = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-  for (const std::string& h : headers) text += h + "\r\n";
-  if (with_length && (!body.empty() || method == "POST" || method == "PUT")) {
-    text += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  }
-  return text + "\r\n" + body;
-}
-
-std::string upload_headers_line() {
-  return "Content-Type: multipart/form-data; boundary=" + kBoundary;
-}
+using namespace stowage::serve::test;  // NOLINT: the test client
 
 class TempDir : public stowage::testing::TempDir {
  public:
@@ -229,6 +98,7 @@ class TestServer {
 ServerOptions file_store(const TempDir& dir) {
   ServerOptions o;
   o.store = "file://" + (dir.path() / "store").string();
+  o.create_store = true;
   return o;
 }
 
@@ -397,6 +267,166 @@ TEST_CASE("serve: a bearer token guards writes, and reads when asked; it is neve
   CHECK(s.request("OPTIONS", "/models/m").status == 204);
 }
 
+TEST_CASE("serve: the store is checked before the server listens") {
+  TempDir dir;
+  auto error_of = [](ServerOptions o) -> Error {
+    o.port = 0;
+    try {
+      Server server(std::move(o));
+    } catch (const Error& e) {
+      return e;
+    }
+    FAIL("the server started");
+    return Error(ErrorCode::kOk, "");
+  };
+
+  SUBCASE("a scheme no plugin serves") {
+    ServerOptions o;
+    o.store = "s4://x";
+    const Error e = error_of(o);
+    CHECK(e.code() == ErrorCode::kNotFound);
+    CHECK(contains(e.what(), "'s4'"));
+  }
+  SUBCASE("an option the store's plugin does not know") {
+    ServerOptions o = file_store(dir);
+    o.store_options = R"({"shard_sise":5})";
+    const Error e = error_of(o);
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+    CHECK(contains(e.what(), "Unknown option \"shard_sise\""));
+    CHECK_FALSE(fs::exists(dir.path() / "store"));  // nothing made for a store refused
+  }
+  SUBCASE("a file:// folder that does not exist, unless create_store") {
+    ServerOptions o = file_store(dir);
+    o.create_store = false;
+    const Error e = error_of(o);
+    CHECK(e.code() == ErrorCode::kNotFound);
+    CHECK(std::string(e.what()) == "the store folder " + (dir.path() / "store").string() +
+                                       " does not exist (create it, or pass --create)");
+    CHECK_FALSE(fs::exists(dir.path() / "store"));
+
+    o.create_store = true;
+    o.port = 0;
+    Server made(o);
+    CHECK(made.created_store());
+    CHECK(fs::is_directory(dir.path() / "store"));
+    Server again(o);  // it exists now: nothing to make
+    CHECK_FALSE(again.created_store());
+  }
+  SUBCASE("a file where the folder should be") {
+    stowage::testing::write_file(dir.path() / "store", "not a folder");
+    ServerOptions o = file_store(dir);
+    const Error e = error_of(o);
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+    CHECK(contains(e.what(), "is not a folder"));
+  }
+}
+
+#ifdef STOWAGE_CLI_EXE
+TEST_CASE("serve: the stowage command refuses a store it cannot use, with the CLI's exit codes") {
+  TempDir dir;
+  auto serve = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "serve");
+    args.insert(args.end(), {"--port", "0"});
+    return stowage::testing::run_program(
+        STOWAGE_CLI_EXE, args,
+        {.cwd = dir.path(), .drop_env = {"STOWAGE_"}, .timeout = std::chrono::seconds(30)});
+  };
+  const auto unknown = serve({"--store", "s4://x"});
+  CHECK(unknown.code == 3);
+  CHECK(unknown.out.empty());  // no port line: it never listened
+  CHECK(unknown.err.starts_with("stowage: error: No handler for scheme 's4'"));
+
+  const auto option = serve({"--store", dir.path().string(), "-o", "shard_sise=5"});
+  CHECK(option.code == 4);
+  CHECK(option.out.empty());
+  CHECK(contains(option.err, "Unknown option \"shard_sise\""));
+
+  const auto missing = serve({"--store", "typo"});
+  CHECK(missing.code == 3);
+  CHECK(missing.out.empty());
+  CHECK(missing.err == "stowage: error: the store folder " + (dir.path() / "typo").string() +
+                           " does not exist (create it, or pass --create)\n");
+  CHECK_FALSE(fs::exists(dir.path() / "typo"));
+}
+#endif
+
+// An in-process store whose failures name local folders, as a plugin's may.
+class LeakyHandler final : public IOHandler {
+ public:
+  explicit LeakyHandler(std::string url) : url_(std::move(url)) {}
+  const std::string& url() const override { return url_; }
+  bool can_save() const override { return true; }
+  bool can_load() const override { return true; }
+  bool can_list() const override { return true; }
+  bool can_remove() const override { return true; }
+  SaveResult save(const ModelArtifacts&, const CallContext&) override {
+    throw Error(ErrorCode::kPermissionDenied, "cannot write /srv/secret/leaky/m: EACCES");
+  }
+  ModelArtifacts load(const CallContext&) override {
+    throw Error(ErrorCode::kInternal, "cannot map /srv/secret/leaky/m/weights.bin: EIO");
+  }
+  std::vector<ListedModel> list(const CallContext&) override {
+    throw Error(ErrorCode::kNotFound,
+                "No handler for scheme 'x'; folders searched: /opt/secret/plugins");
+  }
+  ModelArtifactsInfo remove(const CallContext&) override {
+    throw Error(ErrorCode::kUnavailable, "endpoint http://10.1.2.3:9000 refused the connection");
+  }
+
+ private:
+  std::string url_;
+};
+
+TEST_CASE("serve: a failing store's details go to the log, clients get a short answer") {
+  Registry registry;
+  registry.register_scheme("leaky", [](std::string_view url, std::string_view) {
+    return std::make_unique<LeakyHandler>(std::string(url));
+  });
+  std::mutex mu;
+  std::vector<std::string> logged;
+  ServerOptions o;
+  o.store = "leaky://store";
+  o.registry = &registry;
+  o.cache_ttl = std::chrono::milliseconds(0);
+  o.error_log = [&](std::string_view m) {
+    std::lock_guard<std::mutex> lock(mu);
+    logged.emplace_back(m);
+  };
+  TestServer s(o);
+
+  struct Case {
+    Response response;
+    int status;
+    std::string code;
+    std::string message;
+    std::string detail;  // the store's message, logged once
+  };
+  const std::vector<Case> cases = {
+      {s.request("GET", "/models"), 404, "not found",
+       "the store was not found (the server's log has the details)",
+       "No handler for scheme 'x'; folders searched: /opt/secret/plugins"},
+      {s.upload("/models/m"), 500, "permission denied",
+       "the store refused access (the server's log has the details)",
+       "cannot write /srv/secret/leaky/m: EACCES"},
+      {s.request("GET", "/models/m/model.json"), 500, "internal",
+       "the store failed (the server's log has the details)",
+       "cannot map /srv/secret/leaky/m/weights.bin: EIO"},
+      {s.request("DELETE", "/models/m"), 503, "unavailable",
+       "the store is unavailable; try again later (the server's log has the details)",
+       "endpoint http://10.1.2.3:9000 refused the connection"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.response.body);
+    CHECK(c.response.status == c.status);
+    CHECK(c.response.body ==
+          "{\"error\":{\"code\":\"" + c.code + "\",\"message\":\"" + c.message + "\"}}");
+    CHECK_FALSE(contains(c.response.body, "secret"));
+    CHECK_FALSE(contains(c.response.body, "10.1.2.3"));
+    std::lock_guard<std::mutex> lock(mu);
+    CHECK(std::count(logged.begin(), logged.end(), c.detail) == 1);
+  }
+}
+
 TEST_CASE("serve: untrusted names never reach outside the store") {
   TempDir dir;
   TestServer s(file_store(dir));
@@ -413,9 +443,10 @@ TEST_CASE("serve: untrusted names never reach outside the store") {
   }
   CHECK(s.request("GET", "/models/../../etc/passwd").status == 400);
   CHECK(s.request("GET", "/models/m/..%2f..%2fx").status == 400);
-  // Nothing was written anywhere: the store folder was never even created.
-  CHECK_FALSE(fs::exists(dir.path() / "store"));
-  CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator{}) == 0);
+  // Nothing was written anywhere: the store folder (made at start-up) is
+  // still empty and nothing is beside it.
+  CHECK(fs::is_empty(dir.path() / "store"));
+  CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator{}) == 1);
 }
 
 TEST_CASE("serve: malformed and incomplete uploads get 4xx and leave no model") {
@@ -711,7 +742,8 @@ TEST_CASE("serve: the stowage command prints its port, then finishes an upload a
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_addclose(&actions, out[0]);
   const std::string store = "file://" + (dir.path() / "store").string();
-  std::vector<std::string> args = {STOWAGE_CLI_EXE, "serve", "--store", store, "--port", "0"};
+  std::vector<std::string> args = {STOWAGE_CLI_EXE, "serve", "--store", store,
+                                   "--port",        "0",     "--create"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

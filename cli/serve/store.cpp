@@ -69,7 +69,7 @@ struct ModelStore::Cache {
 };
 
 ModelStore::ModelStore(std::string_view store_url, std::string store_options, Registry& registry,
-                       std::chrono::milliseconds cache_ttl)
+                       std::chrono::milliseconds cache_ttl, bool create)
     : options_(std::move(store_options)),
       registry_(registry),
       cache_ttl_(cache_ttl),
@@ -83,18 +83,58 @@ ModelStore::ModelStore(std::string_view store_url, std::string store_options, Re
     url_ = "file://" + abs;
   } else {
     url_ = std::string(store_url);
+    // The query (s3's endpoint, an http token, ...) and fragment stay at
+    // the end of every URL made from this one: names join onto the path.
+    const size_t cut = url_.find_first_of("?#", url_.find("://") + 3);
+    if (cut != std::string::npos) {
+      url_suffix_ = url_.substr(cut);
+      url_path_ = url_.substr(0, cut);
+    } else {
+      url_path_ = url_;
+    }
+  }
+  if (url_path_.empty()) url_path_ = url_;
+
+  // Checked before the server listens: a store it cannot use is an error
+  // now, not a 404 on every request. Opening a handler resolves the scheme
+  // (loading its plugin) and lets the plugin check the options, as every
+  // request will.
+  registry_.open(url_, options_);
+  if (!file_root_.empty()) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(file_root_, ec);
+    if (status.type() == std::filesystem::file_type::not_found) {
+      if (!create) {
+        throw Error(ErrorCode::kNotFound, "the store folder " + file_root_ +
+                                              " does not exist (create it, or pass --create)");
+      }
+      std::filesystem::create_directories(file_root_, ec);
+      if (ec) {
+        throw Error(ec == std::errc::permission_denied ? ErrorCode::kPermissionDenied
+                                                       : ErrorCode::kInternal,
+                    "cannot create the store folder " + file_root_ + ": " + ec.message());
+      }
+      created_ = true;
+    } else if (ec) {
+      throw Error(
+          ec == std::errc::permission_denied ? ErrorCode::kPermissionDenied : ErrorCode::kInternal,
+          "cannot use the store folder " + file_root_ + ": " + ec.message());
+    } else if (status.type() != std::filesystem::file_type::directory) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the store " + file_root_ + " is not a folder (serve needs a folder of models)");
+    }
   }
 }
 
 ModelStore::~ModelStore() = default;
 
 std::string ModelStore::model_url(std::string_view name) const {
-  std::string base = url_;
+  std::string base = url_path_;
   if (base.size() < 3 || base.compare(base.size() - 3, 3, "://") != 0) {
     while (!base.empty() && base.back() == '/') base.pop_back();
     base += '/';
   }
-  return base + std::string(name);
+  return base + std::string(name) + url_suffix_;
 }
 
 std::string ModelStore::redact(std::string_view message) const {
@@ -104,6 +144,7 @@ std::string ModelStore::redact(std::string_view message) const {
     replace_all(out, file_root_, "<store>");
   } else {
     replace_all(out, url_, "<store>");
+    replace_all(out, url_path_, "<store>");
   }
   return out;
 }
@@ -241,10 +282,16 @@ ModelArtifactsInfo ModelStore::remove(const std::string& name) {
 std::vector<StoredModel> ModelStore::list() {
   const std::vector<ListedModel> listed =
       options_ == "{}" ? list_models(url_, registry_) : registry_.open(url_, options_)->list();
-  const std::string prefix = model_url("");
+  std::string prefix = model_url("");
+  prefix.resize(prefix.size() - url_suffix_.size());
   std::vector<StoredModel> out;
   for (const ListedModel& m : listed) {
     std::string_view rest(m.url);
+    // A store that keeps the query on the URLs it lists (s3://) lists
+    // "<path>/<name>?<query>".
+    if (!url_suffix_.empty() && rest.ends_with(url_suffix_)) {
+      rest.remove_suffix(url_suffix_.size());
+    }
     if (rest.substr(0, prefix.size()) != prefix) continue;
     rest.remove_prefix(prefix.size());
     constexpr std::string_view kJson = "/model.json";

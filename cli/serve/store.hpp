@@ -36,15 +36,22 @@ struct StoredModel {
 class ModelStore {
  public:
   // store_url: e.g. file:///srv/models (relative file:// paths are made
-  // absolute now), memory://, s3://bucket/prefix. store_options: the options
-  // JSON for every handler opened on it.
+  // absolute now), memory://, s3://bucket/prefix?endpoint=...; names are
+  // joined onto its path, its query stays at the end. store_options: the
+  // options JSON for every handler opened on it. Opens a handler on the
+  // store's URL, so an unknown scheme (Error(kNotFound)) or an option the
+  // plugin refuses (Error(kInvalidArgument)) is reported here. A file://
+  // folder that does not exist is Error(kNotFound) unless `create`, which
+  // makes it (created() then says so).
   ModelStore(std::string_view store_url, std::string store_options, Registry& registry,
-             std::chrono::milliseconds cache_ttl);
+             std::chrono::milliseconds cache_ttl, bool create = false);
   ~ModelStore();
   ModelStore(const ModelStore&) = delete;
   ModelStore& operator=(const ModelStore&) = delete;
 
   const std::string& url() const { return url_; }
+  // True when the constructor made the file:// folder.
+  bool created() const { return created_; }
   // The stowage URL of model `name` (already checked with check_model_name).
   std::string model_url(std::string_view name) const;
 
@@ -70,10 +77,13 @@ class ModelStore {
   void forget(const std::string& name);
 
   std::string url_;
+  std::string url_path_;    // url_ without its query and fragment
+  std::string url_suffix_;  // "?query#fragment" of url_, or ""
   std::string options_;
   Registry& registry_;
   std::chrono::milliseconds cache_ttl_;
   std::string file_root_;  // set for file:// stores
+  bool created_ = false;
   struct Cache;
   std::unique_ptr<Cache> cache_;
 };

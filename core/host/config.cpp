@@ -94,6 +94,7 @@ class Parser {
     }
     Config config;
     config.base_dir = base_;
+    config.source = std::string(source_);
     for (const auto& m : doc.GetObject()) {
       std::string key(view_of(m.name));
       const rapidjson::Value& v = m.value;

@@ -160,6 +160,7 @@ struct Registry::Impl {
   std::map<std::string, std::string> aliases;
   std::map<std::string, std::string> scheme_plugins;
   std::map<std::string, std::string> defaults;
+  std::map<std::string, std::string> defaults_source;  // scheme -> config file
   std::map<std::string, std::string> name_pins;
   std::vector<fs::path> folders;
   host::RetryPolicy retry;
@@ -411,7 +412,10 @@ void Registry::apply_config(const Config& config) {
     if (config.allow) impl_->allow.emplace(config.allow->begin(), config.allow->end());
     for (const auto& [k, v] : config.aliases) impl_->aliases[k] = v;
     for (const auto& [k, v] : config.scheme_plugins) impl_->scheme_plugins[k] = v;
-    for (const auto& [k, v] : config.defaults) impl_->defaults[k] = v;
+    for (const auto& [k, v] : config.defaults) {
+      impl_->defaults[k] = v;
+      impl_->defaults_source[k] = config.source;
+    }
     for (const auto& [k, v] : config.sha256) impl_->name_pins[k] = v;
     if (config.list_locations) impl_->list_locations = config.list_locations;
     if (config.retry) {
@@ -542,11 +546,79 @@ void Registry::register_scheme(const std::string& scheme, HandlerFactory factory
   impl_->factory_names[scheme] = std::move(who);
 }
 
+namespace {
+
+// One config's defaults for a scheme, merged under a call's options.
+struct DefaultsLayer {
+  std::string scheme;
+  std::string json;
+  std::string source;  // the config file; "" when the host gave the config
+};
+
+// The option a plugin's message says is wrong: what follows `option "` or
+// `option '` (the SDK kit's and the usual wording), or "".
+std::string option_named_in(std::string_view message) {
+  for (size_t at = 0; at < message.size();) {
+    const size_t found = message.find("ption ", at);
+    if (found == std::string_view::npos || found == 0) break;
+    const char o = message[found - 1];
+    const size_t quote = found + 6;
+    if ((o == 'o' || o == 'O') && quote < message.size() &&
+        (message[quote] == '"' || message[quote] == '\'')) {
+      const size_t end = message.find(message[quote], quote + 1);
+      if (end != std::string_view::npos) {
+        return std::string(message.substr(quote + 1, end - quote - 1));
+      }
+    }
+    at = found + 1;
+  }
+  return {};
+}
+
+bool has_member(std::string_view object_json, std::string_view key) {
+  try {
+    const rapidjson::Document doc = host::parse_json(object_json, "options");
+    return doc.IsObject() && doc.HasMember(rapidjson::Value(rapidjson::StringRef(
+                                 key.data(), static_cast<rapidjson::SizeType>(key.size()))));
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+// A refused option that came from the configuration's defaults, not from
+// the call, is reported as the config's mistake: its file and key path.
+[[noreturn]] void rethrow_for_defaults(const Error& e, const std::vector<DefaultsLayer>& layers,
+                                       std::string_view call_options) {
+  if (e.code() == ErrorCode::kInvalidArgument && !layers.empty()) {
+    const std::string key = option_named_in(e.what());
+    const std::string top = key.substr(0, key.find('.'));
+    if (!top.empty() && !has_member(call_options, top)) {
+      for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+        if (!has_member(it->json, top)) continue;
+        const std::string what =
+            std::string_view(e.what()).find("nknown option") != std::string_view::npos
+                ? "unknown option"
+                : "bad value";
+        const std::string where =
+            it->source.empty() ? std::string("the host configuration") : "config " + it->source;
+        throw Error(
+            ErrorCode::kInvalidArgument,
+            where + ": defaults." + it->scheme + "." + key + ": " + what + " (" + e.what() + ")",
+            e.retryable());
+      }
+    }
+  }
+  throw e;
+}
+
+}  // namespace
+
 std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_view options_json) {
   std::string url(url_in);
   std::string options;
   HandlerFactory factory;
   std::shared_ptr<PluginRecord> record;
+  std::vector<DefaultsLayer> defaults_used;
   {
     std::shared_lock<std::shared_mutex> lock(impl_->mu);
     std::vector<std::string> chain;  // the aliases taken, in order
@@ -562,6 +634,11 @@ std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_v
     };
     add_layer(scheme);
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) add_layer(*it);
+    for (const auto& [s, json] : layers) {
+      auto source = impl_->defaults_source.find(s);
+      defaults_used.push_back(
+          {s, *json, source == impl_->defaults_source.end() ? std::string() : source->second});
+    }
     const std::string call_source = "options for '" + std::string(url_in) + "'";
     if (layers.empty()) {
       auto doc = host::parse_json(options_json, call_source);
@@ -589,7 +666,12 @@ std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_v
     }
   }
   if (factory) {
-    std::unique_ptr<IOHandler> handler = factory(url, options);
+    std::unique_ptr<IOHandler> handler;
+    try {
+      handler = factory(url, options);
+    } catch (const Error& e) {
+      rethrow_for_defaults(e, defaults_used, options_json);
+    }
     if (!handler) {
       throw Error(ErrorCode::kInternal, "the handler factory registered for scheme '" +
                                             url_scheme(url) + "' returned no handler for '" + url +
@@ -603,7 +685,11 @@ std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_v
     std::shared_lock<std::shared_mutex> lock(impl_->mu);
     retry = impl_->retry;
   }
-  return std::make_unique<host::PluginHandler>(std::move(plugin), url, options, retry);
+  try {
+    return std::make_unique<host::PluginHandler>(std::move(plugin), url, options, retry);
+  } catch (const Error& e) {
+    rethrow_for_defaults(e, defaults_used, options_json);
+  }
 }
 
 std::optional<std::vector<std::string>> Registry::list_locations() const {

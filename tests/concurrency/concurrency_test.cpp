@@ -165,6 +165,7 @@ TEST_CASE("http:// against stowage serve under 8 threads") {
   TempDir dir("stowage-concurrency");
   serve::ServerOptions options;
   options.store = "file://" + (dir.path() / "store").string();
+  options.create_store = true;
   options.port = 0;
   options.registry = &registry();
   options.worker_threads = 4;

@@ -96,7 +96,7 @@ async function main() {
     servers.push(page);
     const api = await serve.startServe(
         stowage,
-        ['--store', `file://${store}`, '--cors-origin', page.url, '--token-file', tokenFile]);
+        ['--store', `file://${store}`, '--create', '--cors-origin', page.url, '--token-file', tokenFile]);
     servers.push(api);
     const closed = await serve.startServe(stowage, ['--store', 'memory://closed']);
     servers.push(closed);

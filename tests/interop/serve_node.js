@@ -98,7 +98,7 @@ async function main() {
   try {
     // file://, one weights file.
     const fileStore = path.join(dir, 'store');
-    let server = await serve.startServe(stowage, ['--store', `file://${fileStore}`]);
+    let server = await serve.startServe(stowage, ['--store', `file://${fileStore}`, '--create']);
     const first = await roundTrip(server, 'mlp', 1);
     assert.strictEqual(first.status, 201);
     assert.deepStrictEqual(
@@ -118,7 +118,7 @@ async function main() {
     // file:// in 64 KiB shards: TF.js fetches every shard of the stored model.
     const sharded = path.join(dir, 'sharded');
     server = await serve.startServe(
-        stowage, ['--store', `file://${sharded}`, '-o', 'shard_size=65536', '--json']);
+        stowage, ['--store', `file://${sharded}`, '--create', '-o', 'shard_size=65536', '--json']);
     await roundTrip(server, 'mlp', 4);
     await serve.stopServe(server);
     const shards = fs.readdirSync(path.join(sharded, 'mlp')).filter((f) => f.endsWith('.bin'));
@@ -139,7 +139,8 @@ async function main() {
     const tokenFile = path.join(dir, 'token');
     fs.writeFileSync(tokenFile, 'interop-token-42\n');
     server = await serve.startServe(stowage, [
-      '--store', `file://${path.join(dir, 'guarded')}`, '--token-file', tokenFile, '--auth-reads'
+      '--store', `file://${path.join(dir, 'guarded')}`, '--create', '--token-file', tokenFile,
+      '--auth-reads'
     ]);
     await assert.rejects(
         makeModel(6).save(`${server.url}/models/g`), /failed due to HTTP response status 401/);

@@ -8,9 +8,12 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_files.hpp"
@@ -30,6 +33,9 @@ struct RunOptions {
   std::string stdin_path = "/dev/null";
   std::vector<std::string> drop_env{};  // variables starting with any of these are not passed
   std::vector<std::string> add_env{};   // "NAME=value" entries added
+  // When above zero: a program still running after this long is killed and
+  // the test fails (for commands that would otherwise run on, like serve).
+  std::chrono::seconds timeout{0};
 };
 
 // Runs exe with args and waits. A death by signal (a crash) fails the test.
@@ -68,7 +74,23 @@ inline ProgramResult run_program(const std::string& exe, const std::vector<std::
   posix_spawn_file_actions_destroy(&actions);
   REQUIRE_MESSAGE(rc == 0, "cannot start ", exe);
   int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  if (options.timeout.count() > 0) {
+    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+    pid_t done = 0;
+    while ((done = ::waitpid(pid, &status, WNOHANG)) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (done == 0) {
+      ::kill(pid, SIGKILL);
+      REQUIRE(::waitpid(pid, &status, 0) == pid);
+      FAIL(exe, " was still running ", args.empty() ? std::string() : args.front(), " after ",
+           options.timeout.count(), " s");
+    }
+    REQUIRE(done == pid);
+  } else {
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+  }
   REQUIRE_MESSAGE(WIFEXITED(status), exe, " died from a signal running ",
                   args.empty() ? std::string() : args.front());
   ProgramResult result;

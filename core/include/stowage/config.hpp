@@ -51,6 +51,9 @@ struct Config {
   std::optional<std::vector<std::string>> list_locations;
   // Relative paths in the config resolve against this folder.
   std::filesystem::path base_dir;
+  // Where the config came from (its file, for load_config_file), named by
+  // errors about its defaults that only show when a URL is opened.
+  std::string source;
 };
 
 // Throws Error(kInvalidArgument) naming `source` and the key's JSON path

@@ -1,0 +1,236 @@
+// `stowage serve` over s3:// stores written in the query form docs/s3.md
+// documents (s3://bucket/prefix?endpoint=...&region=...&path_style=...),
+// against moto_server started by the test: model names are joined onto the
+// URL's path and the query stays at the end, for listing, loading,
+// uploading and removing.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <rapidjson/document.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "run_program.hpp"
+#include "store.hpp"
+#include "stowage/error.hpp"
+#include "test_client.hpp"
+#include "test_files.hpp"
+#include "testing/s3_test_server.hpp"
+
+extern char** environ;
+
+namespace stowage::serve {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace stowage::serve::test;  // NOLINT: the test client
+using stowage::s3::testing::S3TestServer;
+
+constexpr const char* kBucket = "models";
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// What every command run here gets instead of the user's AWS and stowage
+// settings: the test server's keys.
+std::vector<std::string> aws_env(const S3TestServer& s3) {
+  return {"AWS_ACCESS_KEY_ID=" + s3.access_key_id, "AWS_SECRET_ACCESS_KEY=" + s3.secret_access_key,
+          "AWS_CONFIG_FILE=/nonexistent/aws-config",
+          "AWS_SHARED_CREDENTIALS_FILE=/nonexistent/aws-credentials"};
+}
+
+stowage::testing::ProgramResult stowage_cli(const S3TestServer& s3, const fs::path& cwd,
+                                            const std::vector<std::string>& args) {
+  return stowage::testing::run_program(STOWAGE_CLI_EXE, args,
+                                       {.cwd = cwd,
+                                        .drop_env = {"AWS_", "STOWAGE_"},
+                                        .add_env = aws_env(s3),
+                                        .timeout = std::chrono::seconds(120)});
+}
+
+// `stowage serve` in the background; the first line of its stdout is the
+// port. Stopped with SIGTERM when the object goes away.
+class ServeProcess {
+ public:
+  ServeProcess(const S3TestServer& s3, const fs::path& dir, std::vector<std::string> args) {
+    int out[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    err_file_ = dir / "serve.err";
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_addopen(&actions, 2, err_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    args.insert(args.begin(), {STOWAGE_CLI_EXE, "serve", "--port", "0"});
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+      const std::string entry = *e;
+      if (!entry.starts_with("AWS_") && !entry.starts_with("STOWAGE_")) env.push_back(entry);
+    }
+    for (const std::string& e : aws_env(s3)) env.push_back(e);
+    std::vector<char*> envp;
+    for (std::string& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    const int rc =
+        ::posix_spawn(&pid_, STOWAGE_CLI_EXE, &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    out_ = out[0];
+    REQUIRE(rc == 0);
+
+    std::string line;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    char c = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, 200) <= 0) continue;
+      if (::read(out_, &c, 1) != 1 || c == '\n') break;
+      line += c;
+    }
+    INFO("stderr of stowage serve: ", stowage::testing::read_file(err_file_));
+    REQUIRE_MESSAGE(!line.empty(), "stowage serve printed no port");
+    port_ = static_cast<uint16_t>(std::stoi(line));
+  }
+  ~ServeProcess() { stop(); }
+
+  uint16_t port() const { return port_; }
+  // SIGTERM, then the exit code.
+  int stop() {
+    if (pid_ <= 0) return exit_code_;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    ::close(out_);
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return exit_code_;
+  }
+  std::string err() const { return stowage::testing::read_file(err_file_); }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  uint16_t port_ = 0;
+  int exit_code_ = -1;
+  fs::path err_file_;
+};
+
+Response get(uint16_t port, const std::string& target, const std::string& method = "GET") {
+  Client c(port);
+  REQUIRE(c.connected());
+  REQUIRE(c.send(request_text(method, target)));
+  return c.read();
+}
+
+uint64_t sample_weight_bytes(const fs::path& folder) {
+  uint64_t total = 0;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    if (entry.path().extension() == ".bin") total += fs::file_size(entry.path());
+  }
+  return total;
+}
+
+TEST_CASE("serve over s3:// with the store's settings in the URL's query") {
+  S3TestServer s3({"--bucket", kBucket});
+  const stowage::testing::TempDir tmp("stowage-serve-s3");
+  const std::string query = "?endpoint=" + s3.endpoint + "&region=us-east-1&path_style=true";
+  const std::string store = std::string("s3://") + kBucket + "/served" + query;
+  const std::string conv = std::string("s3://") + kBucket + "/served/conv" + query;
+  const std::string up = std::string("s3://") + kBucket + "/served/up" + query;
+  const fs::path sample = fs::path(STOWAGE_SOURCE_DIR) / "samples" / "models" / "conv_sharded";
+
+  // A model already in the store, put there by the command.
+  const auto seeded = stowage_cli(
+      s3, tmp.path(), {"copy", sample.string(), conv, "--shard-size", "512", "--no-verify"});
+  INFO(seeded.out, seeded.err);
+  REQUIRE(seeded.code == 0);
+
+  ServeProcess serve(s3, tmp.path(), {"--store", store});
+  INFO("stderr of stowage serve: ", serve.err());
+
+  // The listing names it.
+  const Response listed = get(serve.port(), "/models");
+  CHECK(listed.status == 200);
+  CHECK(contains(listed.body, R"({"name":"conv","modelJson":"/models/conv/model.json")"));
+
+  // model.json and every weights file it names load.
+  const Response json = get(serve.port(), "/models/conv/model.json");
+  REQUIRE(json.status == 200);
+  rapidjson::Document doc;
+  doc.Parse(json.body.c_str(), json.body.size());
+  REQUIRE(doc.IsObject());
+  uint64_t served_bytes = 0;
+  size_t files = 0;
+  for (const auto& group : doc["weightsManifest"].GetArray()) {
+    for (const auto& path : group["paths"].GetArray()) {
+      std::string file = path.GetString();
+      if (file.starts_with("./")) file = file.substr(2);
+      const Response weights = get(serve.port(), "/models/conv/" + file);
+      CHECK(weights.status == 200);
+      served_bytes += weights.body.size();
+      ++files;
+    }
+  }
+  CHECK(files == 4);  // the stored shards, served under their own names
+  CHECK(served_bytes == sample_weight_bytes(sample));
+
+  // An upload lands at <prefix>/up in the bucket, not inside the endpoint.
+  Client c(serve.port());
+  REQUIRE(c.connected());
+  const std::string body = tfjs_body();
+  REQUIRE(c.send(request_text("POST", "/models/up", {upload_headers_line()}, body)));
+  const Response saved = c.read();
+  CHECK(saved.status == 201);
+  CHECK(contains(saved.body, R"("weightDataBytes":12)"));
+  const auto verified = stowage_cli(s3, tmp.path(), {"verify", up});
+  CHECK(verified.code == 0);
+  CHECK(contains(verified.out, "OK "));
+
+  const Response both = get(serve.port(), "/models");
+  CHECK(contains(both.body, R"("name":"conv")"));
+  CHECK(contains(both.body, R"("name":"up")"));
+
+  // And a removal removes it there.
+  CHECK(get(serve.port(), "/models/up", "DELETE").status == 200);
+  const auto gone = stowage_cli(s3, tmp.path(), {"verify", up});
+  CHECK(gone.code == 3);
+  CHECK(get(serve.port(), "/models/up/model.json").status == 404);
+
+  CHECK(serve.stop() == 0);
+}
+
+TEST_CASE("store URLs: names join onto the path, the query and fragment stay at the end") {
+  Registry& registry = Registry::global();
+  const std::chrono::milliseconds ttl(0);
+  const ModelStore s3(
+      "s3://models/served?endpoint=http://127.0.0.1:1&region=eu-west-1&path_style=true", "{}",
+      registry, ttl);
+  CHECK(s3.model_url("conv") ==
+        "s3://models/served/conv?endpoint=http://127.0.0.1:1&region=eu-west-1&path_style=true");
+  CHECK(s3.model_url("team/v2") ==
+        "s3://models/served/team/v2?endpoint=http://127.0.0.1:1&region=eu-west-1&path_style=true");
+  const ModelStore bucket("s3://models/?endpoint=http://127.0.0.1:1", "{}", registry, ttl);
+  CHECK(bucket.model_url("m") == "s3://models/m?endpoint=http://127.0.0.1:1");
+  const ModelStore http("http://127.0.0.1:1/upload?token=abc#part", "{}", registry, ttl);
+  CHECK(http.model_url("m") == "http://127.0.0.1:1/upload/m?token=abc#part");
+  const ModelStore plain("s3://models/served", "{}", registry, ttl);
+  CHECK(plain.model_url("m") == "s3://models/served/m");
+  // The store's location, query included, never reaches a client.
+  CHECK(s3.redact("GetObject s3://models/served/conv/model.json: HTTP 500") ==
+        "GetObject <store>/conv/model.json: HTTP 500");
+}
+
+}  // namespace
+}  // namespace stowage::serve

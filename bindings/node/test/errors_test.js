@@ -63,7 +63,7 @@ function layersModel(id) {
 
 test('a missing model is NOT_FOUND on every scheme, also through tf.loadLayersModel', async () => {
   const profile = {profile: `${work}/profile`};
-  const web = await h.startServe(h.fileUrl(`${work}/served`));
+  const web = await h.startServe(h.fileUrl(`${work}/served`), ['--create']);
   try {
     const cases = [
       [h.fileUrl(`${work}/none/model.json`), undefined, `Path ${work}/none/model.json does not exist`],

@@ -25,7 +25,7 @@ before(async () => {
   tf = await h.loadTf();
   work = h.tempDir();
   moto = await h.startMoto();
-  serve = await h.startServe(h.fileUrl(`${work}/served`));
+  serve = await h.startServe(h.fileUrl(`${work}/served`), ['--create']);
 });
 
 after(async () => {

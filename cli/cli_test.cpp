@@ -330,6 +330,10 @@ TEST_CASE("verify: OK on a good model, a named failure on a truncated shard") {
       parse_json(run(tmp.path(), {"verify", url(sharded), "--json"}).out);
   CHECK(ok_json["ok"].GetBool());
   CHECK(ok_json["tensors"].GetUint64() == 7);
+  REQUIRE(ok_json["groups"].IsUint64());
+  CHECK(ok_json["groups"].GetUint64() == 1);
+  REQUIRE(ok_json["shards"].IsUint64());
+  CHECK(ok_json["shards"].GetUint64() == 5);
 
   fs::resize_file(tmp.path() / "s" / "group1-shard3of5.bin", 10);
   const Result bad = run(tmp.path(), {"verify", url(sharded)});

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <spawn.h>
@@ -741,6 +742,9 @@ TEST_CASE("serve: the stowage command prints its port, then finishes an upload a
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_addclose(&actions, out[0]);
+  const fs::path err_file = dir.path() / "serve.err";
+  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
   const std::string store = "file://" + (dir.path() / "store").string();
   std::vector<std::string> args = {STOWAGE_CLI_EXE, "serve", "--store", store,
                                    "--port",        "0",     "--create"};
@@ -792,6 +796,9 @@ TEST_CASE("serve: the stowage command prints its port, then finishes an upload a
   CHECK(contains(log, "\"GET /models\" 200"));
   CHECK(contains(log, "\"POST /models/m\" 201"));
   CHECK(join(*load_model(store + "/m").weight_data).view() == kWeights);
+  // --create made the missing folder, and the command said so.
+  CHECK(contains(stowage::testing::read_file(err_file),
+                 "stowage serve: created the store folder " + store + "\n"));
 }
 #endif
 

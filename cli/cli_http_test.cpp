@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_test_util.hpp"
 #include "run_program.hpp"
 #include "test_server.hpp"
 
@@ -21,6 +22,9 @@ namespace fs = std::filesystem;
 namespace {
 
 using Result = stowage::testing::ProgramResult;
+using stowage::cli_test::contains;
+using stowage::cli_test::parse_json;
+using stowage::cli_test::run;
 using stowage::testing::PythonServer;
 using stowage::testing::TempDir;
 
@@ -28,23 +32,6 @@ const fs::path kSource = fs::path(STOWAGE_SOURCE_DIR);
 const std::string kDense = (kSource / "samples/models/dense/model.json").string();
 const std::string kTestServer = (kSource / "plugins/net/test_server.py").string();
 const std::string kFlask = (kSource / "tests/interop/flask_receiver.py").string();
-
-Result run(const fs::path& cwd, const std::vector<std::string>& args) {
-  return stowage::testing::run_program(STOWAGE_CLI_EXE, args,
-                                       {.cwd = cwd, .drop_env = {"STOWAGE_"}});
-}
-
-bool contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
-
-rapidjson::Document parse_json(const std::string& text) {
-  rapidjson::Document doc;
-  doc.Parse(text.c_str());
-  INFO("JSON output: ", text);
-  REQUIRE_FALSE(doc.HasParseError());
-  return doc;
-}
 
 std::string text_of(const rapidjson::Value& v) {
   return v.IsString() ? std::string(v.GetString(), v.GetStringLength()) : std::string("null");

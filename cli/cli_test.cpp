@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_test_util.hpp"
 #include "run_program.hpp"
 
 namespace fs = std::filesystem;
@@ -26,6 +27,9 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "the test writes weights natively");
 
 using Result = stowage::testing::ProgramResult;
+using stowage::cli_test::contains;
+using stowage::cli_test::parse_json;
+using stowage::cli_test::run;
 using stowage::testing::read_file;
 using stowage::testing::write_file;
 
@@ -33,25 +37,6 @@ class TempDir : public stowage::testing::TempDir {
  public:
   TempDir() : stowage::testing::TempDir("stowage-cli-test") {}
 };
-
-// The command with args, run in cwd with stdout and stderr captured (neither
-// is a terminal, so no progress bar). Discovery is left to the defaults.
-Result run(const fs::path& cwd, const std::vector<std::string>& args) {
-  return stowage::testing::run_program(STOWAGE_CLI_EXE, args,
-                                       {.cwd = cwd, .drop_env = {"STOWAGE_"}});
-}
-
-bool contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
-
-rapidjson::Document parse_json(const std::string& text) {
-  rapidjson::Document doc;
-  doc.Parse(text.c_str());
-  INFO("JSON output: ", text);
-  REQUIRE_FALSE(doc.HasParseError());
-  return doc;
-}
 
 // The whitespace-separated fields of the line that starts with `first`.
 std::vector<std::string> row_of(const std::string& text, const std::string& first) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_test_util.hpp"
 #include "run_program.hpp"
 
 namespace fs = std::filesystem;
@@ -20,6 +21,8 @@ namespace fs = std::filesystem;
 namespace {
 
 using Result = stowage::testing::ProgramResult;
+using stowage::cli_test::contains;
+using stowage::cli_test::run;
 using stowage::testing::read_file;
 using stowage::testing::write_file;
 
@@ -30,15 +33,6 @@ class TempDir : public stowage::testing::TempDir {
  public:
   TempDir() : stowage::testing::TempDir("stowage-cli-quantize-test") {}
 };
-
-Result run(const fs::path& cwd, const std::vector<std::string>& args) {
-  return stowage::testing::run_program(STOWAGE_CLI_EXE, args,
-                                       {.cwd = cwd, .drop_env = {"STOWAGE_"}});
-}
-
-bool contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
 
 rapidjson::Document parse(const std::string& text) {
   rapidjson::Document doc;

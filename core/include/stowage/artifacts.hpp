@@ -1,5 +1,5 @@
 // The TF.js data model (spec §1): weight specs, the weights manifest,
-// ModelArtifacts, ModelArtifactsInfo and SaveResult.
+// ModelArtifacts, ModelArtifactsInfo, SaveResult and ListedModel.
 //
 // JSON-valued fields hold compact JSON text exactly as JSON.stringify writes
 // it (no whitespace, ECMAScript number form, insertion key order), so they
@@ -114,6 +114,13 @@ struct SaveResult {
   // JSON text describing the store's answer (http: status and body); absent
   // for stores that have none, as in TF.js.
   std::optional<std::string> responses;
+};
+
+// One model a store's list found. Here rather than beside IOHandler::list
+// so the plugin kit builds against this library alone.
+struct ListedModel {
+  std::string url;  // a URL load accepts
+  ModelArtifactsInfo info;
 };
 
 // getModelArtifactsInfoForJSON (spec §3): UTF-8 byte counts of the JSON

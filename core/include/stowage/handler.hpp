@@ -28,11 +28,6 @@ struct CallContext {
   std::function<std::optional<std::string>(std::string_view path)> weight_url_converter;
 };
 
-struct ListedModel {
-  std::string url;  // a URL load accepts
-  ModelArtifactsInfo info;
-};
-
 // Thread-safety: a handler may be used from several threads at once (the
 // registry serialises plugins that say they are single-threaded).
 // Ownership: handlers from the registry keep their plugin loaded.

@@ -58,7 +58,6 @@
 #include "stowage/artifacts.hpp"
 #include "stowage/buffer.hpp"
 #include "stowage/error.hpp"
-#include "stowage/handler.hpp"
 #include "stowage/model_json.hpp"
 
 static_assert(std::string_view(STOWAGE_ENTRY_SYMBOL) == "stowage_plugin_entry_v1",

@@ -22,6 +22,7 @@
 const {spawn, spawnSync} = require('child_process');
 const fs = require('fs');
 const path = require('path');
+const {skipOrFail} = require('./skip');
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -119,9 +120,8 @@ function floatBits(values) {
 
 async function main() {
   if (!fs.existsSync(chromiumPath)) {
-    console.error(`SKIP: Chromium is not installed at ${chromiumPath} (tests/setup.sh installs ` +
-                  `the Debian package chromium); the browser interop test cannot run.`);
-    process.exit(77);
+    skipOrFail(`Chromium is not installed at ${chromiumPath} (tests/setup.sh installs ` +
+               `the Debian package chromium); the browser interop test cannot run.`);
   }
   let chromium;
   try {

@@ -11,13 +11,15 @@
 //   * a server that allows no origin: the browser refuses to hand the page
 //     its answers.
 // Usage: node serve_browser.js --stowage PATH [--chromium /usr/bin/chromium]
-// Exits 77 (CTest: skipped), saying so, only when Chromium is not installed.
+// Exits 77 (CTest: skipped), saying so, only when Chromium is not installed;
+// under CI=true that is a failure (exit status 1).
 'use strict';
 
 const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
 const serve = require('./serve_common');
+const {skipOrFail} = require('./skip');
 
 const kPage = `<!doctype html>
 <html><head><meta charset="utf-8"><title>stowage serve browser test</title>
@@ -72,10 +74,9 @@ async function main() {
   const stowage = serve.arg('--stowage');
   const chromiumPath = serve.arg('--chromium', '/usr/bin/chromium');
   if (!fs.existsSync(chromiumPath)) {
-    process.stderr.write(
-        `\n*** SKIPPED: Chromium is not installed at ${chromiumPath}; the browser test of ` +
-        'stowage serve did not run. tests/setup.sh installs it (Debian package chromium). ***\n\n');
-    process.exit(77);
+    skipOrFail(
+        `Chromium is not installed at ${chromiumPath}; the browser test of stowage serve did ` +
+        'not run. tests/setup.sh installs it (Debian package chromium).');
   }
   const {chromium} = require('playwright-core');
   const tfMin = require.resolve('@tensorflow/tfjs/dist/tf.min.js');

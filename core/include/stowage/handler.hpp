@@ -33,6 +33,18 @@ struct ListedModel {
   ModelArtifactsInfo info;
 };
 
+// What stat() tells about a stored model, without its weight bytes.
+struct ModelStat {
+  // The model.json fields as load() would give them, weight_data absent.
+  ModelArtifacts model;
+  // Opaque; equal for two stats of the same stored model, different once the
+  // model was replaced (including a weight file rewritten in place where the
+  // store can see it). Compare only for equality.
+  std::string version;
+  // As load() followed by artifacts_info() would give (dateSaved aside).
+  ModelArtifactsInfo info;
+};
+
 // Thread-safety: a handler may be used from several threads at once (the
 // registry serialises plugins that say they are single-threaded).
 // Ownership: handlers from the registry keep their plugin loaded.
@@ -46,12 +58,15 @@ class IOHandler {
   virtual bool can_load() const { return false; }
   virtual bool can_list() const { return false; }
   virtual bool can_remove() const { return false; }
+  virtual bool can_stat() const { return false; }
 
   // Each throws Error(kUnimplemented) unless the matching can_*() is true.
   virtual SaveResult save(const ModelArtifacts& artifacts, const CallContext& call = {});
   virtual ModelArtifacts load(const CallContext& call = {});
   virtual std::vector<ListedModel> list(const CallContext& call = {});
   virtual ModelArtifactsInfo remove(const CallContext& call = {});
+  // Throws Error(kNotFound) when there is no model.
+  virtual ModelStat stat(const CallContext& call = {});
 };
 
 }  // namespace stowage

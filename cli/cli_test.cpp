@@ -163,6 +163,47 @@ TEST_CASE("plugins lists file and memory with their folders") {
   CHECK(doc["searchedFolders"].Size() >= 1);
 }
 
+TEST_CASE("plugins --load shows each scheme's capabilities: downloads:// saves only") {
+  TempDir tmp;
+  const Result before = run(tmp.path(), {"plugins", "--json"});
+  REQUIRE(before.code == 0);
+  for (const auto& p : parse_json(before.out)["plugins"].GetArray()) {
+    CHECK_FALSE(p["loaded"].GetBool());
+    CHECK(p["schemeCapabilities"].ObjectEmpty());
+  }
+
+  const Result j = run(tmp.path(), {"plugins", "--json", "--load"});
+  INFO(j.out, j.err);
+  REQUIRE(j.code == 0);
+  CHECK(j.err.empty());
+  const rapidjson::Document doc = parse_json(j.out);
+  CHECK(doc["loadErrors"].Empty());
+  bool browser = false;
+  for (const auto& p : doc["plugins"].GetArray()) {
+    CHECK(p["loaded"].GetBool());
+    CHECK(p["schemeCapabilities"].MemberCount() == p["schemes"].Size());
+    if (p["name"].GetString() != std::string("browser")) continue;
+    browser = true;
+    const auto& caps = p["schemeCapabilities"];
+    REQUIRE(caps["downloads"].Size() == 1);
+    CHECK(caps["downloads"][0].GetString() == std::string("save"));
+    for (const char* store : {"localstorage", "indexeddb"}) {
+      std::vector<std::string> names;
+      for (const auto& c : caps[store].GetArray()) names.push_back(c.GetString());
+      CHECK(names == std::vector<std::string>{"load", "save", "list", "remove", "atomic_save"});
+    }
+  }
+  CHECK(browser);
+
+  const Result t = run(tmp.path(), {"plugins", "--load"});
+  REQUIRE(t.code == 0);
+  CHECK(contains(t.out, "capabilities per scheme:\n"));
+  CHECK(contains(t.out, "  downloads:// (browser): save\n"));
+  CHECK(contains(t.out, "  indexeddb:// (browser): load, save, list, remove, atomic_save\n"));
+  const Result plain = run(tmp.path(), {"plugins"});
+  CHECK(contains(plain.out, "capabilities per scheme: shown once loaded (--load)\n"));
+}
+
 TEST_CASE("info prints metadata, sizes and the weights table") {
   TempDir tmp;
   const fs::path model = make_model(tmp.path());

@@ -1,6 +1,7 @@
 // `stowage plugins`: which plugins the registry found, from where, and the
 // folders it searched.
 #include <iostream>
+#include <memory>
 
 #include "commands_internal.hpp"
 #include "stowage/registry.hpp"
@@ -17,8 +18,12 @@ std::string joined(const std::vector<std::string>& items, const char* separator)
   return out;
 }
 
-int run_plugins(const CommonOptions& common) {
+int run_plugins(const CommonOptions& common, bool load) {
   Registry& registry = Registry::global();
+  // Capabilities are known once a library is loaded; --load asks for that.
+  const std::vector<std::string> load_errors =
+      load ? registry.load_allowed_plugins() : std::vector<std::string>{};
+  for (const std::string& e : load_errors) std::cerr << "stowage: cannot load plugin " << e << "\n";
   const std::vector<PluginInfo> plugins = registry.plugins();
   const std::vector<std::string> schemes = registry.schemes();
   const std::vector<std::filesystem::path> folders = registry.searched_folders();
@@ -44,6 +49,13 @@ int run_plugins(const CommonOptions& common) {
       w.key("capabilities").begin_array();
       for (const std::string& c : p.capabilities) w.string(c);
       w.end_array();
+      w.key("schemeCapabilities").begin_object();
+      for (size_t i = 0; i < p.scheme_capabilities.size() && i < p.schemes.size(); ++i) {
+        w.key(p.schemes[i]).begin_array();
+        for (const std::string& c : p.scheme_capabilities[i]) w.string(c);
+        w.end_array();
+      }
+      w.end_object();
       w.end_object();
     }
     w.end_array();
@@ -53,6 +65,11 @@ int run_plugins(const CommonOptions& common) {
     w.key("searchedFolders").begin_array();
     for (const auto& folder : folders) w.string(folder.string());
     w.end_array();
+    if (load) {
+      w.key("loadErrors").begin_array();
+      for (const std::string& e : load_errors) w.string(e);
+      w.end_array();
+    }
     w.end_object();
     std::cout << w.str();
     return kExitOk;
@@ -74,6 +91,20 @@ int run_plugins(const CommonOptions& common) {
         std::cout << "  " << p.name << " library: " << p.library.string() << "\n";
       }
     }
+    bool any_loaded = false;
+    for (const PluginInfo& p : plugins) {
+      for (size_t i = 0; i < p.scheme_capabilities.size() && i < p.schemes.size(); ++i) {
+        if (!any_loaded) std::cout << "capabilities per scheme:\n";
+        any_loaded = true;
+        const std::vector<std::string>& caps = p.scheme_capabilities[i];
+        std::cout << "  " << p.schemes[i] << "://"
+                  << " (" << p.name << "): " << (caps.empty() ? "(none)" : joined(caps, ", "))
+                  << "\n";
+      }
+    }
+    if (!any_loaded && !plugins.empty() && !common.quiet) {
+      std::cout << "capabilities per scheme: shown once loaded (--load)\n";
+    }
   }
   std::cout << "schemes available: " << (schemes.empty() ? "(none)" : joined(schemes, ", "))
             << "\n";
@@ -88,9 +119,14 @@ void add_plugins_command(CLI::App& app, CommonOptions& common, Runner& run) {
   CLI::App* sub = app.add_subcommand(
       "plugins",
       "Show the plugins found (name, version, schemes, ABI version, loaded or not, allowed, "
-      "manifest and library) and the folders searched");
+      "manifest and library), each scheme's capabilities once loaded, and the folders "
+      "searched");
   add_common_options(*sub, common);
-  sub->callback([&run, &common] { run = [&common] { return run_plugins(common); }; });
+  auto load = std::make_shared<bool>(false);
+  sub->add_flag("--load", *load,
+                "Load every allowed plugin's library to show each scheme's capabilities");
+  sub->callback(
+      [&run, &common, load] { run = [&common, load] { return run_plugins(common, *load); }; });
 }
 
 }  // namespace stowage::cli

@@ -29,4 +29,9 @@ ModelArtifactsInfo IOHandler::remove(const CallContext&) {
                                              "' does not have the `remove` method implemented.");
 }
 
+ModelStat IOHandler::stat(const CallContext&) {
+  throw Error(ErrorCode::kUnimplemented, "Cannot stat the model because the IOHandler for '" +
+                                             url() + "' does not have a `stat` method.");
+}
+
 }  // namespace stowage

@@ -117,7 +117,7 @@ TEST_CASE("plugins that break the ABI are refused with the file and the reason")
   };
   const Case cases[] = {
       {"noentry", {"does not export the entry symbol 'stowage_plugin_entry_v1'"}},
-      {"abitwo", {"built for plugin ABI major version 2", "this host speaks ABI 1.0"}},
+      {"abitwo", {"built for plugin ABI major version 2", "this host speaks ABI 1.1"}},
       {"liar",
        {"plugin 'liar' declares capability 'list' but its ops table has no 'list' function"}},
       {"nulldesc", {"entry function stowage_plugin_entry_v1 returned NULL"}},
@@ -141,7 +141,7 @@ TEST_CASE("plugins that break the ABI are refused with the file and the reason")
     CHECK(entry_function_calls() == calls);
   }
   Error abi = error_of([&] { load("manifestabi"); });
-  CHECK(contains(abi.what(), "declares plugin ABI 2.0; this host speaks ABI 1.0"));
+  CHECK(contains(abi.what(), "declares plugin ABI 2.0; this host speaks ABI 1.1"));
   CHECK(contains(abi.what(), manifest("manifestabi").string()));
   CHECK(contains(abi.what(), "the library was not loaded"));
 
@@ -163,7 +163,7 @@ TEST_CASE("descriptors are checked field by field and copied clamped to their si
     stowage_plugin_desc desc;
     uint64_t future_field;
   } future{};
-  future.desc = {sizeof(Future), 1, 7, 1, "fake", "9", schemes, STOWAGE_CAP_LOAD, &ops};
+  future.desc = {sizeof(Future), 1, 7, 1, "fake", "9", schemes, STOWAGE_CAP_LOAD, &ops, nullptr};
   future.future_field = ~0ull;
   ops.load = [](stowage_handler*, const stowage_call*, stowage_sink*, stowage_status*) {};
   auto p = adopt_descriptor(&future.desc, "/x/libfake.so");
@@ -202,6 +202,65 @@ TEST_CASE("descriptors are checked field by field and copied clamped to their si
   d.ops = &no_close;
   CHECK(contains(error_of([&] { adopt_descriptor(&d, "/x/l.so"); }).what(),
                  "has no 'close' function"));
+}
+
+TEST_CASE("per-scheme capabilities: each scheme has its own bits, checked against the ops") {
+  static const char* const schemes[] = {"full", "saveonly"};
+  static stowage_ops ops{};
+  ops.struct_size = sizeof ops;
+  ops.open = [](const char*, size_t, const char*, size_t, stowage_handler**, stowage_status*) {};
+  ops.close = [](stowage_handler*) {};
+  ops.load = [](stowage_handler*, const stowage_call*, stowage_sink*, stowage_status*) {};
+  ops.save = [](stowage_handler*, const stowage_artifacts*, const stowage_call*, stowage_sink*,
+                stowage_status*) {};
+  static uint64_t bits[] = {STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE,
+                            STOWAGE_CAP_SAVE | STOWAGE_CAP_SINGLE_THREADED};
+  stowage_plugin_desc d{};
+  d.struct_size = sizeof d;
+  d.abi_major = 1;
+  d.abi_minor = 1;
+  d.scheme_count = 2;
+  d.name = "fake";
+  d.version = "1";
+  d.schemes = schemes;
+  d.capabilities = STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE;
+  d.ops = &ops;
+  d.scheme_capabilities = bits;
+  auto p = adopt_descriptor(&d, "/x/l.so");
+  CHECK(p->capabilities_of("full") == (STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE));
+  // SINGLE_THREADED belongs to the library: read from the plugin-wide bits only.
+  CHECK(p->capabilities_of("saveonly") == STOWAGE_CAP_SAVE);
+  CHECK_FALSE(p->has(STOWAGE_CAP_SINGLE_THREADED));
+  CHECK(p->capabilities_of("other") == 0);
+  CHECK(LoadedPlugin::capability_names_of(p->capabilities_of("saveonly")) ==
+        std::vector<std::string>{"save"});
+
+  // The plugin's bits are the union over its schemes, whatever `capabilities` says.
+  d.capabilities = STOWAGE_CAP_SINGLE_THREADED;
+  p = adopt_descriptor(&d, "/x/l.so");
+  CHECK(p->capabilities == (STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_SINGLE_THREADED));
+  CHECK((p->ops.load != nullptr));
+
+  // A scheme may not claim what the ops table lacks, even if another scheme does not.
+  bits[1] = STOWAGE_CAP_SAVE | STOWAGE_CAP_STAT;
+  Error e = error_of([&] { adopt_descriptor(&d, "/x/l.so"); });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK(contains(e.what(),
+                 "plugin 'fake' declares capability 'stat' but its ops table has no 'stat' "
+                 "function (scheme 'saveonly')"));
+  bits[1] = STOWAGE_CAP_LIST;
+  CHECK(contains(error_of([&] { adopt_descriptor(&d, "/x/l.so"); }).what(),
+                 "declares capability 'list' but its ops table has no 'list' function (scheme "
+                 "'saveonly')"));
+
+  // A 1.0 descriptor ends before scheme_capabilities: whatever follows it in
+  // memory is never read, and every scheme gets the plugin-wide bits.
+  d.struct_size = offsetof(stowage_plugin_desc, scheme_capabilities);
+  d.capabilities = STOWAGE_CAP_LOAD;
+  p = adopt_descriptor(&d, "/x/l.so");
+  CHECK(p->capabilities_of("full") == STOWAGE_CAP_LOAD);
+  CHECK(p->capabilities_of("saveonly") == STOWAGE_CAP_LOAD);
+  CHECK((p->ops.save == nullptr));  // undeclared everywhere: never called
 }
 
 TEST_CASE("a SHA-256 pin loads the very bytes it checked, and a wrong pin loads nothing") {

@@ -43,6 +43,20 @@ bool is_plugin_handler(const IOHandler& h) {
   return dynamic_cast<const host::PluginHandler*>(&h) != nullptr;
 }
 
+// " Scheme 'downloads' (plugin 'browser') declares only: save." when the
+// handler's plugin serves `bit` to other schemes but not to this one, so
+// TF.js's wording still says why this URL cannot.
+std::string scheme_note(const IOHandler& h, uint64_t bit) {
+  const auto* p = dynamic_cast<const host::PluginHandler*>(&h);
+  if (p == nullptr || !p->plugin()->has(bit) || (p->capabilities() & bit) != 0) return {};
+  std::string declared;
+  for (const std::string& c : host::LoadedPlugin::capability_names_of(p->capabilities())) {
+    declared += (declared.empty() ? "" : ", ") + c;
+  }
+  return " Scheme '" + p->scheme() + "' (plugin '" + p->plugin()->name +
+         "') declares only: " + (declared.empty() ? std::string("nothing") : declared) + ".";
+}
+
 // Whether two handlers reach the same store, so that one URL may name the
 // other's model in another spelling.
 bool same_store(const IOHandler& a, const IOHandler& b) {
@@ -302,7 +316,8 @@ ModelArtifacts load_model(IOHandler& handler, const CallContext& call) {
   if (!handler.can_load()) {
     throw Error(ErrorCode::kUnimplemented,
                 "Cannot proceed with model loading because the IOHandler provided for '" +
-                    handler.url() + "' does not have the `load` method implemented.");
+                    handler.url() + "' does not have the `load` method implemented." +
+                    scheme_note(handler, STOWAGE_CAP_LOAD));
   }
   ModelArtifacts artifacts = handler.load(call);
   // Plugin handlers validate inside load; a host's own handler is checked here.
@@ -320,7 +335,8 @@ SaveResult save_model(IOHandler& handler, const ModelArtifacts& artifacts,
   if (!handler.can_save()) {
     throw Error(ErrorCode::kUnimplemented,
                 "Cannot proceed with saving because the IOHandler provided for '" + handler.url() +
-                    "' does not have the `save` attribute defined.");
+                    "' does not have the `save` attribute defined." +
+                    scheme_note(handler, STOWAGE_CAP_SAVE));
   }
   return handler.save(artifacts, call);
 }

@@ -2,9 +2,11 @@
 #include <exception>
 #include <mutex>
 
+#include "json_util_internal.hpp"
 #include "plugin_handler_internal.hpp"
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"
+#include "stowage/registry.hpp"
 #include "stowage/weights.hpp"
 
 namespace stowage::host {
@@ -119,7 +121,11 @@ Error plugin_error(const LoadedPlugin& plugin, const char* op, const std::string
 
 PluginHandler::PluginHandler(std::shared_ptr<const LoadedPlugin> plugin, std::string url,
                              std::string_view options_json, RetryPolicy policy)
-    : plugin_(std::move(plugin)), url_(std::move(url)), policy_(policy) {
+    : plugin_(std::move(plugin)),
+      url_(std::move(url)),
+      scheme_(url_scheme(url_)),
+      capabilities_(plugin_->capabilities_of(scheme_)),
+      policy_(policy) {
   const std::string options(options_json);
   stowage_status st;
   stowage_handler* handle = nullptr;
@@ -139,6 +145,17 @@ PluginHandler::PluginHandler(std::shared_ptr<const LoadedPlugin> plugin, std::st
                 "plugin '" + plugin_->name + "' returned no handler for '" + url_ + "'");
   }
   handle_ = handle;
+}
+
+void PluginHandler::unsupported(const char* op) const {
+  std::string declared;
+  for (const std::string& c : LoadedPlugin::capability_names_of(capabilities_)) {
+    declared += (declared.empty() ? "" : ", ") + c;
+  }
+  throw Error(ErrorCode::kUnimplemented,
+              "Scheme '" + scheme_ + "' (plugin '" + plugin_->name + "') does not support '" + op +
+                  "' (it declares: " + (declared.empty() ? std::string("nothing") : declared) +
+                  "); nothing was done for '" + url_ + "'");
 }
 
 PluginHandler::~PluginHandler() {
@@ -170,7 +187,10 @@ std::unique_ptr<stowage_sink> PluginHandler::invoke(const char* op, const CallCo
 }
 
 SaveResult PluginHandler::save(const ModelArtifacts& artifacts, const CallContext& call) {
-  if (!can_save()) return IOHandler::save(artifacts, call);
+  if (!can_save()) {
+    if (!plugin_->has(STOWAGE_CAP_SAVE)) return IOHandler::save(artifacts, call);
+    unsupported("save");
+  }
   // abi.h: save gets the flat weightSpecs only. A manifest (from a load)
   // names the source's files, which mean nothing to the destination.
   std::string json;
@@ -204,7 +224,10 @@ SaveResult PluginHandler::save(const ModelArtifacts& artifacts, const CallContex
 }
 
 ModelArtifacts PluginHandler::load(const CallContext& call) {
-  if (!can_load()) return IOHandler::load(call);
+  if (!can_load()) {
+    if (!plugin_->has(STOWAGE_CAP_LOAD)) return IOHandler::load(call);
+    unsupported("load");
+  }
   auto sink = invoke("load", call, stowage_sink::Kind::kLoad,
                      [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
                        plugin_->ops.load(handle_, c, s, st);
@@ -223,7 +246,10 @@ ModelArtifacts PluginHandler::load(const CallContext& call) {
 }
 
 std::vector<ListedModel> PluginHandler::list(const CallContext& call) {
-  if (!can_list()) return IOHandler::list(call);
+  if (!can_list()) {
+    if (!plugin_->has(STOWAGE_CAP_LIST)) return IOHandler::list(call);
+    unsupported("list");
+  }
   auto sink = invoke("list", call, stowage_sink::Kind::kList,
                      [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
                        plugin_->ops.list(handle_, c, s, st);
@@ -238,7 +264,10 @@ std::vector<ListedModel> PluginHandler::list(const CallContext& call) {
 }
 
 ModelArtifactsInfo PluginHandler::remove(const CallContext& call) {
-  if (!can_remove()) return IOHandler::remove(call);
+  if (!can_remove()) {
+    if (!plugin_->has(STOWAGE_CAP_REMOVE)) return IOHandler::remove(call);
+    unsupported("remove");
+  }
   auto sink = invoke("remove", call, stowage_sink::Kind::kText,
                      [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
                        plugin_->ops.remove(handle_, c, s, st);
@@ -248,6 +277,48 @@ ModelArtifactsInfo PluginHandler::remove(const CallContext& call) {
                 "plugin '" + plugin_->name + "' removed '" + url_ + "' but returned no model info");
   }
   return info_from_json(*sink->text, "plugin '" + plugin_->name + "' removing '" + url_ + "'");
+}
+
+ModelStat PluginHandler::stat(const CallContext& call) {
+  if (!can_stat()) {
+    if (!plugin_->has(STOWAGE_CAP_STAT)) return IOHandler::stat(call);
+    unsupported("stat");
+  }
+  auto sink = invoke("stat", call, stowage_sink::Kind::kText,
+                     [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
+                       plugin_->ops.stat(handle_, c, s, st);
+                     });
+  const std::string source = "plugin '" + plugin_->name + "' stat of '" + url_ + "'";
+  if (!sink->text) throw Error(ErrorCode::kInternal, source + " returned no stat JSON");
+  // The plugin broke abi.h's stat contract: a bug, not bad stored data.
+  auto broken = [&](const std::string& what) {
+    return Error(ErrorCode::kInternal, source + " broke the ABI: " + what);
+  };
+  rapidjson::Document doc;
+  try {
+    doc = parse_json(*sink->text, source);
+  } catch (const Error& e) {
+    throw broken(e.what());
+  }
+  if (!doc.IsObject()) throw broken("the stat JSON is not an object");
+  const auto model = doc.FindMember("modelJson");
+  const auto version = doc.FindMember("version");
+  const auto info = doc.FindMember("info");
+  if (model == doc.MemberEnd() || !model->value.IsObject()) {
+    throw broken("\"modelJson\" is missing or not an object");
+  }
+  if (version == doc.MemberEnd() || !version->value.IsString() ||
+      version->value.GetStringLength() == 0) {
+    throw broken("\"version\" is missing, empty or not a string");
+  }
+  if (info == doc.MemberEnd() || !info->value.IsObject()) {
+    throw broken("\"info\" is missing or not an object");
+  }
+  ModelStat out;
+  out.model = parse_model_json(write_json(model->value), url_);
+  out.version = std::string(version->value.GetString(), version->value.GetStringLength());
+  out.info = info_from_json(write_json(info->value), source);
+  return out;
 }
 
 }  // namespace stowage::host

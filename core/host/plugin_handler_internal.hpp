@@ -8,6 +8,7 @@
 // closed by the destructor.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,26 +31,39 @@ class PluginHandler final : public IOHandler {
   PluginHandler& operator=(const PluginHandler&) = delete;
 
   const std::string& url() const override { return url_; }
-  bool can_save() const override { return plugin_->has(STOWAGE_CAP_SAVE); }
-  bool can_load() const override { return plugin_->has(STOWAGE_CAP_LOAD); }
-  bool can_list() const override { return plugin_->has(STOWAGE_CAP_LIST); }
-  bool can_remove() const override { return plugin_->has(STOWAGE_CAP_REMOVE); }
+  // The bits of the URL's scheme, not the plugin's union.
+  bool can_save() const override { return has(STOWAGE_CAP_SAVE); }
+  bool can_load() const override { return has(STOWAGE_CAP_LOAD); }
+  bool can_list() const override { return has(STOWAGE_CAP_LIST); }
+  bool can_remove() const override { return has(STOWAGE_CAP_REMOVE); }
+  bool can_stat() const override { return has(STOWAGE_CAP_STAT); }
 
   SaveResult save(const ModelArtifacts& artifacts, const CallContext& call = {}) override;
   ModelArtifacts load(const CallContext& call = {}) override;
   std::vector<ListedModel> list(const CallContext& call = {}) override;
   ModelArtifactsInfo remove(const CallContext& call = {}) override;
+  ModelStat stat(const CallContext& call = {}) override;
 
   const std::shared_ptr<const LoadedPlugin>& plugin() const noexcept { return plugin_; }
+  const std::string& scheme() const noexcept { return scheme_; }
+  uint64_t capabilities() const noexcept { return capabilities_; }
   void set_retry_policy(const RetryPolicy& policy) { policy_ = policy; }
 
  private:
+  bool has(uint64_t bit) const noexcept { return (capabilities_ & bit) != 0; }
+  // Error(kUnimplemented) naming the scheme, for an operation the plugin
+  // serves to other schemes but not to this URL's. (An operation the whole
+  // plugin lacks fails with IOHandler's TF.js wording.)
+  [[noreturn]] void unsupported(const char* op) const;
+
   template <class Fn>
   std::unique_ptr<stowage_sink> invoke(const char* op, const CallContext& call,
                                        stowage_sink::Kind kind, Fn&& fn);
 
   std::shared_ptr<const LoadedPlugin> plugin_;
   std::string url_;
+  std::string scheme_;
+  uint64_t capabilities_ = 0;
   stowage_handler* handle_ = nullptr;
   RetryPolicy policy_;
 };

@@ -107,7 +107,14 @@ std::shared_ptr<LoadedPlugin> run_entry(const boost::dll::shared_library& lib,
 
 }  // namespace
 
-std::vector<std::string> LoadedPlugin::capability_names() const {
+uint64_t LoadedPlugin::capabilities_of(std::string_view scheme) const noexcept {
+  for (size_t i = 0; i < schemes.size() && i < scheme_capabilities.size(); ++i) {
+    if (schemes[i] == scheme) return scheme_capabilities[i];
+  }
+  return 0;
+}
+
+std::vector<std::string> LoadedPlugin::capability_names_of(uint64_t bits) {
   static const std::pair<uint64_t, const char*> kNames[] = {
       {STOWAGE_CAP_LOAD, "load"},
       {STOWAGE_CAP_SAVE, "save"},
@@ -116,10 +123,11 @@ std::vector<std::string> LoadedPlugin::capability_names() const {
       {STOWAGE_CAP_ZERO_COPY, "zero_copy"},
       {STOWAGE_CAP_ATOMIC_SAVE, "atomic_save"},
       {STOWAGE_CAP_SINGLE_THREADED, "single_threaded"},
+      {STOWAGE_CAP_STAT, "stat"},
   };
   std::vector<std::string> out;
   for (const auto& [bit, name] : kNames) {
-    if (has(bit)) out.emplace_back(name);
+    if ((bits & bit) != 0) out.emplace_back(name);
   }
   return out;
 }
@@ -190,6 +198,21 @@ std::shared_ptr<LoadedPlugin> adopt_descriptor(const stowage_plugin_desc* desc,
                         (plugin->ops.open == nullptr ? "open" : "close") +
                         "' function, which every plugin needs");
   }
+  // A 1.0 descriptor ends before scheme_capabilities, and the clamped copy
+  // left it NULL: every scheme then has the plugin-wide bits. With the
+  // array, the plugin's bits are the union over its schemes (what decides
+  // which functions may be called at all).
+  if (d.scheme_capabilities != nullptr) {
+    plugin->capabilities = d.capabilities & STOWAGE_CAP_SINGLE_THREADED;
+  }
+  for (uint32_t i = 0; i < d.scheme_count; ++i) {
+    const uint64_t bits = d.scheme_capabilities != nullptr
+                              ? (d.scheme_capabilities[i] & ~STOWAGE_CAP_SINGLE_THREADED)
+                              : d.capabilities;
+    plugin->scheme_capabilities.push_back(bits);
+    plugin->capabilities |= bits;
+  }
+
   struct CapFn {
     uint64_t bit;
     const char* cap;
@@ -201,11 +224,16 @@ std::shared_ptr<LoadedPlugin> adopt_descriptor(const stowage_plugin_desc* desc,
       {STOWAGE_CAP_SAVE, "save", ops.save != nullptr},
       {STOWAGE_CAP_LIST, "list", ops.list != nullptr},
       {STOWAGE_CAP_REMOVE, "remove", ops.remove != nullptr},
+      {STOWAGE_CAP_STAT, "stat", ops.stat != nullptr},
   };
-  for (const auto& c : checks) {
-    if (plugin->has(c.bit) && !c.present) {
-      refuse(library, "plugin '" + plugin->name + "' declares capability '" + c.cap +
-                          "' but its ops table has no '" + c.cap + "' function");
+  // Per scheme: a scheme may not claim what the ops table lacks.
+  for (size_t i = 0; i < plugin->schemes.size(); ++i) {
+    for (const auto& c : checks) {
+      if ((plugin->scheme_capabilities[i] & c.bit) != 0 && !c.present) {
+        refuse(library, "plugin '" + plugin->name + "' declares capability '" + c.cap +
+                            "' but its ops table has no '" + c.cap + "' function (scheme '" +
+                            plugin->schemes[i] + "')");
+      }
     }
   }
   // The capability bits are the truth: an undeclared function is never called.
@@ -213,6 +241,7 @@ std::shared_ptr<LoadedPlugin> adopt_descriptor(const stowage_plugin_desc* desc,
   if (!plugin->has(STOWAGE_CAP_SAVE)) plugin->ops.save = nullptr;
   if (!plugin->has(STOWAGE_CAP_LIST)) plugin->ops.list = nullptr;
   if (!plugin->has(STOWAGE_CAP_REMOVE)) plugin->ops.remove = nullptr;
+  if (!plugin->has(STOWAGE_CAP_STAT)) plugin->ops.stat = nullptr;
   return plugin;
 }
 

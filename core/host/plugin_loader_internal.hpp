@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "manifest_internal.hpp"
@@ -31,7 +32,11 @@ struct LoadedPlugin {
   std::vector<std::string> schemes;
   uint32_t abi_major = 0;
   uint32_t abi_minor = 0;
+  // Plugin-wide bits: the union over the schemes.
   uint64_t capabilities = 0;
+  // The bits of schemes[i] (ABI 1.1 per-scheme capabilities, or the
+  // plugin-wide bits for every scheme of a plugin that has none).
+  std::vector<uint64_t> scheme_capabilities;
   // Zero-filled, clamped copy; functions whose capability bit is not
   // declared are left NULL, so the host never calls them.
   stowage_ops ops{};
@@ -40,8 +45,12 @@ struct LoadedPlugin {
   mutable std::mutex call_mutex;
 
   bool has(uint64_t capability) const noexcept { return (capabilities & capability) != 0; }
-  // "load", "save", "list", "remove", "zero_copy", "atomic_save", "single_threaded".
-  std::vector<std::string> capability_names() const;
+  // The bits of one of this plugin's schemes; 0 for a scheme it does not serve.
+  uint64_t capabilities_of(std::string_view scheme) const noexcept;
+  // "load", "save", "list", "remove", "zero_copy", "atomic_save", "single_threaded",
+  // "stat" for the plugin-wide bits.
+  std::vector<std::string> capability_names() const { return capability_names_of(capabilities); }
+  static std::vector<std::string> capability_names_of(uint64_t bits);
   // Held around every call into a plugin that declared
   // STOWAGE_CAP_SINGLE_THREADED; an empty lock for every other plugin.
   std::unique_lock<std::mutex> call_lock() const;

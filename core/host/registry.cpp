@@ -330,6 +330,11 @@ struct Registry::Impl {
       info.loaded = true;
       info.version = r.loaded->version;
       info.capabilities = r.loaded->capability_names();
+      // The loaded plugin's scheme order, which may differ from the manifest's.
+      info.schemes = r.loaded->schemes;
+      for (uint64_t bits : r.loaded->scheme_capabilities) {
+        info.scheme_capabilities.push_back(host::LoadedPlugin::capability_names_of(bits));
+      }
       info.abi_major = r.loaded->abi_major;
       info.abi_minor = r.loaded->abi_minor;
     }
@@ -702,6 +707,25 @@ std::vector<PluginInfo> Registry::plugins() const {
   std::vector<PluginInfo> out;
   for (const auto& r : impl_->records) out.push_back(impl_->info_of(*r));
   return out;
+}
+
+std::vector<std::string> Registry::load_allowed_plugins() {
+  std::vector<std::shared_ptr<PluginRecord>> todo;
+  {
+    std::shared_lock<std::shared_mutex> lock(impl_->mu);
+    for (const auto& r : impl_->records) {
+      if (!r->loaded && !r->broken && impl_->allowed(*r)) todo.push_back(r);
+    }
+  }
+  std::vector<std::string> failures;
+  for (const auto& r : todo) {
+    try {
+      impl_->ensure_loaded(*r);
+    } catch (const Error& e) {
+      failures.push_back(r->name + ": " + e.what());
+    }
+  }
+  return failures;
 }
 
 Route Registry::route(std::string_view url) const {

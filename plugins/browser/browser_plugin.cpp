@@ -102,6 +102,9 @@ fs::path absolute_folder(const std::string& folder, const char* option, const st
   return fs::absolute(fs::path(folder)).lexically_normal();
 }
 
+constexpr uint64_t kStoreCaps = STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST |
+                                STOWAGE_CAP_REMOVE | STOWAGE_CAP_ATOMIC_SAVE;
+
 class BrowserHandler final : public plugin::Handler {
  public:
   BrowserHandler(std::string_view url, Options& options) : Handler(url) {
@@ -251,7 +254,9 @@ class BrowserHandler final : public plugin::Handler {
 }  // namespace
 }  // namespace stowage::browser
 
-STOWAGE_PLUGIN(stowage::browser::BrowserHandler, "browser", STOWAGE_PLUGIN_VERSION,
-               STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST | STOWAGE_CAP_REMOVE |
-                   STOWAGE_CAP_ATOMIC_SAVE,
-               "localstorage", "indexeddb", "downloads");
+// downloads:// is save only, as in TF.js (a page cannot read, list or delete
+// its downloads), so the host refuses the rest before it reaches the handler.
+STOWAGE_PLUGIN_SCHEMES(stowage::browser::BrowserHandler, "browser", STOWAGE_PLUGIN_VERSION, 0,
+                       {"localstorage", stowage::browser::kStoreCaps},
+                       {"indexeddb", stowage::browser::kStoreCaps},
+                       {"downloads", STOWAGE_CAP_SAVE});

@@ -831,14 +831,57 @@ TEST_CASE("downloads: topology only writes only the JSON; load is an error sayin
   save("downloads://", topo, opts);  // an empty name is "model", as in TF.js
   CHECK(fs::exists(folder.path() / "model.json"));
   CHECK_FALSE(fs::exists(folder.path() / "model.weights.bin"));
-  Error e = error_of([&] { load("downloads://model", opts); });
+  // downloads:// declares save only: the host refuses the rest itself, naming
+  // the scheme, before the call reaches the plugin.
+  auto handler = registry().open("downloads://model", opts);
+  CHECK(handler->can_save());
+  CHECK_FALSE(handler->can_load());
+  CHECK_FALSE(handler->can_list());
+  CHECK_FALSE(handler->can_remove());
+  Error e = error_of([&] { handler->load(); });
   CHECK(e.code() == ErrorCode::kUnimplemented);
-  CHECK(contains(e, "downloads:// is save only"));
-  CHECK(contains(e, "file://" + (folder.path() / "model.json").string()));
-  CHECK(error_of([&] { list("downloads://", opts); }).code() == ErrorCode::kUnimplemented);
+  CHECK(std::string(e.what()) ==
+        "Scheme 'downloads' (plugin 'browser') does not support 'load' (it declares: save); "
+        "nothing was done for 'downloads://model'");
+  Error l = error_of([&] { list("downloads://", opts); });
+  CHECK(l.code() == ErrorCode::kUnimplemented);
+  CHECK(contains(l, "Scheme 'downloads' (plugin 'browser') does not support 'list'"));
+  Error r = error_of([&] { remove("downloads://model", opts); });
+  CHECK(r.code() == ErrorCode::kUnimplemented);
+  CHECK(contains(r, "Scheme 'downloads' (plugin 'browser') does not support 'remove'"));
+  CHECK(fs::exists(folder.path() / "model.json"));
+  // TF.js's wording through load_model, with the scheme's reason after it.
+  Error m = error_of([&] { load_model("downloads://model", opts, {}, registry()); });
+  CHECK(m.code() == ErrorCode::kUnimplemented);
+  CHECK(contains(m,
+                 "does not have the `load` method implemented. Scheme 'downloads' (plugin "
+                 "'browser') declares only: save."));
   // A name with '/' is one file name, as a browser sanitizes it.
   save("downloads://a/b", topo, opts);
   CHECK(fs::exists(folder.path() / "a_b.json"));
+}
+
+TEST_CASE("the registry shows each scheme's own capabilities once the plugin is loaded") {
+  TempDir folder;
+  registry().open("downloads://m", "{\"folder\":" + json::quote(folder.path().string()) + "}");
+  bool seen = false;
+  for (const PluginInfo& p : registry().plugins()) {
+    if (p.name != "browser") continue;
+    seen = true;
+    REQUIRE(p.loaded);
+    REQUIRE(p.scheme_capabilities.size() == p.schemes.size());
+    for (size_t i = 0; i < p.schemes.size(); ++i) {
+      const std::vector<std::string>& caps = p.scheme_capabilities[i];
+      if (p.schemes[i] == "downloads") {
+        CHECK(caps == std::vector<std::string>{"save"});
+      } else {
+        CHECK(caps == std::vector<std::string>{"load", "save", "list", "remove", "atomic_save"});
+      }
+    }
+    CHECK(p.capabilities ==
+          std::vector<std::string>{"load", "save", "list", "remove", "atomic_save"});
+  }
+  CHECK(seen);
 }
 
 TEST_CASE("downloads: the default folder is the user's download folder") {

@@ -97,6 +97,7 @@ static const stowage_ops kOps = {sizeof(stowage_ops),
 #else
                                  tp_list,
 #endif
+                                 NULL,
                                  NULL};
 
 #ifdef TP_EXTRA_SCHEME
@@ -118,7 +119,8 @@ static const stowage_plugin_desc kDesc = {
     "1.2.3",
     kSchemes,
     STOWAGE_CAP_LOAD | STOWAGE_CAP_LIST,
-    &kOps};
+    &kOps,
+    NULL};
 
 #ifdef TP_NO_ENTRY
 /* Looks like an entry point under the wrong name (an older ABI, say). */

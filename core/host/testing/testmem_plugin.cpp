@@ -408,8 +408,8 @@ void tm_remove(stowage_handler* h, const stowage_call* call, stowage_sink* out,
   g_host->sink_set_text(out, info.data(), info.size());
 }
 
-const stowage_ops kOps = {
-    sizeof(stowage_ops), 0, tm_open, tm_close, tm_save, tm_load, tm_list, tm_remove};
+const stowage_ops kOps = {sizeof(stowage_ops), 0,      tm_open, tm_close, tm_save, tm_load, tm_list,
+                          tm_remove,           nullptr};
 const char* const kSchemes[] = {TP_SCHEME};
 const stowage_plugin_desc kDesc = {sizeof(stowage_plugin_desc),
                                    STOWAGE_ABI_MAJOR,
@@ -424,7 +424,8 @@ const stowage_plugin_desc kDesc = {sizeof(stowage_plugin_desc),
                                        | STOWAGE_CAP_SINGLE_THREADED
 #endif
                                    ,
-                                   &kOps};
+                                   &kOps,
+                                   nullptr};
 
 }  // namespace
 

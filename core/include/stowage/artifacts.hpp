@@ -1,5 +1,5 @@
 // The TF.js data model (spec §1): weight specs, the weights manifest,
-// ModelArtifacts, ModelArtifactsInfo, SaveResult and ListedModel.
+// ModelArtifacts, ModelArtifactsInfo, SaveResult, ListedModel and ModelStat.
 //
 // JSON-valued fields hold compact JSON text exactly as JSON.stringify writes
 // it (no whitespace, ECMAScript number form, insertion key order), so they
@@ -120,6 +120,19 @@ struct SaveResult {
 // so the plugin kit builds against this library alone.
 struct ListedModel {
   std::string url;  // a URL load accepts
+  ModelArtifactsInfo info;
+};
+
+// What stat() tells about a stored model, without its weight bytes. Here,
+// like ListedModel, so the plugin kit builds against this library alone.
+struct ModelStat {
+  // The model.json fields as load() would give them, weight_data absent.
+  ModelArtifacts model;
+  // Opaque; equal for two stats of the same stored model, different once the
+  // model was replaced (including a weight file rewritten in place where the
+  // store can see it). Compare only for equality.
+  std::string version;
+  // As load() followed by artifacts_info() would give (dateSaved aside).
   ModelArtifactsInfo info;
 };
 

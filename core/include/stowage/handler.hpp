@@ -41,12 +41,15 @@ class IOHandler {
   virtual bool can_load() const { return false; }
   virtual bool can_list() const { return false; }
   virtual bool can_remove() const { return false; }
+  virtual bool can_stat() const { return false; }
 
   // Each throws Error(kUnimplemented) unless the matching can_*() is true.
   virtual SaveResult save(const ModelArtifacts& artifacts, const CallContext& call = {});
   virtual ModelArtifacts load(const CallContext& call = {});
   virtual std::vector<ListedModel> list(const CallContext& call = {});
   virtual ModelArtifactsInfo remove(const CallContext& call = {});
+  // Throws Error(kNotFound) when there is no model.
+  virtual ModelStat stat(const CallContext& call = {});
 };
 
 }  // namespace stowage

@@ -29,6 +29,9 @@ struct PluginInfo {
   std::filesystem::path library;
   std::vector<std::string> schemes;
   std::vector<std::string> capabilities;  // "load", "save", ... once loaded
+  // Parallel to schemes, once loaded: each scheme's own capabilities (a
+  // plugin may serve a scheme with fewer operations than another).
+  std::vector<std::vector<std::string>> scheme_capabilities;
   uint32_t abi_major = 0;
   uint32_t abi_minor = 0;
   std::string source;  // "api", "config", "STOWAGE_PLUGIN_PATH", "default"
@@ -92,6 +95,10 @@ class Registry {
   std::optional<std::vector<std::string>> list_locations() const;
 
   std::vector<PluginInfo> plugins() const;
+  // Loads the library of every allowed plugin not loaded yet, so that
+  // plugins() shows what each scheme can do. A library that fails to load
+  // stays unloaded; returns one "<plugin>: <error>" line per failure.
+  std::vector<std::string> load_allowed_plugins();
   std::vector<std::string> schemes() const;
   std::vector<std::filesystem::path> searched_folders() const;
 

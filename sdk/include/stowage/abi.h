@@ -1,5 +1,5 @@
 /*
- * stowage plugin ABI, version 1.0.
+ * stowage plugin ABI, version 1.1.
  *
  * A plugin is a shared library that exports exactly one C symbol,
  * STOWAGE_ENTRY_SYMBOL, of type stowage_entry_fn. It serves one or more URL
@@ -42,7 +42,7 @@ extern "C" {
 #endif
 
 #define STOWAGE_ABI_MAJOR 1u
-#define STOWAGE_ABI_MINOR 0u
+#define STOWAGE_ABI_MINOR 1u
 
 /* The only symbol a plugin exports. The major version is part of the name. */
 #define STOWAGE_ENTRY_SYMBOL "stowage_plugin_entry_v1"
@@ -156,7 +156,8 @@ typedef struct stowage_host_api {
   void (*status_set)(stowage_status* st, int32_t code, int32_t retryable, const char* msg,
                      size_t msg_len);
   /* Sets the sink's text: the artifacts JSON of load, the info JSON of
-   * remove, the response JSON of save, the URL of convert_weight_url. */
+   * remove, the response JSON of save, the stat JSON of stat, the URL of
+   * convert_weight_url. */
   void (*sink_set_text)(stowage_sink* sink, const char* text, size_t len);
   /* Appends one weight buffer to a load sink; the host takes ownership and
    * sets buf->release to NULL. */
@@ -251,6 +252,29 @@ typedef struct stowage_ops {
   void (*remove)(stowage_handler* handler, const stowage_call* call, stowage_sink* out,
                  stowage_status* st);
   /* ABI 1.x additions go below this line. */
+
+  /* ABI 1.1 additions. */
+
+  /*
+   * Describes the model at the handler's URL without reading its weight
+   * bytes (set only with STOWAGE_CAP_STAT). Sets on out, with
+   * sink_set_text, one JSON object:
+   *   {"modelJson": <the artifacts JSON load would set, as a JSON object>,
+   *    "version": "<token>",
+   *    "info": <the ModelArtifactsInfo JSON of the model, as list gives>}
+   * "info"'s weightDataBytes is the stored weight bytes load would return.
+   * The version token is an opaque non-empty string; two stats of the same
+   * stored model give the same token, and any replacement of the model
+   * (a save, or a weight file rewritten behind an unchanged model.json
+   * where the store can see it) gives another one. It is only compared for
+   * equality, never parsed, and carries no secret.
+   * May be called from several threads at once, like load.
+   * NOT_FOUND: no model at the URL.
+   * INVALID_ARGUMENT: the stored model.json is not valid.
+   * PERMISSION_DENIED, UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED: as above.
+   */
+  void (*stat)(stowage_handler* handler, const stowage_call* call, stowage_sink* out,
+               stowage_status* st);
 } stowage_ops;
 
 /* ---- Descriptor -------------------------------------------------------- */
@@ -263,6 +287,7 @@ typedef struct stowage_ops {
 #define STOWAGE_CAP_ATOMIC_SAVE (1ull << 5) /* readers see the old or the new model, never a mix \
                                              */
 #define STOWAGE_CAP_SINGLE_THREADED (1ull << 6) /* the host must serialise calls */
+#define STOWAGE_CAP_STAT (1ull << 7)            /* ops->stat is set (ABI 1.1) */
 
 typedef struct stowage_plugin_desc {
   uint32_t struct_size;
@@ -274,6 +299,25 @@ typedef struct stowage_plugin_desc {
   const char* const* schemes; /* lowercase, without "://"; static storage */
   uint64_t capabilities;      /* STOWAGE_CAP_* bits; the host checks them against ops */
   const stowage_ops* ops;     /* static storage inside the plugin */
+
+  /* ABI 1.1 additions. */
+
+  /*
+   * Per-scheme capabilities: scheme_count entries, scheme_capabilities[i]
+   * holding the STOWAGE_CAP_* bits of schemes[i]; static storage inside the
+   * plugin, read once by the host under its loader lock. NULL (or a 1.0
+   * descriptor, which ends before this field) gives every scheme the
+   * plugin-wide `capabilities`. With the array, the host ignores the
+   * plugin-wide bits except STOWAGE_CAP_SINGLE_THREADED (a property of the
+   * library, read from `capabilities` only and ignored in the array); a
+   * plugin sets `capabilities` to the union of its schemes' bits so that a
+   * 1.0 host sees a sensible whole. A scheme whose bits name an operation
+   * the ops table lacks gets the whole plugin refused. The host calls an
+   * operation for a URL only when the URL's scheme declares its bit, and
+   * otherwise fails the call with STOWAGE_UNIMPLEMENTED naming the scheme,
+   * without reaching the plugin.
+   */
+  const uint64_t* scheme_capabilities;
 } stowage_plugin_desc;
 
 /*

@@ -443,6 +443,10 @@ class Handler {
   }
   virtual std::vector<ListedModel> list(Call& call) { unsupported("list", call); }
   virtual ModelArtifactsInfo remove(Call& call) { unsupported("remove", call); }
+  // STOWAGE_CAP_STAT: the model.json fields (weight_data absent), a version
+  // token that changes whenever the stored model does, and the info load
+  // would give; without reading weight bytes. Error(kNotFound) for no model.
+  virtual ModelStat stat(Call& call) { unsupported("stat", call); }
 
  private:
   [[noreturn]] void unsupported(const char* op, Call&) const {
@@ -450,6 +454,50 @@ class Handler {
   }
 
   std::string url_;
+};
+
+// The ModelArtifactsInfo that load() followed by artifacts_info() gives for
+// a model whose model.json fields are `model` and whose stored weights are
+// `buffer_count` buffers (files, objects) of `weight_bytes` in all: for a
+// stat, which reads no weight bytes.
+inline ModelArtifactsInfo stat_info(const ModelArtifacts& model, uint64_t weight_bytes,
+                                    size_t buffer_count) {
+  ModelArtifactsInfo info = artifacts_info(model);
+  const bool has_weights = model.weight_specs || model.weights_manifest || buffer_count > 0;
+  if (has_weights) {
+    info.weight_data_bytes =
+        buffer_count == 0 ? std::nullopt : std::optional<uint64_t>(weight_bytes);
+  }
+  return info;
+}
+
+// A version token from parts that each identify one stored piece (an ETag,
+// "mtime:size:inode"): a 64-bit FNV-1a digest of them in order, as 16 hex
+// digits, so the token stays short and says nothing about the store.
+inline std::string version_token(const std::vector<std::string>& parts) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](std::string_view bytes) {
+    for (unsigned char c : bytes) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+  };
+  for (const std::string& part : parts) {
+    mix(std::to_string(part.size()));  // length first: ("ab","c") differs from ("a","bc")
+    mix(":");
+    mix(part);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, h >>= 4) out[static_cast<size_t>(i)] = kHex[h & 0xf];
+  return out;
+}
+
+// One scheme of a plugin declared with STOWAGE_PLUGIN_SCHEMES and its
+// STOWAGE_CAP_* bits.
+struct SchemeCaps {
+  const char* scheme;
+  uint64_t capabilities;
 };
 
 // ---- Glue between the C ABI and the C++ kit -------------------------------
@@ -610,12 +658,28 @@ inline void op_remove(stowage_handler* handler, const stowage_call* raw, stowage
   });
 }
 
+inline void op_stat(stowage_handler* handler, const stowage_call* raw, stowage_sink* out,
+                    stowage_status* st) noexcept {
+  guarded(st, [&] {
+    Handler* h = handler_of(handler);
+    Call call(raw, h->url(), "stat", st);
+    call.check();  // a call cancelled or late before it starts does nothing
+    ModelStat stat = h->stat(call);
+    stat.model.weight_data.reset();  // abi.h: the JSON never carries weight bytes
+    std::string json = "{\"modelJson\":" + artifacts_to_json(stat.model) +
+                       ",\"version\":" + json::quote(stat.version) +
+                       ",\"info\":" + info_to_json(stat.info) + "}";
+    host().sink_set_text(out, json.data(), json.size());
+  });
+}
+
 // Builds the descriptor once (the host calls the entry under its loader
 // lock). Returns NULL for a host of another ABI major.
 template <typename H>
 const stowage_plugin_desc* describe(const stowage_host_api* api, const char* name,
                                     const char* version, uint64_t caps, const char* const* schemes,
-                                    uint32_t scheme_count) noexcept {
+                                    uint32_t scheme_count,
+                                    const uint64_t* scheme_caps = nullptr) noexcept {
   static_assert(std::is_base_of_v<Handler, H>, "STOWAGE_PLUGIN needs a stowage::plugin::Handler");
   static_assert(std::is_constructible_v<H, std::string_view, Options&>,
                 "a handler is constructed from (std::string_view url, Options& options)");
@@ -633,6 +697,7 @@ const stowage_plugin_desc* describe(const stowage_host_api* api, const char* nam
   ops.load = (caps & STOWAGE_CAP_LOAD) ? &op_load : nullptr;
   ops.list = (caps & STOWAGE_CAP_LIST) ? &op_list : nullptr;
   ops.remove = (caps & STOWAGE_CAP_REMOVE) ? &op_remove : nullptr;
+  ops.stat = (caps & STOWAGE_CAP_STAT) ? &op_stat : nullptr;
 
   static stowage_plugin_desc desc{};
   desc.struct_size = sizeof desc;
@@ -644,7 +709,26 @@ const stowage_plugin_desc* describe(const stowage_host_api* api, const char* nam
   desc.schemes = schemes;
   desc.capabilities = caps;
   desc.ops = &ops;
+  desc.scheme_capabilities = scheme_caps;
   return &desc;
+}
+
+// describe() for STOWAGE_PLUGIN_SCHEMES: splits the pairs into the
+// descriptor's two static arrays; the plugin-wide bits are their union plus
+// `extra` (STOWAGE_CAP_SINGLE_THREADED).
+template <typename H, size_t N>
+const stowage_plugin_desc* describe_schemes(const stowage_host_api* api, const char* name,
+                                            const char* version, uint64_t extra,
+                                            const SchemeCaps (&pairs)[N]) noexcept {
+  static const char* names[N];
+  static uint64_t bits[N];
+  uint64_t all = extra;
+  for (size_t i = 0; i < N; ++i) {
+    names[i] = pairs[i].scheme;
+    bits[i] = pairs[i].capabilities;
+    all |= pairs[i].capabilities;
+  }
+  return describe<H>(api, name, version, all, names, static_cast<uint32_t>(N), bits);
 }
 
 }  // namespace detail
@@ -656,6 +740,21 @@ const stowage_plugin_desc* describe(const stowage_host_api* api, const char* nam
 // version VERSION, capability bits CAPS (STOWAGE_CAP_*) and the URL schemes
 // that follow (lowercase, without "://"). Use once per plugin, at namespace
 // scope, followed by a semicolon.
+// As STOWAGE_PLUGIN, with capability bits per scheme: the arguments after
+// EXTRA (plugin-wide bits that belong to no scheme, such as
+// STOWAGE_CAP_SINGLE_THREADED, or 0) are {"scheme", STOWAGE_CAP_...} pairs,
+// e.g. {"downloads", STOWAGE_CAP_SAVE}. The host refuses a call a URL's
+// scheme does not declare before it reaches the handler.
+#define STOWAGE_PLUGIN_SCHEMES(HANDLER, NAME, VERSION, EXTRA, ...)                          \
+  extern "C" __attribute__((visibility("default"))) const stowage_plugin_desc*              \
+  stowage_plugin_entry_v1(const stowage_host_api* host) {                                   \
+    static const ::stowage::plugin::SchemeCaps stowage_scheme_caps[] = {__VA_ARGS__};       \
+    return ::stowage::plugin::detail::describe_schemes<HANDLER>(host, NAME, VERSION, EXTRA, \
+                                                                stowage_scheme_caps);       \
+  }                                                                                         \
+  static_assert(std::is_same_v<decltype(&stowage_plugin_entry_v1), ::stowage_entry_fn>,     \
+                "the entry point has the type abi.h declares")
+
 #define STOWAGE_PLUGIN(HANDLER, NAME, VERSION, CAPS, ...)                               \
   extern "C" __attribute__((visibility("default"))) const stowage_plugin_desc*          \
   stowage_plugin_entry_v1(const stowage_host_api* host) {                               \

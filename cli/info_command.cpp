@@ -103,7 +103,39 @@ struct Report {
   std::vector<TensorExtent> extents;
   std::vector<TensorStats> stats;  // empty unless --stats
   uint64_t weight_bytes = 0;
+  std::optional<std::string> version;  // set when the store's stat answered
 };
+
+// Each tensor's place from its spec alone, when every tensor has a fixed
+// size; nullopt when a string tensor's size lies in its bytes.
+std::optional<std::vector<TensorExtent>> spec_extents(const std::vector<WeightSpec>& specs) {
+  std::vector<TensorExtent> extents;
+  uint64_t offset = 0;
+  for (const WeightSpec& spec : specs) {
+    const std::optional<uint64_t> bytes = fixed_byte_size(spec);
+    if (!bytes) return std::nullopt;
+    extents.push_back({offset, *bytes});
+    offset += *bytes;
+  }
+  return extents;
+}
+
+// What info shows, from a stat: no weight byte is read, so it also answers
+// for a model whose weights are large, remote or damaged. false when the
+// answer needs the bytes (a string tensor's size lies in them).
+bool report_from_stat(IOHandler& handler, const CallContext& call, Report& r) {
+  ModelStat stat = handler.stat(call);
+  std::vector<WeightSpec> specs = stat.model.weight_specs.value_or(std::vector<WeightSpec>{});
+  std::optional<std::vector<TensorExtent>> extents = spec_extents(specs);
+  if (!extents) return false;
+  r.artifacts = std::move(stat.model);
+  r.sizes = stat.info;
+  r.specs = std::move(specs);
+  r.extents = std::move(*extents);
+  r.weight_bytes = stat.info.weight_data_bytes.value_or(0);
+  r.version = std::move(stat.version);
+  return true;
+}
 
 // The shards of each manifest group with their sizes; weight_data holds one
 // buffer per path in manifest order.
@@ -136,6 +168,7 @@ void print_human(const Report& r, bool with_stats) {
            value + "\n";
   };
   line("model", r.url);
+  if (r.version) line("version", *r.version);
   line("format", field_text(a.format));
   line("generatedBy", field_text(a.generated_by));
   line("convertedBy", field_text(a.converted_by));
@@ -209,6 +242,7 @@ void print_json(const Report& r, bool with_stats) {
   JsonWriter w;
   w.begin_object();
   w.key("url").string(r.url);
+  if (r.version) w.key("version").string(*r.version);
   w.key("format");
   field_json(w, a.format);
   w.key("generatedBy");
@@ -311,19 +345,27 @@ int run_info(const InfoArgs& args, const CommonOptions& common) {
   r.url = normalize_url(args.url);
   const std::string options = options_json(args.options, "--options");
   try {
-    {
-      Progress progress(common, "loading");
-      r.artifacts = load_model(r.url, options, progress.context());
+    std::unique_ptr<IOHandler> handler = Registry::global().open(r.url, options);
+    bool described = false;
+    if (!args.stats && handler->can_stat()) {
+      Progress progress(common, "reading model.json");
+      described = report_from_stat(*handler, progress.context(), r);
     }
-    r.sizes = artifacts_info(r.artifacts);
-    r.specs = r.artifacts.weight_specs.value_or(std::vector<WeightSpec>{});
-    static const WeightData kNoData;
-    const WeightData& data = r.artifacts.weight_data ? *r.artifacts.weight_data : kNoData;
-    r.weight_bytes = total_size(data);
-    r.extents = tensor_extents(data, r.specs, r.url);
-    if (args.stats) {
-      for (const Tensor& tensor : decode_weights(data, r.specs)) {
-        r.stats.push_back(tensor_stats(tensor));
+    if (!described) {
+      {
+        Progress progress(common, "loading");
+        r.artifacts = load_model(*handler, progress.context());
+      }
+      r.sizes = artifacts_info(r.artifacts);
+      r.specs = r.artifacts.weight_specs.value_or(std::vector<WeightSpec>{});
+      static const WeightData kNoData;
+      const WeightData& data = r.artifacts.weight_data ? *r.artifacts.weight_data : kNoData;
+      r.weight_bytes = total_size(data);
+      r.extents = tensor_extents(data, r.specs, r.url);
+      if (args.stats) {
+        for (const Tensor& tensor : decode_weights(data, r.specs)) {
+          r.stats.push_back(tensor_stats(tensor));
+        }
       }
     }
   } catch (const Error& e) {
@@ -345,8 +387,9 @@ void add_info_command(CLI::App& app, CommonOptions& common, Runner& run) {
   auto args = std::make_shared<InfoArgs>();
   CLI::App* sub = app.add_subcommand(
       "info",
-      "Load a model and show its metadata, SaveResult sizes, weights manifest and a table of "
-      "its weights (name, dtype, shape, quantization, bytes)");
+      "Show a model's metadata, SaveResult sizes, weights manifest and a table of its weights "
+      "(name, dtype, shape, quantization, bytes); read from the store's stat, without the weight "
+      "bytes, when its scheme has one and no tensor is a string, else from a load");
   sub->add_option("URL", args->url, "The model, e.g. file://models/a/model.json")->required();
   sub->add_flag("--stats", args->stats,
                 "Decode every tensor and add min, max and mean of its (dequantised) values; "

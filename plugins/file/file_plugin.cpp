@@ -22,6 +22,10 @@
 //           listed by its file:// URL; dateSaved is model.json's mtime.
 //   remove  model.json and exactly the files its manifest names, then the
 //           folder if that left it empty.
+//   stat    model.json, and the status (no bytes) of each weight file it
+//           names; the version is a digest of mtime, ctime, size and inode
+//           of each. Timestamps tick with the kernel's clock (a few ms), so
+//           a same-size rewrite in place within one tick is not seen.
 //
 //   Options (a JSON object; any other key is refused):
 //     "shard_size"  bytes per weight file; 0 (default) writes one weights.bin.
@@ -154,6 +158,27 @@ class FileReader final : public BlobStore::Reader {
       ::munmap(const_cast<void*>(p), size);
     });
     return Buffer::wrap(static_cast<const uint8_t*>(addr), size, std::move(owner), path);
+  }
+
+  // The file's own status, confined as get() confines weight files
+  // (`confine`), without opening it. nullopt when it does not exist.
+  std::optional<struct stat> status_of(const std::string& key, bool confine) const {
+    if (!dir_) return std::nullopt;
+    const std::string path = join(folder_, key);
+    struct stat st;
+    if (::fstatat(dir_.get(), key.c_str(), &st, confine ? AT_SYMLINK_NOFOLLOW : 0) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
+      throw errno_error(errno, "Cannot stat " + path);
+    }
+    if (confine && (S_ISLNK(st.st_mode) || key.find('/') != std::string::npos) &&
+        !inside(key, path, &st)) {
+      return std::nullopt;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      throw Error(confine ? ErrorCode::kDataLoss : ErrorCode::kInvalidArgument,
+                  path + " is not a regular file");
+    }
+    return st;
   }
 
   // The folder's path now leads to another folder (a save swapped it in),
@@ -750,6 +775,60 @@ class FileHandler final : public plugin::Handler {
     return with_layout(*at, [&](const BlobLayout& layout) { return layout.list(call); });
   }
 
+  // model.json is read and every weight file only stat'ed, all relative to
+  // the folder opened once (as a load reads), so a save that swaps the
+  // folder meanwhile makes the stat start again instead of mixing versions.
+  ModelStat stat(Call& call) override {
+    for (int attempt = 1;; ++attempt) {
+      call.check();
+      const bool last = attempt == BlobLayout::kLoadAttempts;
+      std::optional<Where> at = existing();
+      if (!at) throw no_model();
+      const std::string& name = at->location.model_name;
+      FileReader reader(at->folder, name);
+      std::optional<struct stat> before = reader.status_of(name, false);
+      std::optional<Buffer> text = before ? reader.get(name, call) : std::nullopt;
+      std::optional<struct stat> after = text ? reader.status_of(name, false) : std::nullopt;
+      if (!after) {
+        if (reader.stale() && !last) continue;
+        throw no_model();
+      }
+      const std::string model_path = join(at->folder, name);
+      if (identity(*before) != identity(*after)) {
+        if (!last) continue;  // rewritten in place while it was read
+        throw Error(ErrorCode::kUnavailable, model_path + " kept changing while it was read",
+                    /*retryable=*/true);
+      }
+      ModelStat out;
+      out.model = parse_model_json(text->view(), model_path);
+      std::vector<std::string> parts = {identity(*after)};
+      uint64_t weight_bytes = 0;
+      size_t files = 0;
+      bool restart = false;
+      for (const WeightGroup& group : out.model.weights_manifest.value_or(WeightsManifest{})) {
+        for (const std::string& path : group.paths) {
+          const std::string key = plugin::weight_key("", path, model_path);
+          std::optional<struct stat> st = reader.status_of(key, true);
+          if (!st) {
+            restart = reader.stale() && !last;
+            if (restart) break;
+            throw Error(ErrorCode::kDataLoss, "Weight file " + join(at->folder, key) +
+                                                  " does not exist: stat of " + url() + " failed");
+          }
+          parts.push_back(identity(*st));
+          weight_bytes += static_cast<uint64_t>(st->st_size);
+          ++files;
+        }
+        if (restart) break;
+      }
+      if (restart || (reader.stale() && !last)) continue;
+      out.version = plugin::version_token(parts);
+      out.info = plugin::stat_info(out.model, weight_bytes, files);
+      out.info.date_saved = mtime_of(*after);
+      return out;
+    }
+  }
+
   ModelArtifactsInfo remove(Call& call) override {
     std::optional<Where> at = existing();
     if (!at) {
@@ -769,6 +848,22 @@ class FileHandler final : public plugin::Handler {
     }
     if (S_ISDIR(st.st_mode)) return Where{path_, BlobLocation{}};
     return Where{parent_of(path_), BlobLocation{"", name_of(path_), true}};
+  }
+
+  Error no_model() const {
+    return Error(ErrorCode::kNotFound,
+                 "No model at " + url() + ": Path " + path_ + " does not exist");
+  }
+
+  // What tells one stored file from another: a save writes new files
+  // (another inode), an edit in place moves mtime or ctime or the size.
+  // Timestamps tick with the kernel's clock (a few ms): two writes of the
+  // same size within one tick, to the same inode, look alike.
+  static std::string identity(const struct stat& st) {
+    return std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
+           std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec) + ":" +
+           std::to_string(st.st_size) + ":" + std::to_string(st.st_ino) + ":" +
+           std::to_string(st.st_dev);
   }
 
   // The folder a save replaces: the path itself, or the folder around a
@@ -799,5 +894,5 @@ class FileHandler final : public plugin::Handler {
 
 STOWAGE_PLUGIN(stowage::file::FileHandler, "file", STOWAGE_PLUGIN_VERSION,
                STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST | STOWAGE_CAP_REMOVE |
-                   STOWAGE_CAP_ZERO_COPY | STOWAGE_CAP_ATOMIC_SAVE,
+                   STOWAGE_CAP_ZERO_COPY | STOWAGE_CAP_ATOMIC_SAVE | STOWAGE_CAP_STAT,
                "file");

@@ -662,3 +662,114 @@ TEST_CASE("the bad-input corpus fails through file:// with its named cause") {
     }
   }
 }
+
+namespace {
+
+ModelStat stat(const std::string& url) { return registry().open(url)->stat(); }
+
+// Moves a file's mtime one second on: what a later write would show. Kernel
+// timestamps tick every few milliseconds, so a rewrite within the test's
+// first tick would otherwise look like the file it replaced.
+void later_mtime(const fs::path& path) {
+  struct stat st;
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  times[1].tv_sec += 1;
+  REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+}
+
+ino_t inode_of(const fs::path& path) {
+  struct stat st;
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st.st_ino;
+}
+
+}  // namespace
+
+TEST_CASE("stat gives model.json, the info load gives and a stable version, reading no weights") {
+  TempDir tmp;
+  ModelArtifacts a = float_model(ramp(20, 0.0f), {4, 10});
+  a.user_defined_metadata = R"({"k":1})";
+  save(tmp.url("m"), a, R"({"shard_size": 32})");
+  ModelArtifacts loaded = load(tmp.url("m"));
+  const ModelArtifactsInfo expected = artifacts_info(loaded);
+  for (const std::string& url : {tmp.url("m"), tmp.url("m/model.json")}) {
+    CAPTURE(url);
+    ModelStat s = stat(url);
+    CHECK_FALSE(s.model.weight_data.has_value());
+    CHECK(s.model.weight_specs == loaded.weight_specs);
+    REQUIRE(s.model.weights_manifest.has_value());
+    CHECK((*s.model.weights_manifest)[0].paths == (*loaded.weights_manifest)[0].paths);
+    CHECK(s.model.model_topology == loaded.model_topology);
+    CHECK(s.model.user_defined_metadata == loaded.user_defined_metadata);
+    CHECK(s.model.format == loaded.format);
+    CHECK(s.info.weight_data_bytes == std::optional<uint64_t>(80));
+    CHECK(s.info.model_topology_bytes == expected.model_topology_bytes);
+    CHECK(s.info.weight_specs_bytes == expected.weight_specs_bytes);
+    CHECK(s.info.model_topology_type == expected.model_topology_type);
+    CHECK(s.version.size() == 16);
+    CHECK(stat(url).version == s.version);
+  }
+  CHECK(stat(tmp.url("m")).version == stat(tmp.url("m/model.json")).version);
+}
+
+TEST_CASE("stat's version changes with a weight file rewritten in place, model.json, a save") {
+  TempDir tmp;
+  const fs::path m = tmp.path() / "m";
+  save(tmp.url("m"), float_model(ramp(20, 0.0f)), R"({"shard_size": 32})");
+  const std::string v0 = stat(tmp.url("m")).version;
+
+  // Other bytes of the same size in the same file: only its status tells.
+  const fs::path shard = m / "group1-shard2of3.bin";
+  const ino_t inode = inode_of(shard);
+  std::string bytes = read_file(shard);
+  for (char& c : bytes) c = static_cast<char>(~c);
+  write_file(shard, bytes);
+  later_mtime(shard);
+  REQUIRE(inode_of(shard) == inode);
+  const std::string v1 = stat(tmp.url("m")).version;
+  CHECK(v1 != v0);
+  CHECK(stat(tmp.url("m")).version == v1);
+
+  std::string json = read_file(m / "model.json");
+  json.replace(json.find("\"format\""), 8, "\"userDefinedMetadata\":{\"x\":2},\"format\"");
+  write_file(m / "model.json", json);
+  later_mtime(m / "model.json");
+  ModelStat s2 = stat(tmp.url("m"));
+  CHECK(s2.version != v1);
+  CHECK(s2.version != v0);
+  CHECK(s2.model.user_defined_metadata == std::optional<std::string>(R"({"x":2})"));
+
+  save(tmp.url("m"), float_model(ramp(20, 0.0f)), R"({"shard_size": 32})");
+  const std::string v3 = stat(tmp.url("m")).version;
+  CHECK(v3 != s2.version);
+  CHECK(v3 != v0);
+}
+
+TEST_CASE("stat: NOT_FOUND names the URL; missing, escaping and traversing weights as load") {
+  TempDir tmp;
+  const fs::path m = tmp.path() / "m";
+  Error missing = error_of([&] { stat(tmp.url("nope")); });
+  CHECK(missing.code() == ErrorCode::kNotFound);
+  CHECK(std::string(missing.what()) == "No model at " + tmp.url("nope") + ": Path " +
+                                           (tmp.path() / "nope").string() + " does not exist");
+  fs::create_directory(tmp.path() / "empty");
+  CHECK(error_of([&] { stat(tmp.url("empty")); }).code() == ErrorCode::kNotFound);
+
+  save(tmp.url("m"), float_model(ramp(4, 1.0f)));
+  fs::rename(m / "weights.bin", tmp.path() / "outside.bin");
+  Error shard = error_of([&] { stat(tmp.url("m")); });
+  CHECK(shard.code() == ErrorCode::kDataLoss);
+  CHECK(std::string(shard.what()) == "Weight file " + (m / "weights.bin").string() +
+                                         " does not exist: stat of " + tmp.url("m") + " failed");
+
+  fs::create_symlink("../outside.bin", m / "weights.bin");
+  Error escape = error_of([&] { stat(tmp.url("m")); });
+  CHECK(escape.code() == ErrorCode::kInvalidArgument);
+  CHECK(std::string(escape.what()).find("outside the model folder") != std::string::npos);
+
+  std::string json = read_file(m / "model.json");
+  json.replace(json.find("\"weights.bin\""), 13, "\"../outside.bin\"");
+  write_file(m / "model.json", json);
+  CHECK(error_of([&] { stat(tmp.url("m")); }).code() == ErrorCode::kInvalidArgument);
+}

@@ -49,6 +49,13 @@
 //           missing, then "model.json?tfjs-format=file"; a URL that has a
 //           query keeps it, "tfjs-format=file" joined to it with "&" (TF.js
 //           appends a second "?", which breaks such URLs).
+//   stat    model.json by GET and each weight file by HEAD (refused as load
+//           refuses a shard). The version is a digest of model.json's bytes,
+//           ETag and Last-Modified, and each weight file's ETag,
+//           Last-Modified and Content-Length: a weight file replaced behind
+//           an unchanged model.json changes it when the server sends a
+//           validator (an ETag, or a Last-Modified that moved), and only
+//           when its size changed if the server sends neither.
 //   list, remove  Not supported: a web server has no listing protocol.
 //
 //   Options (a JSON object; any other key is refused):
@@ -372,7 +379,71 @@ class HttpHandler final : public plugin::Handler {
     return artifacts;
   }
 
+  // model.json by GET, then each weight file by HEAD (in parallel, as load
+  // fetches them), each refused as load refuses a shard.
+  ModelStat stat(Call& call) override {
+    call.check();
+    Control control = control_for(call);
+    Request get;
+    get.url = model_url_;
+    get.headers = header_list(true);
+    get.max_body_bytes = kMaxModelJson;
+    Response r = client().send(get, control);
+    if (!r.ok()) {
+      throw net::status_error(r.status, r.reason,
+                              "Request to " + redacted() + " failed with status code " +
+                                  std::to_string(r.status) + " (stat of the model)");
+    }
+    ModelStat out;
+    out.model = parse_model(r);
+    std::vector<std::string> parts = {validators(r),
+                                      plugin::version_token({std::string(r.body.view())})};
+    uint64_t weight_bytes = 0;
+    size_t files = 0;
+    if (out.model.weights_manifest) {
+      const WeightsManifest& manifest = *out.model.weights_manifest;
+      std::vector<std::string> urls = weight_urls(manifest, call);
+      const std::string origin = parsed_.origin();
+      std::vector<Request> heads;
+      size_t index = 0;
+      for (const WeightGroup& group : manifest) {
+        std::optional<uint64_t> need = 0;
+        for (const WeightSpec& spec : group.weights) {
+          std::optional<uint64_t> n = fixed_byte_size(spec);
+          need = (need && n) ? std::optional<uint64_t>(*need + *n) : std::nullopt;
+        }
+        for (const std::string& path : group.paths) {
+          const size_t i = index++;
+          ++files;
+          if (group.weights.empty()) continue;  // load fetches nothing for it either
+          Request& head = heads.emplace_back("HEAD", urls[i]);
+          const std::string name = "weight file " + std::to_string(i + 1) + " \"" + path + "\"";
+          head.label = name;
+          head.headers = header_list(Url::parse(urls[i]).origin() == origin);
+          head.on_head = [this, name, need, single = group.paths.size() == 1](const Response& h) {
+            shard_head_check(h, name, need, single);
+          };
+        }
+      }
+      for (const Response& h :
+           client().send_all(heads, control, static_cast<size_t>(max_parallel_))) {
+        // Without a validator only the size tells this weight file apart.
+        parts.push_back(validators(h) + "|" + std::to_string(h.content_length.value_or(0)));
+        weight_bytes += h.content_length.value_or(0);
+      }
+    }
+    out.version = plugin::version_token(parts);
+    out.info = plugin::stat_info(out.model, weight_bytes, files);
+    return out;
+  }
+
  private:
+  // What identifies the version of a resource: its ETag and Last-Modified.
+  static std::string validators(const Response& r) {
+    return std::string(r.header("etag").value_or("")) + "|" +
+           std::string(r.header("last-modified").value_or(""));
+  }
+
   // The URL in messages: the model's (after from_tfhub), secrets hidden.
   std::string redacted() const { return net::redact_url(model_url_); }
 
@@ -585,4 +656,4 @@ class HttpHandler final : public plugin::Handler {
 }  // namespace stowage::http
 
 STOWAGE_PLUGIN(stowage::http::HttpHandler, "http", STOWAGE_PLUGIN_VERSION,
-               STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE, "http", "https");
+               STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_STAT, "http", "https");

@@ -13,6 +13,7 @@
 #include "stowage/management.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/registry.hpp"
+#include "test_files.hpp"
 #include "test_server.hpp"
 
 namespace fs = std::filesystem;
@@ -605,4 +606,36 @@ TEST_CASE("move to an upload URL reads back from where the receiver says the mod
   Error differs = error_of([&] { move_model(src, site.url("/answer"), options, registry()); });
   CHECK(differs.code() == ErrorCode::kDataLoss);
   CHECK(fs::exists(site.dir / "to-move" / "model.json"));
+}
+
+TEST_CASE("stat: model.json by GET, each weight file's validators by HEAD") {
+  Site site;
+  auto stat = [&](const std::string& path) { return registry().open(site.url(path))->stat(); };
+  const ModelArtifacts loaded = site.load("/files/m/model.json");
+  ModelStat s = stat("/files/m/model.json");
+  CHECK_FALSE(s.model.weight_data.has_value());
+  CHECK(s.model.weight_specs == loaded.weight_specs);
+  CHECK(s.model.model_topology == loaded.model_topology);
+  CHECK(s.info.weight_data_bytes == std::optional<uint64_t>(12000));
+  CHECK(s.info.model_topology_bytes == artifacts_info(loaded).model_topology_bytes);
+  CHECK(stat("/files/m/model.json").version == s.version);
+
+  // Other bytes of the same size behind an unchanged model.json: only the
+  // weight file's HEAD can tell.
+  const fs::path shard = site.dir / "m" / "group1-shard2of3.bin";
+  std::string bytes = testing::read_file(shard);
+  for (char& c : bytes) c = static_cast<char>(~c);
+  testing::write_file(shard, bytes);
+  const std::string changed = stat("/files/m/model.json").version;
+  CHECK(changed != s.version);
+  CHECK(stat("/files/m/model.json").version == changed);
+
+  fs::remove(site.dir / "m" / "group1-shard3of3.bin");
+  Error gone = error_of([&] { stat("/files/m/model.json"); });
+  CHECK(gone.code() == ErrorCode::kDataLoss);
+  CHECK(has(gone.what(), "group1-shard3of3.bin"));
+
+  Error missing = error_of([&] { stat("/files/nope/model.json"); });
+  CHECK(missing.code() == ErrorCode::kNotFound);
+  CHECK(has(missing.what(), site.url("/files/nope/model.json")));
 }

@@ -15,6 +15,8 @@
 //   list    memory:// lists every model; memory://<prefix> lists the model
 //           <prefix> and those under "<prefix>/".
 //   remove  Forgets the model; its buffers live on while anything uses them.
+//   stat    The model without its buffers; the version is the save's
+//           number, counted across the process, so it is never reused.
 //
 //   No options. The store lives until the process ends; nothing is written
 //   anywhere.
@@ -33,6 +35,7 @@ using plugin::Options;
 struct StoredModel {
   ModelArtifacts artifacts;
   ModelArtifactsInfo info;
+  uint64_t generation = 0;  // set by Store::put
 };
 
 // Thread-safety: every member is safe to call from several threads.
@@ -45,8 +48,9 @@ class Store {
     return *store;
   }
 
-  void put(const std::string& name, std::shared_ptr<const StoredModel> model) {
+  void put(const std::string& name, std::shared_ptr<StoredModel> model) {
     std::lock_guard<std::mutex> lock(mu_);
+    model->generation = ++generations_;
     models_[name] = std::move(model);
   }
 
@@ -82,6 +86,7 @@ class Store {
 
  private:
   mutable std::mutex mu_;
+  uint64_t generations_ = 0;  // saves so far
   std::map<std::string, std::shared_ptr<const StoredModel>> models_;
 };
 
@@ -125,6 +130,18 @@ class MemoryHandler final : public plugin::Handler {
     return out;
   }
 
+  ModelStat stat(Call& call) override {
+    call.check();
+    std::shared_ptr<const StoredModel> model = Store::instance().get(named());
+    if (!model) throw Error(ErrorCode::kNotFound, "Cannot find model at " + url());
+    ModelStat out;
+    out.model = model->artifacts;
+    out.model.weight_data.reset();
+    out.version = "g" + std::to_string(model->generation);
+    out.info = model->info;
+    return out;
+  }
+
   ModelArtifactsInfo remove(Call& call) override {
     call.check();
     std::shared_ptr<const StoredModel> model = Store::instance().erase(named());
@@ -158,5 +175,5 @@ class MemoryHandler final : public plugin::Handler {
 
 STOWAGE_PLUGIN(stowage::memory::MemoryHandler, "memory", STOWAGE_PLUGIN_VERSION,
                STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST | STOWAGE_CAP_REMOVE |
-                   STOWAGE_CAP_ZERO_COPY | STOWAGE_CAP_ATOMIC_SAVE,
+                   STOWAGE_CAP_ZERO_COPY | STOWAGE_CAP_ATOMIC_SAVE | STOWAGE_CAP_STAT,
                "memory");

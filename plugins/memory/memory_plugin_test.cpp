@@ -149,3 +149,28 @@ TEST_CASE("memory:// a model saved through one registry is seen by another") {
   CHECK(weight_bytes(load_model("memory://shared", "{}", {}, other)) ==
         weight_bytes(float_model(ramp(2, 3.0f))));
 }
+
+TEST_CASE("memory:// stat: the model without buffers, a version per save, NOT_FOUND") {
+  auto stat = [](const std::string& url) { return registry().open(url)->stat(); };
+  ModelArtifacts a = float_model(ramp(10, 1.0f), {8, 20});
+  save_model("memory://stat", a, "{}", {}, registry());
+  ModelStat s = stat("memory://stat");
+  CHECK_FALSE(s.model.weight_data.has_value());
+  CHECK(s.model.weight_specs == a.weight_specs);
+  CHECK(s.model.model_topology == a.model_topology);
+  CHECK(s.info.weight_data_bytes == std::optional<uint64_t>(40));
+  CHECK(s.info.model_topology_bytes == artifacts_info(a).model_topology_bytes);
+  CHECK(stat("memory://stat").version == s.version);
+
+  save_model("memory://stat", a, "{}", {}, registry());  // the same model again is a new save
+  const std::string resaved = stat("memory://stat").version;
+  CHECK(resaved != s.version);
+  registry().open("memory://stat")->remove();
+  save_model("memory://stat", a, "{}", {}, registry());
+  CHECK(stat("memory://stat").version != resaved);
+  CHECK(stat("memory://stat").version != s.version);
+
+  Error missing = error_of([&] { stat("memory://no-such-model"); });
+  CHECK(missing.code() == ErrorCode::kNotFound);
+  CHECK(std::string(missing.what()) == "Cannot find model at memory://no-such-model");
+}

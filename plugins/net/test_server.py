@@ -9,7 +9,7 @@ Files under --root are served by the routes below, for any method; <p> is a
 path under it.
   /replay/<case>/<key>    the raw bytes of <case>/<last segment of key>.http, then close;
   /replay?prefix=<case>/  (a ListObjectsV2) the bytes of <case>/list.http
-  /files/<p>              the file (Content-Length, keep-alive)
+  /files/<p>              the file (Content-Length, ETag, Last-Modified, keep-alive)
   /chunked/<p>            the file, Transfer-Encoding: chunked
   /flaky/<n>/<code>/<p>   <code> for the first <n> requests of this URL, then the file
   /status/<code>/<p>      <code> with a small HTML page
@@ -36,7 +36,8 @@ path under it.
                           {"modelUrl": "/store/<name>"}); GET answers its
                           model.json with the weight path "<last segment of
                           name>/model.weights.bin", so the weights resolve to
-                          /store/<name>/model.weights.bin, also served
+                          /store/<name>/model.weights.bin, also served; both
+                          with an ETag (content hash) and Last-Modified
   /answer?status=S&body=B&idempotent=1
                           status S (default 200) with the body B (none when absent)
                           and, with idempotent=1, "Stowage-Upload-Idempotent: true"
@@ -54,6 +55,7 @@ path under it.
 """
 import argparse
 import email.parser
+import email.utils
 import email.policy
 import hashlib
 import json
@@ -129,7 +131,14 @@ class Handler(BaseHTTPRequestHandler):
             self.html(404, "no file " + rel)
             return
         kind = "application/json" if rel.endswith(".json") else "application/octet-stream"
-        self.send_bytes(200, data, kind)
+        self.send_bytes(200, data, kind, self.validators(data, os.path.join(self.root, rel)))
+
+    @staticmethod
+    def validators(data, path):
+        """ETag and Last-Modified as static servers send them: a content hash, the mtime."""
+        mtime = os.stat(path).st_mtime
+        return (("ETag", '"%s"' % hashlib.sha256(data).hexdigest()[:16]),
+                ("Last-Modified", email.utils.formatdate(mtime, usegmt=True)))
 
     def replay(self, key, query):
         # Raw response bytes, sent as they are (broken framing included),
@@ -353,10 +362,12 @@ class Handler(BaseHTTPRequestHandler):
             leaf = quote(name.split("/")[-1], safe="")
             path = leaf + "/model.weights.bin" if leaf else "model.weights.bin"
             data = data.replace(b'"./model.weights.bin"', json.dumps(path).encode())
-            return self.send_bytes(200, data, "application/json")
+            return self.send_bytes(200, data, "application/json",
+                                   self.validators(data, os.path.join(folder, "model.json")))
         if os.path.isfile(folder) and not os.path.basename(folder).startswith("."):
             with open(folder, "rb") as f:
-                return self.send_bytes(200, f.read())
+                data = f.read()
+            return self.send_bytes(200, data, extra=self.validators(data, folder))
         return self.html(404, "no model " + name)
 
     do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = handle_any

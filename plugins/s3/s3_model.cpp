@@ -156,7 +156,88 @@ bool same_version(const ObjectInfo& a, const ObjectInfo& b) {
   return a.etag == b.etag && a.last_modified == b.last_modified && a.size == b.size;
 }
 
+// The bucket and key of every weight file of the manifest, in its order.
+std::vector<std::pair<std::string, std::string>> weight_objects(
+    const S3Store& store, const plugin::BlobLocation& location, const WeightsManifest& manifest,
+    const std::string& name, plugin::Call& call) {
+  std::vector<std::pair<std::string, std::string>> objects;
+  for (const WeightGroup& group : manifest) {
+    for (const std::string& path : group.paths) {
+      std::optional<std::string> url = call.convert_weight_url(path);
+      if (!url) {
+        objects.emplace_back(store.bucket(), plugin::weight_key(location.folder, path, name));
+        continue;
+      }
+      auto target = split_s3_url(*url);
+      if (!target) {
+        throw Error(ErrorCode::kInvalidArgument, "The weight URL converter mapped \"" + path +
+                                                     "\" of " + name + " to \"" + *url +
+                                                     "\"; s3:// loads need s3://bucket/key URLs");
+      }
+      objects.push_back(std::move(*target));
+    }
+  }
+  return objects;
+}
+
 }  // namespace
+
+ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const std::string& url,
+                     plugin::Call& call) {
+  S3Client& client = store.client();
+  const std::string key = location.folder + location.model_name;
+  const std::string name = store.name_of(key);
+  for (int attempt = 1;; ++attempt) {
+    call.check();
+    std::optional<Object> text = client.get(store.bucket(), key, control_of(call, Progress::kNone));
+    if (!text)
+      throw Error(ErrorCode::kNotFound, "No model at " + url + ": " + name + " does not exist");
+    ModelStat out;
+    out.model = parse_model_json(text->body.view(), name);
+    std::vector<std::pair<std::string, std::string>> objects;
+    if (out.model.weights_manifest) {
+      objects = weight_objects(store, location, *out.model.weights_manifest, name, call);
+    }
+    std::vector<std::optional<ObjectInfo>> heads(objects.size());
+    net::Control control = control_of(call, Progress::kNone);
+    run_parallel(
+        objects.size(), client.config().concurrency, [&](size_t i, const std::atomic<bool>& stop) {
+          heads[i] = client.head(objects[i].first, objects[i].second, child_control(control, stop));
+        });
+    // A save that replaced model.json meanwhile deletes the old weight
+    // files: what was seen may mix two versions.
+    std::optional<ObjectInfo> now =
+        client.head(store.bucket(), key, control_of(call, Progress::kNone));
+    if (!now || !same_version(*now, text->info)) {
+      if (attempt < kLoadAttempts) continue;
+      throw Error(ErrorCode::kUnavailable,
+                  "The model at " + name + " kept changing while it was read (" +
+                      std::to_string(kLoadAttempts) + " attempts)",
+                  /*retryable=*/true);
+    }
+    // ETags change with the bytes (an MD5 or a multipart digest); the size
+    // and the time tell apart stores whose ETags do not.
+    auto part = [](const ObjectInfo& info) {
+      const auto time = info.last_modified ? info.last_modified->time_since_epoch().count() : 0;
+      return info.etag + "|" + std::to_string(info.size) + "|" + std::to_string(time);
+    };
+    std::vector<std::string> parts = {part(text->info)};
+    uint64_t weight_bytes = 0;
+    for (size_t i = 0; i < heads.size(); ++i) {
+      if (!heads[i]) {
+        throw Error(ErrorCode::kDataLoss, "Weight file " +
+                                              S3Client::name(objects[i].first, objects[i].second) +
+                                              " does not exist: stat of " + url + " failed");
+      }
+      parts.push_back(part(*heads[i]));
+      weight_bytes += heads[i]->size;
+    }
+    out.version = plugin::version_token(parts);
+    out.info = plugin::stat_info(out.model, weight_bytes, objects.size());
+    if (text->info.last_modified) out.info.date_saved = *text->info.last_modified;
+    return out;
+  }
+}
 
 ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location,
                           plugin::Call& call) {
@@ -172,24 +253,8 @@ ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location,
     }
     ModelArtifacts artifacts = parse_model_json(text->body.view(), name);
     if (!artifacts.weights_manifest) return artifacts;
-
-    std::vector<std::pair<std::string, std::string>> objects;  // bucket, key
-    for (const WeightGroup& group : *artifacts.weights_manifest) {
-      for (const std::string& path : group.paths) {
-        std::optional<std::string> url = call.convert_weight_url(path);
-        if (!url) {
-          objects.emplace_back(store.bucket(), plugin::weight_key(location.folder, path, name));
-          continue;
-        }
-        auto target = split_s3_url(*url);
-        if (!target) {
-          throw Error(ErrorCode::kInvalidArgument, "The weight URL converter mapped \"" + path +
-                                                       "\" of " + name + " to \"" + *url +
-                                                       "\"; s3:// loads need s3://bucket/key URLs");
-        }
-        objects.push_back(std::move(*target));
-      }
-    }
+    std::vector<std::pair<std::string, std::string>> objects =
+        weight_objects(store, location, *artifacts.weights_manifest, name, call);
 
     std::vector<std::optional<Object>> shards(objects.size());
     net::Control control = control_of(call, Progress::kDownload);

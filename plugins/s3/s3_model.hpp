@@ -34,6 +34,13 @@ namespace stowage::s3 {
 
 ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location, plugin::Call& call);
 
+// model.json and a HEAD of each weight file (their ETags, sizes and times
+// make the version), checked against model.json's version as load does.
+// NOT_FOUND "No model at <url>: ..." without model.json; DATA_LOSS for a
+// missing weight file.
+ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const std::string& url,
+                     plugin::Call& call);
+
 // Returns the number of weight files copied server-side (0 in most saves).
 size_t save_model(S3Store& store, const plugin::BlobLocation& location,
                   const ModelArtifacts& artifacts, uint64_t shard_size, plugin::Call& call);

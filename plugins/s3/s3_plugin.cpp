@@ -28,6 +28,9 @@
 //   list    Every model.json under the prefix (ListObjectsV2, all pages),
 //           listed by URL (with this URL's query, so it loads the same way).
 //   remove  model.json, then exactly the weight files its manifest names.
+//   stat    GETs model.json and HEADs each weight file: the version is a
+//           digest of their ETags, sizes and times, so a weight object
+//           replaced behind an unchanged model.json changes it.
 //   copy    Within one store (same endpoint and access key) a weight file
 //           that arrives unchanged is copied server-side (CopyObject) rather
 //           than uploaded again.
@@ -290,6 +293,7 @@ class S3Handler final : public plugin::Handler {
   }
 
   ModelArtifacts load(Call& call) override { return load_model(*store_, location_, call); }
+  ModelStat stat(Call& call) override { return stat_model(*store_, location_, url(), call); }
 
   std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) override {
     save_model(*store_, location_, artifacts, shard_size_, call);
@@ -313,4 +317,4 @@ class S3Handler final : public plugin::Handler {
 }  // namespace stowage::s3
 
 STOWAGE_PLUGIN(stowage::s3::S3Handler, "s3", STOWAGE_PLUGIN_VERSION,
-               stowage::plugin::kBlobStoreCaps | STOWAGE_CAP_ATOMIC_SAVE, "s3");
+               stowage::plugin::kBlobStoreCaps | STOWAGE_CAP_ATOMIC_SAVE | STOWAGE_CAP_STAT, "s3");

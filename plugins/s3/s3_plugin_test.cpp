@@ -699,3 +699,38 @@ TEST_CASE("URLs and options are checked") {
   // Settings that are right open without touching the network.
   CHECK(registry().open("s3://any-bucket/m?region=eu-west-1&path_style=false") != nullptr);
 }
+
+TEST_CASE("stat: model.json and a HEAD of each weight object; a weight replaced behind it shows") {
+  S3TestServer& s = open_server();
+  auto stat = [&](const std::string& path) { return registry().open(url(s, path))->stat(); };
+  ModelArtifacts a = model(64, 1.0f);
+  save(url(s, "stat/m"), a, R"({"shard_size": 100})");
+  const ModelArtifacts loaded = load(url(s, "stat/m"));
+  ModelStat first = stat("stat/m");
+  CHECK_FALSE(first.model.weight_data.has_value());
+  CHECK(first.model.weight_specs == loaded.weight_specs);
+  CHECK(first.info.weight_data_bytes == std::optional<uint64_t>(256));
+  CHECK(first.info.model_topology_bytes == artifacts_info(loaded).model_topology_bytes);
+  CHECK(stat("stat/m").version == first.version);
+
+  // Other bytes of the same size under a weight object's key, model.json
+  // untouched: only the weight's HEAD can tell.
+  const std::string shard = "stat/m/" + (*loaded.weights_manifest)[0].paths[1];
+  std::optional<s3::Object> old = direct(s).get(kBucket, shard, {});
+  REQUIRE(old);
+  std::string bytes(old->body.view());
+  for (char& c : bytes) c = static_cast<char>(~c);
+  direct(s).put(kBucket, shard, {Buffer::from_string(std::string(bytes))}, {});
+  const std::string changed = stat("stat/m").version;
+  CHECK(changed != first.version);
+  CHECK(stat("stat/m").version == changed);
+
+  direct(s).remove(kBucket, shard, {});
+  Error gone = error_from([&] { stat("stat/m"); });
+  CHECK(gone.code() == ErrorCode::kDataLoss);
+  CHECK(std::string(gone.what()).find(shard) != std::string::npos);
+
+  Error missing = error_from([&] { stat("stat/none"); });
+  CHECK(missing.code() == ErrorCode::kNotFound);
+  CHECK(std::string(missing.what()).starts_with("No model at " + url(s, "stat/none") + ": "));
+}

@@ -53,6 +53,9 @@ const std::vector<Group>& groups() {
       {"cancellation: remove", {"save", "remove"}, "cancelled and late removes"},
       {"progress", {"save", "load"}, "progress reports end at the total byte count"},
       {"hostile names", {"save", "load"}, "'..', absolute, empty, very long, non-ASCII names"},
+      {"stat",
+       {"save", "load", "stat"},
+       "stat is load without weight bytes, its version follows saves"},
   };
   return all;
 }

@@ -9,7 +9,8 @@
  *     mode=older-minor  library=<plugin library>
  *         Loads the plugin, calls its entry with the host's services, and
  *         returns its descriptor as a plugin of ABI 1.0 would: abi_minor 0,
- *         the descriptor and ops table clamped to their ABI 1.0 sizes.
+ *         the descriptor and ops table clamped to their ABI 1.0 sizes, and
+ *         only the capability bits ABI 1.0 defines.
  *     mode=other-major  library=<plugin library>
  *         The same descriptor claiming ABI major STOWAGE_ABI_MAJOR + 1.
  *     mode=decoy  scheme=<scheme>
@@ -35,6 +36,10 @@
 /* ABI 1.0's sizes: what a plugin of the first minor version hands out. */
 #define SHIM_DESC_SIZE_1_0 ((uint32_t)(offsetof(stowage_plugin_desc, ops) + sizeof(void*)))
 #define SHIM_OPS_SIZE_1_0 ((uint32_t)(offsetof(stowage_ops, remove) + sizeof(void*)))
+/* The capability bits ABI 1.0 defines (load ... single_threaded); a 1.0
+ * plugin knows no other, and the operations of later bits are cut off with
+ * the ops table's tail. */
+#define SHIM_CAPS_1_0 ((STOWAGE_CAP_SINGLE_THREADED << 1) - 1)
 
 static const stowage_host_api* g_host;
 static char g_mode[64];
@@ -166,6 +171,7 @@ static const stowage_plugin_desc* wrap(const char* self) {
     g_desc.abi_major = STOWAGE_ABI_MAJOR + 1;
   } else {
     g_desc.abi_minor = 0;
+    g_desc.capabilities &= SHIM_CAPS_1_0;
   }
   return &g_desc;
 }

@@ -17,9 +17,14 @@ namespace stowage::conformance {
 
 namespace fs = std::filesystem;
 
+// The scheme under test's own capabilities when the plugin declares them per
+// scheme (ABI 1.1), else the plugin's.
 bool Target::has(const std::string& capability) const {
-  return std::find(info.capabilities.begin(), info.capabilities.end(), capability) !=
-         info.capabilities.end();
+  const std::vector<std::string>* caps = &info.capabilities;
+  for (size_t i = 0; i < info.schemes.size() && i < info.scheme_capabilities.size(); ++i) {
+    if (info.schemes[i] == scheme) caps = &info.scheme_capabilities[i];
+  }
+  return std::find(caps->begin(), caps->end(), capability) != caps->end();
 }
 
 Target& target() {

@@ -65,12 +65,42 @@ std::string options_json(const UrlOptions& options, std::string_view what);
 // The command being run, chosen by the subcommand's parse callback.
 using Runner = std::function<int()>;
 
+// ---- Running a program (program.cpp) ---------------------------------------
+// Shared by the stowage command and the commands plugins ship, so both
+// report errors and exit alike.
+
+// "stowage: error: <message>" on stderr, on one line.
+void print_error(std::string_view message);
+// body(), with a failure printed by print_error and turned into its exit code.
+int run_reporting_errors(const std::function<int()>& body);
+// Parses argv (a usage error: its one line and kExitUsage; --help and
+// --version: printed, kExitOk), installs the Ctrl-C handler, then runs
+// before_run (may be empty) and the chosen command through
+// run_reporting_errors.
+int parse_and_run(CLI::App& app, Runner& run, int argc, char** argv,
+                  const std::function<void()>& before_run);
+
+// ---- Commands of plugins (plugin_commands.cpp) -----------------------------
+
+// `stowage NAME ARGS...` where NAME is a command a plugin's manifest names
+// ("commands": {"NAME": "program"}): when argv's command word is not one of
+// app's own commands but a plugin's, runs that program with ARGS in place
+// of this process (its exit code is the command's) and does not return;
+// top-level --config FILE is applied to the registry first (its "allow"
+// list decides) and handed to the program as STOWAGE_CONFIG. Returns
+// nullopt when the word is no plugin's command, and an exit code when the
+// command cannot run (printed as an error: not allowed, program missing,
+// two plugins claim it).
+std::optional<int> run_plugin_command(CLI::App& app, int argc, char** argv);
+// Lists the plugins' commands in app's --help (and so in its typo hints).
+// Discovery failures are left for the command that is run to report.
+void add_plugin_command_entries(CLI::App& app);
+
 void add_copy_commands(CLI::App& app, CommonOptions& common, Runner& run);
 void add_list_commands(CLI::App& app, CommonOptions& common, Runner& run);
 void add_info_command(CLI::App& app, CommonOptions& common, Runner& run);
 void add_verify_command(CLI::App& app, CommonOptions& common, Runner& run);
 void add_plugins_command(CLI::App& app, CommonOptions& common, Runner& run);
-void add_browser_command(CLI::App& app, CommonOptions& common, Runner& run);
 void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run);
 
 // ---- URLs and options JSON (options.cpp) ----------------------------------
@@ -102,7 +132,9 @@ std::string closest_word(std::string_view word, const std::vector<std::string>& 
 // One line for a command-line mistake CLI11 reported: an unknown command
 // with the nearest one ("unknown command 'cpy' (did you mean 'copy'?)"),
 // an unknown option with the nearest one the command takes, or CLI11's
-// message, each saying which --help to read.
+// message, each saying which --help to read. app's name starts the command
+// path: "stowage", or "stowage browser" for a plugin's program (whose top
+// level is then a command of stowage's).
 std::string usage_error_text(CLI::App& app, const CLI::ParseError& error, int argc, char** argv);
 
 // ---- Output (output.cpp) --------------------------------------------------

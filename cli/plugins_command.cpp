@@ -56,6 +56,9 @@ int run_plugins(const CommonOptions& common, bool load) {
         w.end_array();
       }
       w.end_object();
+      w.key("commands").begin_object();
+      for (const auto& [name, program] : p.commands) w.key(name).string(program.string());
+      w.end_object();
       w.end_object();
     }
     w.end_array();
@@ -90,6 +93,10 @@ int run_plugins(const CommonOptions& common, bool load) {
       if (!p.manifest.empty() && !p.library.empty()) {
         std::cout << "  " << p.name << " library: " << p.library.string() << "\n";
       }
+      for (const auto& [name, program] : p.commands) {
+        std::cout << "  " << p.name << " command: stowage " << name << " (runs " << program.string()
+                  << ")\n";
+      }
     }
     bool any_loaded = false;
     for (const PluginInfo& p : plugins) {
@@ -119,8 +126,8 @@ void add_plugins_command(CLI::App& app, CommonOptions& common, Runner& run) {
   CLI::App* sub = app.add_subcommand(
       "plugins",
       "Show the plugins found (name, version, schemes, ABI version, loaded or not, allowed, "
-      "manifest and library), each scheme's capabilities once loaded, and the folders "
-      "searched");
+      "manifest, library and commands), each scheme's capabilities once loaded, and the "
+      "folders searched");
   add_common_options(*sub, common);
   auto load = std::make_shared<bool>(false);
   sub->add_flag("--load", *load,

@@ -85,20 +85,23 @@ std::string usage_error_text(CLI::App& app, const CLI::ParseError& error, int ar
   // options of the top level (only --config takes a value there), then one
   // command name per level that has commands.
   CLI::App* level = &app;
-  std::string path = "stowage";
-  bool found_command = false;
+  std::string path = app.get_name();
+  // A plugin's program is named after the command that runs it ("stowage
+  // browser"), so its top level is already a command of stowage's.
+  const bool plugin_program = path.find(' ') != std::string::npos;
+  bool found_command = plugin_program;
   for (int i = 1; i < argc; ++i) {
     const std::string_view word = argv[i];
     if (word == "--") break;
     if (word.starts_with("-")) {
-      if (level == &app && word == "--config") ++i;
+      if (level == &app && !plugin_program && word == "--config") ++i;
       continue;
     }
     if (subcommands_of(*level).empty()) break;
     CLI::App* sub = find_subcommand(*level, word);
     if (sub == nullptr) {
       return "unknown command '" + std::string(word) + "'" +
-             (level == &app ? std::string() : " for '" + path + "'") + command_hint(*level, word) +
+             (found_command ? " for '" + path + "'" : std::string()) + command_hint(*level, word) +
              "; '" + path + " --help' lists the commands";
     }
     level = sub;
@@ -107,7 +110,7 @@ std::string usage_error_text(CLI::App& app, const CLI::ParseError& error, int ar
   }
 
   std::string message = one_line(error.what());
-  if (!found_command) return "a command is required; 'stowage --help' lists the commands";
+  if (!found_command) return "a command is required; '" + path + " --help' lists the commands";
   if (!subcommands_of(*level).empty() && level->get_subcommands().empty() &&
       message.find("subcommand") != std::string::npos) {
     return "'" + path + "' needs a command; '" + path + " --help' lists them";

@@ -24,13 +24,16 @@ function(stowage_add_test)
 endfunction()
 
 # stowage_add_plugin(NAME file SOURCES file_plugin.cpp SCHEMES file [LIBS ...]
+#                    [COMMANDS name=program ...]
 #                    [OUTPUT_DIRECTORY dir] [INSTALL_DESTINATION dir])
 # Builds libstowage_<name>.so into the plugin folder (or OUTPUT_DIRECTORY)
 # with its manifest stowage-<name>.json beside it. Plugins export one symbol
 # and never link the core library (no second registry in the process).
+# COMMANDS go to the manifest's "commands": `stowage name` runs the program
+# of that file name beside the manifest (stowage_add_plugin_program builds it).
 function(stowage_add_plugin)
   cmake_parse_arguments(P "" "NAME;VERSION;OUTPUT_DIRECTORY;INSTALL_DESTINATION"
-                        "SOURCES;SCHEMES;LIBS" ${ARGN})
+                        "SOURCES;SCHEMES;LIBS;COMMANDS" ${ARGN})
   if(NOT P_VERSION)
     set(P_VERSION ${PROJECT_VERSION})
   endif()
@@ -63,8 +66,41 @@ function(stowage_add_plugin)
     endif()
     string(APPEND schemes_json "\"${s}\"")
   endforeach()
-  set(manifest "{\n  \"manifest_version\": 1,\n  \"name\": \"${P_NAME}\",\n  \"version\": \"${P_VERSION}\",\n  \"library\": \"libstowage_${P_NAME}.so\",\n  \"abi\": {\"major\": 1, \"minor\": 0},\n  \"schemes\": [${schemes_json}]\n}\n")
+  stowage_commands_json(commands_json ${P_COMMANDS})
+  set(manifest "{\n  \"manifest_version\": 1,\n  \"name\": \"${P_NAME}\",\n  \"version\": \"${P_VERSION}\",\n  \"library\": \"libstowage_${P_NAME}.so\",\n  \"abi\": {\"major\": 1, \"minor\": 0},\n  \"schemes\": [${schemes_json}]${commands_json}\n}\n")
   file(GENERATE OUTPUT ${P_OUTPUT_DIRECTORY}/stowage-${P_NAME}.json CONTENT "${manifest}")
   install(TARGETS ${target} LIBRARY DESTINATION ${P_INSTALL_DESTINATION})
   install(FILES ${P_OUTPUT_DIRECTORY}/stowage-${P_NAME}.json DESTINATION ${P_INSTALL_DESTINATION})
+endfunction()
+
+# The manifest's ",\n  \"commands\": {...}" for name=program pairs, or "".
+function(stowage_commands_json out)
+  set(json "")
+  foreach(pair IN LISTS ARGN)
+    if(NOT pair MATCHES "^([a-z][a-z0-9-]*)=([^/=]+)$")
+      message(FATAL_ERROR "stowage_add_plugin COMMANDS: '${pair}' is not name=program")
+    endif()
+    if(json)
+      string(APPEND json ", ")
+    endif()
+    string(APPEND json "\"${CMAKE_MATCH_1}\": \"${CMAKE_MATCH_2}\"")
+  endforeach()
+  if(json)
+    set(json ",\n  \"commands\": {${json}}")
+  endif()
+  set(${out} "${json}" PARENT_SCOPE)
+endfunction()
+
+# stowage_add_plugin_program(NAME stowage-browser SOURCES main.cpp [LIBS ...])
+# A program a plugin ships as a stowage command: built beside the plugin's
+# manifest (where `stowage` looks for it) and installed there, finding
+# libstowage_core in the libdir above the plugin folder.
+function(stowage_add_plugin_program)
+  cmake_parse_arguments(C "" "NAME" "SOURCES;LIBS" ${ARGN})
+  add_executable(${C_NAME} ${C_SOURCES})
+  target_link_libraries(${C_NAME} PRIVATE ${C_LIBS})
+  set_target_properties(${C_NAME} PROPERTIES
+    RUNTIME_OUTPUT_DIRECTORY ${STOWAGE_PLUGIN_OUTPUT_DIR}
+    INSTALL_RPATH "$ORIGIN/../..")
+  install(TARGETS ${C_NAME} RUNTIME DESTINATION ${STOWAGE_INSTALL_PLUGIN_DIR})
 endfunction()

@@ -6,7 +6,12 @@
 #
 #   stowage_add_plugin(NAME sqlite SOURCES sqlite_plugin.cpp SCHEMES sqlite
 #                      [VERSION 1.0.0] [LIBS SQLite::SQLite3]
+#                      [COMMANDS name=program ...]
 #                      [OUTPUT_DIRECTORY dir] [INSTALL_DESTINATION dir])
+#
+# COMMANDS become the manifest's "commands": `stowage name ARGS` runs the
+# program of that file name beside the manifest; build and install the
+# program into OUTPUT_DIRECTORY and INSTALL_DESTINATION yourself.
 #
 # The target is stowage_<name>; its STOWAGE_MANIFEST property holds the
 # manifest's path (stowage_add_conformance_test uses it).
@@ -14,7 +19,7 @@ include(GNUInstallDirs)
 
 function(stowage_add_plugin)
   cmake_parse_arguments(P "" "NAME;VERSION;OUTPUT_DIRECTORY;INSTALL_DESTINATION"
-                        "SOURCES;SCHEMES;LIBS" ${ARGN})
+                        "SOURCES;SCHEMES;LIBS;COMMANDS" ${ARGN})
   if(NOT P_NAME OR NOT P_SOURCES OR NOT P_SCHEMES)
     message(FATAL_ERROR "stowage_add_plugin: NAME, SOURCES and SCHEMES are required")
   endif()
@@ -54,6 +59,19 @@ function(stowage_add_plugin)
     endif()
     string(APPEND schemes "\"${s}\"")
   endforeach()
+  set(commands "")
+  foreach(pair IN LISTS P_COMMANDS)
+    if(NOT pair MATCHES "^([a-z][a-z0-9-]*)=([^/=]+)$")
+      message(FATAL_ERROR "stowage_add_plugin COMMANDS: '${pair}' is not name=program")
+    endif()
+    if(commands)
+      string(APPEND commands ", ")
+    endif()
+    string(APPEND commands "\"${CMAKE_MATCH_1}\": \"${CMAKE_MATCH_2}\"")
+  endforeach()
+  if(commands)
+    set(commands ",\n  \"commands\": {${commands}}")
+  endif()
   file(GENERATE OUTPUT "${manifest}" CONTENT
 "{
   \"manifest_version\": 1,
@@ -61,7 +79,7 @@ function(stowage_add_plugin)
   \"version\": \"${P_VERSION}\",
   \"library\": \"libstowage_${P_NAME}.so\",
   \"abi\": {\"major\": 1, \"minor\": 0},
-  \"schemes\": [${schemes}]
+  \"schemes\": [${schemes}]${commands}
 }
 ")
   install(TARGETS ${target} LIBRARY DESTINATION "${P_INSTALL_DESTINATION}")

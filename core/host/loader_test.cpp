@@ -82,6 +82,16 @@ TEST_CASE("manifests are strict and resolve the library beside them") {
       {"{" + good + R"(,"abi":{"major":-1,"minor":0}})",
        "abi.major: expected a non-negative integer"},
       {"{" + good + R"(,"name":7})", "name: expected a string, got a number"},
+      {"{" + good + R"(,"commands":["x"]})", "commands: expected an object, got an array"},
+      {"{" + good + R"(,"commands":{"Copy":"x"}})", "commands.Copy: 'Copy' is not a command name"},
+      {"{" + good + R"(,"commands":{"x":"../bin/x"}})",
+       "commands.x: '../bin/x' is not a bare file name beside the manifest"},
+      {"{" + good + R"(,"commands":{"x":"/usr/bin/x"}})",
+       "commands.x: '/usr/bin/x' is not a bare file name beside the manifest"},
+      {"{" + good + R"(,"commands":{"x":".."}})", "commands.x: '..' is not a bare file name"},
+      {"{" + good + R"(,"commands":{"x":"a\\b"}})", "is not a bare file name"},
+      {"{" + good + R"(,"commands":{"x":""}})", "commands.x: expected a non-empty string"},
+      {"{" + good + R"(,"commands":{"x":"a","x":"b"}})", "commands.x: 'x' is listed twice"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.json);
@@ -89,6 +99,12 @@ TEST_CASE("manifests are strict and resolve the library beside them") {
     CHECK(e.code() == ErrorCode::kInvalidArgument);
     CHECK_MESSAGE(contains(e.what(), c.message), e.what());
   }
+  // Commands are optional; each program lies beside the manifest.
+  CHECK(parse_manifest("{" + good + "}", "/p/m.json").commands.empty());
+  const Manifest with =
+      parse_manifest("{" + good + R"(,"commands":{"x":"stowage-x","x-2":"run.sh"}})", "/p/m.json");
+  CHECK(with.commands ==
+        std::map<std::string, std::filesystem::path>{{"x", "/p/stowage-x"}, {"x-2", "/p/run.sh"}});
   CHECK(plugin_name_from_manifest_file("/a/stowage-s3.json") == "s3");
   CHECK(plugin_name_from_manifest_file("/a/stowage-.json").empty());
   CHECK(plugin_name_from_manifest_file("/a/s3.json").empty());

@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -34,6 +36,38 @@ class ManifestParser {
       fail(path, "expected a non-negative integer");
     }
     return static_cast<uint32_t>(d);
+  }
+
+  // "commands": {"browser": "stowage-browser"}. A name is what follows
+  // `stowage` on the command line; a program is a bare file name beside the
+  // manifest, so a manifest cannot point the command at another folder.
+  void parse_commands(const rapidjson::Value& v, const std::string& key, Manifest& m) const {
+    if (!v.IsObject()) fail(key, std::string("expected an object, got ") + describe(v));
+    for (const auto& c : v.GetObject()) {
+      const std::string name(view_of(c.name));
+      const std::string path = key + "." + name;
+      const bool good_name = !name.empty() && name.size() <= 64 &&
+                             std::islower(static_cast<unsigned char>(name[0])) != 0 &&
+                             std::all_of(name.begin(), name.end(), [](char ch) {
+                               return std::islower(static_cast<unsigned char>(ch)) != 0 ||
+                                      std::isdigit(static_cast<unsigned char>(ch)) != 0 ||
+                                      ch == '-';
+                             });
+      if (!good_name) {
+        fail(path, "'" + name +
+                       "' is not a command name (a lowercase letter, then lowercase letters, "
+                       "digits and '-', at most 64)");
+      }
+      if (m.commands.count(name) != 0) fail(path, "'" + name + "' is listed twice");
+      const std::string program = string(c.value, path);
+      if (program.find_first_of(std::string_view("/\\\0", 3)) != std::string::npos ||
+          program == "." || program.find("..") != std::string::npos) {
+        fail(path, "'" + program +
+                       "' is not a bare file name beside the manifest (no path separators, "
+                       "no '..')");
+      }
+      m.commands[name] = file_.parent_path() / program;
+    }
   }
 
   Manifest parse(std::string_view json) const {
@@ -98,9 +132,12 @@ class ManifestParser {
           }
           m.schemes.push_back(std::move(s));
         }
+      } else if (key == "commands") {
+        parse_commands(v, key, m);
       } else {
         fail(key,
-             "unknown key (known keys: manifest_version, name, version, library, abi, schemes)");
+             "unknown key (known keys: manifest_version, name, version, library, abi, schemes, "
+             "commands)");
       }
     }
     for (const char* required :

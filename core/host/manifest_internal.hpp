@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,9 +23,13 @@ struct Manifest {
   uint32_t abi_major = 0;
   uint32_t abi_minor = 0;
   std::vector<std::string> schemes;
+  // Subcommands of the stowage command the plugin ships ("commands" key,
+  // optional): command name -> program, resolved beside the manifest. The
+  // manifest gives a bare file name, so a program never lies elsewhere.
+  std::map<std::string, std::filesystem::path> commands;
 };
 
-// Strict: every key is required, unknown keys are errors. Throws
+// Strict: every key but "commands" is required, unknown keys are errors. Throws
 // Error(kInvalidArgument) "<file>: <key path>: <problem>".
 Manifest parse_manifest(std::string_view json, const std::filesystem::path& file);
 // Reads and parses a manifest file; errors name it.

@@ -326,6 +326,7 @@ struct Registry::Impl {
     info.abi_minor = r.abi_minor;
     info.source = r.source;
     info.allowed = allowed(r);
+    if (r.parsed) info.commands = r.parsed->commands;
     if (r.loaded) {
       info.loaded = true;
       info.version = r.loaded->version;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,9 @@ struct PluginInfo {
   // Parallel to schemes, once loaded: each scheme's own capabilities (a
   // plugin may serve a scheme with fewer operations than another).
   std::vector<std::vector<std::string>> scheme_capabilities;
+  // Subcommands of the stowage command the plugin ships (the manifest's
+  // "commands"): name -> program beside the manifest. Empty without one.
+  std::map<std::string, std::filesystem::path> commands;
   uint32_t abi_major = 0;
   uint32_t abi_minor = 0;
   std::string source;  // "api", "config", "STOWAGE_PLUGIN_PATH", "default"

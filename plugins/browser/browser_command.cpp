@@ -1,7 +1,8 @@
-// `stowage browser export` and `stowage browser import`: an origin's
-// localStorage or IndexedDB "tensorflowjs" database as the JSON a page
-// produces and consumes with the snippets in docs/browser.md, so models move
-// between a real browser and the browser plugin's profile.
+// stowage-browser, run as `stowage browser export|import` (the plugin's
+// manifest names it): an origin's localStorage or IndexedDB "tensorflowjs"
+// database as the JSON a page produces and consumes with the snippets in
+// docs/browser.md, so models move between a real browser and the browser
+// plugin's profile.
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <unistd.h>
@@ -310,10 +311,10 @@ int run_browser(const BrowserArgs& a, const CommonOptions& common) {
                                     : run_indexed_db(a, common, where, defaults);
 }
 
-void add_direction(CLI::App& browser, CommonOptions& common, Runner& run, bool do_import) {
+void add_direction(CLI::App& app, CommonOptions& common, Runner& run, bool do_import) {
   auto args = std::make_shared<BrowserArgs>();
   args->do_import = do_import;
-  CLI::App* sub = browser.add_subcommand(
+  CLI::App* sub = app.add_subcommand(
       do_import ? "import" : "export",
       do_import ? "Put the entries of a JSON dump (made in a page with the snippet in "
                   "docs/browser.md, or by `stowage browser export`) into an origin's store"
@@ -344,16 +345,33 @@ void add_direction(CLI::App& browser, CommonOptions& common, Runner& run, bool d
       [&run, &common, args] { run = [&common, args] { return run_browser(*args, common); }; });
 }
 
-}  // namespace
-
-void add_browser_command(CLI::App& app, CommonOptions& common, Runner& run) {
-  CLI::App* browser = app.add_subcommand(
-      "browser",
-      "Move models between a real browser and the browser plugin's profile "
-      "(localstorage://, indexeddb://): export and import an origin's store as JSON");
-  browser->require_subcommand(1);
-  add_direction(*browser, common, run, /*do_import=*/false);
-  add_direction(*browser, common, run, /*do_import=*/true);
+int run_main(int argc, char** argv) {
+  CLI::App app{
+      "stowage browser: move models between a real browser and the browser plugin's profile "
+      "(localstorage://, indexeddb://): export and import an origin's store as JSON.",
+      "stowage browser"};
+  app.footer(exit_codes_footer());
+  app.set_version_flag("--version", "stowage browser " STOWAGE_PLUGIN_VERSION);
+  app.require_subcommand(1);
+  app.get_formatter()->column_width(34);
+  CommonOptions common;
+  Runner run;
+  add_direction(app, common, run, /*do_import=*/false);
+  add_direction(app, common, run, /*do_import=*/true);
+  // The configuration is read by config_defaults: this program opens no
+  // handler, so the registry is never consulted.
+  return parse_and_run(app, run, argc, argv, {});
 }
 
+}  // namespace
 }  // namespace stowage::cli
+
+int main(int argc, char** argv) {
+  try {
+    return stowage::cli::run_main(argc, argv);
+  } catch (...) {
+    // Nothing may escape main: not even a failure while printing an error.
+    std::fputs("stowage: error: unexpected failure\n", stderr);
+    return stowage::cli::kExitError;
+  }
+}

@@ -148,11 +148,12 @@ TEST_CASE(
 
   r = run(t.path(),
           {"move", "file://" + model.string(), "downloads://moved", "--dst-options", dst_options});
-  CHECK(r.code != 0);
-  // downloads:// declares save only, so the move is refused before anything is written.
-  CHECK(contains(r.err, "Cannot move to downloads://moved: the handler of scheme 'downloads' "
-                        "cannot load models"));
-  CHECK(contains(r.err, "nothing was copied"));
+  // downloads:// cannot load, so the move is refused before anything is written.
+  CHECK(r.code == 7);
+  CHECK(r.err ==
+        "stowage: error: Cannot move to downloads://moved: the handler of scheme 'downloads' "
+        "cannot load models, so the copy could not be verified before the source is removed; "
+        "nothing was copied. Copy it instead.\n");
   CHECK(fs::exists(model));
   CHECK_FALSE(fs::exists(t.path() / "dl" / "moved.json"));
 }

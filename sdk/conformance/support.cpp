@@ -17,9 +17,15 @@ namespace stowage::conformance {
 
 namespace fs = std::filesystem;
 
+// The scheme's own capabilities gate the groups (downloads:// saves only,
+// though its plugin also loads localstorage://); the plugin-wide ones when
+// the registry has none per scheme.
 bool Target::has(const std::string& capability) const {
-  return std::find(info.capabilities.begin(), info.capabilities.end(), capability) !=
-         info.capabilities.end();
+  const std::vector<std::string>* caps = &info.capabilities;
+  for (size_t i = 0; i < info.schemes.size() && i < info.scheme_capabilities.size(); ++i) {
+    if (info.schemes[i] == scheme) caps = &info.scheme_capabilities[i];
+  }
+  return std::find(caps->begin(), caps->end(), capability) != caps->end();
 }
 
 Target& target() {

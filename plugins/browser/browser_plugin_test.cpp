@@ -397,23 +397,26 @@ TEST_CASE("localstorage quota: a save that does not fit fails cleanly and keeps 
 
 TEST_CASE("localstorage quota: the default is Chromium's 10 MiB of UTF-16 keys and values") {
   Profile p;
-  // Find the largest weight size whose five items fit 10485760 bytes: each
-  // 3 weight bytes are 4 base64 characters, 8 quota bytes.
+  // As measured on Chromium (browser_chromium_interop), not the plugin's
+  // own constant: a wrong default must fail here.
+  constexpr uint64_t kChromiumQuota = 10485760;
+  // Find the largest weight size whose five items fit kChromiumQuota bytes:
+  // each 3 weight bytes are 4 base64 characters, 8 quota bytes.
   const uint64_t base = local_cost("m", sized_model(0));
-  const uint64_t spare = browser::kDefaultLocalStorageQuota - base;
+  const uint64_t spare = kChromiumQuota - base;
   // Float-sized, no base64 padding, and room for the longer numbers in the
   // info and specs items.
   const uint64_t weight_bytes = (spare - 64) / 8 * 3 / 12 * 12;
   ModelArtifacts fits = sized_model(weight_bytes);
   // The info and specs items grow with the numbers in them: measure again.
   const uint64_t cost = local_cost("m", fits);
-  REQUIRE(cost <= browser::kDefaultLocalStorageQuota);
+  REQUIRE(cost <= kChromiumQuota);
   save("localstorage://m", fits, p.options());
   CHECK(p.local().used_bytes() == cost);
 
   // 12 more weight bytes (16 more characters) no longer fit when that
   // crosses the quota.
-  const uint64_t over = weight_bytes + ((browser::kDefaultLocalStorageQuota - cost) / 32 + 1) * 12;
+  const uint64_t over = weight_bytes + ((kChromiumQuota - cost) / 32 + 1) * 12;
   Error e = error_of([&] { save("localstorage://m", sized_model(over), p.options()); });
   CHECK(e.code() == ErrorCode::kResourceExhausted);
   check_same_model(load("localstorage://m", p.options()), fits);

@@ -9,15 +9,21 @@
 #     ROOT_URL "sqlite://${CMAKE_CURRENT_BINARY_DIR}/conformance.db#models"
 #     [OPTIONS_JSON [[{"busy_timeout_ms": 5000}]]]   # given to every handler
 #     [DEVIATIONS dotdot_resolves ...]     # see stowage-conformance --help
+#     [ALLOW_SKIP "errors: list" list ...] # groups the plugin may skip
 #     [ARGS <more runner or doctest arguments> ...]
 #     [LABELS ...] [ENVIRONMENT VAR=value ...] [TIMEOUT seconds])
 #
 # A plugin target is tested through the manifest stowage_add_plugin()
 # writes beside it (stowage-<name>.json), so the manifest is checked too.
 # The suite writes only under ROOT_URL, in a new folder per run.
+#
+# The test runs with --require-all: a group the plugin's capabilities leave
+# out fails the test, unless it is named in ALLOW_SKIP (write the reason
+# beside it). A group in ALLOW_SKIP that runs fails the test too, so the
+# list cannot go stale when the plugin gains a capability.
 function(stowage_add_conformance_test)
   cmake_parse_arguments(C "" "NAME;PLUGIN;SCHEME;ROOT_URL;OPTIONS_JSON;TIMEOUT"
-                        "DEVIATIONS;ARGS;LABELS;ENVIRONMENT" ${ARGN})
+                        "DEVIATIONS;ALLOW_SKIP;ARGS;LABELS;ENVIRONMENT" ${ARGN})
   foreach(required NAME PLUGIN SCHEME ROOT_URL)
     if(NOT C_${required})
       message(FATAL_ERROR "stowage_add_conformance_test: ${required} is required")
@@ -45,6 +51,10 @@ function(stowage_add_conformance_test)
   endif()
   foreach(d IN LISTS C_DEVIATIONS)
     list(APPEND args --deviation "${d}")
+  endforeach()
+  list(APPEND args --require-all)
+  foreach(g IN LISTS C_ALLOW_SKIP)
+    list(APPEND args --allow-skip "${g}")
   endforeach()
   if(NOT C_TIMEOUT)
     set(C_TIMEOUT 900)

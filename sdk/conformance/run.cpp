@@ -6,6 +6,7 @@
 #include <rapidjson/document.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include "conformance_internal.hpp"
 #include "probe_internal.hpp"
 #include "stowage/conformance.hpp"
+#include "summary_internal.hpp"
 
 #ifndef STOWAGE_CONFORMANCE_FIXTURES_FROM_LIBDIR
 #error "STOWAGE_CONFORMANCE_FIXTURES_FROM_LIBDIR must give the fixtures' path relative to libdir"
@@ -63,7 +65,9 @@ const std::vector<Group>& groups() {
 constexpr const char* kUsage =
     R"(usage: stowage-conformance --plugin <manifest.json|library.so> --scheme <scheme>
                            --root <url> [--options <json>] [--deviation <name>]...
-                           [--fixtures <folder>] [doctest options]
+                           [--fixtures <folder>] [--require <group>]...
+                           [--require-all [--allow-skip <group>]...]
+                           [--json <file>] [doctest options]
 
 Checks one stowage plugin against the promises of stowage/abi.h, loading it
 through the production stowage::Registry. Environment variables stand in for
@@ -76,6 +80,23 @@ STOWAGE_TEST_ROOT_URL, STOWAGE_TEST_OPTIONS, STOWAGE_TEST_DEVIATIONS
 after a root ending in '/' or '#'). --options is the options JSON object given
 to every handler (e.g. {"durable": false}).
 
+A group whose capabilities the plugin does not declare is skipped, and the
+summary on stderr says so with the capability that gated it, ending with a
+grade such as "grade: 19/19 groups, 0 skipped". A skip is not a failure
+unless asked:
+  --require <group>     the group must run (repeatable)
+  --require-all         every group must run, except those given with
+  --allow-skip <group>  (repeatable; only with --require-all). A group allowed
+                        to skip that runs after all is a failure too: the
+                        exception is stale.
+Either failure prints "stowage-conformance: required group '<group>' was
+skipped: needs capability <capability>, which the plugin does not declare"
+or "stowage-conformance: --allow-skip '<group>' is stale: the group ran".
+--json <file> also writes the summary as one JSON object: plugin, scheme,
+groups (how many the suite has), passed, failed, not_run (arrays of group
+names), skipped and required_skipped (arrays of {"group", "needs": [caps]}),
+stale_allowances, grade and exit_code.
+
 Deviations:
   dotdot_resolves       URLs are paths whose ".." segments resolve like a file
                         system's (file://): the root is no boundary for them.
@@ -83,7 +104,9 @@ Deviations:
                         localstorage, indexeddb): save refuses it with
                         INVALID_ARGUMENT, which the round trips then require.
 
-Exit status: 0 when every check passed, 1 when one failed, 2 for bad usage.
+Exit status: 0 when every check passed, 1 when one failed (or the plugin did
+not load), 2 for bad usage, 3 when every check that ran passed but a required
+group was skipped or an --allow-skip is stale.
 )";
 
 std::string env_or(const char* name, const std::string& value) {
@@ -169,6 +192,59 @@ void print_target(const Target& t, const std::vector<std::string>& skipped) {
   std::cout.flush();
 }
 
+bool known_group(const std::string& name) {
+  for (const Group& g : groups()) {
+    if (name == g.suite) return true;
+  }
+  return false;
+}
+
+// Why --require/--require-all/--allow-skip do not make sense together, or "".
+std::string check_requirements(const std::vector<std::string>& required,
+                               const std::vector<std::string>& allowed, bool require_all) {
+  for (const auto* list : {&required, &allowed}) {
+    for (const std::string& g : *list) {
+      if (!known_group(g)) {
+        return "no group '" + g + "' (" + (list == &required ? "--require" : "--allow-skip") +
+               "; --help lists the groups)";
+      }
+    }
+  }
+  if (!allowed.empty() && !require_all) return "--allow-skip only makes sense with --require-all";
+  for (const std::string& g : allowed) {
+    if (std::find(required.begin(), required.end(), g) != required.end()) {
+      return "group '" + g + "' is given with both --require and --allow-skip";
+    }
+  }
+  return "";
+}
+
+// Sorts every group into passed, failed or not run from what the cases did,
+// then checks the skips against what was required.
+void fill_summary(Summary& s, const std::vector<std::string>& required,
+                  const std::vector<std::string>& allowed, bool require_all) {
+  auto in = [](const std::vector<std::string>& list, const std::string& g) {
+    return std::find(list.begin(), list.end(), g) != list.end();
+  };
+  for (const Group& g : groups()) {
+    const bool skipped = std::any_of(s.skipped.begin(), s.skipped.end(),
+                                     [&](const SkippedGroup& k) { return k.group == g.suite; });
+    if (skipped) continue;
+    auto it = suite_results().find(g.suite);
+    if (it == suite_results().end() || it->second.cases_run == 0) {
+      s.unselected.push_back(g.suite);
+      continue;
+    }
+    (it->second.cases_failed > 0 ? s.failed : s.passed).push_back(g.suite);
+    if (in(allowed, g.suite)) s.stale_allowances.push_back(g.suite);
+  }
+  for (const SkippedGroup& k : s.skipped) {
+    if (in(required, k.group) || (require_all && !in(allowed, k.group))) {
+      s.required_skipped.push_back(k);
+    }
+  }
+}
+
 // Best effort: the models this run left under its folder.
 void clean_up(const Target& t) {
   if (t.load_error || !t.has("list") || !t.has("remove")) return;
@@ -188,7 +264,9 @@ void clean_up(const Target& t) {
 int run(int argc, char** argv) {
   Target& t = target();
   t.options.clear();  // "{}" unless --options or STOWAGE_TEST_OPTIONS says otherwise
-  std::string probe, fixtures, deviations;
+  std::string probe, fixtures, deviations, json;
+  std::vector<std::string> required, allowed;
+  bool require_all = false;
   std::vector<char*> rest = {argv[0]};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -203,7 +281,7 @@ int run(int argc, char** argv) {
       }
       return false;
     };
-    std::string deviation;
+    std::string deviation, group;
     if (a == "--help" || a == "-h") {
       std::cout << kUsage << "\nGroups (doctest suites), with the capabilities each needs:\n";
       for (const Group& g : groups()) {
@@ -214,7 +292,19 @@ int run(int argc, char** argv) {
     }
     if (value("--plugin", t.plugin) || value("--scheme", t.scheme) || value("--root", t.root) ||
         value("--options", t.options) || value("--fixtures", fixtures) ||
-        value(kProbeFlag, probe)) {
+        value(kProbeFlag, probe) || value("--json", json)) {
+      continue;
+    }
+    if (value("--require", group)) {
+      required.push_back(group);
+      continue;
+    }
+    if (value("--allow-skip", group)) {
+      allowed.push_back(group);
+      continue;
+    }
+    if (a == "--require-all") {
+      require_all = true;
       continue;
     }
     if (value("--deviation", deviation)) {
@@ -244,6 +334,10 @@ int run(int argc, char** argv) {
       return 2;
     }
   }
+  if (std::string bad = check_requirements(required, allowed, require_all); !bad.empty()) {
+    std::cerr << "stowage-conformance: " << bad << "\n";
+    return 2;
+  }
   if (url_scheme(t.root) != t.scheme) {
     std::cerr << "stowage-conformance: the root URL '" << t.root << "' does not have the scheme '"
               << t.scheme << "'\n";
@@ -266,6 +360,8 @@ int run(int argc, char** argv) {
   load_target(t);
 
   std::vector<std::string> excluded, skipped;
+  Summary summary;
+  summary.groups = groups().size();
   for (const Group& g : groups()) {
     std::vector<std::string> missing;
     for (const std::string& cap : g.needs) {
@@ -279,17 +375,39 @@ int run(int argc, char** argv) {
     excluded.push_back(g.suite);
     skipped.push_back("'" + std::string(g.suite) + "': needs capability " + join(missing, " and ") +
                       ", which the plugin does not declare");
+    summary.skipped.push_back({g.suite, missing});
   }
   print_target(t, skipped);
 
   doctest::Context context;
   context.applyCommandLine(static_cast<int>(rest.size()), rest.data());
   if (!excluded.empty()) context.addFilter("test-suite-exclude", join(excluded, ",").c_str());
+  suite_results().clear();
   int rc = context.run();
   if (context.shouldExit()) return rc;
   clean_up(t);
   if (rc == 0 && t.load_error) rc = 1;
-  return rc == 0 ? 0 : 1;
+  rc = rc == 0 ? 0 : 1;
+
+  fill_summary(summary, required, allowed, require_all);
+  if (rc == 0 && (!summary.required_skipped.empty() || !summary.stale_allowances.empty())) rc = 3;
+  print_summary(std::cerr, summary);
+  for (const SkippedGroup& g : summary.required_skipped) {
+    std::cerr << "stowage-conformance: required group '" << g.group
+              << "' was skipped: needs capability " << join(g.missing, " and ")
+              << ", which the plugin does not declare\n";
+  }
+  for (const std::string& g : summary.stale_allowances) {
+    std::cerr << "stowage-conformance: --allow-skip '" << g << "' is stale: the group ran\n";
+  }
+  if (!json.empty()) {
+    std::string error;
+    if (!write_summary_json(json, summary, t.plugin, t.scheme, rc, error)) {
+      std::cerr << "stowage-conformance: " << error << "\n";
+      return rc == 0 ? 1 : rc;
+    }
+  }
+  return rc;
 }
 
 }  // namespace stowage::conformance

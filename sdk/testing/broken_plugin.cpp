@@ -7,6 +7,8 @@
 //   The environment variable STOWAGE_BROKEN_MODE picks the broken promise
 //   when the plugin loads:
 //     (unset) or "none"      keeps every promise (the suite passes)
+//     "no_list"              keeps every promise but declares no list: the
+//                            suite skips the groups that need it
 //     "undeclared_function"  declares STOWAGE_CAP_REMOVE without a remove
 //     "unimplemented_list"   declares STOWAGE_CAP_LIST; list is UNIMPLEMENTED
 //     "wrong_sizes"          load hands back one weight byte too few
@@ -156,9 +158,10 @@ void deaf_load(stowage_handler* h, const stowage_call* c, stowage_sink* s, stowa
 extern "C" __attribute__((visibility("default"))) const stowage_plugin_desc*
 stowage_plugin_entry_v1(const stowage_host_api* host) {
   static const char* const schemes[] = {"broken"};
+  const uint64_t list = mode() == "no_list" ? 0 : STOWAGE_CAP_LIST;
   const stowage_plugin_desc* kit = detail::describe<BrokenHandler>(
-      host, "broken", "1.0.0",
-      STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST | STOWAGE_CAP_REMOVE, schemes, 1);
+      host, "broken", "1.0.0", STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | list | STOWAGE_CAP_REMOVE,
+      schemes, 1);
   if (kit == nullptr) return nullptr;
   static stowage_plugin_desc desc;
   static stowage_ops ops;

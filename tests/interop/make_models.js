@@ -733,9 +733,10 @@ async function main() {
   if (samples) {
     // Small enough to commit; see samples/models/README.md.
     await writeModel(out, index, 'dense', await buildLayers('dense'), [{kind: 'node', dir: ''}]);
+    // Also in tfjs-node's layout: interop_samples_read compares the two forms.
     await writeModel(
         out, index, 'conv_sharded', await buildLayers('conv'),
-        [{kind: 'converter', dir: '', shardSize: 512}]);
+        [{kind: 'converter', dir: '', shardSize: 512}, {kind: 'node', dir: 'node'}]);
     await writeModel(
         out, index, 'dtype_zoo', {artifacts: await fullZoo()}, [{kind: 'node', dir: ''}]);
   } else {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,6 +16,10 @@
 #include "stowage/abi.h"
 #include "stowage/buffer.hpp"
 #include "stowage/error.hpp"
+
+namespace stowage::host {
+class ModelStream;
+}
 
 // Host-owned; one per plugin call.
 struct stowage_status {
@@ -39,6 +44,13 @@ struct stowage_sink {
   stowage::WeightData buffers;
   std::vector<std::pair<std::string, std::string>> models;  // url, info JSON
   std::string misuse;
+  // ABI 1.1 loads: when set, the JSON and every buffer go to this stream as
+  // they arrive instead of into text and buffers (the sink does not own it).
+  stowage::host::ModelStream* stream = nullptr;
+  // sink_put_buffer without a stream: buffers may come from several threads
+  // and out of order; put marks which indexes arrived.
+  std::mutex put_mu;
+  std::vector<bool> put;
 };
 
 namespace stowage::host {
@@ -71,6 +83,10 @@ class LentBuffers {
 // NULL): the Buffer's owner calls the plugin's release when the last copy
 // goes, and keeps `keep_alive` until then.
 Buffer adopt_plugin_buffer(stowage_buffer* buf, std::shared_ptr<const void> keep_alive);
+
+// A new host reference to b, owned by whoever receives it (its release
+// callback drops the reference); host->buffer_share unwraps it without a copy.
+stowage_buffer lend_owned(Buffer b);
 
 // Number of host references currently held by plugins or lent to them (for
 // tests: every reference handed out must come back).

@@ -289,24 +289,61 @@ struct Puller {
   }
 };
 
-// What a streamed load handed over, checked against its specs when they fix
-// the sizes (string weights need the bytes: the consumer checks those).
+// The bytes fixed-size specs need; nullopt when one of them is a string
+// weight (its size is in its bytes: the consumer checks those).
+std::optional<uint64_t> fixed_need(const std::vector<WeightSpec>& specs) {
+  uint64_t total = 0;
+  for (const WeightSpec& spec : specs) {
+    std::optional<uint64_t> n = fixed_byte_size(spec);
+    if (!n || __builtin_add_overflow(total, *n, &total)) return std::nullopt;
+  }
+  return total;
+}
+
+// What a streamed load handed over (its buffers' sizes, the bytes being
+// gone), checked against its specs as validate_weight_bytes checks a whole
+// load: per weight group when there is one buffer per manifest path.
 void check_streamed_sizes(const std::string& json, const std::vector<uint64_t>& sizes,
                           const std::string& url) {
   ModelArtifacts artifacts = parse_model_json(json, url);
-  const std::vector<WeightSpec> specs =
-      artifacts.weight_specs
-          ? *artifacts.weight_specs
-          : (artifacts.weights_manifest ? flatten_specs(*artifacts.weights_manifest)
-                                        : std::vector<WeightSpec>{});
-  for (const WeightSpec& spec : specs) {
-    if (!fixed_byte_size(spec)) return;
+  const std::string prefix = "model.json at " + url + ": ";
+  uint64_t have = 0;
+  for (uint64_t n : sizes) have += n;
+  size_t path_count = 0;
+  if (artifacts.weights_manifest) {
+    for (const WeightGroup& g : *artifacts.weights_manifest) path_count += g.paths.size();
   }
-  if (sizes.empty() && !artifacts.weight_specs && !artifacts.weights_manifest) return;
-  WeightData data;  // sizes only: fixed-size specs never read the bytes
-  for (uint64_t size : sizes) data.push_back(Buffer::wrap(nullptr, size, nullptr));
-  artifacts.weight_data = std::move(data);
-  validate_weight_bytes(artifacts, url);
+  if (artifacts.weights_manifest && path_count == sizes.size()) {
+    size_t first = 0;
+    for (size_t g = 0; g < artifacts.weights_manifest->size(); ++g) {
+      const WeightGroup& group = (*artifacts.weights_manifest)[g];
+      uint64_t group_have = 0;
+      for (size_t i = first; i < first + group.paths.size(); ++i) group_have += sizes[i];
+      first += group.paths.size();
+      const std::optional<uint64_t> need = fixed_need(group.weights);
+      if (!need || *need == group_have) continue;
+      throw Error(ErrorCode::kDataLoss, prefix + "weight group " + std::to_string(g + 1) + " (" +
+                                            std::to_string(group.weights.size()) +
+                                            " weights) needs " + std::to_string(*need) +
+                                            " bytes but its " + std::to_string(group.paths.size()) +
+                                            " shard(s) hold " + std::to_string(group_have) +
+                                            " bytes");
+    }
+    return;
+  }
+  if (!artifacts.weight_specs && !artifacts.weights_manifest) {
+    if (sizes.empty()) return;
+    throw Error(ErrorCode::kDataLoss, prefix + "it has no weight specs but the load handed over " +
+                                          std::to_string(have) + " bytes of weight data");
+  }
+  const std::vector<WeightSpec> specs =
+      artifacts.weight_specs ? *artifacts.weight_specs : flatten_specs(*artifacts.weights_manifest);
+  const std::optional<uint64_t> need = fixed_need(specs);
+  if (!need || *need == have) return;
+  throw Error(ErrorCode::kDataLoss, prefix + "the weights (" + std::to_string(specs.size()) +
+                                        " specs) need " + std::to_string(*need) +
+                                        " bytes but the weight data holds " + std::to_string(have) +
+                                        " bytes in " + std::to_string(sizes.size()) + " buffer(s)");
 }
 
 }  // namespace

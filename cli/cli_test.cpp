@@ -283,6 +283,21 @@ TEST_CASE("info --stats gives min, max and mean of the dequantised values") {
   CHECK(doc["weights"][6]["stats"]["mean"].GetDouble() == 0);
 }
 
+TEST_CASE("copy --no-streaming holds the whole model and says so") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  const Result r =
+      run(tmp.path(), {"copy", url(model), "memory://whole", "--no-streaming", "--json"});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  const rapidjson::Document doc = parse_json(r.out);
+  CHECK_FALSE(doc["streamed"].GetBool());
+  CHECK(doc["peakQueuedBytes"].GetUint64() == kWeightBytes);
+  const Result whole = run(tmp.path(), {"copy", url(model), "memory://h2", "--no-streaming"});
+  REQUIRE(whole.code == 0);
+  CHECK(contains(whole.out, "  streamed:            no, the whole model was held in memory\n"));
+}
+
 TEST_CASE("copy file to file: tfjs-node layout, shard sizes and the converter layout") {
   TempDir tmp;
   const fs::path model = make_model(tmp.path());

@@ -77,6 +77,7 @@ bool log_enabled() {
 
 void note_misuse(stowage_sink* sink, const char* what) noexcept {
   try {
+    std::lock_guard<std::mutex> lock(sink->misuse_mu);  // puts may come from several threads
     if (sink->misuse.empty()) sink->misuse = what;
   } catch (...) {
   }
@@ -142,6 +143,11 @@ void sink_add_buffer(stowage_sink* sink, stowage_buffer* buf) noexcept {
       note_misuse(sink, "sink_add_buffer was called on a sink that takes no buffers");
       return;  // b releases the plugin's buffer
     }
+    sink->used_add = true;
+    if (sink->used_put) {
+      note_misuse(sink, "a load called both sink_put_buffer and sink_add_buffer");
+      return;
+    }
     if (sink->stream != nullptr) {
       // A 1.0-style load into a stream waits for room like a put. A 1.0
       // plugin cannot hear that the consumer gave up: the buffer is dropped
@@ -170,6 +176,11 @@ int32_t sink_put_buffer(stowage_sink* sink, uint64_t index, stowage_buffer* buf)
     Buffer b = adopt_plugin_buffer(buf, sink->keep_alive);
     if (sink->kind != stowage_sink::Kind::kLoad) {
       note_misuse(sink, "sink_put_buffer was called on a sink that takes no buffers");
+      return 1;
+    }
+    sink->used_put = true;
+    if (sink->used_add) {
+      note_misuse(sink, "a load called both sink_put_buffer and sink_add_buffer");
       return 1;
     }
     if (sink->stream != nullptr) return sink->stream->put(index, std::move(b)) ? 0 : 1;

@@ -5,6 +5,7 @@
 // status or sink belongs to one call. Ownership: see each function.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,10 @@ struct stowage_sink {
   // and out of order; put marks which indexes arrived.
   std::mutex put_mu;
   std::vector<bool> put;
+  // abi.h: one load uses one of the two ways to hand buffers over.
+  std::atomic<bool> used_add{false};
+  std::atomic<bool> used_put{false};
+  std::mutex misuse_mu;  // guards misuse
 };
 
 namespace stowage::host {

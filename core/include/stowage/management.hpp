@@ -85,10 +85,13 @@ SaveResult save_model(IOHandler& handler, const ModelArtifacts& artifacts,
 // downloads: on_artifacts gets the model's JSON fields (weight_data unset,
 // weights_manifest as stored) once, then on_buffer gets each weight buffer
 // with its index, in index order, on the calling thread. At most
-// queue_bytes of buffers wait for on_buffer at once. Every buffer is
-// checked against the specs; an exception from a callback stops the load
-// and is rethrown. Plugins without streaming loads deliver everything at
-// the end; the callbacks are the same.
+// queue_bytes of buffers wait for on_buffer at once. The buffers' sizes are
+// checked against the specs when the load ends (a mismatch then throws
+// Error(kDataLoss), after on_buffer saw what came before); a model with
+// string weights is checked whole before any buffer is handed over. An
+// exception from a callback stops the load and is rethrown. Plugins without
+// streaming loads deliver everything at the end; the callbacks are the same.
+// Thread-safety: as load_model; the callbacks run on the calling thread.
 void load_model_streaming(std::string_view url, std::string_view options_json,
                           const std::function<void(const ModelArtifacts&)>& on_artifacts,
                           const std::function<void(uint64_t index, const Buffer&)>& on_buffer,

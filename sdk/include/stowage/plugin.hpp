@@ -22,6 +22,14 @@
 // host->buffer_share (a handler may keep them), and the Buffers load()
 // returns go to the host as stowage_buffers that own a copy of the Buffer.
 //
+// Streaming (ABI 1.1): every save goes through Handler::save_from, which
+// gets a WeightSource yielding the weight buffers in either form of
+// stowage_artifacts (its default collects them and calls save()); a scheme
+// declaring STOWAGE_CAP_STREAMING_SAVE overrides it to write each buffer as
+// it comes. Every load goes through Handler::load_into, which hands buffers
+// to a LoadSink (its default calls load()); with STOWAGE_CAP_STREAMING_LOAD
+// each LoadSink::put reaches the host at once.
+//
 // Options are strict: the constructor reads what it understands, and the
 // kit then refuses any key that was not read (unknown options are an error,
 // never silently ignored).

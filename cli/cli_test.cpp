@@ -324,6 +324,21 @@ TEST_CASE("info reads a model by stat, without its weight bytes, unless a tensor
   CHECK(none.err == "stowage: error: Cannot find model at memory://nothing\n");
 }
 
+TEST_CASE("copy --no-streaming holds the whole model and says so") {
+  TempDir tmp;
+  const fs::path model = make_model(tmp.path());
+  const Result r =
+      run(tmp.path(), {"copy", url(model), "memory://whole", "--no-streaming", "--json"});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  const rapidjson::Document doc = parse_json(r.out);
+  CHECK_FALSE(doc["streamed"].GetBool());
+  CHECK(doc["peakQueuedBytes"].GetUint64() == kWeightBytes);
+  const Result whole = run(tmp.path(), {"copy", url(model), "memory://h2", "--no-streaming"});
+  REQUIRE(whole.code == 0);
+  CHECK(contains(whole.out, "  streamed:            no, the whole model was held in memory\n"));
+}
+
 TEST_CASE("copy file to file: tfjs-node layout, shard sizes and the converter layout") {
   TempDir tmp;
   const fs::path model = make_model(tmp.path());

@@ -18,6 +18,7 @@ struct TransferArgs {
   bool converter_shards = false;
   bool no_verify = false;
   bool from_tfhub = false;
+  bool no_streaming = false;
   std::string verify_url;
   UrlOptions src_options;
   UrlOptions dst_options;
@@ -115,7 +116,7 @@ std::string destination_options(const TransferArgs& a) {
 }
 
 void print_human(const TransferArgs& a, const std::string& src, const std::string& dst,
-                 const SaveResult& result, const Written& written) {
+                 const SaveResult& result, const TransferStats& stats, const Written& written) {
   const ModelArtifactsInfo& info = result.model_artifacts_info;
   std::string out = std::string(a.move ? "moved " : "copied ") + src + " -> " + dst + "\n";
   std::string weights = bytes_text(info.weight_data_bytes.value_or(0));
@@ -128,6 +129,10 @@ void print_human(const TransferArgs& a, const std::string& src, const std::strin
     }
   }
   out += "  weights:             " + weights + "\n";
+  out += "  streamed:            " +
+         (stats.streamed ? "yes, at most " + bytes_text(stats.peak_queued_bytes) + " held at once"
+                         : "no, the whole model was held in memory") +
+         "\n";
   if (written.save_only) out += "  not read back: " + dst + " is save-only\n";
   if (written.unreadable) {
     out += "  not read back: the model cannot be read back from " + display_url(dst) +
@@ -156,7 +161,7 @@ void print_human(const TransferArgs& a, const std::string& src, const std::strin
 }
 
 void print_json(const TransferArgs& a, const std::string& src, const std::string& dst,
-                const SaveResult& result, const Written& written,
+                const SaveResult& result, const TransferStats& stats, const Written& written,
                 const std::optional<QuantizeOptions>& quantize,
                 const std::optional<QuantizeReport>& quantized) {
   const ModelArtifactsInfo& info = result.model_artifacts_info;
@@ -166,6 +171,8 @@ void print_json(const TransferArgs& a, const std::string& src, const std::string
   w.key("source").string(src);
   w.key("destination").string(dst);
   w.key("weightBytes").uint(info.weight_data_bytes.value_or(0));
+  w.key("streamed").boolean(stats.streamed);
+  w.key("peakQueuedBytes").uint(stats.peak_queued_bytes);
   w.key("verified").boolean(written.known);
   w.key("verifiedFrom");
   written.known ? w.string(display_url(written.from)) : w.null();
@@ -216,6 +223,9 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
   options.source_options = source_options(a, src);
   options.destination_options = destination_options(a);
   options.verify_url = a.verify_url.empty() ? "" : normalize_url(a.verify_url);
+  options.streaming = !a.no_streaming;
+  TransferStats stats;
+  options.stats = &stats;
   const std::optional<QuantizeOptions> quantize = quantize_options(a.quantize);
   std::optional<QuantizeReport> quantized;
   if (quantize) {
@@ -248,9 +258,9 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
 
   if (quantized && !common.quiet) quantize_warnings(*quantized);
   if (common.json) {
-    print_json(a, src, dst, result, written, quantize, quantized);
+    print_json(a, src, dst, result, stats, written, quantize, quantized);
   } else if (!common.quiet) {
-    print_human(a, src, dst, result, written);
+    print_human(a, src, dst, result, stats, written);
     if (quantized) std::cout << quantize_summary(*quantize, *quantized);
   }
   return kExitOk;
@@ -317,6 +327,9 @@ void add_transfer(CLI::App& app, CommonOptions& common, Runner& run, bool move) 
                 "SRC is a TF Hub model URL: load SRC/model.json?tfjs-format=file, as "
                 "tf.loadGraphModel(url, {fromTFHub: true}) does (sets the source option "
                 "from_tfhub)");
+  sub->add_flag("--no-streaming", args->no_streaming,
+                "Hold the whole model in memory between the load and the save, even when the "
+                "destination can save from a stream (ABI 1.0's copy)");
   add_quantize_options(*sub, args->quantize);
   add_common_options(*sub, common);
   sub->callback(

@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "host_api_internal.hpp"
+#include "model_stream_internal.hpp"
 
 namespace stowage::host {
 namespace {
@@ -76,6 +77,7 @@ bool log_enabled() {
 
 void note_misuse(stowage_sink* sink, const char* what) noexcept {
   try {
+    std::lock_guard<std::mutex> lock(sink->misuse_mu);  // puts may come from several threads
     if (sink->misuse.empty()) sink->misuse = what;
   } catch (...) {
   }
@@ -118,6 +120,7 @@ void sink_set_text(stowage_sink* sink, const char* text, size_t len) noexcept {
   }
   try {
     sink->text.emplace(text != nullptr ? std::string(text, len) : std::string());
+    if (sink->stream != nullptr) sink->stream->set_artifacts(*sink->text);
   } catch (...) {
     note_misuse(sink, "out of memory while copying sink text");
   }
@@ -140,9 +143,67 @@ void sink_add_buffer(stowage_sink* sink, stowage_buffer* buf) noexcept {
       note_misuse(sink, "sink_add_buffer was called on a sink that takes no buffers");
       return;  // b releases the plugin's buffer
     }
+    sink->used_add = true;
+    if (sink->used_put) {
+      note_misuse(sink, "a load called both sink_put_buffer and sink_add_buffer");
+      return;
+    }
+    if (sink->stream != nullptr) {
+      // A 1.0-style load into a stream waits for room like a put. A 1.0
+      // plugin cannot hear that the consumer gave up: the buffer is dropped
+      // and the copy fails on its own side.
+      sink->stream->add(std::move(b));
+      return;
+    }
     sink->buffers.push_back(std::move(b));
   } catch (...) {
     note_misuse(sink, "out of memory while adding a weight buffer");
+  }
+}
+
+int32_t sink_put_buffer(stowage_sink* sink, uint64_t index, stowage_buffer* buf) noexcept {
+  if (buf == nullptr) return 0;
+  if (sink == nullptr) {
+    if (buf->release != nullptr) buf->release(buf);
+    return 1;
+  }
+  if (buf->data == nullptr && buf->size != 0) {
+    note_misuse(sink, "sink_put_buffer got a buffer with NULL data and a non-zero size");
+    if (buf->release != nullptr) buf->release(buf);
+    return 1;
+  }
+  try {
+    Buffer b = adopt_plugin_buffer(buf, sink->keep_alive);
+    if (sink->kind != stowage_sink::Kind::kLoad) {
+      note_misuse(sink, "sink_put_buffer was called on a sink that takes no buffers");
+      return 1;
+    }
+    sink->used_put = true;
+    if (sink->used_add) {
+      note_misuse(sink, "a load called both sink_put_buffer and sink_add_buffer");
+      return 1;
+    }
+    if (sink->stream != nullptr) return sink->stream->put(index, std::move(b)) ? 0 : 1;
+    std::lock_guard<std::mutex> lock(sink->put_mu);
+    if (index >= (uint64_t{1} << 32)) {
+      note_misuse(sink, "sink_put_buffer got an index beyond any weights manifest");
+      return 1;
+    }
+    const auto i = static_cast<size_t>(index);
+    if (i >= sink->buffers.size()) {
+      sink->buffers.resize(i + 1);
+      sink->put.resize(i + 1, false);
+    }
+    if (sink->put[i]) {
+      note_misuse(sink, "sink_put_buffer got the same index twice");
+      return 1;
+    }
+    sink->put[i] = true;
+    sink->buffers[i] = std::move(b);
+    return 0;
+  } catch (...) {
+    note_misuse(sink, "out of memory while adding a weight buffer");
+    return 1;
   }
 }
 
@@ -231,6 +292,7 @@ const stowage_host_api kHostApi = {
     sink_new_text,
     sink_get_text,
     sink_free,
+    sink_put_buffer,
 };
 
 }  // namespace
@@ -292,6 +354,8 @@ Buffer adopt_plugin_buffer(stowage_buffer* buf, std::shared_ptr<const void> keep
   }
   return Buffer::wrap(taken.data, taken.size, std::move(owner), std::move(label));
 }
+
+stowage_buffer lend_owned(Buffer b) { return to_c(new_ref(std::move(b)), true); }
 
 uint64_t live_host_references() noexcept {
   std::lock_guard<std::mutex> lock(refs_mutex());

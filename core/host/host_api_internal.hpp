@@ -5,8 +5,10 @@
 // status or sink belongs to one call. Ownership: see each function.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,6 +17,10 @@
 #include "stowage/abi.h"
 #include "stowage/buffer.hpp"
 #include "stowage/error.hpp"
+
+namespace stowage::host {
+class ModelStream;
+}
 
 // Host-owned; one per plugin call.
 struct stowage_status {
@@ -39,6 +45,17 @@ struct stowage_sink {
   stowage::WeightData buffers;
   std::vector<std::pair<std::string, std::string>> models;  // url, info JSON
   std::string misuse;
+  // ABI 1.1 loads: when set, the JSON and every buffer go to this stream as
+  // they arrive instead of into text and buffers (the sink does not own it).
+  stowage::host::ModelStream* stream = nullptr;
+  // sink_put_buffer without a stream: buffers may come from several threads
+  // and out of order; put marks which indexes arrived.
+  std::mutex put_mu;
+  std::vector<bool> put;
+  // abi.h: one load uses one of the two ways to hand buffers over.
+  std::atomic<bool> used_add{false};
+  std::atomic<bool> used_put{false};
+  std::mutex misuse_mu;  // guards misuse
 };
 
 namespace stowage::host {
@@ -71,6 +88,10 @@ class LentBuffers {
 // NULL): the Buffer's owner calls the plugin's release when the last copy
 // goes, and keeps `keep_alive` until then.
 Buffer adopt_plugin_buffer(stowage_buffer* buf, std::shared_ptr<const void> keep_alive);
+
+// A new host reference to b, owned by whoever receives it (its release
+// callback drops the reference); host->buffer_share unwraps it without a copy.
+stowage_buffer lend_owned(Buffer b);
 
 // Number of host references currently held by plugins or lent to them (for
 // tests: every reference handed out must come back).

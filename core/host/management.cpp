@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <typeinfo>
 
+#include "model_stream_internal.hpp"
 #include "plugin_handler_internal.hpp"
 #include "registry_internal.hpp"
 #include "stowage/error.hpp"
+#include "stowage/model_json.hpp"
 #include "stowage/weights.hpp"
 
 namespace stowage {
@@ -185,6 +188,112 @@ std::optional<std::string> difference(const ModelArtifacts& a, const ModelArtifa
   return std::nullopt;
 }
 
+// The weight specs of a model, flat.
+std::vector<WeightSpec> specs_of(const ModelArtifacts& a) {
+  if (a.weight_specs) return *a.weight_specs;
+  if (a.weights_manifest) return flatten_specs(*a.weights_manifest);
+  return {};
+}
+
+// The weight bytes a model's specs fix, or nullopt when they do not (string
+// weights) or when the model has no specs at all (nothing to stream).
+std::optional<uint64_t> fixed_weight_bytes(const ModelArtifacts& a) {
+  if (!a.weight_specs && !a.weights_manifest) return std::nullopt;
+  uint64_t total = 0;
+  for (const WeightSpec& spec : specs_of(a)) {
+    std::optional<uint64_t> n = fixed_byte_size(spec);
+    if (!n || __builtin_add_overflow(total, *n, &total)) return std::nullopt;
+  }
+  return total;
+}
+
+// A load running on its own thread into a stream; the destructor stops and
+// joins it, so no exit path leaves it running.
+class LoadThread {
+ public:
+  LoadThread(host::PluginHandler& source, host::ModelStream& stream, CallContext call)
+      : stream_(stream), call_(std::move(call)) {
+    // The load stops as soon as the consumer gave up, even a 1.0 plugin
+    // that only hears about it through is_cancelled.
+    std::function<bool()> user = call_.is_cancelled;
+    call_.is_cancelled = [&stream, user] { return stream.stopped() || (user && user()); };
+    thread_ = std::thread([this, &source] {
+      try {
+        source.load_into(stream_, call_);
+      } catch (...) {
+        stream_.fail(std::current_exception());
+      }
+    });
+  }
+  ~LoadThread() {
+    if (thread_.joinable()) {
+      stream_.cancel();
+      thread_.join();
+    }
+  }
+  LoadThread(const LoadThread&) = delete;
+  LoadThread& operator=(const LoadThread&) = delete;
+
+  void join() { thread_.join(); }
+
+ private:
+  host::ModelStream& stream_;
+  CallContext call_;
+  std::thread thread_;
+};
+
+// Every buffer left in the stream, in order (a model that cannot stream).
+WeightData drain(host::ModelStream& stream) {
+  WeightData data;
+  while (std::optional<Buffer> b = stream.next()) data.push_back(std::move(*b));
+  return data;
+}
+
+// The loaded JSON with the drained buffers, validated like any load.
+ModelArtifacts materialised(ModelArtifacts meta, WeightData data, const std::string& url) {
+  if (!data.empty() || meta.weight_specs || meta.weights_manifest) {
+    meta.weight_data = std::move(data);
+  }
+  validate_weight_bytes(meta, url);
+  return meta;
+}
+
+// A copy through a bounded queue: the source loads on a thread while the
+// destination saves from the queue.
+SaveResult stream_copy(host::PluginHandler& source, host::PluginHandler& destination,
+                       const std::string& src, const TransferOptions& options,
+                       const CallContext& load_call, const CallContext& save_call,
+                       TransferStats& stats, uint64_t& bytes) {
+  host::ModelStream stream(options.queue_bytes);
+  LoadThread loader(source, stream, load_call);
+  struct Peak {
+    host::ModelStream& stream;
+    TransferStats& stats;
+    ~Peak() { stats.peak_queued_bytes = std::max(stats.peak_queued_bytes, stream.peak_bytes()); }
+  } peak{stream, stats};
+  std::optional<std::string> json = stream.artifacts();
+  if (!json) {
+    throw Error(ErrorCode::kInternal, "the load of " + src + " ended without its model JSON");
+  }
+  ModelArtifacts meta = parse_model_json(*json, src);
+  std::optional<uint64_t> total = fixed_weight_bytes(meta);
+  if (!total) {
+    ModelArtifacts whole = materialised(std::move(meta), drain(stream), src);
+    loader.join();
+    bytes = whole.weight_data ? total_size(*whole.weight_data) : 0;
+    stats.streamed = false;
+    return destination.save(whole, save_call);
+  }
+  ModelArtifacts flat = std::move(meta);
+  flat.weight_specs = specs_of(flat);
+  flat.weights_manifest.reset();
+  stats.streamed = true;
+  SaveResult result = destination.save_streaming(flat, *total, stream, src, save_call);
+  loader.join();
+  bytes = *total;
+  return result;
+}
+
 SaveResult transfer(std::string_view src, std::string_view dst, const TransferOptions& options,
                     Registry& registry, bool move) {
   const std::string s(src), d(dst);
@@ -236,8 +345,25 @@ SaveResult transfer(std::string_view src, std::string_view dst, const TransferOp
   save_call.on_progress = progress.save_phase();
   save_call.weight_url_converter = nullptr;  // a converter belongs to the source's manifest
 
+  TransferStats local_stats;
+  TransferStats& stats = options.stats != nullptr ? *options.stats : local_stats;
+  stats = TransferStats{};
+  auto* source_plugin = dynamic_cast<host::PluginHandler*>(source.get());
+  auto* destination_plugin = dynamic_cast<host::PluginHandler*>(destination.get());
+  // A move keeps the loaded model to compare the copy with (and to restore
+  // it), so it holds the whole model anyway.
+  if (!move && options.streaming && !options.transform && source_plugin != nullptr &&
+      destination_plugin != nullptr && destination_plugin->can_stream_save()) {
+    uint64_t bytes = 0;
+    SaveResult result = stream_copy(*source_plugin, *destination_plugin, s, options, load_call,
+                                    save_call, stats, bytes);
+    progress.finish(bytes, bytes);
+    return result;
+  }
+
   // The loaded buffers go straight into the save: no copy of the weights.
   ModelArtifacts artifacts = source->load(load_call);
+  stats.peak_queued_bytes = artifacts.weight_data ? total_size(*artifacts.weight_data) : 0;
   if (!is_plugin_handler(*source)) validate_weight_bytes(artifacts, s);
   if (options.transform) options.transform(artifacts);
   SaveResult result = destination->save(artifacts, save_call);
@@ -339,6 +465,45 @@ SaveResult save_model(IOHandler& handler, const ModelArtifacts& artifacts,
                     scheme_note(handler, STOWAGE_CAP_SAVE));
   }
   return handler.save(artifacts, call);
+}
+
+void load_model_streaming(std::string_view url, std::string_view options_json,
+                          const std::function<void(const ModelArtifacts&)>& on_artifacts,
+                          const std::function<void(uint64_t index, const Buffer&)>& on_buffer,
+                          const CallContext& call, uint64_t queue_bytes, Registry& registry) {
+  const std::string u(url);
+  std::unique_ptr<IOHandler> handler = registry.open(url, options_json);
+  auto deliver = [&](const ModelArtifacts& whole) {
+    ModelArtifacts meta = whole;
+    meta.weight_data.reset();
+    on_artifacts(meta);
+    if (!whole.weight_data) return;
+    for (size_t i = 0; i < whole.weight_data->size(); ++i) on_buffer(i, (*whole.weight_data)[i]);
+  };
+  auto* plugin = dynamic_cast<host::PluginHandler*>(handler.get());
+  if (plugin == nullptr || !handler->can_load()) {
+    deliver(load_model(*handler, call));
+    return;
+  }
+  host::ModelStream stream(queue_bytes);
+  LoadThread loader(*plugin, stream, call);
+  std::optional<std::string> json = stream.artifacts();
+  if (!json) {
+    throw Error(ErrorCode::kInternal, "the load of " + u + " ended without its model JSON");
+  }
+  ModelArtifacts meta = parse_model_json(*json, u);
+  if (!fixed_weight_bytes(meta) && (meta.weight_specs || meta.weights_manifest)) {
+    // String weights: their sizes are only known from their bytes, so the
+    // whole model is checked before any buffer is handed out.
+    ModelArtifacts whole = materialised(std::move(meta), drain(stream), u);
+    loader.join();
+    deliver(whole);
+    return;
+  }
+  on_artifacts(meta);
+  uint64_t index = 0;
+  while (std::optional<Buffer> b = stream.next()) on_buffer(index++, *b);
+  loader.join();
 }
 
 std::vector<ListedModel> list_models(std::string_view url, Registry& registry) {

@@ -165,9 +165,10 @@ PluginHandler::~PluginHandler() {
 
 template <class Fn>
 std::unique_ptr<stowage_sink> PluginHandler::invoke(const char* op, const CallContext& call,
-                                                    stowage_sink::Kind kind, Fn&& fn) {
+                                                    stowage_sink::Kind kind,
+                                                    const RetryPolicy& policy, Fn&& fn) {
   std::unique_ptr<stowage_sink> result;
-  run_with_retry(policy_, call, [&] {
+  run_with_retry(policy, call, [&] {
     auto sink = std::make_unique<stowage_sink>(kind, plugin_);
     stowage_status st;
     CallBridge bridge(call);
@@ -213,7 +214,7 @@ SaveResult PluginHandler::save(const ModelArtifacts& artifacts, const CallContex
   a.buffers = lent.data();
   a.buffer_count = lent.size();
   a.weight_bytes = data != nullptr ? total_size(*data) : 0;
-  auto sink = invoke("save", call, stowage_sink::Kind::kText,
+  auto sink = invoke("save", call, stowage_sink::Kind::kText, policy_,
                      [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
                        plugin_->ops.save(handle_, &a, c, s, st);
                      });
@@ -223,12 +224,217 @@ SaveResult PluginHandler::save(const ModelArtifacts& artifacts, const CallContex
   return result;
 }
 
+namespace {
+
+// The next_buffer side of a streaming save: hands the stream's buffers to
+// the plugin as host references and holds the stream to the promised total.
+struct Puller {
+  ModelStream& stream;
+  uint64_t weight_bytes;
+  const std::string& source;
+  uint64_t pulled = 0;
+  bool ended = false;
+  bool failed = false;
+
+  static int32_t next(void* context, stowage_buffer* out, stowage_status* st) noexcept {
+    auto* self = static_cast<Puller*>(context);
+    if (out == nullptr)
+      return self->fail(st, ErrorCode::kInvalidArgument, "next_buffer: out is NULL");
+    if (self->ended || self->failed) {
+      return self->fail(st, ErrorCode::kInternal,
+                        "next_buffer was called again after it returned 0 or -1");
+    }
+    try {
+      std::optional<Buffer> b = self->stream.next();
+      if (!b) {
+        if (self->pulled != self->weight_bytes) {
+          return self->short_data(st);
+        }
+        self->ended = true;
+        return 0;
+      }
+      if (b->size() > self->weight_bytes - self->pulled) {
+        self->pulled = self->weight_bytes + 1;
+        self->stream.cancel();
+        return self->short_data(st);
+      }
+      self->pulled += b->size();
+      *out = lend_owned(std::move(*b));
+      return 1;
+    } catch (const Error& e) {
+      self->stream.cancel();
+      return self->fail(st, e.code(), e.what(), e.retryable());
+    } catch (const std::exception& e) {
+      self->stream.cancel();
+      return self->fail(st, ErrorCode::kInternal, e.what());
+    } catch (...) {
+      self->stream.cancel();
+      return self->fail(st, ErrorCode::kInternal, "the weight stream failed");
+    }
+  }
+
+  int32_t short_data(stowage_status* st) {
+    return fail(st, ErrorCode::kDataLoss,
+                "the load of " + source +
+                    (pulled > weight_bytes ? " delivered more than " : " delivered only ") +
+                    (pulled > weight_bytes ? "" : std::to_string(pulled) + " of ") +
+                    std::to_string(weight_bytes) + " bytes of weight data its weight specs need");
+  }
+
+  int32_t fail(stowage_status* st, ErrorCode code, std::string_view msg, bool retryable = false) {
+    failed = true;
+    host_api()->status_set(st, static_cast<int32_t>(code), retryable ? 1 : 0, msg.data(),
+                           msg.size());
+    return -1;
+  }
+};
+
+// The bytes fixed-size specs need; nullopt when one of them is a string
+// weight (its size is in its bytes: the consumer checks those).
+std::optional<uint64_t> fixed_need(const std::vector<WeightSpec>& specs) {
+  uint64_t total = 0;
+  for (const WeightSpec& spec : specs) {
+    std::optional<uint64_t> n = fixed_byte_size(spec);
+    if (!n || __builtin_add_overflow(total, *n, &total)) return std::nullopt;
+  }
+  return total;
+}
+
+// What a streamed load handed over (its buffers' sizes, the bytes being
+// gone), checked against its specs as validate_weight_bytes checks a whole
+// load: per weight group when there is one buffer per manifest path.
+void check_streamed_sizes(const std::string& json, const std::vector<uint64_t>& sizes,
+                          const std::string& url) {
+  ModelArtifacts artifacts = parse_model_json(json, url);
+  const std::string prefix = "model.json at " + url + ": ";
+  uint64_t have = 0;
+  for (uint64_t n : sizes) have += n;
+  size_t path_count = 0;
+  if (artifacts.weights_manifest) {
+    for (const WeightGroup& g : *artifacts.weights_manifest) path_count += g.paths.size();
+  }
+  if (artifacts.weights_manifest && path_count == sizes.size()) {
+    size_t first = 0;
+    for (size_t g = 0; g < artifacts.weights_manifest->size(); ++g) {
+      const WeightGroup& group = (*artifacts.weights_manifest)[g];
+      uint64_t group_have = 0;
+      for (size_t i = first; i < first + group.paths.size(); ++i) group_have += sizes[i];
+      first += group.paths.size();
+      const std::optional<uint64_t> need = fixed_need(group.weights);
+      if (!need || *need == group_have) continue;
+      throw Error(ErrorCode::kDataLoss, prefix + "weight group " + std::to_string(g + 1) + " (" +
+                                            std::to_string(group.weights.size()) +
+                                            " weights) needs " + std::to_string(*need) +
+                                            " bytes but its " + std::to_string(group.paths.size()) +
+                                            " shard(s) hold " + std::to_string(group_have) +
+                                            " bytes");
+    }
+    return;
+  }
+  if (!artifacts.weight_specs && !artifacts.weights_manifest) {
+    if (sizes.empty()) return;
+    throw Error(ErrorCode::kDataLoss, prefix + "it has no weight specs but the load handed over " +
+                                          std::to_string(have) + " bytes of weight data");
+  }
+  const std::vector<WeightSpec> specs =
+      artifacts.weight_specs ? *artifacts.weight_specs : flatten_specs(*artifacts.weights_manifest);
+  const std::optional<uint64_t> need = fixed_need(specs);
+  if (!need || *need == have) return;
+  throw Error(ErrorCode::kDataLoss, prefix + "the weights (" + std::to_string(specs.size()) +
+                                        " specs) need " + std::to_string(*need) +
+                                        " bytes but the weight data holds " + std::to_string(have) +
+                                        " bytes in " + std::to_string(sizes.size()) + " buffer(s)");
+}
+
+}  // namespace
+
+SaveResult PluginHandler::save_streaming(const ModelArtifacts& meta, uint64_t weight_bytes,
+                                         ModelStream& stream, const std::string& source,
+                                         const CallContext& call) {
+  if (!can_stream_save()) {
+    throw Error(ErrorCode::kInternal, "plugin '" + plugin_->name + "' cannot save from a stream");
+  }
+  const std::string json = artifacts_to_json(meta);
+  Puller puller{stream, weight_bytes, source};
+  stowage_artifacts a{};
+  a.struct_size = sizeof a;
+  a.has_weight_data = 1;
+  a.json = json.c_str();
+  a.json_size = json.size();
+  a.buffers = nullptr;
+  a.buffer_count = 0;
+  a.weight_bytes = weight_bytes;
+  a.next_buffer = &Puller::next;
+  a.source_context = &puller;
+  RetryPolicy once = policy_;
+  once.max_attempts = 1;
+  std::unique_ptr<stowage_sink> sink;
+  try {
+    sink = invoke("save", call, stowage_sink::Kind::kText, once,
+                  [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
+                    plugin_->ops.save(handle_, &a, c, s, st);
+                  });
+  } catch (...) {
+    stream.cancel();  // the load behind the stream stops too
+    throw;
+  }
+  if (!puller.ended) {
+    stream.cancel();
+    throw Error(ErrorCode::kInternal,
+                "plugin '" + plugin_->name + "' reported a successful save of '" + url_ +
+                    "' without taking all of its weight data (" + std::to_string(puller.pulled) +
+                    " of " + std::to_string(weight_bytes) + " bytes)");
+  }
+  SaveResult result;
+  result.model_artifacts_info = artifacts_info(meta);
+  result.model_artifacts_info.weight_data_bytes = weight_bytes;
+  if (sink->text) result.responses = std::move(*sink->text);
+  return result;
+}
+
+void PluginHandler::load_into(ModelStream& stream, const CallContext& call) {
+  if (!can_load()) {
+    IOHandler::load(call);
+    return;
+  }
+  run_with_retry(policy_, call, [&] {
+    auto sink = std::make_unique<stowage_sink>(stowage_sink::Kind::kLoad, plugin_);
+    sink->stream = &stream;
+    stowage_status st;
+    CallBridge bridge(call);
+    try {
+      {
+        auto lock = plugin_->call_lock();
+        plugin_->ops.load(handle_, bridge.get(), sink.get(), &st);
+      }
+      bridge.rethrow_if_failed();
+      if (st.failed) throw plugin_error(*plugin_, "load", url_, st);
+      if (!sink->misuse.empty()) {
+        throw Error(ErrorCode::kInternal, "plugin '" + plugin_->name +
+                                              "' broke the ABI in load of '" + url_ +
+                                              "': " + sink->misuse);
+      }
+    } catch (const Error& e) {
+      // What reached the stream cannot be taken back: no second attempt.
+      if (e.retryable() && stream.touched()) throw Error(e.code(), e.what(), false);
+      throw;
+    }
+    if (!sink->text) {
+      throw Error(
+          ErrorCode::kInternal,
+          "plugin '" + plugin_->name + "' returned no model JSON from its load of '" + url_ + "'");
+    }
+    check_streamed_sizes(*sink->text, stream.sizes(), url_);
+  });
+  stream.finish(url_);
+}
+
 ModelArtifacts PluginHandler::load(const CallContext& call) {
   if (!can_load()) {
     if (!plugin_->has(STOWAGE_CAP_LOAD)) return IOHandler::load(call);
     unsupported("load");
   }
-  auto sink = invoke("load", call, stowage_sink::Kind::kLoad,
+  auto sink = invoke("load", call, stowage_sink::Kind::kLoad, policy_,
                      [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
                        plugin_->ops.load(handle_, c, s, st);
                      });
@@ -236,6 +442,14 @@ ModelArtifacts PluginHandler::load(const CallContext& call) {
     throw Error(
         ErrorCode::kInternal,
         "plugin '" + plugin_->name + "' returned no model JSON from its load of '" + url_ + "'");
+  }
+  for (size_t i = 0; i < sink->put.size(); ++i) {
+    if (!sink->put[i]) {
+      throw Error(ErrorCode::kInternal,
+                  "plugin '" + plugin_->name + "' broke the ABI in load of '" + url_ +
+                      "': it put weight buffer " + std::to_string(sink->put.size() - 1) +
+                      " but never buffer " + std::to_string(i));
+    }
   }
   ModelArtifacts artifacts = parse_model_json(*sink->text, url_);
   if (!sink->buffers.empty() || artifacts.weight_specs || artifacts.weights_manifest) {
@@ -250,7 +464,7 @@ std::vector<ListedModel> PluginHandler::list(const CallContext& call) {
     if (!plugin_->has(STOWAGE_CAP_LIST)) return IOHandler::list(call);
     unsupported("list");
   }
-  auto sink = invoke("list", call, stowage_sink::Kind::kList,
+  auto sink = invoke("list", call, stowage_sink::Kind::kList, policy_,
                      [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
                        plugin_->ops.list(handle_, c, s, st);
                      });
@@ -268,7 +482,7 @@ ModelArtifactsInfo PluginHandler::remove(const CallContext& call) {
     if (!plugin_->has(STOWAGE_CAP_REMOVE)) return IOHandler::remove(call);
     unsupported("remove");
   }
-  auto sink = invoke("remove", call, stowage_sink::Kind::kText,
+  auto sink = invoke("remove", call, stowage_sink::Kind::kText, policy_,
                      [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
                        plugin_->ops.remove(handle_, c, s, st);
                      });
@@ -284,7 +498,7 @@ ModelStat PluginHandler::stat(const CallContext& call) {
     if (!plugin_->has(STOWAGE_CAP_STAT)) return IOHandler::stat(call);
     unsupported("stat");
   }
-  auto sink = invoke("stat", call, stowage_sink::Kind::kText,
+  auto sink = invoke("stat", call, stowage_sink::Kind::kText, policy_,
                      [&](const stowage_call* c, stowage_sink* s, stowage_status* st) {
                        plugin_->ops.stat(handle_, c, s, st);
                      });

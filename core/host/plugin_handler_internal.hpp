@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "host_api_internal.hpp"
+#include "model_stream_internal.hpp"
 #include "plugin_loader_internal.hpp"
 #include "retry_internal.hpp"
 #include "stowage/handler.hpp"
@@ -44,6 +45,23 @@ class PluginHandler final : public IOHandler {
   ModelArtifactsInfo remove(const CallContext& call = {}) override;
   ModelStat stat(const CallContext& call = {}) override;
 
+  // ABI 1.1 streaming. save_streaming gives the plugin the pull form of
+  // its artifacts: `meta` holds the JSON fields and flat weight specs (no
+  // weight data), weight_bytes the exact total, and the buffers come from
+  // stream in order (`source` names where they come from in errors). Only
+  // for a plugin that can_stream_save(); never retried (the stream is
+  // consumed once).
+  bool can_stream_save() const { return has(STOWAGE_CAP_STREAMING_SAVE); }
+  SaveResult save_streaming(const ModelArtifacts& meta, uint64_t weight_bytes, ModelStream& stream,
+                            const std::string& source, const CallContext& call = {});
+  // Runs the plugin's load into stream: its JSON and buffers go there as
+  // they come (through sink_put_buffer for STREAMING_LOAD plugins, else
+  // sink_add_buffer), then stream.finish() once the load succeeded and the
+  // buffer sizes match the weight specs (when the specs fix them). Retried
+  // only while nothing reached the stream. Throws the load's error; the
+  // caller then fails the stream.
+  void load_into(ModelStream& stream, const CallContext& call = {});
+
   const std::shared_ptr<const LoadedPlugin>& plugin() const noexcept { return plugin_; }
   const std::string& scheme() const noexcept { return scheme_; }
   uint64_t capabilities() const noexcept { return capabilities_; }
@@ -58,7 +76,7 @@ class PluginHandler final : public IOHandler {
 
   template <class Fn>
   std::unique_ptr<stowage_sink> invoke(const char* op, const CallContext& call,
-                                       stowage_sink::Kind kind, Fn&& fn);
+                                       stowage_sink::Kind kind, const RetryPolicy& policy, Fn&& fn);
 
   std::shared_ptr<const LoadedPlugin> plugin_;
   std::string url_;

@@ -124,6 +124,8 @@ std::vector<std::string> LoadedPlugin::capability_names_of(uint64_t bits) {
       {STOWAGE_CAP_ATOMIC_SAVE, "atomic_save"},
       {STOWAGE_CAP_SINGLE_THREADED, "single_threaded"},
       {STOWAGE_CAP_STAT, "stat"},
+      {STOWAGE_CAP_STREAMING_SAVE, "streaming_save"},
+      {STOWAGE_CAP_STREAMING_LOAD, "streaming_load"},
   };
   std::vector<std::string> out;
   for (const auto& [bit, name] : kNames) {
@@ -232,6 +234,28 @@ std::shared_ptr<LoadedPlugin> adopt_descriptor(const stowage_plugin_desc* desc,
       if ((plugin->scheme_capabilities[i] & c.bit) != 0 && !c.present) {
         refuse(library, "plugin '" + plugin->name + "' declares capability '" + c.cap +
                             "' but its ops table has no '" + c.cap + "' function (scheme '" +
+                            plugin->schemes[i] + "')");
+      }
+    }
+  }
+  // Bits 1.1 assigned mean nothing from a 1.0 plugin: it gets the 1.0 forms.
+  if (d.abi_minor < 1) {
+    constexpr uint64_t kStreaming = STOWAGE_CAP_STREAMING_SAVE | STOWAGE_CAP_STREAMING_LOAD;
+    plugin->capabilities &= ~kStreaming;
+    for (auto& bits : plugin->scheme_capabilities) bits &= ~kStreaming;
+  }
+  // A streaming form of an operation the scheme does not have is a lie too.
+  const std::pair<uint64_t, uint64_t> streaming[] = {
+      {STOWAGE_CAP_STREAMING_SAVE, STOWAGE_CAP_SAVE},
+      {STOWAGE_CAP_STREAMING_LOAD, STOWAGE_CAP_LOAD},
+  };
+  for (size_t i = 0; i < plugin->schemes.size(); ++i) {
+    for (const auto& [form, op] : streaming) {
+      const uint64_t bits = plugin->scheme_capabilities[i];
+      if ((bits & form) != 0 && (bits & op) == 0) {
+        refuse(library, "plugin '" + plugin->name + "' declares capability '" +
+                            LoadedPlugin::capability_names_of(form).front() + "' but not '" +
+                            LoadedPlugin::capability_names_of(op).front() + "' (scheme '" +
                             plugin->schemes[i] + "')");
       }
     }

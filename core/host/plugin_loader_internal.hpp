@@ -48,7 +48,7 @@ struct LoadedPlugin {
   // The bits of one of this plugin's schemes; 0 for a scheme it does not serve.
   uint64_t capabilities_of(std::string_view scheme) const noexcept;
   // "load", "save", "list", "remove", "zero_copy", "atomic_save", "single_threaded",
-  // "stat" for the plugin-wide bits.
+  // "stat", "streaming_save", "streaming_load" for the plugin-wide bits.
   std::vector<std::string> capability_names() const { return capability_names_of(capabilities); }
   static std::vector<std::string> capability_names_of(uint64_t bits);
   // Held around every call into a plugin that declared

@@ -6,6 +6,7 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -223,6 +224,11 @@ const InnerPlugin& load_inner(const std::string& inner, const stowage_host_api* 
     g_wrapped.status_set = &wrapped_status_set;
     g_wrapped.sink_set_text = &wrapped_sink_set_text;
     g_wrapped.sink_add_buffer = &wrapped_sink_add_buffer;
+    // Wrapped plugins get the services up to ABI 1.0's end: short_read
+    // intercepts sink_add_buffer, so a streaming loader must use it
+    // (fault:// declares no streaming capability either).
+    g_wrapped.sink_put_buffer = nullptr;
+    g_wrapped.struct_size = offsetof(stowage_host_api, sink_put_buffer);
   }
   fs::path library = resolve(inner);
   auto it = loaded->find(library.string());

@@ -9,6 +9,9 @@
 //   save    Keeps the artifacts and references to the caller's weight
 //           buffers (no bytes are copied), replacing a model of that name
 //           at once: a concurrent load gets the old model or the new one.
+//           From a stream (a copy from another store, ABI 1.1) it keeps a
+//           copy of each buffer's bytes instead: a streamed buffer belongs
+//           to the copy's bounded queue, which must get its room back.
 //   load    Hands back the same buffers (their data pointers are the saved
 //           ones), described by a flat "weightSpecs", as TF.js's
 //           passthrough handlers do.
@@ -121,6 +124,22 @@ class MemoryHandler final : public plugin::Handler {
     return std::nullopt;
   }
 
+  std::optional<std::string> save_from(const ModelArtifacts& meta, plugin::WeightSource& weights,
+                                       Call& call) override {
+    if (!weights.streaming()) return Handler::save_from(meta, weights, call);
+    ModelArtifacts whole = meta;
+    WeightData data;
+    uint64_t done = 0;
+    while (std::optional<Buffer> b = weights.next()) {
+      call.check();
+      data.push_back(Buffer::copy_of(b->bytes()));
+      done += b->size();
+      call.progress(done, weights.total_bytes());
+    }
+    whole.weight_data = std::move(data);
+    return save(whole, call);
+  }
+
   std::vector<ListedModel> list(Call& call) override {
     call.check();
     std::vector<ListedModel> out;
@@ -175,5 +194,6 @@ class MemoryHandler final : public plugin::Handler {
 
 STOWAGE_PLUGIN(stowage::memory::MemoryHandler, "memory", STOWAGE_PLUGIN_VERSION,
                STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST | STOWAGE_CAP_REMOVE |
-                   STOWAGE_CAP_ZERO_COPY | STOWAGE_CAP_ATOMIC_SAVE | STOWAGE_CAP_STAT,
+                   STOWAGE_CAP_ZERO_COPY | STOWAGE_CAP_ATOMIC_SAVE | STOWAGE_CAP_STREAMING_SAVE |
+                   STOWAGE_CAP_STREAMING_LOAD | STOWAGE_CAP_STAT,
                "memory");

@@ -4,6 +4,8 @@
 //   fail_times n, fail_op "save"|"load"|"list"|"remove"|"any", fail_code c,
 //   fail_retryable b   the first n matching calls of a handler fail
 //   truncate_weights n load hands out n bytes fewer than were saved
+//   fail_load_after n  load hands out n weight buffers, then fails with
+//                      fail_code and fail_retryable (a failure midway)
 //   flip_byte_on_save  save stores its weights with the first byte changed
 //   copy_buffers       load hands out plugin-owned copies (own release)
 //   convert_weight_url load asks the host's converter for "weights.bin" and
@@ -117,6 +119,7 @@ struct stowage_handler {
   int fail_code = STOWAGE_UNAVAILABLE;
   bool fail_retryable = true;
   uint64_t truncate_weights = 0;
+  int fail_load_after = -1;
   bool flip_byte_on_save = false;
   bool copy_buffers = false;
   bool convert_weight_url = false;
@@ -233,6 +236,9 @@ void tm_open(const char* url, size_t url_len, const char* options_json, size_t o
     } else if (k == "truncate_weights") {
       if (!need_int()) return;
       h->truncate_weights = static_cast<uint64_t>(v.GetInt());
+    } else if (k == "fail_load_after") {
+      if (!need_int()) return;
+      h->fail_load_after = v.GetInt();
     } else if (k == "flip_byte_on_save") {
       if (!need_bool()) return;
       h->flip_byte_on_save = v.GetBool();
@@ -357,6 +363,11 @@ void tm_load(stowage_handler* h, const stowage_call* call, stowage_sink* out, st
   uint64_t done = 0;
   call->progress(call->host_context, 0, total);
   for (size_t i = 0; i < m->blobs.size(); ++i) {
+    if (h->fail_load_after >= 0 && i == static_cast<size_t>(h->fail_load_after)) {
+      g_host->status_set(st, h->fail_code, h->fail_retryable ? 1 : 0, "testmem: load failed midway",
+                         27);
+      return;
+    }
     const Blob& b = *m->blobs[i];
     uint64_t size = b.size();
     if (i + 1 == m->blobs.size())

@@ -13,6 +13,18 @@
 
 namespace stowage {
 
+// How a copy or move went.
+struct TransferStats {
+  // True when the weights went from the load to the save through a bounded
+  // queue (the destination's plugin takes its weights as a stream), false
+  // when the whole model was held in memory first.
+  bool streamed = false;
+  // The most weight bytes the host held at once while streaming (queued, or
+  // handed to the save and not yet released by it); the model's weight
+  // bytes when it was not streamed.
+  uint64_t peak_queued_bytes = 0;
+};
+
 struct TransferOptions {
   std::string source_options = "{}";       // options JSON for the source handler
   std::string destination_options = "{}";  // e.g. {"shard_size": 4194304}
@@ -25,6 +37,15 @@ struct TransferOptions {
   //   options.transform = [q](ModelArtifacts& a) { quantize_artifacts(a, q); };
   // An exception it throws ends the transfer before anything is written.
   std::function<void(ModelArtifacts&)> transform;
+  // Stream the weights when the destination can (ABI 1.1
+  // STOWAGE_CAP_STREAMING_SAVE) and there is no transform; false always
+  // holds the whole model in memory first, as ABI 1.0 copies do.
+  bool streaming = true;
+  // The bytes a streaming copy may hold at once; a single buffer larger
+  // than this passes alone.
+  uint64_t queue_bytes = 64ull << 20;
+  // When not null, receives how the transfer went (also when it fails).
+  TransferStats* stats = nullptr;
 };
 
 // Where a model saved to dst can be loaded back from, and with which
@@ -59,6 +80,24 @@ ModelArtifacts load_model(IOHandler& handler, const CallContext& call = {});
 SaveResult save_model(IOHandler& handler, const ModelArtifacts& artifacts,
                       const CallContext& call = {});
 
+// Loads a model handing its weight buffers to the caller as they arrive
+// (ABI 1.1 streaming loads), so a host can decode tensors while the rest
+// downloads: on_artifacts gets the model's JSON fields (weight_data unset,
+// weights_manifest as stored) once, then on_buffer gets each weight buffer
+// with its index, in index order, on the calling thread. At most
+// queue_bytes of buffers wait for on_buffer at once. The buffers' sizes are
+// checked against the specs when the load ends (a mismatch then throws
+// Error(kDataLoss), after on_buffer saw what came before); a model with
+// string weights is checked whole before any buffer is handed over. An
+// exception from a callback stops the load and is rethrown. Plugins without
+// streaming loads deliver everything at the end; the callbacks are the same.
+// Thread-safety: as load_model; the callbacks run on the calling thread.
+void load_model_streaming(std::string_view url, std::string_view options_json,
+                          const std::function<void(const ModelArtifacts&)>& on_artifacts,
+                          const std::function<void(uint64_t index, const Buffer&)>& on_buffer,
+                          const CallContext& call = {}, uint64_t queue_bytes = 64ull << 20,
+                          Registry& registry = Registry::global());
+
 std::vector<ListedModel> list_models(std::string_view url, Registry& registry = Registry::global());
 // TF.js's listModels() with no URL: the models of every location the host
 // lists by default, keyed by URL (scheme://path) in location order; of two
@@ -69,8 +108,11 @@ std::vector<ListedModel> list_models(std::string_view url, Registry& registry = 
 std::vector<ListedModel> list_models(Registry& registry = Registry::global());
 ModelArtifactsInfo remove_model(std::string_view url, Registry& registry = Registry::global());
 
-// Loads src and saves it to dst, streaming the loaded buffers (no extra copy
-// of the weights). Error(kInvalidArgument) when src == dst.
+// Loads src and saves it to dst. When the destination takes streams (see
+// TransferOptions::streaming) the save runs while the load does, holding at
+// most queue_bytes of weights; otherwise the loaded buffers go into the
+// save without an extra copy. A failed or cancelled copy leaves the
+// destination as it was. Error(kInvalidArgument) when src == dst.
 SaveResult copy_model(std::string_view src, std::string_view dst,
                       const TransferOptions& options = {}, Registry& registry = Registry::global());
 // copy_model, then reloads the copy (from read_back_target) and compares it

@@ -142,6 +142,40 @@ typedef struct stowage_artifacts {
   const stowage_buffer* buffers;
   uint64_t buffer_count;
   uint64_t weight_bytes;
+  /* ABI 1.1: the pull form (a streaming copy). Read these fields only when
+   * struct_size reaches them; a 1.0 host leaves them out.
+   * Only a scheme declaring STOWAGE_CAP_STREAMING_SAVE ever gets the pull
+   * form, and it must accept both forms; every other plugin gets buffers as
+   * in 1.0. In the pull form buffers is NULL, buffer_count is 0,
+   * has_weight_data is 1 and next_buffer is set: the weight bytes come from
+   * a load that may still be running, so how they are cut into buffers is
+   * not known up front. Their sizes are: json's flat weightSpecs fix every
+   * tensor's byte size, weight_bytes is their exact sum, and the
+   * concatenation of the pulled buffers is exactly weight_bytes long (the
+   * host fails the pull that would break that, with DATA_LOSS). In the
+   * array form next_buffer and source_context are NULL.
+   * next_buffer(source_context, out, st) returns
+   *    1: *out is the next buffer in order, owned by the plugin, which
+   *       calls out->release when done with it (on any thread, also after
+   *       save returned; a plugin keeping the bytes may copy them or keep
+   *       the buffer). Until released, the buffer counts against the host's
+   *       bounded queue: a saver that keeps every buffer makes the load wait
+   *       for each one, never deadlock, but holds the model in memory.
+   *    0: every buffer was pulled; *out is untouched.
+   *   -1: the bytes cannot come: the load behind them failed (with its own
+   *       code, e.g. NOT_FOUND, DATA_LOSS, UNAVAILABLE, DEADLINE_EXCEEDED),
+   *       the copy was cancelled (CANCELLED), or out is NULL
+   *       (INVALID_ARGUMENT). The host has already set st, the save's own
+   *       status: the plugin stops, publishes nothing, leaves st as it is
+   *       and returns.
+   * It may block while the load catches up. It may be called from any
+   * thread while save runs (never after save returned), but never from two
+   * threads at once, and never again after it returned 0 or -1 (such a
+   * call fails with INTERNAL). A save that succeeds without having pulled
+   * up to the 0 is reported by the host as INTERNAL. A pull-form save is
+   * never retried by the host (the bytes are consumed once). */
+  int32_t (*next_buffer)(void* source_context, stowage_buffer* out, stowage_status* st);
+  void* source_context; /* host-owned; passed back to next_buffer */
 } stowage_artifacts;
 
 /* ---- Host services ----------------------------------------------------- */
@@ -178,6 +212,23 @@ typedef struct stowage_host_api {
    * when none was set. Valid until the sink is changed or freed. */
   const char* (*sink_get_text)(const stowage_sink* sink, size_t* len);
   void (*sink_free)(stowage_sink* sink);
+  /* ABI 1.1 (absent in a 1.0 host: check struct_size). For schemes
+   * declaring STOWAGE_CAP_STREAMING_LOAD, on a load sink only: hands over
+   * the weight buffer at position index (its place in the manifest's path
+   * order, or in the flat weight data) as soon as it is complete, after
+   * sink_set_text with the artifacts JSON. The host takes ownership and sets
+   * buf->release to NULL, whatever it returns. Every index from 0 to the last
+   * is put exactly once; a load that puts an index twice, leaves a gap or
+   * also calls sink_add_buffer fails with INTERNAL. Several threads of the
+   * load may put at once (each its own buffers, in increasing index order);
+   * the call may block while the consumer catches up (back-pressure: the
+   * host bounds the bytes it holds, but never blocks the put of the buffer
+   * its consumer needs next, so a plugin that completes buffers in order
+   * cannot deadlock). Returns 0 when accepted; non-zero when the consumer
+   * gave up (a failed or cancelled copy) or the put broke the rules above:
+   * the plugin then stops putting and fails the load with STOWAGE_CANCELLED,
+   * publishing nothing. Never call it after load returned. */
+  int32_t (*sink_put_buffer)(stowage_sink* sink, uint64_t index, stowage_buffer* buf);
 } stowage_host_api;
 
 /* ---- Operations -------------------------------------------------------- */
@@ -279,15 +330,24 @@ typedef struct stowage_ops {
 
 /* ---- Descriptor -------------------------------------------------------- */
 
-#define STOWAGE_CAP_LOAD (1ull << 0)        /* ops->load is set */
-#define STOWAGE_CAP_SAVE (1ull << 1)        /* ops->save is set */
-#define STOWAGE_CAP_LIST (1ull << 2)        /* ops->list is set */
-#define STOWAGE_CAP_REMOVE (1ull << 3)      /* ops->remove is set */
-#define STOWAGE_CAP_ZERO_COPY (1ull << 4)   /* load hands out borrowed buffers (mmap, shared) */
-#define STOWAGE_CAP_ATOMIC_SAVE (1ull << 5) /* readers see the old or the new model, never a mix \
-                                             */
+#define STOWAGE_CAP_LOAD (1ull << 0)      /* ops->load is set */
+#define STOWAGE_CAP_SAVE (1ull << 1)      /* ops->save is set */
+#define STOWAGE_CAP_LIST (1ull << 2)      /* ops->list is set */
+#define STOWAGE_CAP_REMOVE (1ull << 3)    /* ops->remove is set */
+#define STOWAGE_CAP_ZERO_COPY (1ull << 4) /* load hands out borrowed buffers (mmap, shared) */
+#define STOWAGE_CAP_ATOMIC_SAVE                                    \
+  (1ull << 5) /* readers see the old or the new model, never a mix \
+               */
 #define STOWAGE_CAP_SINGLE_THREADED (1ull << 6) /* the host must serialise calls */
 #define STOWAGE_CAP_STAT (1ull << 7)            /* ops->stat is set (ABI 1.1) */
+/* ABI 1.1: save accepts the pull form of stowage_artifacts (next_buffer) as
+ * well as the array form. Needs STOWAGE_CAP_SAVE on the same scheme. */
+#define STOWAGE_CAP_STREAMING_SAVE (1ull << 8)
+/* ABI 1.1: load hands each weight buffer over with host->sink_put_buffer as
+ * soon as it is complete (with a 1.0 host, which has no sink_put_buffer,
+ * with sink_add_buffer in order). Needs STOWAGE_CAP_LOAD on the same scheme.
+ * Both streaming bits are ignored in a descriptor with abi_minor 0. */
+#define STOWAGE_CAP_STREAMING_LOAD (1ull << 9)
 
 typedef struct stowage_plugin_desc {
   uint32_t struct_size;

@@ -22,6 +22,14 @@
 // host->buffer_share (a handler may keep them), and the Buffers load()
 // returns go to the host as stowage_buffers that own a copy of the Buffer.
 //
+// Streaming (ABI 1.1): every save goes through Handler::save_from, which
+// gets a WeightSource yielding the weight buffers in either form of
+// stowage_artifacts (its default collects them and calls save()); a scheme
+// declaring STOWAGE_CAP_STREAMING_SAVE overrides it to write each buffer as
+// it comes. Every load goes through Handler::load_into, which hands buffers
+// to a LoadSink (its default calls load()); with STOWAGE_CAP_STREAMING_LOAD
+// each LoadSink::put reaches the host at once.
+//
 // Options are strict: the constructor reads what it understands, and the
 // kit then refuses any key that was not read (unknown options are an error,
 // never silently ignored).
@@ -44,6 +52,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <set>
@@ -417,6 +426,90 @@ class Call {
   std::atomic<uint64_t> total_{0};
 };
 
+// ---- Streaming ----------------------------------------------------------
+
+// The weight bytes handed to a save, in either form of stowage_artifacts:
+// the array (every buffer at once) or, for a scheme declaring
+// STOWAGE_CAP_STREAMING_SAVE, the pull form (buffers come while the load
+// behind them runs). A saver reads next() until nullopt; the buffers'
+// concatenation is the weight data, total_bytes() long.
+// Thread-safety: next() from one thread at a time. Ownership: each Buffer
+// owns its bytes (a host reference); release it early to let a streaming
+// load go on.
+class WeightSource {
+ public:
+  // Array form.
+  WeightSource(WeightData buffers, bool has_weight_data)
+      : array_(std::move(buffers)), has_weight_data_(has_weight_data) {
+    for (const Buffer& b : array_) total_ += b.size();
+  }
+  // Pull form: raw->next_buffer must be set; status is the save's status.
+  WeightSource(const stowage_artifacts* raw, stowage_status* status)
+      : raw_(raw), status_(status), has_weight_data_(true), total_(raw->weight_bytes) {}
+  WeightSource(const WeightSource&) = delete;
+  WeightSource& operator=(const WeightSource&) = delete;
+
+  // False for a topology-only save (no weightData at all).
+  bool has_weight_data() const noexcept { return has_weight_data_; }
+  // True in the pull form: the bytes are not all in memory.
+  bool streaming() const noexcept { return raw_ != nullptr; }
+  uint64_t total_bytes() const noexcept { return total_; }
+
+  // The next buffer in order, or nullopt after the last. When the host
+  // cannot deliver (the load behind failed, the copy was cancelled) it has
+  // already set the save's status: this throws an exception that the kit
+  // turns into "leave that status as it is", so a saver only has to let it
+  // pass (and publish nothing).
+  std::optional<Buffer> next();
+
+  // Every remaining buffer (the whole model in memory).
+  WeightData take_all() {
+    WeightData out;
+    while (std::optional<Buffer> b = next()) out.push_back(std::move(*b));
+    return out;
+  }
+
+ private:
+  const stowage_artifacts* raw_ = nullptr;
+  stowage_status* status_ = nullptr;
+  WeightData array_;
+  size_t next_ = 0;
+  bool ended_ = false;
+  bool failed_ = false;
+  bool has_weight_data_ = false;
+  uint64_t total_ = 0;
+};
+
+// Where a load delivers: set_model() once with the model's JSON fields
+// (weight_data ignored), then put() each weight buffer by index as soon as
+// it is complete. For a scheme declaring STOWAGE_CAP_STREAMING_LOAD (with a
+// 1.1 host) each put reaches the host at once (host->sink_put_buffer, which
+// may block for back-pressure); otherwise the buffers go to the host in
+// index order when the load returns.
+// Thread-safety: put() from several threads at once (each its own indexes,
+// increasing); set_model() before any put. Ownership: put() takes a
+// reference, never copies bytes.
+class LoadSink {
+ public:
+  LoadSink(stowage_sink* sink, bool streaming) : sink_(sink), streaming_(streaming) {}
+  LoadSink(const LoadSink&) = delete;
+  LoadSink& operator=(const LoadSink&) = delete;
+
+  bool streaming() const noexcept { return streaming_; }
+  void set_model(const ModelArtifacts& model);
+  // Error(kCancelled) when the host's consumer gave up (stop loading).
+  void put(uint64_t index, const Buffer& buffer);
+  // Hands over what was kept back (non-streaming); the kit calls it.
+  void flush();
+
+ private:
+  stowage_sink* sink_;
+  bool streaming_;
+  bool model_set_ = false;
+  std::mutex mu_;
+  std::map<uint64_t, Buffer> held_;
+};
+
 // ---- Handler ------------------------------------------------------------
 
 // Base of every plugin handler, one per URL. A derived class is constructed
@@ -440,6 +533,32 @@ class Handler {
   virtual std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) {
     (void)artifacts;
     unsupported("save", call);
+  }
+  // Every save goes through this one. `meta` has the JSON fields (no
+  // weight_data), `weights` yields the weight bytes in either form. The
+  // default takes every buffer and calls save() above; a scheme declaring
+  // STOWAGE_CAP_STREAMING_SAVE overrides it to write buffers as they come
+  // (and releases each one when done with it).
+  virtual std::optional<std::string> save_from(const ModelArtifacts& meta, WeightSource& weights,
+                                               Call& call) {
+    ModelArtifacts whole = meta;
+    if (weights.has_weight_data()) whole.weight_data = weights.take_all();
+    return save(whole, call);
+  }
+  // Every load goes through this one. The default calls load() above and
+  // puts each of its buffers; a loader overrides it to put each buffer as
+  // soon as it is complete.
+  virtual void load_into(LoadSink& out, Call& call) {
+    ModelArtifacts artifacts = load(call);
+    // abi.h: a call that passed its deadline fails, also when the plugin
+    // only checked while it waited and the last bytes came in late.
+    call.check();
+    out.set_model(artifacts);
+    if (artifacts.weight_data) {
+      for (size_t i = 0; i < artifacts.weight_data->size(); ++i) {
+        out.put(i, (*artifacts.weight_data)[i]);
+      }
+    }
   }
   virtual std::vector<ListedModel> list(Call& call) { unsupported("list", call); }
   virtual ModelArtifactsInfo remove(Call& call) { unsupported("remove", call); }
@@ -554,9 +673,74 @@ inline void release_out(stowage_buffer* self) {
   self->release = nullptr;
 }
 
-// Hands one Buffer to the host: the stowage_buffer owns a heap copy of the
-// Buffer (a reference, not the bytes) and is labelled with its label.
-inline void share_out(const Buffer& buffer, stowage_sink* sink) {
+// The scheme table of the descriptor (static storage), for what the kit
+// decides per scheme.
+struct SchemeTable {
+  const char* const* schemes = nullptr;
+  const uint64_t* caps = nullptr;  // NULL: every scheme has `all`
+  uint32_t count = 0;
+  uint64_t all = 0;
+};
+inline SchemeTable& scheme_table() noexcept {
+  static SchemeTable table;
+  return table;
+}
+
+// The bits of url's scheme (its text before "://", ASCII case-insensitive).
+inline uint64_t scheme_caps_of(std::string_view url) noexcept {
+  const SchemeTable& t = scheme_table();
+  const size_t sep = url.find("://");
+  const std::string_view scheme = url.substr(0, sep == std::string_view::npos ? 0 : sep);
+  for (uint32_t i = 0; i < t.count; ++i) {
+    const std::string_view name = t.schemes[i];
+    if (name.size() == scheme.size() &&
+        std::equal(name.begin(), name.end(), scheme.begin(), [](char a, char b) {
+          return a == ((b >= 'A' && b <= 'Z') ? static_cast<char>(b - 'A' + 'a') : b);
+        })) {
+      return t.caps != nullptr ? t.caps[i] : t.all;
+    }
+  }
+  return 0;
+}
+
+// abi.h: the pull form is the one with buffers NULL and next_buffer set.
+inline bool is_pull_form(const stowage_artifacts* in) noexcept {
+  return in->struct_size >= offsetof(stowage_artifacts, source_context) + sizeof(void*) &&
+         in->buffers == nullptr && in->next_buffer != nullptr;
+}
+
+// The JSON fields of the artifacts handed to save (weight_data unset).
+inline ModelArtifacts meta_in(const stowage_artifacts* in, const std::string& url) {
+  if (in == nullptr || in->struct_size < offsetof(stowage_artifacts, weight_bytes) ||
+      (in->json == nullptr && in->json_size != 0) ||
+      (in->buffers == nullptr && in->buffer_count != 0)) {
+    throw Error(ErrorCode::kInvalidArgument, "save of " + url + ": malformed stowage_artifacts");
+  }
+  return parse_model_json(std::string_view(in->json, static_cast<size_t>(in->json_size)), url);
+}
+
+// The array form's buffers, each with its own reference.
+inline WeightData buffers_in(const stowage_artifacts* in) {
+  WeightData data;
+  data.reserve(static_cast<size_t>(in->buffer_count));
+  for (uint64_t i = 0; i < in->buffer_count; ++i) data.push_back(share_in(in->buffers[i]));
+  return data;
+}
+
+// A Buffer owning a stowage_buffer the host handed over (next_buffer).
+inline Buffer adopt_in(const stowage_buffer& taken) {
+  auto* ref = new stowage_buffer(taken);
+  std::shared_ptr<stowage_buffer> holder(ref, [](stowage_buffer* b) {
+    if (b->release != nullptr) b->release(b);
+    delete b;
+  });
+  std::string label = ref->label != nullptr ? std::string(ref->label) : std::string();
+  return Buffer::wrap(ref->data, ref->size, std::move(holder), std::move(label));
+}
+
+// A stowage_buffer owning a heap copy of the Buffer (a reference, not the
+// bytes), labelled with its label.
+inline stowage_buffer lend_out(const Buffer& buffer) {
   auto copy = std::make_unique<Buffer>(buffer);
   stowage_buffer out{};
   out.data = copy->data();
@@ -564,24 +748,7 @@ inline void share_out(const Buffer& buffer, stowage_sink* sink) {
   out.release = &release_out;
   out.label = copy->label().empty() ? nullptr : copy->label().c_str();
   out.private_data = copy.release();
-  host().sink_add_buffer(sink, &out);
-}
-
-inline ModelArtifacts artifacts_in(const stowage_artifacts* in, const std::string& url) {
-  if (in == nullptr || in->struct_size < offsetof(stowage_artifacts, weight_bytes) ||
-      (in->json == nullptr && in->json_size != 0) ||
-      (in->buffers == nullptr && in->buffer_count != 0)) {
-    throw Error(ErrorCode::kInvalidArgument, "save of " + url + ": malformed stowage_artifacts");
-  }
-  ModelArtifacts artifacts =
-      parse_model_json(std::string_view(in->json, static_cast<size_t>(in->json_size)), url);
-  if (in->has_weight_data != 0) {
-    WeightData data;
-    data.reserve(static_cast<size_t>(in->buffer_count));
-    for (uint64_t i = 0; i < in->buffer_count; ++i) data.push_back(share_in(in->buffers[i]));
-    artifacts.weight_data = std::move(data);
-  }
-  return artifacts;
+  return out;
 }
 
 inline Handler* handler_of(stowage_handler* h) noexcept { return reinterpret_cast<Handler*>(h); }
@@ -608,8 +775,14 @@ inline void op_save(stowage_handler* handler, const stowage_artifacts* artifacts
     Handler* h = handler_of(handler);
     Call call(raw, h->url(), "save", st);
     call.check();  // a call cancelled or late before it starts does nothing
-    ModelArtifacts in = artifacts_in(artifacts, h->url());
-    std::optional<std::string> response = h->save(in, call);
+    ModelArtifacts meta = meta_in(artifacts, h->url());
+    std::optional<WeightSource> weights;
+    if (is_pull_form(artifacts)) {
+      weights.emplace(artifacts, st);
+    } else {
+      weights.emplace(buffers_in(artifacts), artifacts->has_weight_data != 0);
+    }
+    std::optional<std::string> response = h->save_from(meta, *weights, call);
     if (response && result != nullptr) {
       host().sink_set_text(result, response->data(), response->size());
     }
@@ -622,15 +795,11 @@ inline void op_load(stowage_handler* handler, const stowage_call* raw, stowage_s
     Handler* h = handler_of(handler);
     Call call(raw, h->url(), "load", st);
     call.check();  // a call cancelled or late before it starts does nothing
-    ModelArtifacts artifacts = h->load(call);
-    // abi.h: a call that passed its deadline fails, also when the plugin only
-    // checked while it waited and the last bytes came in late.
-    call.check();
-    std::string json = artifacts_to_json(artifacts);
-    host().sink_set_text(out, json.data(), json.size());
-    if (artifacts.weight_data) {
-      for (const Buffer& b : *artifacts.weight_data) share_out(b, out);
-    }
+    const bool streaming = (scheme_caps_of(h->url()) & STOWAGE_CAP_STREAMING_LOAD) != 0 &&
+                           host().sink_put_buffer != nullptr;
+    LoadSink sink(out, streaming);
+    h->load_into(sink, call);
+    sink.flush();
   });
 }
 
@@ -710,6 +879,7 @@ const stowage_plugin_desc* describe(const stowage_host_api* api, const char* nam
   desc.capabilities = caps;
   desc.ops = &ops;
   desc.scheme_capabilities = scheme_caps;
+  scheme_table() = SchemeTable{schemes, scheme_caps, scheme_count, caps};
   return &desc;
 }
 
@@ -732,6 +902,79 @@ const stowage_plugin_desc* describe_schemes(const stowage_host_api* api, const c
 }
 
 }  // namespace detail
+
+// ---- Streaming, out of line (they need the glue above) ------------------
+
+inline std::optional<Buffer> WeightSource::next() {
+  if (raw_ == nullptr) {
+    if (next_ >= array_.size()) return std::nullopt;
+    return std::move(array_[next_++]);
+  }
+  if (ended_) return std::nullopt;
+  stowage_buffer taken{};
+  const int32_t r = raw_->next_buffer(raw_->source_context, &taken, status_);
+  if (r == 0) {
+    ended_ = true;
+    return std::nullopt;
+  }
+  if (r < 0) {
+    // The host set the save's status; asking again would break abi.h, so
+    // every later next() fails the same way.
+    raw_ = nullptr;
+    array_.clear();
+    next_ = 0;
+    failed_ = true;
+  }
+  if (failed_) {
+    if (status_ != nullptr) throw detail::StatusAlreadySet();
+    throw Error(ErrorCode::kInternal, "the host could not deliver the weight data");
+  }
+  return detail::adopt_in(taken);
+}
+
+inline void LoadSink::set_model(const ModelArtifacts& model) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (model_set_) throw Error(ErrorCode::kInternal, "LoadSink::set_model called twice");
+  ModelArtifacts meta = model;
+  meta.weight_data.reset();
+  const std::string json = artifacts_to_json(meta);
+  host().sink_set_text(sink_, json.data(), json.size());
+  model_set_ = true;
+}
+
+inline void LoadSink::put(uint64_t index, const Buffer& buffer) {
+  if (!streaming_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!held_.emplace(index, buffer).second) {
+      throw Error(ErrorCode::kInternal, "weight buffer " + std::to_string(index) + " put twice");
+    }
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!model_set_) throw Error(ErrorCode::kInternal, "LoadSink::put before set_model");
+  }
+  stowage_buffer out = detail::lend_out(buffer);
+  if (host().sink_put_buffer(sink_, index, &out) != 0) {
+    throw Error(ErrorCode::kCancelled, "the host stopped taking the weight buffers");
+  }
+}
+
+inline void LoadSink::flush() {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t expected = 0;
+  for (auto& [index, buffer] : held_) {
+    if (index != expected) {
+      throw Error(ErrorCode::kInternal,
+                  "the load never put weight buffer " + std::to_string(expected));
+    }
+    ++expected;
+    stowage_buffer out = detail::lend_out(buffer);
+    host().sink_add_buffer(sink_, &out);
+  }
+  held_.clear();
+}
+
 }  // namespace stowage::plugin
 
 #pragma GCC visibility pop

@@ -82,7 +82,7 @@ to every handler (e.g. {"durable": false}).
 
 A group whose capabilities the plugin does not declare is skipped, and the
 summary on stderr says so with the capability that gated it, ending with a
-grade such as "grade: 19/19 groups, 0 skipped". A skip is not a failure
+grade such as "grade: 20/20 groups, 0 skipped". A skip is not a failure
 unless asked:
   --require <group>     the group must run (repeatable)
   --require-all         every group must run, except those given with

@@ -38,11 +38,13 @@ std::string mode() {
 struct Stored {
   ModelArtifacts artifacts;
   ModelArtifactsInfo info;
+  uint64_t generation = 0;  // stat's version: a new one for every save
 };
 
 struct Shelf {
   std::mutex mu;
   std::map<std::string, std::shared_ptr<Stored>> models;
+  uint64_t saves = 0;  // guarded by mu
 };
 Shelf& shelf() {
   static Shelf* s = new Shelf;  // never destroyed: it holds host buffers
@@ -92,6 +94,7 @@ class BrokenHandler final : public Handler {
     if (mode_ != "ignores_cancel") call.check();
     {
       std::lock_guard<std::mutex> lock(shelf().mu);
+      fresh->generation = ++shelf().saves;
       shelf().models[name_] = fresh;
     }
     uint64_t total = artifacts.weight_data ? total_size(*artifacts.weight_data) : 0;
@@ -110,6 +113,18 @@ class BrokenHandler final : public Handler {
       if (name == name_ || name.starts_with(name_ + "/"))
         out.push_back({"broken://" + name, m->info});
     }
+    return out;
+  }
+
+  ModelStat stat(Call& call) override {
+    call.check();
+    std::shared_ptr<Stored> m = find(name_);
+    if (!m) throw Error(ErrorCode::kNotFound, "no model at " + url());
+    ModelStat out;
+    out.model = m->artifacts;
+    out.model.weight_data.reset();
+    out.version = std::to_string(m->generation);
+    out.info = m->info;
     return out;
   }
 
@@ -160,8 +175,9 @@ stowage_plugin_entry_v1(const stowage_host_api* host) {
   static const char* const schemes[] = {"broken"};
   const uint64_t list = mode() == "no_list" ? 0 : STOWAGE_CAP_LIST;
   const stowage_plugin_desc* kit = detail::describe<BrokenHandler>(
-      host, "broken", "1.0.0", STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | list | STOWAGE_CAP_REMOVE,
-      schemes, 1);
+      host, "broken", "1.0.0",
+      STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | list | STOWAGE_CAP_REMOVE | STOWAGE_CAP_STAT, schemes,
+      1);
   if (kit == nullptr) return nullptr;
   static stowage_plugin_desc desc;
   static stowage_ops ops;

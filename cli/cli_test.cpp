@@ -167,7 +167,8 @@ TEST_CASE("plugins --load shows each scheme's capabilities: downloads:// saves o
   TempDir tmp;
   const Result before = run(tmp.path(), {"plugins", "--json"});
   REQUIRE(before.code == 0);
-  for (const auto& p : parse_json(before.out)["plugins"].GetArray()) {
+  const rapidjson::Document listed = parse_json(before.out);
+  for (const auto& p : listed["plugins"].GetArray()) {
     CHECK_FALSE(p["loaded"].GetBool());
     CHECK(p["schemeCapabilities"].ObjectEmpty());
   }

@@ -199,12 +199,7 @@ std::vector<WeightSpec> specs_of(const ModelArtifacts& a) {
 // weights) or when the model has no specs at all (nothing to stream).
 std::optional<uint64_t> fixed_weight_bytes(const ModelArtifacts& a) {
   if (!a.weight_specs && !a.weights_manifest) return std::nullopt;
-  uint64_t total = 0;
-  for (const WeightSpec& spec : specs_of(a)) {
-    std::optional<uint64_t> n = fixed_byte_size(spec);
-    if (!n || __builtin_add_overflow(total, *n, &total)) return std::nullopt;
-  }
-  return total;
+  return host::fixed_need(specs_of(a));
 }
 
 // A load running on its own thread into a stream; the destructor stops and

@@ -224,6 +224,15 @@ SaveResult PluginHandler::save(const ModelArtifacts& artifacts, const CallContex
   return result;
 }
 
+std::optional<uint64_t> fixed_need(const std::vector<WeightSpec>& specs) {
+  uint64_t total = 0;
+  for (const WeightSpec& spec : specs) {
+    std::optional<uint64_t> n = fixed_byte_size(spec);
+    if (!n || __builtin_add_overflow(total, *n, &total)) return std::nullopt;
+  }
+  return total;
+}
+
 namespace {
 
 // The next_buffer side of a streaming save: hands the stream's buffers to
@@ -288,17 +297,6 @@ struct Puller {
     return -1;
   }
 };
-
-// The bytes fixed-size specs need; nullopt when one of them is a string
-// weight (its size is in its bytes: the consumer checks those).
-std::optional<uint64_t> fixed_need(const std::vector<WeightSpec>& specs) {
-  uint64_t total = 0;
-  for (const WeightSpec& spec : specs) {
-    std::optional<uint64_t> n = fixed_byte_size(spec);
-    if (!n || __builtin_add_overflow(total, *n, &total)) return std::nullopt;
-  }
-  return total;
-}
 
 // What a streamed load handed over (its buffers' sizes, the bytes being
 // gone), checked against its specs as validate_weight_bytes checks a whole

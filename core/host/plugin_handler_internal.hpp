@@ -10,8 +10,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "host_api_internal.hpp"
 #include "model_stream_internal.hpp"
@@ -20,6 +22,11 @@
 #include "stowage/handler.hpp"
 
 namespace stowage::host {
+
+// The bytes fixed-size specs need; nullopt when one of them is a string
+// weight (its size is in its bytes: the consumer checks those) or the sum
+// overflows.
+std::optional<uint64_t> fixed_need(const std::vector<WeightSpec>& specs);
 
 class PluginHandler final : public IOHandler {
  public:

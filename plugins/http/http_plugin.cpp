@@ -358,18 +358,8 @@ class HttpHandler final : public plugin::Handler {
   ModelArtifacts load(Call& call) override {
     call.check();
     Control control = control_for(call);
-    Request get;
-    get.url = model_url_;
-    get.headers = header_list(true);
-    get.max_body_bytes = kMaxModelJson;
-    Response r = client().send(get, control);
-    if (!r.ok()) {
-      throw net::status_error(r.status, r.reason,
-                              "Request to " + redacted() + " failed with status code " +
-                                  std::to_string(r.status) +
-                                  ". Please verify this URL points to the model JSON of the model "
-                                  "to load.");
-    }
+    Response r = get_model_json(
+        control, ". Please verify this URL points to the model JSON of the model to load.");
     ModelArtifacts artifacts = parse_model(r);
     if (!artifacts.weights_manifest || artifacts.weights_manifest->empty()) {
       call.progress(0, 0);
@@ -384,16 +374,7 @@ class HttpHandler final : public plugin::Handler {
   ModelStat stat(Call& call) override {
     call.check();
     Control control = control_for(call);
-    Request get;
-    get.url = model_url_;
-    get.headers = header_list(true);
-    get.max_body_bytes = kMaxModelJson;
-    Response r = client().send(get, control);
-    if (!r.ok()) {
-      throw net::status_error(r.status, r.reason,
-                              "Request to " + redacted() + " failed with status code " +
-                                  std::to_string(r.status) + " (stat of the model)");
-    }
+    Response r = get_model_json(control, " (stat of the model)");
     ModelStat out;
     out.model = parse_model(r);
     std::vector<std::string> parts = {validators(r),
@@ -407,11 +388,7 @@ class HttpHandler final : public plugin::Handler {
       std::vector<Request> heads;
       size_t index = 0;
       for (const WeightGroup& group : manifest) {
-        std::optional<uint64_t> need = 0;
-        for (const WeightSpec& spec : group.weights) {
-          std::optional<uint64_t> n = fixed_byte_size(spec);
-          need = (need && n) ? std::optional<uint64_t>(*need + *n) : std::nullopt;
-        }
+        const std::optional<uint64_t> need = group_bytes(group);
         for (const std::string& path : group.paths) {
           const size_t i = index++;
           ++files;
@@ -438,6 +415,33 @@ class HttpHandler final : public plugin::Handler {
   }
 
  private:
+  // GET model.json; a status other than 2xx fails naming the URL, with
+  // `advice` after the status code.
+  Response get_model_json(const Control& control, std::string_view advice) {
+    Request get;
+    get.url = model_url_;
+    get.headers = header_list(true);
+    get.max_body_bytes = kMaxModelJson;
+    Response r = client().send(get, control);
+    if (!r.ok()) {
+      throw net::status_error(r.status, r.reason,
+                              "Request to " + redacted() + " failed with status code " +
+                                  std::to_string(r.status) + std::string(advice));
+    }
+    return r;
+  }
+
+  // The bytes a weight group's specs need; nullopt when a string weight
+  // makes it unknowable before the bytes arrive.
+  static std::optional<uint64_t> group_bytes(const WeightGroup& group) {
+    std::optional<uint64_t> bytes = 0;
+    for (const WeightSpec& spec : group.weights) {
+      std::optional<uint64_t> n = fixed_byte_size(spec);
+      bytes = (bytes && n) ? std::optional<uint64_t>(*bytes + *n) : std::nullopt;
+    }
+    return bytes;
+  }
+
   // What identifies the version of a resource: its ETag and Last-Modified.
   static std::string validators(const Response& r) {
     return std::string(r.header("etag").value_or("")) + "|" +
@@ -523,15 +527,11 @@ class HttpHandler final : public plugin::Handler {
     const size_t count = urls.size();
 
     // What each group needs; nullopt when a string weight makes it unknowable.
-    std::vector<std::optional<uint64_t>> group_bytes;
+    std::vector<std::optional<uint64_t>> needs;
     std::optional<uint64_t> total = 0;
     for (const WeightGroup& g : manifest) {
-      std::optional<uint64_t> bytes = 0;
-      for (const WeightSpec& s : g.weights) {
-        std::optional<uint64_t> n = fixed_byte_size(s);
-        bytes = (bytes && n) ? std::optional<uint64_t>(*bytes + *n) : std::nullopt;
-      }
-      group_bytes.push_back(bytes);
+      const std::optional<uint64_t> bytes = group_bytes(g);
+      needs.push_back(bytes);
       total = (total && bytes) ? std::optional<uint64_t>(*total + *bytes) : std::nullopt;
     }
 
@@ -558,7 +558,7 @@ class HttpHandler final : public plugin::Handler {
       req.url = urls[i];
       req.label = names[i];
       req.headers = header_list(Url::parse(urls[i]).origin() == origin);
-      const std::optional<uint64_t> need = group_bytes[group_of[i]];
+      const std::optional<uint64_t> need = needs[group_of[i]];
       const bool single = manifest[group_of[i]].paths.size() == 1;
       if (need) req.max_body_bytes = *need;
       req.on_head = [this, name = names[i], need, single, &call, total](const Response& head) {
@@ -583,9 +583,9 @@ class HttpHandler final : public plugin::Handler {
       const size_t n = manifest[g].paths.size();
       uint64_t got = 0;
       for (size_t k = 0; k < n; ++k) got += responses[first + k].body.size();
-      if (group_bytes[g] && got != *group_bytes[g]) {
+      if (needs[g] && got != *needs[g]) {
         std::string msg = "Weight group " + std::to_string(g + 1) + " of " + redacted() +
-                          " needs " + std::to_string(*group_bytes[g]) + " bytes but its " +
+                          " needs " + std::to_string(*needs[g]) + " bytes but its " +
                           std::to_string(n) + " file(s) gave " + std::to_string(got) + ":";
         for (size_t k = 0; k < n; ++k) {
           const Response& r = responses[first + k];

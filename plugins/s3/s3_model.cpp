@@ -156,6 +156,23 @@ bool same_version(const ObjectInfo& a, const ObjectInfo& b) {
   return a.etag == b.etag && a.last_modified == b.last_modified && a.size == b.size;
 }
 
+// Whether model.json (`key`) is still the version `seen` before its weight
+// files were read: a save that replaced it meanwhile deletes the old weight
+// files, so what was read may mix two versions. False asks the caller for
+// another attempt; after the last one, throws UNAVAILABLE saying the model
+// kept changing while it was `done` ("read", "loaded").
+bool unchanged_since(S3Store& store, const std::string& key, const std::string& name,
+                     const ObjectInfo& seen, int attempt, const char* done, plugin::Call& call) {
+  std::optional<ObjectInfo> now =
+      store.client().head(store.bucket(), key, control_of(call, Progress::kNone));
+  if (now && same_version(*now, seen)) return true;
+  if (attempt < kLoadAttempts) return false;
+  throw Error(ErrorCode::kUnavailable,
+              "The model at " + name + " kept changing while it was " + done + " (" +
+                  std::to_string(kLoadAttempts) + " attempts)",
+              /*retryable=*/true);
+}
+
 // The bucket and key of every weight file of the manifest, in its order.
 std::vector<std::pair<std::string, std::string>> weight_objects(
     const S3Store& store, const plugin::BlobLocation& location, const WeightsManifest& manifest,
@@ -204,17 +221,7 @@ ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const
         objects.size(), client.config().concurrency, [&](size_t i, const std::atomic<bool>& stop) {
           heads[i] = client.head(objects[i].first, objects[i].second, child_control(control, stop));
         });
-    // A save that replaced model.json meanwhile deletes the old weight
-    // files: what was seen may mix two versions.
-    std::optional<ObjectInfo> now =
-        client.head(store.bucket(), key, control_of(call, Progress::kNone));
-    if (!now || !same_version(*now, text->info)) {
-      if (attempt < kLoadAttempts) continue;
-      throw Error(ErrorCode::kUnavailable,
-                  "The model at " + name + " kept changing while it was read (" +
-                      std::to_string(kLoadAttempts) + " attempts)",
-                  /*retryable=*/true);
-    }
+    if (!unchanged_since(store, key, name, text->info, attempt, "read", call)) continue;
     // ETags change with the bytes (an MD5 or a multipart digest); the size
     // and the time tell apart stores whose ETags do not.
     auto part = [](const ObjectInfo& info) {
@@ -266,16 +273,7 @@ ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location,
                          [&](uint64_t size) { call.set_total(announced.fetch_add(size) + size); });
         });
 
-    // Was model.json replaced (or removed) while the weights were read?
-    std::optional<ObjectInfo> now =
-        client.head(store.bucket(), key, control_of(call, Progress::kNone));
-    if (!now || !same_version(*now, text->info)) {
-      if (attempt < kLoadAttempts) continue;
-      throw Error(ErrorCode::kUnavailable,
-                  "The model at " + name + " kept changing while it was loaded (" +
-                      std::to_string(kLoadAttempts) + " attempts)",
-                  /*retryable=*/true);
-    }
+    if (!unchanged_since(store, key, name, text->info, attempt, "loaded", call)) continue;
     WeightData data;
     const std::string id = store_id(client);
     for (size_t i = 0; i < shards.size(); ++i) {

@@ -279,6 +279,58 @@ TEST_CASE("per-scheme capabilities: each scheme has its own bits, checked agains
   CHECK((p->ops.save == nullptr));  // undeclared everywhere: never called
 }
 
+TEST_CASE("a streaming form is refused without its operation, and ignored from a 1.0 plugin") {
+  static const char* const schemes[] = {"full", "saveonly"};
+  static stowage_ops ops{};
+  ops.struct_size = sizeof ops;
+  ops.open = [](const char*, size_t, const char*, size_t, stowage_handler**, stowage_status*) {};
+  ops.close = [](stowage_handler*) {};
+  ops.load = [](stowage_handler*, const stowage_call*, stowage_sink*, stowage_status*) {};
+  ops.save = [](stowage_handler*, const stowage_artifacts*, const stowage_call*, stowage_sink*,
+                stowage_status*) {};
+  static uint64_t bits[2] = {};
+  stowage_plugin_desc d{};
+  d.struct_size = sizeof d;
+  d.abi_major = 1;
+  d.abi_minor = 1;
+  d.scheme_count = 2;
+  d.name = "fake";
+  d.version = "1";
+  d.schemes = schemes;
+  d.ops = &ops;
+  d.scheme_capabilities = bits;
+
+  // The ops table has load, but this scheme does not declare it: streaming
+  // loads would be a promise about an operation the scheme refuses.
+  bits[0] = STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_STREAMING_LOAD;
+  bits[1] = STOWAGE_CAP_SAVE | STOWAGE_CAP_STREAMING_LOAD;
+  Error e = error_of([&] { adopt_descriptor(&d, "/x/l.so"); });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK(contains(e.what(),
+                 "plugin 'fake' declares capability 'streaming_load' but not 'load' (scheme "
+                 "'saveonly')"));
+  bits[1] = STOWAGE_CAP_LOAD | STOWAGE_CAP_STREAMING_SAVE;
+  CHECK(contains(error_of([&] { adopt_descriptor(&d, "/x/l.so"); }).what(),
+                 "declares capability 'streaming_save' but not 'save' (scheme 'saveonly')"));
+
+  // Declared with their operations, the forms are kept per scheme.
+  bits[1] = STOWAGE_CAP_SAVE | STOWAGE_CAP_STREAMING_SAVE;
+  auto p = adopt_descriptor(&d, "/x/l.so");
+  CHECK(p->capabilities_of("full") ==
+        (STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_STREAMING_LOAD));
+  CHECK(p->capabilities_of("saveonly") == (STOWAGE_CAP_SAVE | STOWAGE_CAP_STREAMING_SAVE));
+
+  // Bits 8 and 9 had no meaning in ABI 1.0: a 1.0 plugin setting them gets
+  // the 1.0 forms rather than a pull source it cannot read.
+  d.abi_minor = 0;
+  d.struct_size = offsetof(stowage_plugin_desc, scheme_capabilities);
+  d.capabilities =
+      STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_STREAMING_SAVE | STOWAGE_CAP_STREAMING_LOAD;
+  p = adopt_descriptor(&d, "/x/l.so");
+  CHECK(p->capabilities == (STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE));
+  CHECK(p->capabilities_of("full") == (STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE));
+}
+
 TEST_CASE("a SHA-256 pin loads the very bytes it checked, and a wrong pin loads nothing") {
   const std::string actual = file_sha256(library("simple"));
   const std::string wrong(64, '0');

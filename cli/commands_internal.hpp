@@ -69,6 +69,14 @@ using Runner = std::function<int()>;
 // Shared by the stowage command and the commands plugins ship, so both
 // report errors and exit alike.
 
+// The settings every stowage program's top-level app shares: the exit-code
+// footer (set before subcommands, which copy it when created), --version
+// printing version_line, exactly one subcommand, the help's column width.
+void configure_program(CLI::App& app, const std::string& version_line);
+// main() of a stowage program: run_main's exit code, and nothing escapes,
+// not even a failure while printing an error.
+int guarded_main(int (*run_main)(int, char**), int argc, char** argv) noexcept;
+
 // "stowage: error: <message>" on stderr, on one line.
 void print_error(std::string_view message);
 // body(), with a failure printed by print_error and turned into its exit code.

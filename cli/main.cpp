@@ -1,7 +1,5 @@
 // The stowage command: copy, move, list, remove, inspect and verify
 // TensorFlow.js models through any URL scheme a plugin serves.
-#include <cstdio>
-
 #include "commands_internal.hpp"
 #include "stowage/config.hpp"
 #include "stowage/registry.hpp"
@@ -14,11 +12,7 @@ int run_main(int argc, char** argv) {
       "stowage: copy, move, list, remove, inspect and verify TensorFlow.js models "
       "(model.json + weight shards) through URL schemes served by plugins.",
       "stowage"};
-  // Subcommands copy the footer when they are created, so it comes first.
-  app.footer(exit_codes_footer());
-  app.set_version_flag("--version", "stowage " STOWAGE_VERSION);
-  app.require_subcommand(1);
-  app.get_formatter()->column_width(34);
+  configure_program(app, "stowage " STOWAGE_VERSION);
 
   CommonOptions common;
   app.add_option("--config", common.config,
@@ -49,11 +43,5 @@ int run_main(int argc, char** argv) {
 }  // namespace stowage::cli
 
 int main(int argc, char** argv) {
-  try {
-    return stowage::cli::run_main(argc, argv);
-  } catch (...) {
-    // Nothing may escape main: not even a failure while printing an error.
-    std::fputs("stowage: error: unexpected failure\n", stderr);
-    return stowage::cli::kExitError;
-  }
+  return stowage::cli::guarded_main(stowage::cli::run_main, argc, argv);
 }

@@ -51,6 +51,22 @@ std::string exit_codes_footer() {
          "Errors are printed on stderr as one line: stowage: error: <message>";
 }
 
+void configure_program(CLI::App& app, const std::string& version_line) {
+  app.footer(exit_codes_footer());
+  app.set_version_flag("--version", version_line);
+  app.require_subcommand(1);
+  app.get_formatter()->column_width(34);
+}
+
+int guarded_main(int (*run_main)(int, char**), int argc, char** argv) noexcept {
+  try {
+    return run_main(argc, argv);
+  } catch (...) {
+    std::fputs("stowage: error: unexpected failure\n", stderr);
+    return kExitError;
+  }
+}
+
 void print_error(std::string_view message) {
   std::fprintf(stderr, "stowage: error: %s\n", one_line(message).c_str());
 }

@@ -7,7 +7,6 @@
 #include <rapidjson/error/en.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -350,10 +349,7 @@ int run_main(int argc, char** argv) {
       "stowage browser: move models between a real browser and the browser plugin's profile "
       "(localstorage://, indexeddb://): export and import an origin's store as JSON.",
       "stowage browser"};
-  app.footer(exit_codes_footer());
-  app.set_version_flag("--version", "stowage browser " STOWAGE_PLUGIN_VERSION);
-  app.require_subcommand(1);
-  app.get_formatter()->column_width(34);
+  configure_program(app, "stowage browser " STOWAGE_PLUGIN_VERSION);
   CommonOptions common;
   Runner run;
   add_direction(app, common, run, /*do_import=*/false);
@@ -367,11 +363,5 @@ int run_main(int argc, char** argv) {
 }  // namespace stowage::cli
 
 int main(int argc, char** argv) {
-  try {
-    return stowage::cli::run_main(argc, argv);
-  } catch (...) {
-    // Nothing may escape main: not even a failure while printing an error.
-    std::fputs("stowage: error: unexpected failure\n", stderr);
-    return stowage::cli::kExitError;
-  }
+  return stowage::cli::guarded_main(stowage::cli::run_main, argc, argv);
 }

@@ -1,4 +1,5 @@
 # Build helpers shared by every folder.
+include(${CMAKE_CURRENT_LIST_DIR}/StowageManifest.cmake)
 
 # One doctest main for every unit-test executable.
 add_library(stowage_test_main STATIC ${CMAKE_SOURCE_DIR}/tests/doctest_main.cpp)
@@ -59,37 +60,13 @@ function(stowage_add_plugin)
   set_target_properties(${target} PROPERTIES LINK_DEPENDS ${exports})
   target_compile_definitions(${target} PRIVATE
     STOWAGE_PLUGIN_NAME="${P_NAME}" STOWAGE_PLUGIN_VERSION="${P_VERSION}")
-  set(schemes_json "")
-  foreach(s IN LISTS P_SCHEMES)
-    if(schemes_json)
-      string(APPEND schemes_json ", ")
-    endif()
-    string(APPEND schemes_json "\"${s}\"")
-  endforeach()
-  stowage_commands_json(commands_json ${P_COMMANDS})
-  set(manifest "{\n  \"manifest_version\": 1,\n  \"name\": \"${P_NAME}\",\n  \"version\": \"${P_VERSION}\",\n  \"library\": \"libstowage_${P_NAME}.so\",\n  \"abi\": {\"major\": 1, \"minor\": 0},\n  \"schemes\": [${schemes_json}]${commands_json}\n}\n")
+  stowage_manifest_json(manifest NAME ${P_NAME} VERSION ${P_VERSION}
+                        SCHEMES ${P_SCHEMES} COMMANDS ${P_COMMANDS})
   file(GENERATE OUTPUT ${P_OUTPUT_DIRECTORY}/stowage-${P_NAME}.json CONTENT "${manifest}")
   install(TARGETS ${target} LIBRARY DESTINATION ${P_INSTALL_DESTINATION})
   install(FILES ${P_OUTPUT_DIRECTORY}/stowage-${P_NAME}.json DESTINATION ${P_INSTALL_DESTINATION})
 endfunction()
 
-# The manifest's ",\n  \"commands\": {...}" for name=program pairs, or "".
-function(stowage_commands_json out)
-  set(json "")
-  foreach(pair IN LISTS ARGN)
-    if(NOT pair MATCHES "^([a-z][a-z0-9-]*)=([^/=]+)$")
-      message(FATAL_ERROR "stowage_add_plugin COMMANDS: '${pair}' is not name=program")
-    endif()
-    if(json)
-      string(APPEND json ", ")
-    endif()
-    string(APPEND json "\"${CMAKE_MATCH_1}\": \"${CMAKE_MATCH_2}\"")
-  endforeach()
-  if(json)
-    set(json ",\n  \"commands\": {${json}}")
-  endif()
-  set(${out} "${json}" PARENT_SCOPE)
-endfunction()
 
 # stowage_add_plugin_program(NAME stowage-browser SOURCES main.cpp [LIBS ...])
 # A program a plugin ships as a stowage command: built beside the plugin's

@@ -28,4 +28,5 @@ install(FILES
   ${CMAKE_BINARY_DIR}/cmake/stowageConfig.cmake
   ${CMAKE_BINARY_DIR}/cmake/stowageConfigVersion.cmake
   ${CMAKE_SOURCE_DIR}/cmake/StowagePluginHelpers.cmake
+  ${CMAKE_SOURCE_DIR}/cmake/StowageManifest.cmake
   DESTINATION ${_stowage_cmake_dir})

@@ -16,6 +16,7 @@
 # The target is stowage_<name>; its STOWAGE_MANIFEST property holds the
 # manifest's path (stowage_add_conformance_test uses it).
 include(GNUInstallDirs)
+include("${CMAKE_CURRENT_LIST_DIR}/StowageManifest.cmake")
 
 function(stowage_add_plugin)
   cmake_parse_arguments(P "" "NAME;VERSION;OUTPUT_DIRECTORY;INSTALL_DESTINATION"
@@ -52,36 +53,9 @@ function(stowage_add_plugin)
   target_link_options(${target} PRIVATE -Wl,--no-undefined -Wl,--version-script=${exports})
   target_compile_definitions(${target} PRIVATE
     STOWAGE_PLUGIN_NAME="${P_NAME}" STOWAGE_PLUGIN_VERSION="${P_VERSION}")
-  set(schemes "")
-  foreach(s IN LISTS P_SCHEMES)
-    if(schemes)
-      string(APPEND schemes ", ")
-    endif()
-    string(APPEND schemes "\"${s}\"")
-  endforeach()
-  set(commands "")
-  foreach(pair IN LISTS P_COMMANDS)
-    if(NOT pair MATCHES "^([a-z][a-z0-9-]*)=([^/=]+)$")
-      message(FATAL_ERROR "stowage_add_plugin COMMANDS: '${pair}' is not name=program")
-    endif()
-    if(commands)
-      string(APPEND commands ", ")
-    endif()
-    string(APPEND commands "\"${CMAKE_MATCH_1}\": \"${CMAKE_MATCH_2}\"")
-  endforeach()
-  if(commands)
-    set(commands ",\n  \"commands\": {${commands}}")
-  endif()
-  file(GENERATE OUTPUT "${manifest}" CONTENT
-"{
-  \"manifest_version\": 1,
-  \"name\": \"${P_NAME}\",
-  \"version\": \"${P_VERSION}\",
-  \"library\": \"libstowage_${P_NAME}.so\",
-  \"abi\": {\"major\": 1, \"minor\": 0},
-  \"schemes\": [${schemes}]${commands}
-}
-")
+  stowage_manifest_json(manifest_json NAME ${P_NAME} VERSION ${P_VERSION}
+                        SCHEMES ${P_SCHEMES} COMMANDS ${P_COMMANDS})
+  file(GENERATE OUTPUT "${manifest}" CONTENT "${manifest_json}")
   install(TARGETS ${target} LIBRARY DESTINATION "${P_INSTALL_DESTINATION}")
   install(FILES "${manifest}" DESTINATION "${P_INSTALL_DESTINATION}")
 endfunction()

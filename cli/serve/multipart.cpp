@@ -95,7 +95,7 @@ bool is_boundary_char(char c) {
 std::string multipart_boundary(std::string_view content_type) {
   std::optional<std::string> boundary;
   const std::string_view media = parse_params(
-      content_type, "the Content-Type header", [&](std::string key, std::string value) {
+      content_type, "the Content-Type header", [&](const std::string& key, std::string value) {
         if (key != "boundary") return;
         if (boundary) malformed("the Content-Type header has two boundary parameters");
         boundary = std::move(value);

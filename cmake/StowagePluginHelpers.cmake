@@ -1,8 +1,8 @@
-# stowage_add_plugin() for plugins built outside the stowage tree, against
-# the installed package (find_package(stowage)). It does what the in-tree
-# helper does: a MODULE library libstowage_<name>.so that exports only the
-# entry point, and its manifest stowage-<name>.json beside it, both installed
-# to <libdir>/stowage/plugins by default.
+# stowage_add_plugin(), for plugins built against the installed package
+# (find_package(stowage)) and for the in-tree ones alike: a MODULE library
+# libstowage_<name>.so that exports only the entry point, and its manifest
+# stowage-<name>.json beside it, both installed to <libdir>/stowage/plugins
+# by default.
 #
 #   stowage_add_plugin(NAME sqlite SOURCES sqlite_plugin.cpp SCHEMES sqlite
 #                      [VERSION 1.0.0] [LIBS SQLite::SQLite3]
@@ -30,10 +30,15 @@ function(stowage_add_plugin)
   if(NOT P_VERSION)
     set(P_VERSION "0.0.0")
   endif()
-  if(NOT P_OUTPUT_DIRECTORY)
+  # Inside the stowage tree the project's plugin folders are the defaults.
+  if(NOT P_OUTPUT_DIRECTORY AND STOWAGE_PLUGIN_OUTPUT_DIR)
+    set(P_OUTPUT_DIRECTORY "${STOWAGE_PLUGIN_OUTPUT_DIR}")
+  elseif(NOT P_OUTPUT_DIRECTORY)
     set(P_OUTPUT_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}/plugins")
   endif()
-  if(NOT P_INSTALL_DESTINATION)
+  if(NOT P_INSTALL_DESTINATION AND STOWAGE_INSTALL_PLUGIN_DIR)
+    set(P_INSTALL_DESTINATION "${STOWAGE_INSTALL_PLUGIN_DIR}")
+  elseif(NOT P_INSTALL_DESTINATION)
     set(P_INSTALL_DESTINATION "${CMAKE_INSTALL_LIBDIR}/stowage/plugins")
   endif()
   set(target stowage_${P_NAME})

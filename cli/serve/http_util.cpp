@@ -1,6 +1,7 @@
 #include "http_util.hpp"
 
 #include <algorithm>
+#include <boost/beast/core/string.hpp>
 #include <charconv>
 
 namespace stowage::serve {
@@ -10,15 +11,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           auto l = [](char c) {
-             return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-           };
-           return l(x) == l(y);
-         });
 }
 
 std::optional<uint64_t> parse_u64(std::string_view s) {
@@ -41,7 +33,8 @@ RangeRequest parse_range(std::string_view header, uint64_t size) {
   RangeRequest out;
   header = trim(header);
   const size_t eq = header.find('=');
-  if (eq == std::string_view::npos || !iequals(trim(header.substr(0, eq)), "bytes")) return out;
+  if (eq == std::string_view::npos || !boost::beast::iequals(trim(header.substr(0, eq)), "bytes"))
+    return out;
   const std::string_view spec = trim(header.substr(eq + 1));
   if (spec.find(',') != std::string_view::npos) return out;  // several ranges: send it all
   const size_t dash = spec.find('-');
@@ -103,7 +96,7 @@ std::optional<std::string_view> bearer_token(std::string_view authorization) {
   authorization = trim(authorization);
   const size_t space = authorization.find(' ');
   if (space == std::string_view::npos) return std::nullopt;
-  if (!iequals(authorization.substr(0, space), "bearer")) return std::nullopt;
+  if (!boost::beast::iequals(authorization.substr(0, space), "bearer")) return std::nullopt;
   const std::string_view token = trim(authorization.substr(space + 1));
   if (token.empty()) return std::nullopt;
   return token;
@@ -124,7 +117,7 @@ bool constant_time_equals(std::string_view a, std::string_view b) {
 bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed) {
   if (origin.empty()) return false;
   for (const std::string& a : allowed) {
-    if (a == "*" || iequals(a, origin)) return true;
+    if (a == "*" || boost::beast::iequals(a, origin)) return true;
   }
   return false;
 }
@@ -151,7 +144,7 @@ std::string_view media_type_for(std::string_view file_name) {
   if (dot != std::string_view::npos) {
     const std::string_view ext = file_name.substr(dot);
     for (const auto& [e, type] : kTypes) {
-      if (iequals(e, ext)) return type;
+      if (boost::beast::iequals(e, ext)) return type;
     }
   }
   return "application/octet-stream";

@@ -1,5 +1,6 @@
 #include "multipart.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <cstring>
 #include <functional>
 
@@ -16,14 +17,6 @@ constexpr size_t kMaxPadding = 64;
 }
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -100,7 +93,7 @@ std::string multipart_boundary(std::string_view content_type) {
         if (boundary) malformed("the Content-Type header has two boundary parameters");
         boundary = std::move(value);
       });
-  if (!iequals(media, "multipart/form-data")) {
+  if (!boost::beast::iequals(media, "multipart/form-data")) {
     throw Error(ErrorCode::kInvalidArgument,
                 "the upload must be multipart/form-data (as TF.js's model.save('http://...') "
                 "sends it), not '" +
@@ -197,7 +190,7 @@ void MultipartParser::begin_part() {
     }
     const std::string_view name = trim(line.substr(0, colon));
     const std::string_view value = trim(line.substr(colon + 1));
-    if (iequals(name, "content-disposition")) {
+    if (boost::beast::iequals(name, "content-disposition")) {
       if (has_disposition) malformed(where + " has two Content-Disposition headers");
       has_disposition = true;
       const std::string_view type = parse_params(
@@ -210,13 +203,14 @@ void MultipartParser::begin_part() {
               headers.filename = std::move(param);
             }
           });
-      if (!iequals(type, "form-data")) {
+      if (!boost::beast::iequals(type, "form-data")) {
         malformed(where + "'s Content-Disposition is '" + std::string(type) + "', not form-data");
       }
-    } else if (iequals(name, "content-type")) {
+    } else if (boost::beast::iequals(name, "content-type")) {
       headers.content_type = std::string(value);
-    } else if (iequals(name, "content-transfer-encoding")) {
-      if (!iequals(value, "binary") && !iequals(value, "8bit") && !iequals(value, "7bit")) {
+    } else if (boost::beast::iequals(name, "content-transfer-encoding")) {
+      if (!boost::beast::iequals(value, "binary") && !boost::beast::iequals(value, "8bit") &&
+          !boost::beast::iequals(value, "7bit")) {
         malformed(where + " uses Content-Transfer-Encoding " + std::string(value) +
                   "; only binary data is accepted");
       }

@@ -99,17 +99,6 @@ struct BuffersBody {
   };
 };
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 std::string http_date(std::chrono::system_clock::time_point t) {
   const time_t secs = std::chrono::system_clock::to_time_t(t);
   tm parts{};
@@ -292,7 +281,7 @@ awaitable<Reply> Connection::read_upload(http::request_parser<http::buffer_body>
   std::unique_ptr<Upload> upload = app.begin_upload(request, route, refusal);
   if (!upload) co_return refusal;
 
-  if (iequals(request.header("expect"), "100-continue")) {
+  if (beast::iequals(request.header("expect"), "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     set_deadline(server_.options.timeouts.body);
     auto [ec, n] = co_await net::async_write(socket_, net::buffer(kContinue), kTuple);

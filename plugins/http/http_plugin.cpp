@@ -91,6 +91,7 @@
 //   Cancellation and the call's deadline are polled while requests run.
 #include <algorithm>
 #include <atomic>
+#include <boost/beast/core/string.hpp>
 #include <map>
 #include <mutex>
 
@@ -121,13 +122,6 @@ constexpr std::string_view kNotReplayed =
     "receiver answers with \"Stowage-Upload-Idempotent: true\", or the option retry_uploads is "
     "true)";
 
-bool ascii_iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 // The method of a save, checked as fetch() checks it (Fetch standard: a
 // token; CONNECT, TRACE and TRACK are forbidden; DELETE, GET, HEAD,
 // OPTIONS, POST and PUT are upper-cased, others sent as written). A save
@@ -141,20 +135,20 @@ std::string save_method(const std::string& method, const std::string& where) {
   const std::string prefix = "Option \"method\" for " + where + ": " + json::quote(method);
   if (!token) throw Error(ErrorCode::kInvalidArgument, prefix + " is not a valid HTTP method");
   for (std::string_view forbidden : {"CONNECT", "TRACE", "TRACK"}) {
-    if (ascii_iequals(method, forbidden)) {
+    if (boost::beast::iequals(method, forbidden)) {
       throw Error(ErrorCode::kInvalidArgument,
                   prefix + " is a method fetch() refuses to send (CONNECT, TRACE, TRACK)");
     }
   }
   for (std::string_view bodiless : {"GET", "HEAD"}) {
-    if (ascii_iequals(method, bodiless)) {
+    if (boost::beast::iequals(method, bodiless)) {
       throw Error(ErrorCode::kInvalidArgument,
                   prefix + " cannot carry the upload (fetch(): \"Request with GET/HEAD method " +
                       "cannot have body.\")");
     }
   }
   for (std::string_view known : {"DELETE", "OPTIONS", "POST", "PUT"}) {
-    if (ascii_iequals(method, known)) return std::string(known);
+    if (boost::beast::iequals(method, known)) return std::string(known);
   }
   return method;
 }
@@ -265,8 +259,8 @@ class HttpHandler final : public plugin::Handler {
                   "Option \"max_parallel\" for " + redacted() + " must be from 1 to 64");
     }
     for (const auto& [name, value] : headers_) {
-      if (net::iequals(name, "content-length") || net::iequals(name, "transfer-encoding") ||
-          net::iequals(name, "host")) {
+      if (boost::beast::iequals(name, "content-length") ||
+          boost::beast::iequals(name, "transfer-encoding") || boost::beast::iequals(name, "host")) {
         throw Error(ErrorCode::kInvalidArgument, "Option \"headers\" for " + redacted() +
                                                      " may not set \"" + name +
                                                      "\": the client sets it");
@@ -308,7 +302,8 @@ class HttpHandler final : public plugin::Handler {
     req.method = method_;
     req.url = url();
     req.headers = header_list(/*same_origin=*/true);
-    std::erase_if(req.headers, [](const auto& h) { return net::iequals(h.first, "content-type"); });
+    std::erase_if(req.headers,
+                  [](const auto& h) { return boost::beast::iequals(h.first, "content-type"); });
     req.headers.emplace_back("Content-Type", form.content_type);
     req.body = std::move(form.body);
     req.max_body_bytes = kMaxSaveResponse * 16;
@@ -328,7 +323,8 @@ class HttpHandler final : public plugin::Handler {
     } catch (const Error& e) {
       throw sent < form.size ? e : sent_once(e);
     }
-    if (auto said = r.header(kIdempotentHeader); said && ascii_iequals(trimmed(*said), "true")) {
+    if (auto said = r.header(kIdempotentHeader);
+        said && boost::beast::iequals(trimmed(*said), "true")) {
       receiver_idempotent_ = true;
     }
     if (!r.ok()) {

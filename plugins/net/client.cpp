@@ -21,6 +21,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -173,8 +174,8 @@ void check_header(const std::string& name, const std::string& value) {
 }
 
 bool credential_header(std::string_view name) {
-  return iequals(name, "authorization") || iequals(name, "cookie") ||
-         iequals(name, "proxy-authorization");
+  return beast::iequals(name, "authorization") || beast::iequals(name, "cookie") ||
+         beast::iequals(name, "proxy-authorization");
 }
 
 // A buffer of `size` bytes that are never zeroed; large ones get their own
@@ -454,8 +455,8 @@ struct Client::Impl {
     }
     if (send_length) head += "Content-Length: " + std::to_string(body_size) + "\r\n";
     for (const auto& [name, value] : headers) {
-      if (iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
-          iequals(name, "connection")) {
+      if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding") ||
+          beast::iequals(name, "connection")) {
         continue;  // the client frames the message itself
       }
       check_header(name, value);
@@ -721,8 +722,10 @@ struct Client::Impl {
           if (op.method != "HEAD") op.method = "GET";
           body = nullptr;
           std::erase_if(headers, [](const auto& h) {
-            return iequals(h.first, "content-type") || iequals(h.first, "content-encoding") ||
-                   iequals(h.first, "content-language") || iequals(h.first, "content-location");
+            return beast::iequals(h.first, "content-type") ||
+                   beast::iequals(h.first, "content-encoding") ||
+                   beast::iequals(h.first, "content-language") ||
+                   beast::iequals(h.first, "content-location");
           });
         }
         seen.push_back(next.str());

@@ -109,9 +109,6 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 // Case-insensitive lookup of the first header named name.
 std::optional<std::string_view> find_header(const Headers& headers, std::string_view name);
 
-// ASCII case-insensitive equality (header names, schemes, hosts).
-bool iequals(std::string_view a, std::string_view b) noexcept;
-
 struct Response;
 
 struct Request {

@@ -1,6 +1,7 @@
 // URL parsing and resolution (RFC 3986) for http(s), secret redaction, and
 // the small helpers of http_client.hpp that need no networking code.
 #include <algorithm>
+#include <boost/beast/core/string.hpp>
 #include <cctype>
 #include <charconv>
 
@@ -127,17 +128,9 @@ Parts split(std::string_view s) {
 
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 std::optional<std::string_view> find_header(const Headers& headers, std::string_view name) {
   for (const auto& [k, v] : headers) {
-    if (iequals(k, name)) return std::string_view(v);
+    if (boost::beast::iequals(k, name)) return std::string_view(v);
   }
   return std::nullopt;
 }

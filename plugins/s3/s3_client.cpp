@@ -1,6 +1,7 @@
 #include "s3_client.hpp"
 
 #include <algorithm>
+#include <boost/beast/core/string.hpp>
 
 #include "parallel.hpp"
 #include "stowage/error.hpp"
@@ -13,7 +14,8 @@ constexpr uint64_t kMaxParts = 10000;
 constexpr uint64_t kMaxXmlBytes = 64ull << 20;
 
 bool ends_with_ci(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && net::iequals(s.substr(s.size() - suffix.size()), suffix);
+  return s.size() >= suffix.size() &&
+         boost::beast::iequals(s.substr(s.size() - suffix.size()), suffix);
 }
 
 // A bucket name that can be a DNS label of a virtual host (and, over TLS, of

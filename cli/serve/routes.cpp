@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "stowage/error.hpp"
+#include "stowage/text.hpp"
 
 namespace stowage::serve {
 namespace {
@@ -13,57 +14,11 @@ constexpr size_t kMaxSegments = 16;
   throw Error(ErrorCode::kInvalidArgument, message);
 }
 
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (s.size() - i < n + 1) return false;
-    for (size_t k = 1; k <= n; ++k) {
-      const auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3f);
-    }
-    // No overlong forms, surrogates or values past U+10FFFF.
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
-
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::string join(const std::vector<std::string>& segments, size_t begin, size_t end) {
-  std::string out;
-  for (size_t i = begin; i < end; ++i) {
-    if (i > begin) out += '/';
-    out += segments[i];
-  }
-  return out;
 }
 
 }  // namespace
@@ -172,7 +127,7 @@ Route route_target(std::string_view target, bool whole_model) {
   if (whole_model) {
     if (segments.back() == "model.json" && end > 2) --end;
     route.kind = Route::Kind::kModel;
-    route.name = join(segments, 1, end);
+    route.name = join(std::span(segments).subspan(1, end - 1), "/");
     check_model_name(route.name);
     return route;
   }
@@ -182,7 +137,7 @@ Route route_target(std::string_view target, bool whole_model) {
     check_model_name(route.name);
     return route;
   }
-  route.name = join(segments, 1, end - 1);
+  route.name = join(std::span(segments).subspan(1, end - 2), "/");
   check_model_name(route.name);
   route.file = segments.back();
   if (route.file == "model.json") {

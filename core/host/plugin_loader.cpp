@@ -16,6 +16,7 @@
 #include "plugin_loader_internal.hpp"
 #include "registry_internal.hpp"
 #include "stowage/error.hpp"
+#include "stowage/text.hpp"
 
 namespace stowage::host {
 namespace {
@@ -77,15 +78,6 @@ std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
 [[noreturn]] void refuse(const fs::path& library, const std::string& why) {
   throw Error(ErrorCode::kInvalidArgument,
               "plugin library " + quoted(library) + " refused: " + why);
-}
-
-std::string join(std::vector<std::string> items) {
-  std::string out;
-  for (const auto& s : items) {
-    if (!out.empty()) out += ", ";
-    out += s;
-  }
-  return out;
 }
 
 std::shared_ptr<LoadedPlugin> run_entry(const boost::dll::shared_library& lib,

@@ -20,6 +20,7 @@
 #include "plugin_loader_internal.hpp"
 #include "registry_internal.hpp"
 #include "stowage/error.hpp"
+#include "stowage/text.hpp"
 
 #ifndef STOWAGE_INSTALL_PLUGIN_DIR
 #error "STOWAGE_INSTALL_PLUGIN_DIR must name the installed plugin folder"
@@ -124,15 +125,6 @@ std::shared_ptr<PluginRecord> record_from_plugin(std::shared_ptr<const host::Loa
   r->source = std::string(source);
   r->loaded = std::move(p);
   return r;
-}
-
-std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
-  std::string out;
-  for (const auto& s : items) {
-    if (!out.empty()) out += sep;
-    out += s;
-  }
-  return out;
 }
 
 // How messages name a handler factory: by the name it was registered with,

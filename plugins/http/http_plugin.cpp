@@ -98,6 +98,7 @@
 #include "client_options.hpp"
 #include "http_client.hpp"
 #include "stowage/plugin.hpp"
+#include "stowage/text.hpp"
 #include "stowage/weights.hpp"
 
 namespace stowage::http {
@@ -209,20 +210,6 @@ std::pair<std::string, std::string> parse_url(const std::string& url) {
           ? url.substr(question)
           : std::string();
   return {prefix, suffix};
-}
-
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += n;
-  }
-  return true;
 }
 
 std::string describe_body(const Response& r) {

@@ -15,6 +15,7 @@
 #include "conformance_internal.hpp"
 #include "probe_internal.hpp"
 #include "stowage/conformance.hpp"
+#include "stowage/text.hpp"
 #include "summary_internal.hpp"
 
 #ifndef STOWAGE_CONFORMANCE_FIXTURES_FROM_LIBDIR
@@ -143,15 +144,6 @@ fs::path find_fixtures(const std::string& given) {
     if (fs::exists(p / "index.json", ec)) return p.lexically_normal();
   }
   return {};
-}
-
-std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
-  std::string out;
-  for (const auto& s : items) {
-    if (!out.empty()) out += sep;
-    out += s;
-  }
-  return out;
 }
 
 // Loads the plugin the way a host does: add_plugin, then open the root,

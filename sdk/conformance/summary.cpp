@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "stowage/text.hpp"
 #include "summary_internal.hpp"
 
 namespace stowage::conformance {
@@ -38,12 +39,6 @@ struct SuiteListener : doctest::IReporter {
 };
 
 DOCTEST_REGISTER_LISTENER("stowage_conformance_suites", 1, SuiteListener);
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
 
 std::string needs(const SkippedGroup& g) {
   std::string caps;

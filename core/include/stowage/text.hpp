@@ -1,0 +1,24 @@
+// Small text helpers shared by the host, the plugins and the CLI, so each
+// rule exists once.
+//
+//   if (!stowage::valid_utf8(reason)) reason.clear();
+//   stowage::join(names)                  // "a, b, c"
+//   stowage::join(segments, "/")          // "a/b/c"
+//
+// Thread-safety: pure functions. Ownership: results are new strings.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace stowage {
+
+// True when s is well-formed UTF-8 (RFC 3629): no overlong forms, no
+// surrogates (U+D800..U+DFFF), nothing past U+10FFFF, no truncated sequence.
+bool valid_utf8(std::string_view s) noexcept;
+
+// The items with separator between each two; "" for none.
+std::string join(std::span<const std::string> items, std::string_view separator = ", ");
+
+}  // namespace stowage

@@ -16,6 +16,7 @@
 #include "stowage/error.hpp"
 #include "stowage/handler.hpp"
 #include "stowage/quantize.hpp"
+#include "stowage/text.hpp"
 #include "stowage/weights.hpp"
 
 namespace stowage::cli {
@@ -125,9 +126,6 @@ std::string set_json_member(std::string_view object_json, std::string_view key,
 std::string remove_json_member(std::string_view object_json, std::string_view key);
 // True when message names url (the URL itself or its path part).
 bool message_names(std::string_view message, std::string_view url);
-// url as messages may show it: a password in the userinfo and the values of
-// query parameters that look like secrets become "REDACTED".
-std::string display_url(std::string_view url);
 // Rethrows e, with "url: " (redacted) in front when its message does not
 // name url, so every failure says what it was about.
 [[noreturn]] void rethrow_naming(const Error& e, std::string_view url);

@@ -57,7 +57,7 @@ Written reload(const std::string& dst, const ReadBack& back, const CommonOptions
       written.save_only = true;
       return written;
     }
-    const std::string from = back.url == dst ? "" : " from " + display_url(back.url);
+    const std::string from = back.url == dst ? "" : " from " + redact_url(back.url);
     throw Error(
         e.code(),
         "the model was written to " + dst + " but loading it back" + from + " failed: " + e.what(),
@@ -98,7 +98,7 @@ std::string source_options(const TransferArgs& a, const std::string& src) {
     throw UsageError(
         "--from-tfhub needs an http(s) source (a TF Hub model URL such as "
         "https://tfhub.dev/google/tfjs-model/...), not " +
-        display_url(src));
+        redact_url(src));
   }
   return set_json_member(options, "from_tfhub", "true", "--src-options");
 }
@@ -135,11 +135,11 @@ void print_human(const TransferArgs& a, const std::string& src, const std::strin
          "\n";
   if (written.save_only) out += "  not read back: " + dst + " is save-only\n";
   if (written.unreadable) {
-    out += "  not read back: the model cannot be read back from " + display_url(dst) +
+    out += "  not read back: the model cannot be read back from " + redact_url(dst) +
            ": it is the upload URL and the receiver did not say where it stored the model "
            "(--verify-url URL names it)\n";
   } else if (written.known && written.from != dst) {
-    out += "  read back from:      " + display_url(written.from) + "\n";
+    out += "  read back from:      " + redact_url(written.from) + "\n";
   }
   if (written.has_manifest && !written.shards.empty()) {
     constexpr size_t kListed = 8;
@@ -175,7 +175,7 @@ void print_json(const TransferArgs& a, const std::string& src, const std::string
   w.key("peakQueuedBytes").uint(stats.peak_queued_bytes);
   w.key("verified").boolean(written.known);
   w.key("verifiedFrom");
-  written.known ? w.string(display_url(written.from)) : w.null();
+  written.known ? w.string(redact_url(written.from)) : w.null();
   w.key("notVerified");
   if (written.unreadable) {
     w.string(
@@ -240,7 +240,7 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
       result = a.move ? move_model(src, dst, options) : copy_model(src, dst, options);
     } catch (const Error& e) {
       if (message_names(e.what(), src) || message_names(e.what(), dst)) throw;
-      throw Error(e.code(), display_url(src) + " -> " + display_url(dst) + ": " + e.what(),
+      throw Error(e.code(), redact_url(src) + " -> " + redact_url(dst) + ": " + e.what(),
                   e.retryable());
     }
   }

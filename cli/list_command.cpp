@@ -44,12 +44,12 @@ void check_list_location(const std::string& url) {
   std::error_code ec;
   const auto type = std::filesystem::status(absolute, ec).type();
   if (type == std::filesystem::file_type::not_found) {
-    throw Error(ErrorCode::kNotFound, display_url(url) + ": there is no file or folder " +
-                                          absolute.string() + " to list");
+    throw Error(ErrorCode::kNotFound,
+                redact_url(url) + ": there is no file or folder " + absolute.string() + " to list");
   }
   if (!ec && type != std::filesystem::file_type::directory) {
     throw Error(ErrorCode::kInvalidArgument,
-                display_url(url) + ": " + absolute.string() +
+                redact_url(url) + ": " + absolute.string() +
                     " is a file that is not a model.json (list takes a folder of models or a "
                     "model.json)");
   }

@@ -10,6 +10,7 @@
 
 #include "commands_internal.hpp"
 #include "stowage/registry.hpp"
+#include "stowage/text.hpp"
 
 namespace stowage::cli {
 namespace {
@@ -135,46 +136,9 @@ bool message_names(std::string_view message, std::string_view url) {
   return path.size() >= 4 && message.find(path) != std::string_view::npos;
 }
 
-std::string display_url(std::string_view url) {
-  std::string out(url);
-  const size_t start = out.find("://");
-  if (start != std::string::npos) {
-    const size_t end = std::min(out.find_first_of("/?#", start + 3), out.size());
-    const size_t at = out.rfind('@', end);
-    const size_t colon = out.find(':', start + 3);
-    if (at != std::string::npos && at > start && colon < at) {
-      out.replace(colon + 1, at - colon - 1, "REDACTED");
-    }
-  }
-  // Query values whose names look like secrets (as plugins/net's redact_url).
-  static constexpr std::string_view kSecret[] = {"signature", "token", "key", "credential",
-                                                 "password",  "auth",  "sig", "secret",
-                                                 "session",   "pass"};
-  for (size_t pos = out.find('?'); pos != std::string::npos && pos < out.size();) {
-    const size_t name_start = pos + 1;
-    const size_t next = std::min(out.find_first_of("&#", name_start), out.size());
-    const size_t eq = out.find('=', name_start);
-    if (eq != std::string::npos && eq < next) {
-      std::string name = out.substr(name_start, eq - name_start);
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      bool secret = false;
-      for (std::string_view s : kSecret) secret = secret || name.find(s) != std::string::npos;
-      if (secret) {
-        out.replace(eq + 1, next - eq - 1, "REDACTED");
-        pos = out.find_first_of("&#", eq + 1);
-        if (pos != std::string::npos && out[pos] == '#') break;
-        continue;
-      }
-    }
-    if (next >= out.size() || out[next] == '#') break;
-    pos = next;
-  }
-  return out;
-}
-
 void rethrow_naming(const Error& e, std::string_view url) {
   if (message_names(e.what(), url)) throw e;
-  throw Error(e.code(), display_url(url) + ": " + e.what(), e.retryable());
+  throw Error(e.code(), redact_url(url) + ": " + e.what(), e.retryable());
 }
 
 }  // namespace stowage::cli

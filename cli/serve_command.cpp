@@ -140,7 +140,7 @@ int run_serve(const ServeArgs& args, const CommonOptions& common) {
     if (!common.quiet) {
       std::fprintf(stderr,
                    "stowage serve: serving %s at http://%s:%u/models (SIGINT or SIGTERM stops)\n",
-                   display_url(store).c_str(), host.c_str(), static_cast<unsigned>(port));
+                   redact_url(store).c_str(), host.c_str(), static_cast<unsigned>(port));
     }
   }
   if (interrupted()) return kExitCancelled;

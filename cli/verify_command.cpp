@@ -78,7 +78,7 @@ int run_verify(const VerifyArgs& args, const CommonOptions& common) {
     if (common.json) {
       // The verdict is the output; the one-line message still goes to stderr.
       const std::string message =
-          message_names(e.what(), url) ? e.what() : display_url(url) + ": " + e.what();
+          message_names(e.what(), url) ? e.what() : redact_url(url) + ": " + e.what();
       JsonWriter w;
       w.begin_object();
       w.key("url").string(url);

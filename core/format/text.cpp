@@ -1,5 +1,6 @@
 #include "stowage/text.hpp"
 
+#include <cctype>
 #include <cstdint>
 
 namespace stowage {
@@ -46,6 +47,52 @@ std::string join(std::span<const std::string> items, std::string_view separator)
     out += items[i];
   }
   return out;
+}
+
+std::string redact_url(std::string_view url) {
+  std::string out(url);
+  // A password in the userinfo: scheme://user:secret@host
+  if (size_t start = out.find("://"); start != std::string::npos) {
+    size_t end = out.find_first_of("/?#", start + 3);
+    if (end == std::string::npos) end = out.size();
+    size_t at = out.rfind('@', end);
+    if (at != std::string::npos && at > start) {
+      size_t colon = out.find(':', start + 3);
+      if (colon != std::string::npos && colon < at)
+        out.replace(colon + 1, at - colon - 1, "REDACTED");
+    }
+  }
+  size_t q = out.find('?');
+  if (q == std::string::npos) return out;
+  static constexpr std::string_view kSecret[] = {"signature", "token", "key", "credential",
+                                                 "password",  "auth",  "sig", "secret",
+                                                 "session",   "pass"};
+  std::string result = out.substr(0, q + 1);
+  size_t pos = q + 1;
+  size_t stop = out.find('#', pos);
+  if (stop == std::string::npos) stop = out.size();
+  while (pos <= stop) {
+    size_t amp = out.find('&', pos);
+    if (amp == std::string::npos || amp > stop) amp = stop;
+    std::string_view param(out.data() + pos, amp - pos);
+    size_t eq = param.find('=');
+    std::string name(param.substr(0, eq));
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    bool secret = false;
+    for (std::string_view s : kSecret) {
+      if (name.find(s) != std::string::npos) secret = true;
+    }
+    if (secret && eq != std::string_view::npos) {
+      result += std::string(param.substr(0, eq + 1)) + "REDACTED";
+    } else {
+      result += param;
+    }
+    if (amp == stop) break;
+    result += '&';
+    pos = amp + 1;
+  }
+  result += out.substr(stop);
+  return result;
 }
 
 }  // namespace stowage

@@ -5,6 +5,7 @@
 #include <vector>
 
 using stowage::join;
+using stowage::redact_url;
 using stowage::valid_utf8;
 
 TEST_CASE("valid_utf8 accepts RFC 3629 UTF-8 and nothing else") {
@@ -38,4 +39,19 @@ TEST_CASE("join puts the separator between items only") {
   CHECK(join(three) == "a, b, c");
   CHECK(join(three, "/") == "a/b/c");
   CHECK(join(std::span(three).subspan(1), "") == "bc");
+}
+
+TEST_CASE("redact_url hides passwords and secret query values, and nothing else") {
+  CHECK(redact_url("https://u:pw@h/x?X-Amz-Signature=abc&a=1&access_token=t#f") ==
+        "https://u:REDACTED@h/x?X-Amz-Signature=REDACTED&a=1&access_token=REDACTED#f");
+  CHECK(redact_url("http://h/x?page=2") == "http://h/x?page=2");
+  CHECK(redact_url("http://u@h/x") == "http://u@h/x");
+  // Each word of the list, in any case; a name without '=' has no value.
+  CHECK(redact_url("s3://b/m?ApiKey=1&PASS=2&sessionid=3&Auth=4&credential=5&secret=6&flag") ==
+        "s3://b/m?ApiKey=REDACTED&PASS=REDACTED&sessionid=REDACTED&Auth=REDACTED&"
+        "credential=REDACTED&secret=REDACTED&flag");
+  // A '@' in the path or query is not a userinfo; '#' ends the query.
+  CHECK(redact_url("http://h/a@b:c?x=1") == "http://h/a@b:c?x=1");
+  CHECK(redact_url("http://h/?a=1#token=2") == "http://h/?a=1#token=2");
+  CHECK(redact_url("not a url ?token=t") == "not a url ?token=REDACTED");
 }

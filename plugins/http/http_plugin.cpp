@@ -233,7 +233,7 @@ class HttpHandler final : public plugin::Handler {
         from_tfhub_(options.get_bool("from_tfhub", false)),
         model_url_(from_tfhub_ ? tfhub_url(url) : std::string(url)),
         parsed_(Url::parse(model_url_)),
-        method_(save_method(options.get_string("method", "POST"), net::redact_url(url))),
+        method_(save_method(options.get_string("method", "POST"), redact_url(url))),
         retry_uploads_(options.get_bool("retry_uploads", false)),
         headers_(options.get_string_map("headers")),
         headers_to_other_hosts_(options.get_bool("send_headers_to_other_hosts", false)),
@@ -267,7 +267,7 @@ class HttpHandler final : public plugin::Handler {
     call.check();
     if (from_tfhub_) {
       throw Error(ErrorCode::kInvalidArgument,
-                  "Option \"from_tfhub\" for " + net::redact_url(url()) +
+                  "Option \"from_tfhub\" for " + redact_url(url()) +
                       " is for loading a TF Hub model; it cannot be used to save");
     }
     WeightsManifest manifest{
@@ -327,7 +327,7 @@ class HttpHandler final : public plugin::Handler {
     const std::optional<std::string> model_url = named_model_url(r);
     std::string out = "[{\"status\":" + std::to_string(r.status) +
                       ",\"statusText\":" + json::quote(valid_utf8(r.reason) ? r.reason : "") +
-                      ",\"url\":" + json::quote(net::redact_url(r.url)) +
+                      ",\"url\":" + json::quote(redact_url(r.url)) +
                       ",\"modelUrl\":" + (model_url ? json::quote(*model_url) : "null");
     std::string_view body = r.body.view();
     if (valid_utf8(body)) {
@@ -432,7 +432,7 @@ class HttpHandler final : public plugin::Handler {
   }
 
   // The URL in messages: the model's (after from_tfhub), secrets hidden.
-  std::string redacted() const { return net::redact_url(model_url_); }
+  std::string redacted() const { return redact_url(model_url_); }
 
   static std::string_view trimmed(std::string_view v) {
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
@@ -556,7 +556,7 @@ class HttpHandler final : public plugin::Handler {
     std::vector<Response> responses(count);
     for (size_t i = 0; i < count; ++i) {
       responses[i].url = urls[i];
-      responses[i].body = Buffer::wrap(nullptr, 0, nullptr, net::redact_url(urls[i]));
+      responses[i].body = Buffer::wrap(nullptr, 0, nullptr, redact_url(urls[i]));
     }
     for (size_t k = 0; k < fetched.size(); ++k) responses[fetched[k]] = std::move(answered[k]);
 
@@ -572,7 +572,7 @@ class HttpHandler final : public plugin::Handler {
                           std::to_string(n) + " file(s) gave " + std::to_string(got) + ":";
         for (size_t k = 0; k < n; ++k) {
           const Response& r = responses[first + k];
-          msg += " " + names[first + k] + " from " + net::redact_url(r.url) + " (HTTP " +
+          msg += " " + names[first + k] + " from " + redact_url(r.url) + " (HTTP " +
                  std::to_string(r.status) + ", " + describe_body(r) + ")";
           msg += k + 1 < n ? ";" : "";
         }
@@ -590,7 +590,7 @@ class HttpHandler final : public plugin::Handler {
   // Refuses a shard before its body is read.
   void shard_head_check(const Response& head, const std::string& name, std::optional<uint64_t> need,
                         bool single) const {
-    const std::string at = name + " from " + net::redact_url(head.url);
+    const std::string at = name + " from " + redact_url(head.url);
     const std::string type = head.content_type();
     std::string sizes;
     if (head.content_length) sizes = std::to_string(*head.content_length) + " bytes";

@@ -63,6 +63,7 @@
 
 #include "stowage/buffer.hpp"
 #include "stowage/error.hpp"
+#include "stowage/text.hpp"
 
 namespace stowage::net {
 
@@ -94,12 +95,6 @@ struct Url {
   // The URL as text (userinfo kept), "scheme://authority/target".
   std::string str() const;
 };
-
-// The URL with secrets hidden, for messages and logs: a password in the
-// userinfo, and the values of query parameters whose name suggests a secret
-// (signature, token, key, credential, password, auth, sig, session), become
-// "REDACTED". Works on any text, parsed or not.
-std::string redact_url(std::string_view url);
 
 // ---- Requests and responses ----------------------------------------------
 

@@ -126,12 +126,12 @@ S3Client::S3Client(ClientConfig config) : config_(std::move(config)) {
   try {
     base_ = net::Url::parse(endpoint_);
   } catch (const Error& e) {
-    throw Error(ErrorCode::kInvalidArgument, "The s3 endpoint " + net::redact_url(endpoint_) +
+    throw Error(ErrorCode::kInvalidArgument, "The s3 endpoint " + redact_url(endpoint_) +
                                                  " is not an http(s) URL: " + e.what());
   }
   if (base_.target.find('?') != std::string::npos) {
     throw Error(ErrorCode::kInvalidArgument,
-                "The s3 endpoint " + net::redact_url(endpoint_) + " must not have a query");
+                "The s3 endpoint " + redact_url(endpoint_) + " must not have a query");
   }
   while (!base_.target.empty() && base_.target.back() == '/') base_.target.pop_back();
   aws_ =
@@ -239,13 +239,13 @@ void S3Client::fail(const Request& request, const net::Response& response) const
     msg += " (the secret key does not belong to the access key from " + source +
            ", or the store expects another region than " + config_.region + ")";
   } else if (s3_code == "InvalidAccessKeyId") {
-    msg += " (the access key from " + source + " is unknown to " + net::redact_url(endpoint_) + ")";
+    msg += " (the access key from " + source + " is unknown to " + redact_url(endpoint_) + ")";
   } else if (s3_code == "ExpiredToken" || s3_code == "TokenRefreshRequired") {
     msg += " (the session token from " + source + " has expired; refresh the credentials)";
   } else if (s3_code == "RequestTimeTooSkewed") {
     msg += " (this machine's clock is off; signatures are valid for 15 minutes)";
   } else if (s3_code == "NoSuchBucket") {
-    msg += " (no bucket \"" + request.bucket + "\" at " + net::redact_url(endpoint_) + ")";
+    msg += " (no bucket \"" + request.bucket + "\" at " + redact_url(endpoint_) + ")";
   } else if (!region.empty() && region != config_.region) {
     msg += " (the bucket is in region " + region + ", not " + config_.region +
            "; set region=" + region + ")";

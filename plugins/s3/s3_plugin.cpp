@@ -283,7 +283,7 @@ class S3Handler final : public plugin::Handler {
     const bool from_imds = config.provider != nullptr;
     auto client = std::make_shared<S3Client>(std::move(config));
     plugin::log(0, "s3: " + S3Client::name(parsed.bucket, location_.folder) + " at " +
-                       net::redact_url(client->endpoint()) + ", region " + client->config().region +
+                       redact_url(client->endpoint()) + ", region " + client->config().region +
                        ", credentials from " +
                        (settings.credentials ? settings.credentials_source
                         : from_imds          ? std::string("EC2 instance metadata")

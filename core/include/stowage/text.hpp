@@ -4,6 +4,7 @@
 //   if (!stowage::valid_utf8(reason)) reason.clear();
 //   stowage::join(names)                  // "a, b, c"
 //   stowage::join(segments, "/")          // "a/b/c"
+//   stowage::redact_url(url)              // for messages and logs
 //
 // Thread-safety: pure functions. Ownership: results are new strings.
 #pragma once
@@ -20,5 +21,11 @@ bool valid_utf8(std::string_view s) noexcept;
 
 // The items with separator between each two; "" for none.
 std::string join(std::span<const std::string> items, std::string_view separator = ", ");
+
+// The URL with secrets hidden, for messages and logs: a password in the
+// userinfo, and the values of query parameters whose lower-cased name
+// contains signature, token, key, credential, password, pass, auth, sig,
+// secret or session become "REDACTED". Works on any text, parsed or not.
+std::string redact_url(std::string_view url);
 
 }  // namespace stowage

@@ -191,7 +191,8 @@ TEST_CASE("plugins --load shows each scheme's capabilities: downloads:// saves o
     for (const char* store : {"localstorage", "indexeddb"}) {
       std::vector<std::string> names;
       for (const auto& c : caps[store].GetArray()) names.push_back(c.GetString());
-      CHECK(names == std::vector<std::string>{"load", "save", "list", "remove", "atomic_save"});
+      CHECK(names ==
+            std::vector<std::string>{"load", "save", "list", "remove", "atomic_save", "stat"});
     }
   }
   CHECK(browser);
@@ -200,7 +201,7 @@ TEST_CASE("plugins --load shows each scheme's capabilities: downloads:// saves o
   REQUIRE(t.code == 0);
   CHECK(contains(t.out, "capabilities per scheme:\n"));
   CHECK(contains(t.out, "  downloads:// (browser): save\n"));
-  CHECK(contains(t.out, "  indexeddb:// (browser): load, save, list, remove, atomic_save\n"));
+  CHECK(contains(t.out, "  indexeddb:// (browser): load, save, list, remove, atomic_save, stat\n"));
   const Result plain = run(tmp.path(), {"plugins"});
   CHECK(contains(plain.out, "capabilities per scheme: shown once loaded (--load)\n"));
 }

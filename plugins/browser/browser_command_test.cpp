@@ -205,6 +205,37 @@ TEST_CASE("stowage browser: export and import move models between profiles and o
   }
 }
 
+TEST_CASE("stowage browser import: stowage info's version changes, even for the same content") {
+  TempDir t;
+  const fs::path model = write_model(t.path() / "src");
+  const fs::path profile = t.path() / "p";
+  for (const std::string scheme : {"localstorage", "indexeddb"}) {
+    CAPTURE(scheme);
+    REQUIRE(run(t.path(), {"copy", "file://" + model.string(), scheme + "://m", "--dst-options",
+                           options(profile), "-q"})
+                .code == 0);
+    auto version = [&] {
+      const Result r =
+          run(t.path(), {"info", scheme + "://m", "--options", options(profile), "--json"});
+      REQUIRE(r.code == 0);
+      const rapidjson::Document doc = parse_json(r.out);
+      REQUIRE(doc.HasMember("version"));
+      return std::string(doc["version"].GetString());
+    };
+    const std::string before = version();
+    CHECK(version() == before);
+    // The store's own records, exported and imported back unchanged.
+    const fs::path dump = t.path() / (scheme + ".json");
+    REQUIRE(run(t.path(), {"browser", "export", "--scheme", scheme, "--profile", profile.string(),
+                           "--out", dump.string()})
+                .code == 0);
+    REQUIRE(run(t.path(), {"browser", "import", "--scheme", scheme, "--profile", profile.string(),
+                           dump.string(), "-q"})
+                .code == 0);
+    CHECK(version() != before);
+  }
+}
+
 TEST_CASE("stowage browser import: bad input is refused and nothing is written") {
   TempDir t;
   const std::string profile = (t.path() / "p").string();

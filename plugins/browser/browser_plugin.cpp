@@ -41,6 +41,11 @@
 //           indexeddb:// list the whole origin, as TF.js's listModels.
 //   remove  Both stores, TF.js's messages ("Cannot find model at path
 //           '<path>'" for localStorage).
+//   stat    localstorage/indexeddb: the model's JSON and info without its
+//           weight bytes, and a version that changes with every save,
+//           remove and `stowage browser import` of that model (an
+//           origin-wide generation counter kept in the same transaction,
+//           docs/browser.md). downloads: none (save only).
 //
 //   Options (JSON object; others are refused):
 //     localstorage, indexeddb:
@@ -103,7 +108,7 @@ fs::path absolute_folder(const std::string& folder, const char* option, const st
 }
 
 constexpr uint64_t kStoreCaps = STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST |
-                                STOWAGE_CAP_REMOVE | STOWAGE_CAP_ATOMIC_SAVE;
+                                STOWAGE_CAP_REMOVE | STOWAGE_CAP_ATOMIC_SAVE | STOWAGE_CAP_STAT;
 
 class BrowserHandler final : public plugin::Handler {
  public:
@@ -229,6 +234,29 @@ class BrowserHandler final : public plugin::Handler {
                 "downloads:// cannot remove models: a page cannot delete its downloads. Remove "
                 "the files instead: file://" +
                     (folder_ / (download_prefix(path_) + ".json")).string());
+  }
+
+  ModelStat stat(Call& call) override {
+    call.check();
+    ModelStat out;
+    switch (scheme_) {
+      case Scheme::kLocalStorage:
+        out = local_->stat_model(model_path());
+        break;
+      case Scheme::kIndexedDb:
+        out = indexed_->stat_model(model_path());
+        break;
+      case Scheme::kDownloads:
+        // The host refuses it first (the scheme declares no STAT).
+        throw Error(ErrorCode::kUnimplemented,
+                    "downloads:// is save only: a page cannot read its downloads back. Stat the "
+                    "saved file instead: file://" +
+                        (folder_ / (download_prefix(path_) + ".json")).string());
+    }
+    // Hashed: the store's generation and row or blob name say nothing to a
+    // caller, which only compares tokens.
+    out.version = plugin::version_token({out.version});
+    return out;
   }
 
  private:

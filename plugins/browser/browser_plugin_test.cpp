@@ -878,11 +878,12 @@ TEST_CASE("the registry shows each scheme's own capabilities once the plugin is 
       if (p.schemes[i] == "downloads") {
         CHECK(caps == std::vector<std::string>{"save"});
       } else {
-        CHECK(caps == std::vector<std::string>{"load", "save", "list", "remove", "atomic_save"});
+        CHECK(caps ==
+              std::vector<std::string>{"load", "save", "list", "remove", "atomic_save", "stat"});
       }
     }
     CHECK(p.capabilities ==
-          std::vector<std::string>{"load", "save", "list", "remove", "atomic_save"});
+          std::vector<std::string>{"load", "save", "list", "remove", "atomic_save", "stat"});
   }
   CHECK(seen);
 }
@@ -900,4 +901,261 @@ TEST_CASE("downloads: the default folder is the user's download folder") {
       << "# written by xdg-user-dirs-update\nXDG_DOWNLOAD_DIR=\"$HOME/Téléchargements\"\n";
   save("downloads://m", topo, "{}");
   CHECK(fs::exists(home.path() / "Téléchargements/m.json"));
+}
+
+// ---- stat -----------------------------------------------------------------------
+
+namespace {
+
+ModelStat stat(const std::string& url, const std::string& options) {
+  return registry().open(url, options)->stat();
+}
+
+// A float model whose weights are `n` values from `start`: two calls with
+// other starts have the same model.json and weight sizes, other bytes.
+ModelArtifacts ramp_model(float start, size_t n = 64) { return float_model(ramp(n, start)); }
+
+// Drops every generation row, as a store written by a stowage before stat
+// has none.
+void drop_generations(const Profile& p) {
+  auto db = browser::Database::open(p.where(), /*create=*/false, {});
+  REQUIRE(db);
+  db->exec("DELETE FROM meta WHERE key LIKE 'generation%'");
+}
+
+// The per-model generation rows of the origin.
+int64_t generation_rows(const Profile& p) {
+  auto db = browser::Database::open(p.where(), /*create=*/false, {});
+  REQUIRE(db);
+  browser::Statement s(*db, "SELECT count(*) FROM meta WHERE key LIKE 'generation/%'");
+  s.step();
+  return s.column_int(0);
+}
+
+}  // namespace
+
+TEST_CASE("stat: the model load gives without its bytes, and load's info") {
+  for (const std::string scheme : {"localstorage", "indexeddb"}) {
+    CAPTURE(scheme);
+    Profile p;
+    const std::string url = scheme + "://dir/m";
+    ModelArtifacts a = spec_example();
+    a.weight_data = float_model(ramp(300, 1.0f), {100, 700}).weight_data;
+    a.weight_specs = float_model(ramp(300, 1.0f)).weight_specs;
+    // Several weight buffers from indexeddb's load.
+    const std::string opts = p.options(scheme == "indexeddb" ? ",\"chunk_size\":256" : "");
+    save(url, a, opts);
+    const ModelArtifacts loaded = load(url, opts);
+    const ModelStat s = stat(url, opts);
+    CHECK_FALSE(s.model.weight_data);
+    ModelArtifacts json_only = loaded;
+    json_only.weight_data.reset();
+    CHECK(artifacts_to_json(s.model) == artifacts_to_json(json_only));
+    ModelArtifactsInfo expected = artifacts_info(loaded);
+    // dateSaved is the save's, as list gives it.
+    expected.date_saved = list(url, p.options()).at(0).info.date_saved;
+    CHECK(info_to_json(s.info) == info_to_json(expected));
+    CHECK(s.info.weight_data_bytes == 1200u);
+    CHECK_FALSE(s.version.empty());
+  }
+}
+
+TEST_CASE("stat: the version is stable and changes with every save, remove and import") {
+  for (const std::string scheme : {"localstorage", "indexeddb"}) {
+    CAPTURE(scheme);
+    Profile p;
+    const std::string url = scheme + "://m";
+    const std::string opts = p.options();
+    save(url, ramp_model(1.0f), opts);
+    const std::string first = stat(url, opts).version;
+    CHECK(stat(url, opts).version == first);
+    // Saves and removes of other models leave it alone.
+    save(scheme + "://other", ramp_model(9.0f), opts);
+    remove(scheme + "://other", opts);
+    CHECK(stat(url, opts).version == first);
+
+    // The same model.json and weight sizes, other bytes.
+    save(url, ramp_model(2.0f), opts);
+    const std::string resaved = stat(url, opts).version;
+    CHECK(resaved != first);
+    CHECK(stat(url, opts).version == resaved);
+
+    // Removed and saved again, byte for byte as before.
+    remove(url, opts);
+    Error e = error_of([&] { stat(url, opts); });
+    CHECK(e.code() == ErrorCode::kNotFound);
+    save(url, ramp_model(2.0f), opts);
+    const std::string after_remove = stat(url, opts).version;
+    CHECK(after_remove != resaved);
+    CHECK(after_remove != first);
+
+    // Imported (what `stowage browser import` does) with the same content.
+    if (scheme == "localstorage") {
+      const auto items = p.local().items();
+      p.local().put_items(items, /*clear=*/false);
+    } else {
+      std::string dump;
+      p.indexed().export_json([&dump](std::string_view text) { dump += text; });
+      p.indexed().import_json(dump, /*clear=*/false, {});
+    }
+    const std::string imported = stat(url, opts).version;
+    CHECK(imported != after_remove);
+    check_same_model(load(url, opts), ramp_model(2.0f));
+    // An import that clears the store and puts the model back changes it too.
+    if (scheme == "localstorage") {
+      p.local().put_items(p.local().items(), /*clear=*/true);
+    } else {
+      std::string dump;
+      p.indexed().export_json([&dump](std::string_view text) { dump += text; });
+      p.indexed().import_json(dump, /*clear=*/true, {});
+    }
+    CHECK(stat(url, opts).version != imported);
+  }
+}
+
+TEST_CASE("stat: the generation tells saves apart where the rows look alike") {
+  Profile p;
+  const std::string opts = p.options();
+  // Alone in the origin, removed and saved again: the items get the same
+  // rows as before.
+  save("localstorage://m", ramp_model(1.0f), opts);
+  const std::string local_first = stat("localstorage://m", opts).version;
+  remove("localstorage://m", opts);
+  // A removed model keeps no generation row.
+  CHECK(generation_rows(p) == 0);
+  save("localstorage://m", ramp_model(1.0f), opts);
+  CHECK(stat("localstorage://m", opts).version != local_first);
+  // No weight data, so no blob file whose name would change.
+  ModelArtifacts topo;
+  topo.model_topology = R"({"t":1})";
+  save("indexeddb://topo", topo, opts);
+  const std::string indexed_first = stat("indexeddb://topo", opts).version;
+  save("indexeddb://topo", topo, opts);
+  const std::string indexed_resaved = stat("indexeddb://topo", opts).version;
+  CHECK(indexed_resaved != indexed_first);
+  std::string dump;
+  p.indexed().export_json([&dump](std::string_view text) { dump += text; });
+  p.indexed().import_json(dump, /*clear=*/false, {});
+  CHECK(stat("indexeddb://topo", opts).version != indexed_resaved);
+}
+
+TEST_CASE("stat: no model is NOT_FOUND naming the URL") {
+  Profile p;
+  for (const std::string scheme : {"localstorage", "indexeddb"}) {
+    CAPTURE(scheme);
+    // A profile where nothing was stored, then one where another model is.
+    for (int round = 0; round < 2; ++round) {
+      Error e = error_of([&] { stat(scheme + "://missing/m", p.options()); });
+      CHECK(e.code() == ErrorCode::kNotFound);
+      CHECK(std::string(e.what()) ==
+            (scheme == "localstorage"
+                 ? "No model at localstorage://missing/m: in local storage, there is no model "
+                   "with name 'missing/m'"
+                 : "No model at indexeddb://missing/m: cannot find model with path 'missing/m' "
+                   "in IndexedDB."));
+      save(scheme + "://present", ramp_model(1.0f), p.options());
+    }
+  }
+  Error e = error_of([&] { stat("localstorage://", p.options()); });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK(std::string(e.what()) ==
+        "For local storage, modelPath must not be null, undefined or empty.");
+}
+
+TEST_CASE("stat: a store written before generations existed still stats") {
+  for (const std::string scheme : {"localstorage", "indexeddb"}) {
+    CAPTURE(scheme);
+    Profile p;
+    const std::string url = scheme + "://m";
+    const std::string opts = p.options();
+    save(url, ramp_model(1.0f), opts);
+    drop_generations(p);
+    // Generation 0: a token of its own, stable, which the next save changes.
+    const std::string legacy = stat(url, opts).version;
+    CHECK_FALSE(legacy.empty());
+    CHECK(stat(url, opts).version == legacy);
+    save(url, ramp_model(2.0f), opts);
+    CHECK(stat(url, opts).version != legacy);
+  }
+}
+
+TEST_CASE("stat: a re-save by a stowage that writes no generations still changes the version") {
+  Profile p;
+  const std::string opts = p.options();
+  save("localstorage://m", ramp_model(1.0f), opts);
+  save("indexeddb://m", ramp_model(1.0f), opts);
+  const std::string local_before = stat("localstorage://m", opts).version;
+  const std::string indexed_before = stat("indexeddb://m", opts).version;
+  // What an older stowage's save does: the same writes, no generation.
+  auto db = browser::Database::open(p.where(), /*create=*/false, {});
+  REQUIRE(db);
+  db->exec(
+      "INSERT OR REPLACE INTO local_storage(key, value, units) SELECT key, value, units FROM "
+      "local_storage WHERE key LIKE 'tensorflowjs_models/m/%' ORDER BY key DESC");
+  const auto blobs = blob_files(p);
+  REQUIRE(blobs.size() == 1);
+  const fs::path folder = p.path() / "http_localhost_0.blobs";
+  fs::copy_file(folder / *blobs.begin(), folder / "00000000000000000000000000000001");
+  db->exec("UPDATE idb_models_store SET weight_blob = '00000000000000000000000000000001'");
+  CHECK(stat("localstorage://m", opts).version != local_before);
+  CHECK(stat("indexeddb://m", opts).version != indexed_before);
+}
+
+TEST_CASE("localstorage stat: weightDataBytes of items TF.js wrote without it in info") {
+  Profile p;
+  const std::string k = "tensorflowjs_models/old/";
+  p.local().put_items({{k + "info", R"({"dateSaved":"2018-01-01T00:00:00.000Z",)"
+                                    R"("modelTopologyType":"JSON"})"},
+                       {k + "model_topology", R"({"a":1})"},
+                       {k + "weight_specs", R"([{"name":"w","shape":[2],"dtype":"float32"}])"},
+                       {k + "weight_data", "AACAPwAAAEA="}},
+                      false);
+  const ModelStat s = stat("localstorage://old", p.options());
+  CHECK(s.info.weight_data_bytes == 8u);
+  CHECK(iso_date(s.info.date_saved) == "2018-01-01T00:00:00.000Z");
+  // An info item that disagrees with the data: the data's size, as load gives.
+  p.local().put_items({{k + "info", R"({"dateSaved":"2018-01-01T00:00:00.000Z",)"
+                                    R"("modelTopologyType":"JSON","weightDataBytes":4})"}},
+                      false);
+  CHECK(stat("localstorage://old", p.options()).info.weight_data_bytes == 8u);
+  // Weight data that load cannot decode fails stat the same way.
+  p.local().put_items({{k + "weight_data", "AAC*"}}, false);
+  Error e = error_of([&] { stat("localstorage://old", p.options()); });
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK(std::string(e.what()) ==
+        "In local storage, the binary weight values of model 'old' are not valid base64 (at "
+        "character 3 of 4)");
+}
+
+TEST_CASE("stat: topology-only models, and a missing blob file is data loss as for load") {
+  Profile p;
+  ModelArtifacts topo;
+  topo.model_topology = R"({"t":1})";
+  for (const std::string scheme : {"localstorage", "indexeddb"}) {
+    CAPTURE(scheme);
+    save(scheme + "://topo", topo, p.options());
+    const ModelStat s = stat(scheme + "://topo", p.options());
+    CHECK(info_to_json(s.info).find("\"weightDataBytes\":0") != std::string::npos);
+    CHECK(artifacts_to_json(s.model) == R"({"modelTopology":{"t":1}})");
+  }
+  save("indexeddb://n", ramp_model(1.0f), p.options());
+  const auto blobs = blob_files(p);
+  REQUIRE(blobs.size() == 1);
+  fs::remove(p.path() / "http_localhost_0.blobs" / *blobs.begin());
+  Error e = error_of([&] { stat("indexeddb://n", p.options()); });
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK(contains(e, "is missing"));
+}
+
+TEST_CASE("downloads: stat is refused before it reaches the plugin") {
+  TempDir folder;
+  Error e = error_of([&] {
+    registry()
+        .open("downloads://m", "{\"folder\":" + json::quote(folder.path().string()) + "}")
+        ->stat();
+  });
+  CHECK(e.code() == ErrorCode::kUnimplemented);
+  CHECK(std::string(e.what()) ==
+        "Scheme 'downloads' (plugin 'browser') does not support 'stat' (it declares: save); "
+        "nothing was done for 'downloads://m'");
 }

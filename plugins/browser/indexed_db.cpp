@@ -31,6 +31,9 @@ namespace fs = std::filesystem;
 
 std::string quoted_path(const std::string& path) { return "'" + path + "'"; }
 
+// The store's name in the generation keys.
+constexpr std::string_view kGenerationStore = "indexeddb";
+
 Error not_found(const std::string& path) {
   return Error(ErrorCode::kNotFound,
                "Cannot find model with path " + quoted_path(path) + " in IndexedDB.");
@@ -349,6 +352,7 @@ ModelArtifactsInfo IndexedDb::save_model(const std::string& path, const ModelArt
                                 blob ? std::optional<std::string>(blob->id()) : std::nullopt,
                                 weight_bytes);
     put_info_record(*db, path, info_json);
+    bump_generations(*db, kGenerationStore, {path});
     t.commit();
   }
   if (blob) blob->published();
@@ -405,6 +409,40 @@ ModelArtifacts IndexedDb::load_model(const std::string& path, const Pace& pace) 
   return a;
 }
 
+ModelStat IndexedDb::stat_model(const std::string& path) const {
+  const std::string url = "indexeddb://" + path;
+  auto missing = [&] {
+    return Error(ErrorCode::kNotFound, "No model at " + url + ": cannot find model with path " +
+                                           quoted_path(path) + " in IndexedDB.");
+  };
+  auto db = Database::open(where_, /*create=*/false, settings_);
+  if (!db) throw missing();
+  Transaction t(*db, /*write=*/false);
+  Statement s(*db,
+              "SELECT artifacts, info, weight_blob, weight_bytes FROM idb_models_store WHERE "
+              "model_path = ?");
+  s.bind_text(0, path);
+  if (!s.step()) throw missing();
+  ModelStat out;
+  out.model = parse_model_json(s.column_text(0), url);
+  out.model.weights_manifest.reset();
+  const ModelArtifactsInfo stored = info_from_json(s.column_text(1), url);
+  out.info = artifacts_info(out.model, stored.date_saved);
+  std::string blob;
+  if (!s.is_null(2)) {
+    // Opened (and its size checked) as load opens it, so a stat fails where
+    // a load would; its bytes are not read.
+    blob = std::string(s.column_text(2));
+    const auto size = static_cast<uint64_t>(s.column_int(3));
+    open_blob(blob_folder(where_), blob, size, url);
+    out.info.weight_data_bytes = size;  // load gives the file's bytes, in one buffer or more
+  }
+  // The blob file's name is new with every save of weights, also by a
+  // stowage that writes no generations.
+  out.version = "indexeddb/" + std::to_string(generation(*db, kGenerationStore, path)) + "/" + blob;
+  return out;
+}
+
 std::vector<std::pair<std::string, ModelArtifactsInfo>> IndexedDb::list_models(
     std::string_view prefix) const {
   std::vector<std::pair<std::string, ModelArtifactsInfo>> out;
@@ -439,6 +477,7 @@ ModelArtifactsInfo IndexedDb::remove_model(const std::string& path) const {
     Statement(*db, "DELETE FROM idb_model_info_store WHERE model_path = ?")
         .bind_text(0, path)
         .step();
+    forget_generation(*db, kGenerationStore, path);
     t.commit();
   }
   const fs::path folder = blob_folder(where_);
@@ -642,7 +681,16 @@ size_t IndexedDb::import_json(std::string_view dump, bool clear, const Pace& pac
   {
     Transaction t(*db, /*write=*/true);
     const uint64_t before = usage(*db, "");
-    if (clear) db->exec("DELETE FROM idb_models_store; DELETE FROM idb_model_info_store;");
+    if (clear) {
+      db->exec("DELETE FROM idb_models_store; DELETE FROM idb_model_info_store;");
+      forget_generations(*db, kGenerationStore);
+    }
+    std::vector<std::string> paths;
+    for (const auto& r : model_records) paths.push_back(r.path);
+    for (const auto& r : info_records) paths.push_back(r.path);
+    std::sort(paths.begin(), paths.end());
+    paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+    bump_generations(*db, kGenerationStore, paths);
     for (size_t i = 0; i < model_records.size(); ++i) {
       const ModelRecord& r = model_records[i];
       put_model_record(*db, r.path, r.artifacts, r.info,

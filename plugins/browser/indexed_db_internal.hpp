@@ -55,6 +55,13 @@ class IndexedDb {
   // '<path>' in IndexedDB." Weight data as chunk_size slices of the mapped
   // blob file.
   ModelArtifacts load_model(const std::string& path, const Pace& pace) const;
+  // What load_model would give, without reading the weight data (its blob
+  // file is opened and its size checked, as a load does): the fields, the
+  // info (load's, with the record's dateSaved) and a version that changes
+  // with every save, remove or import of the model (the store's generation
+  // and the blob file's name). Error(kNotFound) naming the URL; other
+  // failures as load_model's.
+  ModelStat stat_model(const std::string& path) const;
   // model_info_store records whose path is `prefix` or under "prefix/".
   std::vector<std::pair<std::string, ModelArtifactsInfo>> list_models(
       std::string_view prefix) const;

@@ -1,4 +1,5 @@
 // TF.js's BrowserLocalStorage (spec §4.2) over an origin's SQLite store.
+#include <algorithm>
 #include <array>
 #include <map>
 
@@ -97,6 +98,9 @@ std::map<std::string, std::string, std::less<>> read_model(Database& db, const s
 
 std::string quoted_path(const std::string& path) { return "'" + path + "'"; }
 
+// The store's name in the generation keys.
+constexpr std::string_view kGenerationStore = "localstorage";
+
 }  // namespace
 
 uint64_t local_storage_cost(std::string_view key, std::string_view value) noexcept {
@@ -159,38 +163,30 @@ ModelArtifactsInfo LocalStorage::save_model(const std::string& path,
     put.step();
     put.reset();
   }
+  bump_generations(*db, kGenerationStore, {path});
   if (pace.check) pace.check();
   t.commit();
   return info;
 }
 
-ModelArtifacts LocalStorage::load_model(const std::string& path, const Pace& pace) const {
-  const std::string url = "localstorage://" + path;
-  auto db = open_db(where_, /*create=*/false, settings_);
-  std::map<std::string, std::string, std::less<>> items;
-  if (db) items = read_model(*db, path);
-  db.reset();
-  auto item = [&items](std::string_view part) -> const std::string* {
-    auto it = items.find(part);
-    return it == items.end() ? nullptr : &it->second;
-  };
-  auto source = [&](std::string_view part) { return url + " (item " + item_key(path, part) + ")"; };
+namespace {
 
-  // 1. info
-  const std::string* info_text = item("info");
-  if (info_text == nullptr) {
-    throw Error(ErrorCode::kNotFound,
-                "In local storage, there is no model with name " + quoted_path(path));
-  }
-  const ModelArtifactsInfo info = info_from_json(*info_text, source("info"));
-  if (info.model_topology_type != "JSON") {
-    throw Error(ErrorCode::kUnimplemented,
-                "BrowserLocalStorage does not support loading non-JSON model topology yet.");
-  }
+using Items = std::map<std::string, std::string, std::less<>>;
+
+const std::string* find_item(const Items& items, std::string_view part) {
+  auto it = items.find(part);
+  return it == items.end() ? nullptr : &it->second;
+}
+
+// Steps 2 to 4 of BrowserLocalStorage.load (the info item already read and
+// checked): every field but the weight data.
+ModelArtifacts read_fields(const Items& items, const std::string& path) {
+  const std::string url = "localstorage://" + path;
+  auto source = [&](std::string_view part) { return url + " (item " + item_key(path, part) + ")"; };
   // 2. topology. "undefined" is what a save without one stored: TF.js
   // cannot parse it back, stowage reads it as "no topology" (a weights-only
   // model).
-  const std::string* topology = item("model_topology");
+  const std::string* topology = find_item(items, "model_topology");
   if (topology == nullptr || *topology == "null") {
     throw Error(ErrorCode::kDataLoss,
                 "In local storage, the topology of model " + quoted_path(path) + " is missing.");
@@ -201,7 +197,7 @@ ModelArtifacts LocalStorage::load_model(const std::string& path, const Pace& pac
   }
   // 3. weight specs; TF.js cannot load the "undefined" it stores for a
   // model saved without specs, stowage reads it as "no specs".
-  const std::string* specs = item("weight_specs");
+  const std::string* specs = find_item(items, "weight_specs");
   if (specs == nullptr || *specs == "null") {
     throw Error(ErrorCode::kDataLoss, "In local storage, the weight specs of model " +
                                           quoted_path(path) + " are missing.");
@@ -211,7 +207,7 @@ ModelArtifacts LocalStorage::load_model(const std::string& path, const Pace& pac
         parse_model_json("{\"weightSpecs\":" + *specs + "}", source("weight_specs")).weight_specs;
   }
   // 4. metadata, when there is any (data written before 1.x has none).
-  if (const std::string* metadata = item("model_metadata")) {
+  if (const std::string* metadata = find_item(items, "model_metadata")) {
     ModelArtifacts m = parse_model_json(*metadata, source("model_metadata"));
     a.format = std::move(m.format);
     a.generated_by = std::move(m.generated_by);
@@ -222,23 +218,56 @@ ModelArtifacts LocalStorage::load_model(const std::string& path, const Pace& pac
     a.initializer_signature = std::move(m.initializer_signature);
     a.training_config = std::move(m.training_config);
   }
-  // 5. weight data, base64 into one buffer, as TF.js decodes it.
-  const std::string* data = item("weight_data");
-  if (data == nullptr) {
-    throw Error(ErrorCode::kDataLoss, "In local storage, the binary weight values of model " +
-                                          quoted_path(path) + " are missing.");
+  return a;
+}
+
+Error missing_weight_data(const std::string& path) {
+  return Error(ErrorCode::kDataLoss, "In local storage, the binary weight values of model " +
+                                         quoted_path(path) + " are missing.");
+}
+
+Error bad_weight_data(const std::string& path, uint64_t bad, uint64_t size) {
+  return Error(ErrorCode::kDataLoss, "In local storage, the binary weight values of model " +
+                                         quoted_path(path) +
+                                         " are not valid base64 (at character " +
+                                         std::to_string(bad) + " of " + std::to_string(size) + ")");
+}
+
+// A topology-only save stores no specs and "" as data: load gives back no data.
+bool loads_no_data(std::string_view data, const ModelArtifacts& fields) {
+  return data.empty() && !fields.weight_specs;
+}
+
+}  // namespace
+
+ModelArtifacts LocalStorage::load_model(const std::string& path, const Pace& pace) const {
+  const std::string url = "localstorage://" + path;
+  auto db = open_db(where_, /*create=*/false, settings_);
+  Items items;
+  if (db) items = read_model(*db, path);
+  db.reset();
+
+  // 1. info
+  const std::string* info_text = find_item(items, "info");
+  if (info_text == nullptr) {
+    throw Error(ErrorCode::kNotFound,
+                "In local storage, there is no model with name " + quoted_path(path));
   }
+  const ModelArtifactsInfo info =
+      info_from_json(*info_text, url + " (item " + item_key(path, "info") + ")");
+  if (info.model_topology_type != "JSON") {
+    throw Error(ErrorCode::kUnimplemented,
+                "BrowserLocalStorage does not support loading non-JSON model topology yet.");
+  }
+  ModelArtifacts a = read_fields(items, path);
+  // 5. weight data, base64 into one buffer, as TF.js decodes it.
+  const std::string* data = find_item(items, "weight_data");
+  if (data == nullptr) throw missing_weight_data(path);
   uint64_t bad = 0;
   const std::optional<uint64_t> size = base64_decoded_size(*data, &bad);
-  if (!size) {
-    throw Error(ErrorCode::kDataLoss,
-                "In local storage, the binary weight values of model " + quoted_path(path) +
-                    " are not valid base64 (at character " + std::to_string(bad) + " of " +
-                    std::to_string(data->size()) + ")");
-  }
+  if (!size) throw bad_weight_data(path, bad, data->size());
   if (pace.set_total) pace.set_total(*size);
-  // A topology-only save stores no specs and "" as data: give back no data.
-  if (!(data->empty() && !a.weight_specs)) {
+  if (!loads_no_data(*data, a)) {
     std::shared_ptr<uint8_t[]> bytes(new uint8_t[std::max<uint64_t>(*size, 1)]);
     base64_decode(*data, bytes.get());
     const uint8_t* p = bytes.get();
@@ -246,6 +275,79 @@ ModelArtifacts LocalStorage::load_model(const std::string& path, const Pace& pac
   }
   if (pace.advance) pace.advance(*size);
   return a;
+}
+
+ModelStat LocalStorage::stat_model(const std::string& path) const {
+  const std::string url = "localstorage://" + path;
+  auto missing = [&] {
+    return Error(ErrorCode::kNotFound, "No model at " + url +
+                                           ": in local storage, there is no model with name " +
+                                           quoted_path(path));
+  };
+  auto db = open_db(where_, /*create=*/false, settings_);
+  if (!db) throw missing();
+  Transaction t(*db, /*write=*/false);
+  // Every item but the weight data, of which only its length is read (from
+  // the units column, not from the value).
+  Statement s(*db,
+              "SELECT key, CASE WHEN key = ?5 THEN NULL ELSE value END, units, rowid FROM "
+              "local_storage WHERE key IN (?1, ?2, ?3, ?4, ?5)");
+  std::array<std::string, 5> keys;
+  for (size_t i = 0; i < kParts.size(); ++i) keys[i] = item_key(path, kParts[i]);
+  // ?5 is the weight data's key.
+  s.bind_text(0, keys[0]).bind_text(1, keys[1]).bind_text(2, keys[2]).bind_text(3, keys[4]);
+  s.bind_text(4, keys[3]);
+  Items items;
+  std::optional<uint64_t> data_length;
+  int64_t info_row = 0;
+  const size_t strip = kLocalStoragePrefix.size() + path.size() + 1;
+  while (s.step()) {
+    const std::string_view key = s.column_text(0);
+    const std::string_view part = key.substr(strip);
+    if (part == "weight_data") {
+      data_length = static_cast<uint64_t>(s.column_int(2)) - utf16_units(key);
+      continue;
+    }
+    if (part == "info") info_row = s.column_int(3);
+    items.emplace(part, s.column_text(1));
+  }
+  const std::string* info_text = find_item(items, "info");
+  if (info_text == nullptr) throw missing();
+  const ModelArtifactsInfo stored =
+      info_from_json(*info_text, url + " (item " + item_key(path, "info") + ")");
+  if (stored.model_topology_type != "JSON") {
+    throw Error(ErrorCode::kUnimplemented,
+                "BrowserLocalStorage does not support loading non-JSON model topology yet.");
+  }
+  ModelStat out;
+  out.model = read_fields(items, path);
+  if (!data_length) throw missing_weight_data(path);
+  out.info = artifacts_info(out.model, stored.date_saved);
+  if (!(*data_length == 0 && !out.model.weight_specs)) {
+    // The info item's weightDataBytes (TF.js and stowage write the byte
+    // length there) when the base64 text's length agrees with it; else the
+    // text is scanned as load decodes it (a hand-made item).
+    const uint64_t full = *data_length / 4 * 3;
+    const std::optional<uint64_t> said = stored.weight_data_bytes;
+    if (said && *data_length % 4 == 0 && *said <= full && *said + 2 >= full &&
+        (*data_length > 0 || *said == 0)) {
+      out.info.weight_data_bytes = *said;
+    } else {
+      Statement value(*db, "SELECT value FROM local_storage WHERE key = ?");
+      value.bind_text(0, keys[3]);
+      value.step();
+      uint64_t bad = 0;
+      const std::string_view text = value.column_text(0);
+      const std::optional<uint64_t> size = base64_decoded_size(text, &bad);
+      if (!size) throw bad_weight_data(path, bad, text.size());
+      out.info.weight_data_bytes = *size;
+    }
+  }
+  // The rowid changes with every write of the info item, also by a stowage
+  // that writes no generations.
+  out.version = "localstorage/" + std::to_string(generation(*db, kGenerationStore, path)) + "/" +
+                std::to_string(info_row);
+  return out;
 }
 
 std::vector<std::pair<std::string, ModelArtifactsInfo>> LocalStorage::list_models(
@@ -293,6 +395,7 @@ ModelArtifactsInfo LocalStorage::remove_model(const std::string& path) const {
     del.bind_text(0, key).step();
     del.reset();
   }
+  forget_generation(*db, kGenerationStore, path);
   t.commit();
   return info;
 }
@@ -311,7 +414,23 @@ void LocalStorage::put_items(const std::vector<std::pair<std::string, std::strin
   auto db = open_db(where_, /*create=*/true, settings_);
   Transaction t(*db, /*write=*/true);
   const uint64_t before = sum_units(*db);
-  if (clear) db->exec("DELETE FROM local_storage");
+  if (clear) {
+    db->exec("DELETE FROM local_storage");
+    forget_generations(*db, kGenerationStore);
+  }
+  // Each model an item belongs to ("tensorflowjs_models/<path>/<part>") is
+  // written anew.
+  std::vector<std::string> models;
+  for (const auto& item : items) {
+    const std::string& key = item.first;
+    const size_t last = key.rfind('/');
+    if (key.starts_with(kLocalStoragePrefix) && last > kLocalStoragePrefix.size()) {
+      models.push_back(key.substr(kLocalStoragePrefix.size(), last - kLocalStoragePrefix.size()));
+    }
+  }
+  std::sort(models.begin(), models.end());
+  models.erase(std::unique(models.begin(), models.end()), models.end());
+  bump_generations(*db, kGenerationStore, models);
   Statement put(*db, "INSERT OR REPLACE INTO local_storage(key, value, units) VALUES(?, ?, ?)");
   for (const auto& [key, value] : items) {
     put.bind_text(0, key).bind_text(1, value).bind_int(

@@ -41,6 +41,12 @@ class LocalStorage {
                                 const Pace& pace) const;
   // BrowserLocalStorage.load, step by step with TF.js's messages.
   ModelArtifacts load_model(const std::string& path, const Pace& pace) const;
+  // What load_model would give, without decoding the weight data: the
+  // fields, the info (load's, with the info item's dateSaved) and a version
+  // that changes with every save, remove or import of the model (the store's
+  // generation and the info item's row). Error(kNotFound) naming the URL;
+  // other failures as load_model's.
+  ModelStat stat_model(const std::string& path) const;
   // Models whose path is `prefix`, or under "prefix/" (all for "").
   std::vector<std::pair<std::string, ModelArtifactsInfo>> list_models(
       std::string_view prefix) const;

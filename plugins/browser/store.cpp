@@ -227,6 +227,62 @@ uint64_t utf16_units(std::string_view s) noexcept {
   return units;
 }
 
+// ---- Generations ------------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kCounterKey = "generation";
+
+std::string generation_key(std::string_view store, std::string_view path) {
+  return std::string(kCounterKey) + "/" + std::string(store) + "/" + std::string(path);
+}
+
+}  // namespace
+
+void bump_generations(Database& db, std::string_view store, const std::vector<std::string>& paths) {
+  if (paths.empty()) return;
+  // The counter only grows, so a model saved again after a remove (which
+  // drops its row) never gets back a value it had.
+  Statement(db,
+            "INSERT INTO meta(key, value) VALUES(?1, '1') ON CONFLICT(key) DO UPDATE SET value = "
+            "CAST(CAST(value AS INTEGER) + 1 AS TEXT)")
+      .bind_text(0, kCounterKey)
+      .step();
+  Statement get(db, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?");
+  get.bind_text(0, kCounterKey);
+  get.step();
+  const int64_t counter = get.column_int(0);
+  Statement put(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+  const std::string value = std::to_string(counter);
+  for (const std::string& path : paths) {
+    const std::string key = generation_key(store, path);
+    put.bind_text(0, key).bind_text(1, value).step();
+    put.reset();
+  }
+}
+
+void forget_generation(Database& db, std::string_view store, const std::string& path) {
+  const std::string key = generation_key(store, path);
+  Statement(db, "DELETE FROM meta WHERE key = ?").bind_text(0, key).step();
+}
+
+void forget_generations(Database& db, std::string_view store) {
+  // Keys from "generation/<store>/" up to "generation/<store>0" ('0' follows '/').
+  const std::string low = generation_key(store, "");
+  const std::string high = low.substr(0, low.size() - 1) + "0";
+  Statement(db, "DELETE FROM meta WHERE key >= ? AND key < ?")
+      .bind_text(0, low)
+      .bind_text(1, high)
+      .step();
+}
+
+int64_t generation(Database& db, std::string_view store, const std::string& path) {
+  const std::string key = generation_key(store, path);
+  Statement get(db, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?");
+  get.bind_text(0, key);
+  return get.step() ? get.column_int(0) : 0;
+}
+
 // ---- Statement --------------------------------------------------------------
 
 Statement::Statement(Database& db, std::string_view sql) : db_(db) {

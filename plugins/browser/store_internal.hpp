@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -136,6 +137,24 @@ class Transaction {
   Database& db_;
   bool open_ = false;
 };
+
+// Save generations, which stat's version tokens come from. The meta table
+// holds an origin-wide counter ("generation") and, per model, the value it
+// had when the model was last written ("generation/<store>/<path>", store
+// "localstorage" or "indexeddb"). Each runs inside the caller's write
+// transaction, so a generation is published exactly with the write it
+// describes. Rows, not a new table: the schema version stays 1, so an older
+// stowage still opens the store (it writes no generations; see stat).
+
+// Raises the counter once and gives each of `paths` its new value.
+void bump_generations(Database& db, std::string_view store, const std::vector<std::string>& paths);
+// Drops the generation of `path` (its model was removed).
+void forget_generation(Database& db, std::string_view store, const std::string& path);
+// Drops every generation of `store` (an import that clears the store).
+void forget_generations(Database& db, std::string_view store);
+// The generation of `path`; 0 for a model no generation was written for (a
+// store written by a stowage before stat).
+int64_t generation(Database& db, std::string_view store, const std::string& path);
 
 // UTF-16 code units of UTF-8 text (a JS string's length): 2 for code points
 // above U+FFFF, 1 otherwise; a byte that is not valid UTF-8 counts as one

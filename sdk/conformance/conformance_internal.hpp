@@ -50,6 +50,9 @@ struct Target {
   std::optional<std::string> load_error;  // why it did not load
   std::string run_root;                   // root/<unique run folder>
 
+  // The scheme under test's own capabilities when the plugin declares them
+  // per scheme (ABI 1.1), else the plugin's; what gates the groups.
+  const std::vector<std::string>& capabilities() const;
   bool has(const std::string& capability) const;
   bool deviates(const std::string& name) const { return deviations.count(name) != 0; }
 };

@@ -6,9 +6,11 @@
 
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "probe_internal.hpp"
+#include "stowage/abi.h"
 
 extern char** environ;
 
@@ -32,6 +34,17 @@ fs::path shim_copy(const Target& t, const fs::path& folder, const std::string& n
   fs::copy_file(t.shim, copy, fs::copy_options::overwrite_existing);
   std::ofstream(copy.string() + ".conf") << conf;
   return copy;
+}
+
+// The bits a shim report gives the scheme (scheme_capabilities.<scheme>=),
+// or none for a plugin that declares no per-scheme capabilities.
+std::optional<uint64_t> scheme_bits(const std::string& report, const std::string& scheme) {
+  const std::string key = "scheme_capabilities." + scheme + "=";
+  std::istringstream in(report);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(key)) return std::stoull(line.substr(key.size()));
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -86,9 +99,25 @@ int run_probe(const Target& t, const std::string& mode) {
     return 0;
   }
   try {
+    // The scheme's own operations: the clamped table gives every scheme the
+    // plugin-wide bits, so a save-only scheme of a 1.1 plugin (downloads://)
+    // would claim load there and answer UNIMPLEMENTED.
+    const std::optional<uint64_t> own = scheme_bits(slurp(shim.string() + ".report"), t.scheme);
     std::vector<std::string> caps = registry.plugins().at(0).capabilities;
-    auto has = [&](const char* c) { return std::find(caps.begin(), caps.end(), c) != caps.end(); };
-    if (has("save") && has("load")) {
+    auto has = [&](const char* c) {
+      if (own) {
+        const uint64_t bit = std::string_view(c) == "save"   ? STOWAGE_CAP_SAVE
+                             : std::string_view(c) == "load" ? STOWAGE_CAP_LOAD
+                                                             : STOWAGE_CAP_REMOVE;
+        return (*own & bit) != 0;
+      }
+      return std::find(caps.begin(), caps.end(), c) != caps.end();
+    };
+    if (has("save") && !has("load")) {
+      // Save only: its one operation works.
+      registry.open(child(t.root, "negotiation-" + std::to_string(::getpid())), t.options)
+          ->save(small_model(7));
+    } else if (has("save") && has("load")) {
       const std::string url = child(t.root, "negotiation-" + std::to_string(::getpid()));
       ModelArtifacts model = small_model(7);
       registry.open(url, t.options)->save(model);

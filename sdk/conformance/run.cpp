@@ -54,7 +54,7 @@ const std::vector<Group>& groups() {
       {"cancellation: load", {"save", "load"}, "cancelled and late loads"},
       {"cancellation: list", {"list"}, "cancelled and late lists"},
       {"cancellation: remove", {"save", "remove"}, "cancelled and late removes"},
-      {"progress", {"save", "load"}, "progress reports end at the total byte count"},
+      {"progress", {"save"}, "progress reports of saves (and loads) end at the total byte count"},
       {"hostile names", {"save", "load"}, "'..', absolute, empty, very long, non-ASCII names"},
       {"stat",
        {"save", "load", "stat"},
@@ -174,7 +174,8 @@ void print_target(const Target& t, const std::vector<std::string>& skipped) {
   std::cout << "  name '" << t.info.name << "' version '" << t.info.version << "', ABI "
             << t.info.abi_major << "." << t.info.abi_minor << ", library "
             << t.info.library.string() << "\n  schemes: " << join(t.info.schemes)
-            << "\n  capabilities: " << join(t.info.capabilities) << "\n  root: " << t.root
+            << "\n  capabilities: " << join(t.info.capabilities) << "\n  capabilities of "
+            << t.scheme << "://: " << join(t.capabilities()) << "\n  root: " << t.root
             << " (this run: " << t.run_root << ")\n  options: " << t.options << "\n";
   if (!t.deviations.empty()) {
     std::vector<std::string> d(t.deviations.begin(), t.deviations.end());

@@ -17,7 +17,9 @@
  *         A plugin named "conformance-decoy" serving <scheme> whose load
  *         always fails; it exists to collide with the plugin under test.
  *   In the first two modes it writes F.report: the plugin's own descriptor
- *   (struct sizes, ABI version, capabilities), for the suite to check.
+ *   (struct sizes, ABI version, capabilities, and an ABI 1.1 plugin's
+ *   per-scheme capabilities as scheme_capabilities.<scheme>=<bits>), for the
+ *   suite to check.
  *
  *   The shim is run by one registry per process, never alongside a registry
  *   that loaded the plugin itself: the plugin's entry runs once per process.
@@ -36,6 +38,9 @@
 /* ABI 1.0's sizes: what a plugin of the first minor version hands out. */
 #define SHIM_DESC_SIZE_1_0 ((uint32_t)(offsetof(stowage_plugin_desc, ops) + sizeof(void*)))
 #define SHIM_OPS_SIZE_1_0 ((uint32_t)(offsetof(stowage_ops, remove) + sizeof(void*)))
+/* ABI 1.1's descriptor, which ends with the per-scheme capabilities. */
+#define SHIM_DESC_SIZE_1_1 \
+  ((uint32_t)(offsetof(stowage_plugin_desc, scheme_capabilities) + sizeof(void*)))
 /* The capability bits ABI 1.0 defines (load ... single_threaded); a 1.0
  * plugin knows no other, and the operations of later bits are cut off with
  * the ops table's tail. */
@@ -154,6 +159,16 @@ static const stowage_plugin_desc* wrap(const char* self) {
               (unsigned long long)real->capabilities);
       if (real->struct_size >= SHIM_DESC_SIZE_1_0 && real->ops != NULL) {
         fprintf(report, "ops_size=%u\n", real->ops->struct_size);
+      }
+      /* What each scheme really declares, which the clamped table can no
+       * longer say: the probe exercises only those operations. */
+      if (real->abi_minor >= 1 && real->struct_size >= SHIM_DESC_SIZE_1_1 &&
+          real->scheme_capabilities != NULL && real->schemes != NULL) {
+        uint32_t i;
+        for (i = 0; i < real->scheme_count; ++i) {
+          fprintf(report, "scheme_capabilities.%s=%llu\n", real->schemes[i],
+                  (unsigned long long)real->scheme_capabilities[i]);
+        }
       }
     }
     fclose(report);

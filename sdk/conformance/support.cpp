@@ -17,14 +17,16 @@ namespace stowage::conformance {
 
 namespace fs = std::filesystem;
 
-// The scheme under test's own capabilities when the plugin declares them per
-// scheme (ABI 1.1), else the plugin's.
-bool Target::has(const std::string& capability) const {
-  const std::vector<std::string>* caps = &info.capabilities;
+const std::vector<std::string>& Target::capabilities() const {
   for (size_t i = 0; i < info.schemes.size() && i < info.scheme_capabilities.size(); ++i) {
-    if (info.schemes[i] == scheme) caps = &info.scheme_capabilities[i];
+    if (info.schemes[i] == scheme) return info.scheme_capabilities[i];
   }
-  return std::find(caps->begin(), caps->end(), capability) != caps->end();
+  return info.capabilities;
+}
+
+bool Target::has(const std::string& capability) const {
+  const std::vector<std::string>& caps = capabilities();
+  return std::find(caps.begin(), caps.end(), capability) != caps.end();
 }
 
 Target& target() {

@@ -4,11 +4,22 @@
 // through C++ ModelArtifacts, so the kit's conversions are what is tested.
 // Options: "lazy": true opens the wrapped URL in load instead of open (the
 // host must refuse it: nested_open only works inside open).
+// Built twice: as mirror://, and with STOWAGE_MIRROR_SINGLE_THREADED as
+// mirrorst://, which declares STOWAGE_CAP_SINGLE_THREADED (the host must
+// refuse to nest it in itself, whose open holds its lock).
 #include <optional>
 #include <string>
 
 #include "stowage/nested_url.hpp"
 #include "stowage/plugin.hpp"
+
+#ifdef STOWAGE_MIRROR_SINGLE_THREADED
+#define STOWAGE_MIRROR_NAME "mirrorst"
+#define STOWAGE_MIRROR_EXTRA_CAPS STOWAGE_CAP_SINGLE_THREADED
+#else
+#define STOWAGE_MIRROR_NAME "mirror"
+#define STOWAGE_MIRROR_EXTRA_CAPS 0
+#endif
 
 namespace {
 
@@ -19,8 +30,7 @@ class MirrorHandler final : public plugin::Handler {
  public:
   MirrorHandler(std::string_view url, plugin::Options& options)
       : Handler(url), lazy_(options.get_bool("lazy", false)) {
-    constexpr std::string_view kPrefix = "mirror://";
-    inner_url_ = std::string(url.substr(kPrefix.size()));
+    inner_url_ = std::string(url.substr(url.find("://") + 3));
     if (!lazy_) inner_.emplace(inner_url_);
   }
 
@@ -45,7 +55,7 @@ class MirrorHandler final : public plugin::Handler {
 
 }  // namespace
 
-STOWAGE_PLUGIN(MirrorHandler, "mirror", "1.0.0",
+STOWAGE_PLUGIN(MirrorHandler, STOWAGE_MIRROR_NAME, "1.0.0",
                STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST | STOWAGE_CAP_REMOVE |
-                   STOWAGE_CAP_STAT,
-               "mirror");
+                   STOWAGE_CAP_STAT | STOWAGE_MIRROR_EXTRA_CAPS,
+               STOWAGE_MIRROR_NAME);

@@ -101,7 +101,23 @@ TEST_CASE("nested_open outside the plugin's open is refused with INTERNAL") {
   auto lazy = registry().open("mirror://memory://nested/lazy", R"({"lazy":true})");
   Error e = error_of([&] { lazy->load(); });
   CHECK(e.code() == ErrorCode::kInternal);
-  CHECK_MESSAGE(contains(e, "nested_open of 'memory://nested/lazy' was called outside of the "
-                            "plugin's open"),
+  CHECK_MESSAGE(contains(e,
+                         "nested_open of 'memory://nested/lazy' was called outside of the "
+                         "plugin's open"),
+                what(e));
+}
+
+TEST_CASE("a single-threaded decorator nested in itself is refused, never a deadlock") {
+  auto once = registry().open("mirrorst://memory://nested/st");
+  once->save(float_model(ramp(100, 3.0f)));
+  CHECK(weight_bytes(once->load()) == weight_bytes(float_model(ramp(100, 3.0f))));
+
+  Error e = error_of([&] { registry().open("mirrorst://mirrorst://memory://nested/st"); });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK_MESSAGE(contains(e,
+                         "URL 'mirrorst://memory://nested/st' would re-enter a "
+                         "single-threaded plugin that is still opening an outer URL: "
+                         "mirrorst://mirrorst://memory://nested/st -> "
+                         "mirrorst://memory://nested/st"),
                 what(e));
 }

@@ -9,6 +9,7 @@
 
 #include "host_api_internal.hpp"
 #include "model_stream_internal.hpp"
+#include "nested_internal.hpp"
 
 namespace stowage::host {
 namespace {
@@ -278,6 +279,19 @@ const char* sink_get_text(const stowage_sink* sink, size_t* len) noexcept {
 
 void sink_free(stowage_sink* sink) noexcept { delete sink; }
 
+stowage_status* status_new() noexcept { return new (std::nothrow) stowage_status; }
+
+void status_free(stowage_status* st) noexcept { delete st; }
+
+int32_t status_get(const stowage_status* st, int32_t* retryable, const char** msg,
+                   size_t* msg_len) noexcept {
+  const bool failed = st != nullptr && st->failed;
+  if (retryable != nullptr) *retryable = failed && st->retryable ? 1 : 0;
+  if (msg != nullptr) *msg = failed ? st->message.c_str() : "";
+  if (msg_len != nullptr) *msg_len = failed ? st->message.size() : 0;
+  return failed ? static_cast<int32_t>(st->code) : STOWAGE_OK;
+}
+
 const stowage_host_api kHostApi = {
     sizeof(stowage_host_api),
     STOWAGE_ABI_MAJOR,
@@ -293,6 +307,17 @@ const stowage_host_api kHostApi = {
     sink_get_text,
     sink_free,
     sink_put_buffer,
+    nested_open,
+    nested_close,
+    nested_save,
+    nested_load,
+    nested_artifacts_free,
+    nested_list,
+    nested_remove,
+    nested_stat,
+    status_new,
+    status_free,
+    status_get,
 };
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "json_util_internal.hpp"
 #include "manifest_internal.hpp"
+#include "nested_internal.hpp"
 #include "plugin_handler_internal.hpp"
 #include "plugin_loader_internal.hpp"
 #include "registry_internal.hpp"
@@ -664,6 +665,7 @@ std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_v
     }
   }
   if (factory) {
+    host::NestScope nesting(*this, url_in, url, nullptr);
     std::unique_ptr<IOHandler> handler;
     try {
       handler = factory(url, options);
@@ -678,6 +680,10 @@ std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_v
     return handler;
   }
   auto plugin = impl_->ensure_loaded(*record);
+  // The plugin's open may open nested URLs (abi.h nested_open) through this
+  // registry: the scope says which, and refuses cycles.
+  host::NestScope nesting(*this, url_in, url,
+                          plugin->has(STOWAGE_CAP_SINGLE_THREADED) ? plugin.get() : nullptr);
   host::RetryPolicy retry;
   {
     std::shared_lock<std::shared_mutex> lock(impl_->mu);

@@ -191,8 +191,11 @@ FaultOptions parse_fault_options(std::string_view json, const std::string& url) 
   for (const auto& m : doc.GetObject()) {
     std::string key(m.name.GetString(), m.name.GetStringLength());
     if (key == "inner") {
-      o.inner = reader.string(m.value, key);
-      if (o.inner.empty()) reader.fail(key, "expected a plugin name or a manifest path");
+      // The option that named the wrapped library is gone; say so rather
+      // than only "unknown key" to someone with an old config.
+      reader.fail(key,
+                  "unknown key: the wrapped URL alone picks its plugin, through the host's "
+                  "registry (known keys: inner_options, faults, trace)");
     } else if (key == "inner_options") {
       if (!m.value.IsObject()) reader.fail(key, "expected an object");
       rapidjson::StringBuffer out;
@@ -207,13 +210,8 @@ FaultOptions parse_fault_options(std::string_view json, const std::string& url) 
     } else if (key == "trace") {
       o.trace = reader.string(m.value, key);
     } else {
-      reader.fail(key, "unknown key (known keys: inner, inner_options, faults, trace)");
+      reader.fail(key, "unknown key (known keys: inner_options, faults, trace)");
     }
-  }
-  if (o.inner.empty()) {
-    reader.fail("inner",
-                "missing: name the plugin to wrap, e.g. \"file\" (its manifest in the plugin "
-                "folder) or the path of its manifest or library");
   }
   return o;
 }

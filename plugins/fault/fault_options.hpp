@@ -1,5 +1,5 @@
-// The options of a fault:// handler: which plugin it wraps, the options that
-// plugin gets, the faults to inject and where to write the trace. Parsed
+// The options of a fault:// handler: the options the wrapped URL gets, the
+// faults to inject and where to write the trace. Parsed
 // strictly (an unknown key or a wrong type is INVALID_ARGUMENT naming the
 // key's path), like every plugin's options.
 //
@@ -46,8 +46,7 @@ struct FaultRule {
 };
 
 struct FaultOptions {
-  std::string inner;                 // a plugin name, or a manifest or library path
-  std::string inner_options = "{}";  // JSON object text
+  std::string inner_options = "{}";  // the wrapped URL's options: JSON object text
   std::vector<FaultRule> faults;
   std::string trace;  // file that gets one line per call; empty: none
 };

@@ -1,21 +1,17 @@
-// fault:// — a decorator plugin that wraps another plugin's function table
-// (in the style of LevelDB's EnvWrapper and SQLite's vfstrace) and injects
-// faults into the calls the host makes through it: failures of the Nth
+// fault:// — a decorator plugin that wraps another URL, opened through the
+// host's registry (in the style of LevelDB's EnvWrapper and SQLite's
+// vfstrace), and injects faults into the calls the host makes through it: failures of the Nth
 // call, retryable or not, short reads, a model JSON cut short, slow
 // responses and a failure in the middle of a save. For testing how the host
 // and a plugin behave when things go wrong; never for production data.
 //
 // USAGE
 //
-//   fault://<URL of the wrapped plugin>      e.g. fault://file:///srv/m,
+//   fault://<wrapped URL>                    e.g. fault://file:///srv/m,
 //                                            fault://s3://bucket/m?endpoint=...
 //   options:
-//     "inner"          the plugin to wrap: a name ("file": its manifest
-//                      stowage-file.json in <libdir>/stowage/plugins) or the
-//                      path of its manifest or library. Required: the
-//                      options (host config or API), never the URL, pick
-//                      the code that loads.
-//     "inner_options"  the wrapped plugin's own options ({} by default).
+//     "inner_options"  the wrapped URL's own options ({} by default), merged
+//                      over the host's defaults for its scheme.
 //     "faults"         rules, each hitting calls of one "op" (save, load,
 //                      list, remove, or any: the default) from the "nth"
 //                      (1-based, counted per handler and op) for "count"
@@ -45,28 +41,29 @@
 //   The manifest is not installed in the plugin folder: a host names it in
 //   its config ("plugins": ["<libdir>/stowage/testing/stowage-fault.json"])
 //   or through Registry::add_plugin, so it never loads by accident. The
-//   wrapped library is loaded by this plugin, not by the registry: the
-//   config's "allow" list and SHA-256 pins do not reach it, which is why
-//   only options may name it.
+//   wrapped URL is opened through the host's registry (host->nested_open,
+//   ABI 1.1): its scheme alone picks the plugin, and the host's "allow"
+//   list, SHA-256 pins, aliases, defaults and retry policy apply to it as
+//   to any URL the host opens. fault:// loads no code itself, and a host
+//   without nested URLs (ABI 1.0) does not get it started. A URL that nests
+//   itself (through aliases) or more than 8 deep fails to open.
 //   Capabilities: load, save, list and remove are declared; an operation
-//   the wrapped plugin lacks fails with UNIMPLEMENTED. The wrapped plugin's
-//   single-threaded flag is honoured by serialising calls into it.
-//   Load the wrapped plugin only through fault:// in one process: when the
-//   host loads the same library directly, the library's services become the
-//   host's again and short_read / truncate_json fail with INTERNAL instead
-//   of silently doing nothing.
+//   the wrapped URL's scheme lacks fails with its UNIMPLEMENTED. A load
+//   passes through the decorator whole (never streamed).
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "fault_options.hpp"
-#include "inner_plugin.hpp"
 #include "stowage/abi.h"
 #include "stowage/error.hpp"
+#include "stowage/nested_url.hpp"
 
 namespace stowage::fault {
 namespace {
@@ -79,11 +76,19 @@ void set_status(stowage_status* st, int32_t code, bool retryable, const std::str
   g_host->status_set(st, code, retryable ? 1 : 0, msg.data(), msg.size());
 }
 
+// What one forwarded load asks of the decorator, and what it did.
+struct CallHooks {
+  std::optional<uint64_t> short_read;  // bytes cut off buffer `short_buffer`
+  uint64_t short_buffer = 0;
+  std::optional<uint64_t> truncate_json;  // bytes cut off the model JSON
+  uint64_t buffers_seen = 0;
+  bool short_read_done = false;
+};
+
 struct FaultHandler {
   std::string url;
   std::string inner_url;
-  const InnerPlugin* inner = nullptr;
-  stowage_handler* inner_handle = nullptr;
+  std::optional<plugin::NestedUrl> inner;
   FaultOptions options;
   std::mutex mu;  // counters
   uint64_t calls[4] = {0, 0, 0, 0};
@@ -182,11 +187,12 @@ std::string default_message(const FaultRule& r, Op op, uint64_t n, const std::st
          std::to_string(n) + " of '" + url + "' (faults[" + std::to_string(r.index) + "])";
 }
 
-// One call through the wrapper. `forward` calls the wrapped plugin with the
-// call it is given.
+// One call through the wrapper. `forward(call, hooks)` runs the call on the
+// wrapped URL with the call it is given and returns its stowage_code (a
+// load also applies the hooks).
 template <typename F>
-void run(stowage_handler* handle, Op op, const stowage_call* host_call, stowage_sink* sink,
-         stowage_status* st, F&& forward) {
+void run(stowage_handler* handle, Op op, const stowage_call* host_call, stowage_status* st,
+         F&& forward) {
   FaultHandler& h = *of(handle);
   uint64_t n = 0;
   uint64_t all = 0;
@@ -260,22 +266,13 @@ void run(stowage_handler* handle, Op op, const stowage_call* host_call, stowage_
     return;
   }
 
-  CallHooks seen;
-  {
-    CallWatch watch(sink, st, hooks);
-    {
-      std::unique_lock<std::mutex> serial(h.inner->serial, std::defer_lock);
-      if (h.inner->capabilities & STOWAGE_CAP_SINGLE_THREADED) serial.lock();
-      forward(&fwd.call);
-    }
-    seen = watch.snapshot();
-  }
-  const bool inner_failed = seen.status_seen && seen.status_code != STOWAGE_OK;
-  int32_t result = inner_failed ? seen.status_code : STOWAGE_OK;
+  const int32_t inner_code = forward(&fwd.call, hooks);
+  const bool inner_failed = inner_code != STOWAGE_OK;
+  int32_t result = inner_code;
   if (fwd.abort_rule != nullptr && fwd.aborted.load()) {
     const FaultRule& r = *fwd.abort_rule;
     note("faults[" + std::to_string(r.index) + "]:abort");
-    std::string how = inner_failed ? std::string("it stopped with ") + code_name(seen.status_code)
+    std::string how = inner_failed ? std::string("it stopped with ") + code_name(inner_code)
                                    : std::string("it did not stop and reported success");
     std::string msg = r.message.empty()
                           ? std::string("fault: injected ") + code_name(*r.error) + " into " +
@@ -286,26 +283,17 @@ void run(stowage_handler* handle, Op op, const stowage_call* host_call, stowage_
                           : r.message;
     set_status(st, *r.error, r.retryable, msg);
     result = *r.error;
-  } else if (!inner_failed && hooks.short_read && !seen.short_read_done) {
+  } else if (!inner_failed && hooks.short_read && !hooks.short_read_done) {
     set_status(st, STOWAGE_INTERNAL, false,
                "fault: short_read of buffer " + std::to_string(hooks.short_buffer) + " of '" +
-                   h.url + "' did not happen: the load handed over " +
-                   std::to_string(seen.buffers_seen) +
-                   " buffers through the fault plugin's services (is '" + h.inner->name +
-                   "' also loaded directly by the host?)");
-    result = STOWAGE_INTERNAL;
-  } else if (!inner_failed && hooks.truncate_json && !seen.truncate_done) {
-    set_status(st, STOWAGE_INTERNAL, false,
-               "fault: truncate_json of '" + h.url +
-                   "' did not happen: the model JSON did not pass through the fault plugin's "
-                   "services (is '" +
-                   h.inner->name + "' also loaded directly by the host?)");
+                   h.url + "' did not happen: the load of '" + h.inner_url + "' had only " +
+                   std::to_string(hooks.buffers_seen) + " weight buffers");
     result = STOWAGE_INTERNAL;
   } else if (!inner_failed && after_error != nullptr) {
     note("faults[" + std::to_string(after_error->index) + "]:error_after");
     std::string msg = after_error->message.empty()
                           ? default_message(*after_error, op, n, h.url) + ", after '" +
-                                h.inner->name + "' had succeeded"
+                                h.inner_url + "' had succeeded"
                           : after_error->message;
     set_status(st, *after_error->error, after_error->retryable, msg);
     result = *after_error->error;
@@ -334,25 +322,10 @@ void op_open(const char* url, size_t url_len, const char* options, size_t option
                       "' does not wrap a URL: write fault://<scheme>://..., e.g. "
                       "fault://file:///srv/m");
     }
-    std::string scheme = h->inner_url.substr(0, sep);
-    for (char& c : scheme) {
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    h->inner = &load_inner(h->options.inner, g_host);
-    if (!h->inner->serves(scheme)) {
-      throw Error(ErrorCode::kInvalidArgument, "'" + h->url + "': the wrapped plugin '" +
-                                                   h->inner->name + "' (" + h->inner->library +
-                                                   ") does not serve scheme '" + scheme + "'");
-    }
-    stowage_handler* inner = nullptr;
-    h->inner->ops.open(h->inner_url.c_str(), h->inner_url.size(), h->options.inner_options.c_str(),
-                       h->options.inner_options.size(), &inner, st);
-    if (inner == nullptr) return;  // the wrapped plugin's status stands
-    h->inner_handle = inner;
-    if (out == nullptr) {
-      h->inner->ops.close(inner);
-      throw Error(ErrorCode::kInvalidArgument, "open: out is NULL");
-    }
+    // Through the host's registry: its allow-list, pins and retry policy
+    // cover the wrapped URL (and it refuses a URL that nests itself).
+    h->inner.emplace(h->inner_url, h->options.inner_options);
+    if (out == nullptr) throw Error(ErrorCode::kInvalidArgument, "open: out is NULL");
     *out = reinterpret_cast<stowage_handler*>(h.release());
   } catch (const Error& e) {
     set_status(st, static_cast<int32_t>(e.code()), e.retryable(), e.what());
@@ -363,12 +336,7 @@ void op_open(const char* url, size_t url_len, const char* options, size_t option
   }
 }
 
-void op_close(stowage_handler* handle) {
-  FaultHandler* h = of(handle);
-  if (h == nullptr) return;
-  if (h->inner_handle != nullptr) h->inner->ops.close(h->inner_handle);
-  delete h;
-}
+void op_close(stowage_handler* handle) { delete of(handle); }
 
 template <typename F>
 void guarded(stowage_status* st, F&& f) {
@@ -381,33 +349,50 @@ void guarded(stowage_status* st, F&& f) {
   }
 }
 
-bool unsupported(stowage_handler* handle, bool present, const char* op, stowage_status* st) {
-  if (present) return false;
-  FaultHandler& h = *of(handle);
-  set_status(st, STOWAGE_UNIMPLEMENTED, false,
-             std::string(op) + " is not supported for " + h.url + " (plugin '" + h.inner->name +
-                 "' has no " + op + ")");
-  return true;
-}
-
 void op_save(stowage_handler* handle, const stowage_artifacts* artifacts, const stowage_call* call,
              stowage_sink* result, stowage_status* st) {
   guarded(st, [&] {
     FaultHandler& h = *of(handle);
-    if (unsupported(handle, h.inner->ops.save != nullptr, "save", st)) return;
-    run(handle, Op::kSave, call, result, st, [&](const stowage_call* c) {
-      h.inner->ops.save(h.inner_handle, artifacts, c, result, st);
+    run(handle, Op::kSave, call, st, [&](const stowage_call* c, CallHooks&) {
+      return g_host->nested_save(h.inner->raw(), artifacts, c, result, st);
     });
   });
+}
+
+// Hands the wrapped load on to the host's sink, cutting bytes where the
+// hooks say: the buffers are the host's own references, shared on without
+// a copy (a short read shares a narrower view of the same bytes).
+int32_t forward_load(FaultHandler& h, const stowage_call* c, stowage_sink* out, stowage_status* st,
+                     CallHooks& hooks) {
+  stowage_artifacts* loaded = nullptr;
+  const int32_t code = g_host->nested_load(h.inner->raw(), c, &loaded, st);
+  if (code != STOWAGE_OK) return code;
+  std::unique_ptr<stowage_artifacts, void (*)(stowage_artifacts*)> held(
+      loaded, g_host->nested_artifacts_free);
+  size_t json_len = static_cast<size_t>(loaded->json_size);
+  if (hooks.truncate_json) json_len -= std::min<uint64_t>(json_len, *hooks.truncate_json);
+  g_host->sink_set_text(out, loaded->json, json_len);
+  hooks.buffers_seen = loaded->buffer_count;
+  for (uint64_t i = 0; i < loaded->buffer_count; ++i) {
+    stowage_buffer view = loaded->buffers[i];
+    if (hooks.short_read && i == hooks.short_buffer) {
+      view.size -= std::min<uint64_t>(view.size, *hooks.short_read);
+      hooks.short_read_done = true;
+    }
+    stowage_buffer mine{};
+    g_host->buffer_share(&view, &mine);
+    g_host->sink_add_buffer(out, &mine);
+  }
+  return STOWAGE_OK;
 }
 
 void op_load(stowage_handler* handle, const stowage_call* call, stowage_sink* out,
              stowage_status* st) {
   guarded(st, [&] {
     FaultHandler& h = *of(handle);
-    if (unsupported(handle, h.inner->ops.load != nullptr, "load", st)) return;
-    run(handle, Op::kLoad, call, out, st,
-        [&](const stowage_call* c) { h.inner->ops.load(h.inner_handle, c, out, st); });
+    run(handle, Op::kLoad, call, st, [&](const stowage_call* c, CallHooks& hooks) {
+      return forward_load(h, c, out, st, hooks);
+    });
   });
 }
 
@@ -415,9 +400,9 @@ void op_list(stowage_handler* handle, const stowage_call* call, stowage_sink* ou
              stowage_status* st) {
   guarded(st, [&] {
     FaultHandler& h = *of(handle);
-    if (unsupported(handle, h.inner->ops.list != nullptr, "list", st)) return;
-    run(handle, Op::kList, call, out, st,
-        [&](const stowage_call* c) { h.inner->ops.list(h.inner_handle, c, out, st); });
+    run(handle, Op::kList, call, st, [&](const stowage_call* c, CallHooks&) {
+      return g_host->nested_list(h.inner->raw(), c, out, st);
+    });
   });
 }
 
@@ -425,9 +410,9 @@ void op_remove(stowage_handler* handle, const stowage_call* call, stowage_sink* 
                stowage_status* st) {
   guarded(st, [&] {
     FaultHandler& h = *of(handle);
-    if (unsupported(handle, h.inner->ops.remove != nullptr, "remove", st)) return;
-    run(handle, Op::kRemove, call, out, st,
-        [&](const stowage_call* c) { h.inner->ops.remove(h.inner_handle, c, out, st); });
+    run(handle, Op::kRemove, call, st, [&](const stowage_call* c, CallHooks&) {
+      return g_host->nested_remove(h.inner->raw(), c, out, st);
+    });
   });
 }
 
@@ -438,7 +423,15 @@ extern "C" __attribute__((visibility("default"))) const stowage_plugin_desc*
 stowage_plugin_entry_v1(const stowage_host_api* host) {
   using namespace stowage::fault;
   if (host == nullptr || host->abi_major != STOWAGE_ABI_MAJOR) return nullptr;
-  g_host = host;
+  stowage::plugin::use_host(host);
+  g_host = &stowage::plugin::host();
+  if (!stowage::plugin::nested_urls_available()) {
+    static constexpr char kWhy[] =
+        "fault: this host offers no nested URLs (ABI 1.1 nested_open), which fault:// wraps "
+        "other URLs with";
+    if (host->log != nullptr) host->log(2, kWhy, sizeof kWhy - 1);
+    return nullptr;
+  }
   static const char* const kSchemes[] = {"fault"};
   static stowage_ops ops{};
   ops.struct_size = sizeof ops;

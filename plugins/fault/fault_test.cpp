@@ -49,11 +49,11 @@ constexpr int kMaxAttempts = 4;
 const char* kBucket = "stowage-fault";
 
 Registry& registry() {
-  // Only the decorator: the wrapped plugins are loaded by it, never
-  // directly (see fault_plugin.cpp).
-  // The retry policy comes through the config, as a host sets it.
+  // The decorator and the plugins it wraps, which it opens through this
+  // registry. The retry policy comes through the config, as a host sets it.
   static Registry* r = [] {
     Registry* registry = stowage::testing::new_registry(STOWAGE_FAULT_PLUGIN_DIR);
+    registry->add_plugin_folder(STOWAGE_PLUGIN_BUILD_DIR);
     registry->apply_config(parse_config(
         R"({"retry":{"max_attempts":)" + std::to_string(kMaxAttempts) +
             R"(,"initial_backoff_ms":1,"max_backoff_ms":5,"total_deadline_ms":20000}})",
@@ -124,10 +124,9 @@ class ServeProcess {
 };
 
 // One scheme under the decorator: where a model called `name` is saved and
-// loaded, and the wrapped plugin's options.
+// loaded, and the wrapped URL's options.
 struct Target {
-  std::string name;   // the subcase name
-  std::string inner;  // the wrapped plugin
+  std::string name;  // the subcase name
   std::function<std::string(const std::string&)> save_url;
   std::function<std::string(const std::string&)> load_url;
   std::string inner_options = "{}";
@@ -145,17 +144,17 @@ std::vector<Target>& targets() {
     const std::string files = (root / "file").string();
     auto same = [](std::function<std::string(const std::string&)> f) { return f; };
     auto file_url = same([files](const std::string& n) { return "file://" + files + "/" + n; });
-    t.push_back({"file", "file", file_url, file_url, R"({"shard_size":1048576,"durable":false})"});
+    t.push_back({"file", file_url, file_url, R"({"shard_size":1048576,"durable":false})"});
     auto mem_url = same([](const std::string& n) { return "memory://fault-test/" + n; });
-    t.push_back({"memory", "memory", mem_url, mem_url, "{}", true});
+    t.push_back({"memory", mem_url, mem_url, "{}", true});
     // A quota above the default 10 MB: the 3 MiB models take 8 MB as base64
     // text in localStorage, twice while a save replaces one.
     const std::string profile = "{\"profile\":" + quote((root / "profile").string()) +
                                 ",\"durable\":false,\"quota\":104857600}";
     auto ls_url = same([](const std::string& n) { return "localstorage://fault/" + n; });
-    t.push_back({"localstorage", "browser", ls_url, ls_url, profile});
+    t.push_back({"localstorage", ls_url, ls_url, profile});
     auto idb_url = same([](const std::string& n) { return "indexeddb://fault/" + n; });
-    t.push_back({"indexeddb", "browser", idb_url, idb_url, profile});
+    t.push_back({"indexeddb", idb_url, idb_url, profile});
 
     static std::unique_ptr<s3::testing::S3TestServer> moto;
     moto =
@@ -166,13 +165,13 @@ std::vector<Target>& targets() {
     auto s3_url = same([endpoint](const std::string& n) {
       return std::string("s3://") + kBucket + "/fault/" + n + "?endpoint=" + endpoint;
     });
-    t.push_back({"s3", "s3", s3_url, s3_url, R"({"shard_size":1048576})"});
+    t.push_back({"s3", s3_url, s3_url, R"({"shard_size":1048576})"});
 
     static std::unique_ptr<ServeProcess> serve;
     fs::create_directories(root / "served");
     serve = std::make_unique<ServeProcess>(root / "served");
     const std::string base = "http://127.0.0.1:" + std::to_string(serve->port()) + "/models/";
-    t.push_back({"http (stowage serve)", "http", [base](const std::string& n) { return base + n; },
+    t.push_back({"http (stowage serve)", [base](const std::string& n) { return base + n; },
                  [base](const std::string& n) { return base + n + "/model.json"; }});
     return t;
   }();
@@ -187,8 +186,8 @@ struct Faulty {
   Faulty(const Target& t, const std::string& url, const std::string& faults) {
     static int serial = 0;
     trace = scratch() / ("trace-" + std::to_string(++serial) + ".log");
-    std::string options = "{\"inner\":" + quote(t.inner) + ",\"inner_options\":" + t.inner_options +
-                          ",\"faults\":" + faults + ",\"trace\":" + quote(trace.string()) + "}";
+    std::string options = "{\"inner_options\":" + t.inner_options + ",\"faults\":" + faults +
+                          ",\"trace\":" + quote(trace.string()) + "}";
     handler = registry().open("fault://" + url, options);
   }
 
@@ -460,26 +459,98 @@ TEST_CASE("fault:// loads only when named, and its options are strict") {
   auto open_error = [](const std::string& url, const std::string& options) {
     return error_of([&] { registry().open(url, options); });
   };
-  e = open_error("fault://memory://x", "{}");
+  // The option that named the wrapped library is gone: the URL picks it.
+  e = open_error("fault://memory://x", R"({"inner":"memory"})");
   CHECK(e.code() == ErrorCode::kInvalidArgument);
-  CHECK_MESSAGE(contains(e, "inner: missing"), what(e));
-  e = open_error("fault://memory://x", R"({"inner":"memory","fautls":[]})");
+  CHECK_MESSAGE(contains(e, "inner: unknown key: the wrapped URL alone picks its plugin"), what(e));
+  e = open_error("fault://memory://x", R"({"fautls":[]})");
   CHECK_MESSAGE(contains(e, "fautls: unknown key"), what(e));
-  e = open_error("fault://memory://x", R"({"inner":"memory","faults":[{"op":"load"}]})");
+  e = open_error("fault://memory://x", R"({"faults":[{"op":"load"}]})");
   CHECK_MESSAGE(contains(e, "faults[0]: does nothing"), what(e));
-  e = open_error("fault://memory://x",
-                 R"({"inner":"memory","faults":[{"op":"save","short_read":3}]})");
+  e = open_error("fault://memory://x", R"({"faults":[{"op":"save","short_read":3}]})");
   CHECK_MESSAGE(contains(e, "faults[0].op"), what(e));
-  e = open_error("fault://memory://x", R"({"inner":"memory","faults":[{"error":"busy"}]})");
+  e = open_error("fault://memory://x", R"({"faults":[{"error":"busy"}]})");
   CHECK_MESSAGE(contains(e, "'BUSY' is not a status code"), what(e));
-  e = open_error("fault://file:///x", R"({"inner":"memory"})");
-  CHECK_MESSAGE(contains(e, "does not serve scheme 'file'"), what(e));
-  e = open_error("fault://memory", R"({"inner":"memory"})");
+  e = open_error("fault://memory", "{}");
   CHECK_MESSAGE(contains(e, "does not wrap a URL"), what(e));
-  e = open_error("fault://memory://x", R"({"inner":"nosuchplugin"})");
+  // A scheme nobody serves: the registry's own error, naming it.
+  e = open_error("fault://nosuch://x", "{}");
   CHECK(e.code() == ErrorCode::kNotFound);
+  CHECK_MESSAGE(contains(e, "No handler for scheme 'nosuch' in URL 'nosuch://x'"), what(e));
   // The wrapped plugin's own strictness stands.
-  e = open_error("fault://memory://x", R"({"inner":"memory","inner_options":{"bogus":1}})");
+  e = open_error("fault://memory://x", R"({"inner_options":{"bogus":1}})");
   CHECK(e.code() == ErrorCode::kInvalidArgument);
   CHECK_MESSAGE(contains(e, "bogus"), what(e));
+}
+
+namespace {
+
+// fault:// and every in-tree plugin, under `config`.
+std::unique_ptr<Registry> registry_with(const std::string& config) {
+  auto r = std::make_unique<Registry>();
+  r->add_plugin_folder(STOWAGE_FAULT_PLUGIN_DIR);
+  r->add_plugin_folder(STOWAGE_PLUGIN_BUILD_DIR);
+  r->apply_config(parse_config(config, "the test's config", {}));
+  return r;
+}
+
+bool loaded(const Registry& r, const std::string& plugin) {
+  for (const PluginInfo& p : r.plugins()) {
+    if (p.name == plugin) return p.loaded;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("the wrapped URL goes through the host's allow-list: an unlisted plugin never loads") {
+  auto r = registry_with(R"({"allow":["fault","file"]})");
+  Error e = error_of([&] { r->open("fault://memory://allow-list/m"); });
+  CHECK(e.code() == ErrorCode::kNotFound);
+  CHECK_MESSAGE(contains(e, "No handler for scheme 'memory' in URL 'memory://allow-list/m'"),
+                what(e));
+  CHECK_MESSAGE(contains(e, "Plugin 'memory' ("), what(e));
+  CHECK_MESSAGE(contains(e, "is not in the config's \"allow\" list, so it is never loaded"),
+                what(e));
+  CHECK_FALSE(loaded(*r, "memory"));
+
+  // A listed one is reached through the decorator.
+  const std::string url = "file://" + (scratch() / "allow-list").string();
+  auto h = r->open("fault://" + url, R"({"inner_options":{"durable":false}})");
+  h->save(old_model());
+  CHECK(weight_bytes(r->open(url)->load()) == weight_bytes(old_model()));
+  CHECK(loaded(*r, "file"));
+  CHECK_FALSE(loaded(*r, "memory"));
+}
+
+TEST_CASE("URLs that nest themselves through aliases fail to open, naming the chain") {
+  auto r = registry_with(R"({"aliases":{"ping":"fault://pong://","pong":"fault://ping://"}})");
+  Error e = error_of([&] { r->open("ping://m"); });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK_MESSAGE(contains(e,
+                         "URL 'ping://m' nests itself: each URL below is opened by the one "
+                         "before it: ping://m (= fault://pong://m) -> pong://m (= "
+                         "fault://ping://m) -> ping://m (= fault://pong://m)"),
+                what(e));
+  // The registry stays usable on this thread: the chain was unwound.
+  auto h = r->open("fault://memory://nest/after-cycle");
+  h->save(old_model());
+  CHECK(weight_bytes(h->load()) == weight_bytes(old_model()));
+}
+
+TEST_CASE("decorators stack up to 8 URLs deep; a ninth fails with the chain") {
+  auto r = registry_with("{}");
+  std::string eight = "memory://nest/deep";
+  for (int i = 0; i < 7; ++i) eight = "fault://" + eight;
+  auto h = r->open(eight);
+  h->save(old_model());
+  CHECK(weight_bytes(h->load()) == weight_bytes(old_model()));
+  CHECK(weight_bytes(r->open("memory://nest/deep")->load()) == weight_bytes(old_model()));
+
+  Error e = error_of([&] { r->open("fault://" + eight); });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK_MESSAGE(contains(e, "URL 'fault://" + eight + "' nests more than 8 URLs deep: fault://" +
+                                eight + " -> " + eight),
+                what(e));
+  CHECK_MESSAGE(contains(e, "-> fault://memory://nest/deep -> memory://nest/deep"), what(e));
 }

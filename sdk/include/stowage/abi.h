@@ -180,6 +180,9 @@ typedef struct stowage_artifacts {
 
 /* ---- Host services ----------------------------------------------------- */
 
+/* ABI 1.1: host-owned handle of a nested URL (host->nested_open). */
+typedef struct stowage_nested stowage_nested;
+
 typedef struct stowage_host_api {
   uint32_t struct_size;
   uint32_t abi_major;
@@ -229,6 +232,102 @@ typedef struct stowage_host_api {
    * the plugin then stops putting and fails the load with STOWAGE_CANCELLED,
    * publishing nothing. Never call it after load returned. */
   int32_t (*sink_put_buffer)(stowage_sink* sink, uint64_t index, stowage_buffer* buf);
+
+  /*
+   * ABI 1.1: nested URLs (absent in a 1.0 host, and NULL in a host that
+   * has no registry to offer: check struct_size and the pointer). A plugin
+   * that wraps another URL (a decorator: fault://<URL>, a cache) opens a
+   * handler for it through the host's registry instead of loading code
+   * itself: the host's allow-list, SHA-256 pins, aliases, per-scheme
+   * default options and retry policy apply exactly as to a URL the host
+   * opened itself, so a URL never loads a plugin the host did not allow.
+   *
+   * nested_open(url, url_len, options_json, options_len, out, st) opens a
+   * handler for url (any scheme the host serves, aliases applied) with
+   * options, a JSON object merged over the scheme's configured defaults
+   * ("{}" or NULL: none). It may only be called from inside ops->open, on
+   * the thread the host called open on: the host knows which registry and
+   * which chain of URLs the open belongs to only there (called anywhere
+   * else it fails with INTERNAL). Returns STOWAGE_OK with *out set, or the
+   * code it set on st with *out NULL: the registry's errors (NOT_FOUND for
+   * a scheme nobody serves or a plugin the allow-list leaves out,
+   * PERMISSION_DENIED for a pin mismatch, the wrapped plugin's own open
+   * errors), or INVALID_ARGUMENT when the open would nest URLs in a cycle
+   * (a URL, after aliases, that is already being opened further out, e.g.
+   * an alias a:// -> fault://b:// with b:// -> fault://a://), or deeper than
+   * 8 URLs, or re-enter a single-threaded plugin that is being opened
+   * further out (its lock is held); the message names the chain of URLs.
+   * *out is owned by the plugin, which closes it with nested_close (never
+   * fails; after every call on it has returned) before its own handler's
+   * close returns. A nested handle may be used from several threads at
+   * once, like a handler; the host serialises a single-threaded inner
+   * plugin itself.
+   *
+   * The calls below each run one operation on the nested handle with the
+   * host's validation and retry policy, and return STOWAGE_OK or the code
+   * they set on st. call is the plugin's own stowage_call (or NULL for
+   * none): the inner call polls its is_cancelled, passes its
+   * deadline_unix_ms, reports progress through its progress and converts
+   * weight URLs with its convert_weight_url, so the outer caller's
+   * cancellation and deadline reach the inner plugin. A failure is set on
+   * st with the inner error's code and message and retryable 0: the host
+   * has already retried it under its policy, and passing st on unchanged
+   * keeps the outer call from being retried on top of that. An operation
+   * the inner URL's scheme does not declare fails with UNIMPLEMENTED.
+   *
+   * nested_save(n, artifacts, call, result, st): saves artifacts (either
+   * form of stowage_artifacts; a pull form is pulled to its end first, so
+   * the whole model is held in memory) with the inner save's guarantees.
+   * result, when not NULL, is a text sink (the plugin's own save result
+   * sink, or one from sink_new_text) that gets the inner response JSON
+   * when there is one.
+   * nested_load(n, call, out, st): loads the model, validated against its
+   * weight specs, into *out: host-owned artifacts the plugin reads (json:
+   * the model.json fields with "weightsManifest" and one buffer per path,
+   * labelled with its file or URL, when the inner load had a manifest,
+   * else the flat "weightSpecs" with the weight data cut into buffers;
+   * the form a load sink accepts) and frees with nested_artifacts_free
+   * (from any thread). To forward it, the plugin sets json on its own sink
+   * and hands each buffer on with buffer_share + sink_add_buffer (no copy);
+   * a decorator may rewrite either on the way. On failure *out is NULL.
+   * nested_list(n, call, out, st): on a list sink adds every model with
+   * sink_add_model (the inner URLs, unchanged); on a text sink sets a JSON
+   * array [{"url": "...", "info": {ModelArtifactsInfo}}, ...].
+   * nested_remove(n, call, out, st) and nested_stat(n, call, out, st): set
+   * on the text sink out the info JSON remove sets, or the stat JSON of
+   * ops->stat.
+   * A nested load or save is never streamed: the bytes pass through the
+   * plugin whole (a decorator that wants bounded memory streams itself).
+   */
+  int32_t (*nested_open)(const char* url, size_t url_len, const char* options_json,
+                         size_t options_len, stowage_nested** out, stowage_status* st);
+  void (*nested_close)(stowage_nested* nested);
+  int32_t (*nested_save)(stowage_nested* nested, const stowage_artifacts* artifacts,
+                         const stowage_call* call, stowage_sink* result, stowage_status* st);
+  int32_t (*nested_load)(stowage_nested* nested, const stowage_call* call, stowage_artifacts** out,
+                         stowage_status* st);
+  void (*nested_artifacts_free)(stowage_artifacts* artifacts);
+  int32_t (*nested_list)(stowage_nested* nested, const stowage_call* call, stowage_sink* out,
+                         stowage_status* st);
+  int32_t (*nested_remove)(stowage_nested* nested, const stowage_call* call, stowage_sink* out,
+                           stowage_status* st);
+  int32_t (*nested_stat)(stowage_nested* nested, const stowage_call* call, stowage_sink* out,
+                         stowage_status* st);
+  /*
+   * ABI 1.1, with the nested services (NULL where they are): statuses a
+   * plugin owns, so it can run a nested call on the side and read how it
+   * ended before it decides what its own call reports. status_new returns
+   * an empty status (NULL when out of memory) that the plugin frees with
+   * status_free; use one from one thread at a time. status_get reads any
+   * status (also one the host passed in): returns its code (STOWAGE_OK when
+   * nothing failed), sets *retryable (0/1) and *msg / *msg_len to its
+   * message, valid until the status is set again or freed; each out
+   * pointer may be NULL.
+   */
+  stowage_status* (*status_new)(void);
+  void (*status_free)(stowage_status* st);
+  int32_t (*status_get)(const stowage_status* st, int32_t* retryable, const char** msg,
+                        size_t* msg_len);
 } stowage_host_api;
 
 /* ---- Operations -------------------------------------------------------- */

@@ -96,6 +96,18 @@ namespace stowage::plugin {
 // a handler or from code the handler calls.
 inline const stowage_host_api& host() noexcept { return detail::host_storage(); }
 
+// Keeps a copy of the host's services for host() (clamped to what the host
+// has; missing services read as NULL). STOWAGE_PLUGIN's entry point calls
+// it; a plugin that writes its own entry point and uses kit helpers calls it
+// first thing there, under the host's loader lock.
+inline void use_host(const stowage_host_api* api) noexcept {
+  stowage_host_api& mine = detail::host_storage();
+  mine = stowage_host_api{};
+  std::memcpy(&mine, api, std::min<size_t>(api->struct_size, sizeof mine));
+  mine.struct_size = sizeof mine;
+  detail::host_ready() = true;
+}
+
 // A diagnostic line through the host; level 0 debug, 1 info, 2 warning.
 // Never pass secrets. Does nothing before the entry point ran.
 inline void log(int level, std::string_view message) noexcept {
@@ -853,10 +865,7 @@ const stowage_plugin_desc* describe(const stowage_host_api* api, const char* nam
   static_assert(std::is_constructible_v<H, std::string_view, Options&>,
                 "a handler is constructed from (std::string_view url, Options& options)");
   if (api == nullptr || api->abi_major != STOWAGE_ABI_MAJOR) return nullptr;
-  stowage_host_api& mine = host_storage();
-  std::memcpy(&mine, api, std::min<size_t>(api->struct_size, sizeof mine));
-  mine.struct_size = sizeof mine;
-  host_ready() = true;
+  use_host(api);
 
   static stowage_ops ops{};
   ops.struct_size = sizeof ops;

@@ -83,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view url = stowage::fuzz::take_until(rest, "\n");
   const std::string_view reference = rest;
 
-  (void)stowage::net::redact_url(url);  // any text, parsed or not
+  (void)stowage::redact_url(url);  // any text, parsed or not
 
   const std::string scheme = stowage::url_scheme(url);
   if (!scheme.empty()) {
@@ -101,13 +101,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   check_url(base, "parsed URL");
-  const std::string redacted = stowage::net::redact_url(base.str());
-  FUZZ_CHECK(stowage::net::redact_url(redacted) == redacted, "redaction is idempotent");
+  const std::string redacted = stowage::redact_url(base.str());
+  FUZZ_CHECK(stowage::redact_url(redacted) == redacted, "redaction is idempotent");
   if (const size_t colon = base.userinfo.find(':'); colon != std::string::npos) {
     // The path may repeat the password; the userinfo must not show it.
     const std::string hidden =
         base.scheme + "://" + base.userinfo.substr(0, colon) + ":REDACTED@" + base.authority();
-    FUZZ_CHECK(stowage::net::redact_url(base.str()).starts_with(hidden),
+    FUZZ_CHECK(stowage::redact_url(base.str()).starts_with(hidden),
                "redaction hides the password");
   }
 

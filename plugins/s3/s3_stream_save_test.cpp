@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <map>
 #include <regex>
 #include <set>
@@ -245,6 +246,39 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
     CHECK(keys_under(dst + "/") == before);
     ModelArtifacts after = load_model(url(dst), "{}", {}, registry());
     CHECK(weight_bytes(after) == weight_bytes(old));
+  }
+
+  SUBCASE("a cancelled copy: what it uploaded is deleted, the old model stays") {
+    const std::string opts = R"({"shard_size": 98304, "concurrency": 2})";
+    const std::string src = "memory://" + unique("s3-stream-cancel");
+    const std::string dst = unique("stream/cancel");
+    save_model(src, model(32, 64 * kKiB, 5.0f), "{}", {}, registry());
+    ModelArtifacts old = model(3, 4 * kKiB, 8.0f);
+    save_model(url(dst), old, opts, {}, registry());
+    const std::set<std::string> before = keys_under(dst + "/");
+
+    TransferStats stats;
+    TransferOptions options;
+    options.queue_bytes = 256 * kKiB;
+    options.destination_options = opts;
+    options.stats = &stats;
+    // A copy reports the load's 2 MiB, then the save's bytes after them:
+    // cancelled once the save sent 1 MiB, halfway.
+    std::atomic<bool> cancel{false};
+    options.call.on_progress = [&](uint64_t done, uint64_t) {
+      if (done >= 3 * kMiB) cancel = true;
+    };
+    options.call.is_cancelled = [&] { return cancel.load(); };
+    clear_log();
+    Error e = error_of([&] { copy_model(src, url(dst), options, registry()); });
+    CHECK(e.code() == ErrorCode::kCancelled);
+    CHECK(stats.streamed);
+    const std::vector<std::string> log = requests();
+    const std::regex weight_put(R"(^PUT .*/group1-shard\d+of22\.[0-9a-f]{8}\.bin$)");
+    CHECK(count_matching(log, weight_put) >= 1);
+    CHECK(count_matching(log, std::regex(R"(^PUT .*/model\.json)")) == 0);
+    CHECK(keys_under(dst + "/") == before);
+    CHECK(weight_bytes(load_model(url(dst), "{}", {}, registry())) == weight_bytes(old));
   }
 
   SUBCASE("a multipart weight file: its upload is aborted, no model stays no model") {

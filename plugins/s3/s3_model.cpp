@@ -311,6 +311,7 @@ size_t save_with(S3Store& store, const plugin::BlobLocation& location, const Mod
   const std::string url = store.name_of(location.folder + location.model_name);
   const std::string model_key = location.folder + location.model_name;
   std::vector<ShardPlan> plan = plan_shards(total, shard_size);
+
   // The model being replaced, if any: its weight files stay untouched until
   // the new model.json is in place. Every save (a first one too) writes its
   // weight files under names of its own: two saves into the same place, or a

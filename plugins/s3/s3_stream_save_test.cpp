@@ -170,6 +170,27 @@ TEST_CASE("a streamed copy into s3:// holds at most the queue and writes what a 
     CHECK(weight_bytes(load_model(url(dst), "{}", {}, registry())) == weight_bytes(m));
   }
 
+  SUBCASE("buffers larger than the weight files: one buffer feeds several files") {
+    const std::string opts = R"({"shard_size": 98304, "concurrency": 3})";
+    const std::string src = "memory://" + unique("s3-stream-wide");
+    const std::string dst = unique("stream/wide");
+    const std::string reference = unique("stream/wide-array");
+    ModelArtifacts m = model(4, 512 * kKiB, 6.0f);
+    save_model(src, m, "{}", {}, registry());
+
+    TransferStats stats;
+    TransferOptions options;
+    options.queue_bytes = 1 * kMiB;
+    options.destination_options = opts;
+    options.stats = &stats;
+    copy_model(src, url(dst), options, registry());
+    CHECK(stats.streamed);
+    save_model(url(reference), m, opts, {}, registry());
+    std::map<std::string, std::string> streamed = objects_untagged(dst + "/");
+    CHECK(streamed.size() == 23);
+    CHECK(streamed == objects_untagged(reference + "/"));
+  }
+
   SUBCASE("one weight file above the threshold goes up part by part") {
     // 16 MiB in 1 MiB buffers as 5 MiB parts, one in flight: one part
     // uploading and one gathered stay under the 12 MiB queue.

@@ -309,63 +309,86 @@ std::string S3Client::put(const std::string& bucket, const std::string& key,
   return header_or(resp, "ETag");
 }
 
-std::string S3Client::put_multipart(const std::string& bucket, const std::string& key,
-                                    const std::vector<Buffer>& body, uint64_t size,
-                                    const net::Control& control) {
+uint64_t S3Client::part_size_for(uint64_t size) const {
   uint64_t part = std::max(config_.part_size, kMinPartSize);
   if ((size + part - 1) / part > kMaxParts) {
     part = ((size + kMaxParts - 1) / kMaxParts + (1ull << 20) - 1) & ~((1ull << 20) - 1);
   }
-  const size_t parts = static_cast<size_t>((size + part - 1) / part);
+  return part;
+}
 
+std::string S3Client::create_multipart(const std::string& bucket, const std::string& key,
+                                       const net::Control& control) {
   Request create{
       "CreateMultipartUpload", "POST", bucket, key, {{"uploads", ""}}, {}, {}, {}, kMaxXmlBytes};
   net::Response created = send(create, control);
   if (!created.ok()) fail(create, created);
-  const std::string upload_id = parse_upload_id(
-      created.body.view(), "the CreateMultipartUpload response for " + name(bucket, key));
+  return parse_upload_id(created.body.view(),
+                         "the CreateMultipartUpload response for " + name(bucket, key));
+}
+
+std::string S3Client::upload_part(const std::string& bucket, const std::string& key,
+                                  const std::string& upload_id, size_t number, size_t parts,
+                                  const std::vector<Buffer>& body, const net::Control& control) {
+  Request r{"UploadPart " + std::to_string(number) + "/" + std::to_string(parts),
+            "PUT",
+            bucket,
+            key,
+            {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}},
+            {},
+            body,
+            {},
+            kMaxXmlBytes};
+  net::Response resp = send(r, control);
+  if (!resp.ok()) fail(r, resp);
+  std::string etag = header_or(resp, "ETag");
+  if (etag.empty()) {
+    throw Error(ErrorCode::kInternal, r.op + " " + name(bucket, key) + ": no ETag in the answer");
+  }
+  return etag;
+}
+
+std::string S3Client::complete_multipart(const std::string& bucket, const std::string& key,
+                                         const std::string& upload_id,
+                                         const std::vector<std::string>& etags,
+                                         const net::Control& control) {
+  std::vector<std::pair<int, std::string>> list;
+  for (size_t i = 0; i < etags.size(); ++i) list.emplace_back(static_cast<int>(i + 1), etags[i]);
+  Request complete{"CompleteMultipartUpload",
+                   "POST",
+                   bucket,
+                   key,
+                   {{"uploadId", upload_id}},
+                   {{"Content-Type", "application/xml"}},
+                   {Buffer::from_string(complete_multipart_xml(list))},
+                   {},
+                   kMaxXmlBytes};
+  net::Response done = send(complete, control);
+  if (!done.ok()) fail(complete, done);
+  ResultOrError result = parse_etag_result(
+      done.body.view(), "the CompleteMultipartUpload response for " + name(bucket, key));
+  // A 200 with an <Error> body: reported by its code (InternalError and
+  // SlowDown stay retryable).
+  if (result.error) fail(complete, done);
+  return result.etag;
+}
+
+std::string S3Client::put_multipart(const std::string& bucket, const std::string& key,
+                                    const std::vector<Buffer>& body, uint64_t size,
+                                    const net::Control& control) {
+  const uint64_t part = part_size_for(size);
+  const size_t parts = static_cast<size_t>((size + part - 1) / part);
+  const std::string upload_id = create_multipart(bucket, key, control);
 
   try {
     std::vector<std::string> etags(parts);
     run_parallel(parts, config_.concurrency, [&](size_t i, const std::atomic<bool>& stop) {
-      net::Control c = child_control(control, stop);
       uint64_t offset = static_cast<uint64_t>(i) * part;
-      Request r{"UploadPart " + std::to_string(i + 1) + "/" + std::to_string(parts),
-                "PUT",
-                bucket,
-                key,
-                {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}},
-                {},
-                slice_pieces(body, offset, std::min(part, size - offset)),
-                {},
-                kMaxXmlBytes};
-      net::Response resp = send(r, c);
-      if (!resp.ok()) fail(r, resp);
-      etags[i] = header_or(resp, "ETag");
-      if (etags[i].empty()) {
-        throw Error(ErrorCode::kInternal,
-                    r.op + " " + name(bucket, key) + ": no ETag in the answer");
-      }
+      etags[i] = upload_part(bucket, key, upload_id, i + 1, parts,
+                             slice_pieces(body, offset, std::min(part, size - offset)),
+                             child_control(control, stop));
     });
-    std::vector<std::pair<int, std::string>> list;
-    for (size_t i = 0; i < parts; ++i) list.emplace_back(static_cast<int>(i + 1), etags[i]);
-    Request complete{"CompleteMultipartUpload",
-                     "POST",
-                     bucket,
-                     key,
-                     {{"uploadId", upload_id}},
-                     {{"Content-Type", "application/xml"}},
-                     {Buffer::from_string(complete_multipart_xml(list))},
-                     {},
-                     kMaxXmlBytes};
-    net::Response done = send(complete, control);
-    if (!done.ok()) fail(complete, done);
-    ResultOrError result = parse_etag_result(
-        done.body.view(), "the CompleteMultipartUpload response for " + name(bucket, key));
-    // A 200 with an <Error> body: reported by its code (InternalError and
-    // SlowDown stay retryable).
-    if (result.error) fail(complete, done);
-    return result.etag;
+    return complete_multipart(bucket, key, upload_id, etags, control);
   } catch (const Error& e) {
     try {
       abort_multipart(bucket, key, upload_id, cleanup_control());

@@ -112,6 +112,25 @@ class S3Client {
   // when the abort itself fails; then the message says so). Returns the ETag.
   std::string put(const std::string& bucket, const std::string& key,
                   const std::vector<Buffer>& body, const net::Control& control);
+  // A multipart upload driven by the caller, for bodies that arrive in
+  // pieces (a streaming save): create_multipart returns the upload id; then
+  // upload_part for each part (numbered from 1 of `parts`, any order, from
+  // any thread) returns its ETag; complete_multipart takes every part's ETag
+  // in order and returns the object's. On failure the caller aborts the
+  // upload with abort_multipart. Every part but the last must be
+  // part_size_for(object size) long.
+  std::string create_multipart(const std::string& bucket, const std::string& key,
+                               const net::Control& control);
+  std::string upload_part(const std::string& bucket, const std::string& key,
+                          const std::string& upload_id, size_t number, size_t parts,
+                          const std::vector<Buffer>& body, const net::Control& control);
+  std::string complete_multipart(const std::string& bucket, const std::string& key,
+                                 const std::string& upload_id,
+                                 const std::vector<std::string>& etags,
+                                 const net::Control& control);
+  // The part size for an object of `size` bytes: part_size, at least 5 MiB,
+  // made larger when 10,000 parts would not hold the object.
+  uint64_t part_size_for(uint64_t size) const;
   // DeleteObject; a key that does not exist is not an error.
   void remove(const std::string& bucket, const std::string& key, const net::Control& control);
   // Every object under prefix (ListObjectsV2, encoding-type=url, following

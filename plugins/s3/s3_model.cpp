@@ -1,5 +1,6 @@
 #include "s3_model.hpp"
 
+#include <functional>
 #include <mutex>
 #include <random>
 #include <set>
@@ -9,6 +10,7 @@
 #include "stowage/model_json.hpp"
 #include "stowage/sharding.hpp"
 #include "stowage/weights.hpp"
+#include "stream_upload.hpp"
 
 namespace stowage::s3 {
 namespace {
@@ -293,26 +295,21 @@ ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location,
   }
 }
 
-size_t save_model(S3Store& store, const plugin::BlobLocation& location,
-                  const ModelArtifacts& artifacts, uint64_t shard_size, plugin::Call& call) {
+namespace {
+
+// How the weight files of a save go up (all at once, or as they stream in),
+// given the transaction and the planned files, named as they will be.
+using UploadWeights = std::function<void(S3Store::S3Transaction&, const std::vector<ShardPlan>&)>;
+
+// A save of `meta` (weight_data unused) whose weight bytes are `total` long:
+// plans the files, has `upload` write them, then publishes model.json and
+// deletes the replaced model's files.
+size_t save_with(S3Store& store, const plugin::BlobLocation& location, const ModelArtifacts& meta,
+                 uint64_t total, uint64_t shard_size, plugin::Call& call,
+                 const UploadWeights& upload) {
   S3Client& client = store.client();
   const std::string url = store.name_of(location.folder + location.model_name);
   const std::string model_key = location.folder + location.model_name;
-  call.check();
-  if (artifacts.weight_specs && artifacts.weight_data) {
-    try {
-      validate_weight_bytes(artifacts, url);
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kDataLoss) throw;
-      throw Error(ErrorCode::kInvalidArgument, "Refusing to save " + url +
-                                                   ": its weight data does not match its weight "
-                                                   "specs: " +
-                                                   e.what());
-    }
-  }
-  static const WeightData kNone;
-  const WeightData& data = artifacts.weight_data ? *artifacts.weight_data : kNone;
-  const uint64_t total = total_size(data);
   std::vector<ShardPlan> plan = plan_shards(total, shard_size);
 
   // The model being replaced, if any: its weight files stay untouched until
@@ -350,8 +347,8 @@ size_t save_model(S3Store& store, const plugin::BlobLocation& location,
 
   WeightGroup group;
   for (const ShardPlan& p : plan) group.paths.push_back(p.path);
-  if (artifacts.weight_specs) group.weights = *artifacts.weight_specs;
-  std::string json = write_model_json(artifacts, {group}, ModelJsonLayout::kTfjsNode);
+  if (meta.weight_specs) group.weights = *meta.weight_specs;
+  std::string json = write_model_json(meta, {group}, ModelJsonLayout::kTfjsNode);
   const uint64_t json_size = json.size();
   call.progress(0, total + json_size);
 
@@ -363,24 +360,7 @@ size_t save_model(S3Store& store, const plugin::BlobLocation& location,
     }
   } guard{&txn};
 
-  std::vector<S3Store::S3Transaction::Item> items;
-  const std::string id = store_id(client);
-  std::vector<std::vector<Buffer>> pieces = cut(data, plan);
-  for (size_t i = 0; i < plan.size(); ++i) {
-    S3Store::S3Transaction::Item item;
-    item.key = location.folder + plan[i].path;
-    item.pieces = std::move(pieces[i]);
-    if (item.pieces.size() == 1 && plan[i].size <= (5ull << 30)) {
-      if (auto origin = LoadedObjects::instance().find(item.pieces[0], id)) {
-        if (origin->bucket != store.bucket() || origin->key != item.key) {
-          item.copy_from = std::make_pair(origin->bucket, origin->key);
-          item.copy_etag = origin->etag;
-        }
-      }
-    }
-    items.push_back(std::move(item));
-  }
-  txn.put_all(items, call);
+  upload(txn, plan);
   call.check();  // the last moment a cancellation leaves nothing behind
 
   try {
@@ -417,6 +397,70 @@ size_t save_model(S3Store& store, const plugin::BlobLocation& location,
   guard.txn = nullptr;
   call.progress(total + json_size, total + json_size);
   return txn.copies();
+}
+
+// Sets item to a server-side copy when its bytes are exactly one object this
+// plugin loaded from the same store (a copy within the store).
+void copy_if_loaded(S3Store& store, S3Store::S3Transaction::Item& item) {
+  if (item.pieces.size() != 1 || item.pieces[0].size() > (5ull << 30)) return;
+  if (auto origin = LoadedObjects::instance().find(item.pieces[0], store_id(store.client()))) {
+    if (origin->bucket != store.bucket() || origin->key != item.key) {
+      item.copy_from = std::make_pair(origin->bucket, origin->key);
+      item.copy_etag = origin->etag;
+    }
+  }
+}
+
+}  // namespace
+
+size_t save_model(S3Store& store, const plugin::BlobLocation& location,
+                  const ModelArtifacts& artifacts, uint64_t shard_size, plugin::Call& call) {
+  const std::string url = store.name_of(location.folder + location.model_name);
+  call.check();
+  if (artifacts.weight_specs && artifacts.weight_data) {
+    try {
+      validate_weight_bytes(artifacts, url);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kDataLoss) throw;
+      throw Error(ErrorCode::kInvalidArgument, "Refusing to save " + url +
+                                                   ": its weight data does not match its weight "
+                                                   "specs: " +
+                                                   e.what());
+    }
+  }
+  static const WeightData kNone;
+  const WeightData& data = artifacts.weight_data ? *artifacts.weight_data : kNone;
+  return save_with(store, location, artifacts, total_size(data), shard_size, call,
+                   [&](S3Store::S3Transaction& txn, const std::vector<ShardPlan>& plan) {
+                     std::vector<S3Store::S3Transaction::Item> items;
+                     std::vector<std::vector<Buffer>> pieces = cut(data, plan);
+                     for (size_t i = 0; i < plan.size(); ++i) {
+                       S3Store::S3Transaction::Item item;
+                       item.key = location.folder + plan[i].path;
+                       item.pieces = std::move(pieces[i]);
+                       copy_if_loaded(store, item);
+                       items.push_back(std::move(item));
+                     }
+                     txn.put_all(items, call);
+                   });
+}
+
+size_t save_model_streaming(S3Store& store, const plugin::BlobLocation& location,
+                            const ModelArtifacts& meta, plugin::WeightSource& weights,
+                            uint64_t shard_size, plugin::Call& call) {
+  const std::string url = store.name_of(location.folder + location.model_name);
+  call.check();
+  return save_with(store, location, meta, weights.total_bytes(), shard_size, call,
+                   [&](S3Store::S3Transaction& txn, const std::vector<ShardPlan>& plan) {
+                     std::vector<WeightFile> files;
+                     for (const ShardPlan& p : plan) {
+                       files.push_back({location.folder + p.path, p.size});
+                     }
+                     upload_streamed(
+                         store, txn, files, weights,
+                         [&](S3Store::S3Transaction::Item& item) { copy_if_loaded(store, item); },
+                         url, call);
+                   });
 }
 
 }  // namespace stowage::s3

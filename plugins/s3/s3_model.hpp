@@ -20,6 +20,11 @@
 //       is copied server-side (CopyObject, only if the source still has the
 //       ETag it was read with) instead of uploaded: a copy within one store
 //       downloads the weights once and uploads nothing.
+// Streaming save (the pull form, a streaming copy): the same files, keys,
+//       model.json, replacement and cleanup, but each weight file (or, above
+//       multipart_threshold, each part) goes up as soon as its bytes have
+//       arrived, so the save holds a few buffers, not the model (see
+//       stream_upload.hpp).
 //
 // Thread-safety: the functions may run on several threads at once.
 #pragma once
@@ -44,5 +49,12 @@ ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const
 // Returns the number of weight files copied server-side (0 in most saves).
 size_t save_model(S3Store& store, const plugin::BlobLocation& location,
                   const ModelArtifacts& artifacts, uint64_t shard_size, plugin::Call& call);
+
+// The same save with the weight bytes pulled from `weights` (meta's
+// weight_data is not used). Returns the number of weight files copied
+// server-side.
+size_t save_model_streaming(S3Store& store, const plugin::BlobLocation& location,
+                            const ModelArtifacts& meta, plugin::WeightSource& weights,
+                            uint64_t shard_size, plugin::Call& call);
 
 }  // namespace stowage::s3

@@ -21,7 +21,11 @@
 //           share a weight file name, readers see one model or another,
 //           never a mix, even with concurrent saves; a replaced model's files
 //           are deleted once the new model.json is in place. A failed or
-//           cancelled save deletes what it wrote.
+//           cancelled save deletes what it wrote. In a streaming copy
+//           (to s3:// from any scheme) each weight file, or each part of a
+//           multipart one, goes up as soon as its bytes arrived: the copy
+//           holds about concurrency x max(part_size, file size up to
+//           multipart_threshold) bytes, not the model.
 //   load    GETs model.json, then the weight files in parallel (at most
 //           "concurrency" at once), each handed out as it arrived, labelled
 //           s3://bucket/key.
@@ -299,6 +303,14 @@ class S3Handler final : public plugin::Handler {
     save_model(*store_, location_, artifacts, shard_size_, call);
     return std::nullopt;
   }
+  // The pull form uploads each weight file as its bytes arrive; the array
+  // form goes through save() above.
+  std::optional<std::string> save_from(const ModelArtifacts& meta, plugin::WeightSource& weights,
+                                       Call& call) override {
+    if (!weights.streaming()) return Handler::save_from(meta, weights, call);
+    save_model_streaming(*store_, location_, meta, weights, shard_size_, call);
+    return std::nullopt;
+  }
 
   std::vector<ListedModel> list(Call& call) override { return layout().list(call); }
   ModelArtifactsInfo remove(Call& call) override { return layout().remove(call); }
@@ -317,4 +329,6 @@ class S3Handler final : public plugin::Handler {
 }  // namespace stowage::s3
 
 STOWAGE_PLUGIN(stowage::s3::S3Handler, "s3", STOWAGE_PLUGIN_VERSION,
-               stowage::plugin::kBlobStoreCaps | STOWAGE_CAP_ATOMIC_SAVE | STOWAGE_CAP_STAT, "s3");
+               stowage::plugin::kBlobStoreCaps | STOWAGE_CAP_ATOMIC_SAVE | STOWAGE_CAP_STAT |
+                   STOWAGE_CAP_STREAMING_SAVE,
+               "s3");

@@ -92,35 +92,37 @@ void S3Store::S3Transaction::put(const std::string& key, const std::vector<Buffe
 
 void S3Store::S3Transaction::put_all(const std::vector<Item>& items, plugin::Call& call) {
   net::Control control = control_of(call, Progress::kUpload);
+  run_parallel(items.size(), store_.client_->config().concurrency,
+               [&](size_t i, const std::atomic<bool>& stop) {
+                 put_item(items[i], child_control(control, stop), call);
+               });
+}
+
+void S3Store::S3Transaction::put_item(const Item& item, const net::Control& c, plugin::Call& call) {
   S3Client& client = *store_.client_;
-  run_parallel(
-      items.size(), client.config().concurrency, [&](size_t i, const std::atomic<bool>& stop) {
-        const Item& item = items[i];
-        record(item.key);  // before the request: a cut-short PUT may still land
-        net::Control c = child_control(control, stop);
-        if (item.copy_from) {
-          try {
-            net::Control quiet = c;
-            quiet.on_sent = nullptr;
-            if (client.copy(item.copy_from->first, item.copy_from->second, item.copy_etag,
-                            store_.bucket_, item.key, quiet)) {
-              copies_.fetch_add(1);
-              call.advance(total_size(item.pieces));
-              return;
-            }
-            plugin::log(0, "s3: " + S3Client::name(item.copy_from->first, item.copy_from->second) +
-                               " changed since it was read; uploading instead of copying");
-          } catch (const Error& e) {
-            if (e.retryable() || e.code() == ErrorCode::kCancelled ||
-                e.code() == ErrorCode::kDeadlineExceeded) {
-              throw;
-            }
-            plugin::log(0, std::string("s3: server-side copy refused (") + e.what() +
-                               "); uploading instead");
-          }
-        }
-        client.put(store_.bucket_, item.key, item.pieces, c);
-      });
+  record(item.key);  // before the request: a cut-short PUT may still land
+  if (item.copy_from) {
+    try {
+      net::Control quiet = c;
+      quiet.on_sent = nullptr;
+      if (client.copy(item.copy_from->first, item.copy_from->second, item.copy_etag, store_.bucket_,
+                      item.key, quiet)) {
+        copies_.fetch_add(1);
+        call.advance(total_size(item.pieces));
+        return;
+      }
+      plugin::log(0, "s3: " + S3Client::name(item.copy_from->first, item.copy_from->second) +
+                         " changed since it was read; uploading instead of copying");
+    } catch (const Error& e) {
+      if (e.retryable() || e.code() == ErrorCode::kCancelled ||
+          e.code() == ErrorCode::kDeadlineExceeded) {
+        throw;
+      }
+      plugin::log(
+          0, std::string("s3: server-side copy refused (") + e.what() + "); uploading instead");
+    }
+  }
+  client.put(store_.bucket_, item.key, item.pieces, c);
 }
 
 void S3Store::S3Transaction::remove(const std::vector<std::string>& keys, plugin::Call&) {

@@ -58,7 +58,8 @@ class S3Store final : public plugin::BlobStore {
 // to write is deleted (a request cut short may still have landed), and
 // multipart uploads are aborted by S3Client::put itself. commit() deletes
 // the keys passed to remove(); a failure there is logged, not thrown, since
-// the new model is already published.
+// the new model is already published. put, put_all, put_item and record
+// may run on several threads at once.
 class S3Store::S3Transaction final : public plugin::BlobStore::Transaction {
  public:
   explicit S3Transaction(S3Store& store) : store_(store) {}
@@ -75,6 +76,15 @@ class S3Store::S3Transaction final : public plugin::BlobStore::Transaction {
     std::string copy_etag;
   };
   void put_all(const std::vector<Item>& items, plugin::Call& call);
+  // One item of put_all, with the caller's control (its stop flag); may run
+  // on any thread.
+  void put_item(const Item& item, const net::Control& control, plugin::Call& call);
+  // Marks key as written by this save (abort() deletes it), before any
+  // request that may create it: a cut-short request may still land.
+  void record(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    written_.push_back(key);
+  }
   void remove(const std::vector<std::string>& keys, plugin::Call& call) override;
   void commit(plugin::Call& call) override;
   void abort() noexcept override;
@@ -88,11 +98,6 @@ class S3Store::S3Transaction final : public plugin::BlobStore::Transaction {
   size_t copies() const noexcept { return copies_.load(); }
 
  private:
-  void record(const std::string& key) {
-    std::lock_guard<std::mutex> lock(mu_);
-    written_.push_back(key);
-  }
-
   S3Store& store_;
   std::mutex mu_;
   std::vector<std::string> written_;

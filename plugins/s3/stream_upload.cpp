@@ -1,0 +1,171 @@
+#include "stream_upload.hpp"
+
+#include <atomic>
+#include <memory>
+#include <optional>
+
+#include "parallel.hpp"
+
+namespace stowage::s3 {
+namespace {
+
+// The source's bytes in order, as slices of its buffers; it holds only the
+// buffer being cut, so a buffer is released once the slices taken from it
+// are.
+class Feed {
+ public:
+  Feed(plugin::WeightSource& source, const std::string& url, plugin::Call& call)
+      : source_(source), url_(url), call_(call) {}
+
+  // The next n bytes (a buffer that fits whole is passed as it is, so a
+  // loaded object can still be recognised for a server-side copy).
+  std::vector<Buffer> take(uint64_t n) {
+    std::vector<Buffer> pieces;
+    while (n > 0) {
+      if (!fill()) {
+        throw Error(ErrorCode::kDataLoss, "The weight data saved to " + url_ + " ended after " +
+                                              std::to_string(taken_) + " of " +
+                                              std::to_string(source_.total_bytes()) + " bytes");
+      }
+      const uint64_t k = std::min(current_->size() - offset_, n);
+      pieces.push_back(k == current_->size() ? *current_ : current_->slice(offset_, k));
+      offset_ += k;
+      n -= k;
+      taken_ += k;
+      if (offset_ == current_->size()) current_.reset();
+    }
+    return pieces;
+  }
+
+  // Whether the next n bytes are all in one buffer already pulled (or the
+  // next one, pulled now).
+  bool within_one_buffer(uint64_t n) { return fill() && current_->size() - offset_ >= n; }
+
+  // Pulls the source to its end, as abi.h asks of a successful save.
+  void finish() {
+    if (fill()) {
+      throw Error(ErrorCode::kDataLoss,
+                  "The weight data saved to " + url_ + " holds more than the " +
+                      std::to_string(source_.total_bytes()) + " bytes its weight specs need");
+    }
+  }
+
+ private:
+  // True once current_ has bytes left; false at the source's end.
+  bool fill() {
+    while (!current_) {
+      call_.check();
+      std::optional<Buffer> b = source_.next();
+      if (!b) return false;
+      if (!b->empty()) {
+        current_ = std::move(b);
+        offset_ = 0;
+      }
+    }
+    return true;
+  }
+
+  plugin::WeightSource& source_;
+  const std::string& url_;
+  plugin::Call& call_;
+  std::optional<Buffer> current_;
+  uint64_t offset_ = 0;
+  uint64_t taken_ = 0;
+};
+
+// One multipart upload whose parts run as pool tasks; the task that ends
+// the last part completes it.
+struct Multipart {
+  std::string key;
+  std::string upload_id;
+  std::vector<std::string> etags;  // by part, each written by its own task
+  std::atomic<size_t> left{0};
+  std::atomic<bool> completed{false};
+};
+
+// Aborts the multipart uploads a failed save left open. Their keys are in
+// the transaction, whose abort() deletes any object that did complete.
+void abort_open(S3Client& client, const std::string& bucket,
+                const std::vector<std::shared_ptr<Multipart>>& uploads) noexcept {
+  for (const auto& up : uploads) {
+    if (up->completed.load()) continue;
+    try {
+      client.abort_multipart(bucket, up->key, up->upload_id, cleanup_control());
+    } catch (const std::exception& e) {
+      plugin::log(2, std::string("s3: a failed save could not abort its multipart upload of ") +
+                         S3Client::name(bucket, up->key) + ", its parts remain: " + e.what());
+    }
+  }
+}
+
+}  // namespace
+
+void upload_streamed(S3Store& store, S3Store::S3Transaction& txn,
+                     const std::vector<WeightFile>& files, plugin::WeightSource& source,
+                     const std::function<void(S3Store::S3Transaction::Item&)>& prepare,
+                     const std::string& url, plugin::Call& call) {
+  S3Client& client = store.client();
+  const std::string& bucket = store.bucket();
+  const net::Control control = control_of(call, Progress::kUpload);
+  net::Control quiet = control;  // requests whose bodies are not weight bytes
+  quiet.on_sent = nullptr;
+  std::vector<std::shared_ptr<Multipart>> uploads;
+  Feed feed(source, url, call);
+  TaskPool pool(client.config().concurrency);
+  try {
+    for (const WeightFile& file : files) {
+      if (pool.stopped()) break;
+      if (file.size <= client.config().multipart_threshold || feed.within_one_buffer(file.size)) {
+        S3Store::S3Transaction::Item item;
+        item.key = file.key;
+        item.pieces = feed.take(file.size);
+        if (prepare) prepare(item);
+        pool.submit([&txn, &control, &call, item = std::move(item)](const std::atomic<bool>& stop) {
+          txn.put_item(item, child_control(control, stop), call);
+        });
+        continue;
+      }
+      const uint64_t part = client.part_size_for(file.size);
+      const size_t parts = static_cast<size_t>((file.size + part - 1) / part);
+      auto up = std::make_shared<Multipart>();
+      up->key = file.key;
+      up->etags.resize(parts);
+      up->left = parts;
+      txn.record(file.key);
+      up->upload_id = client.create_multipart(bucket, file.key, quiet);
+      uploads.push_back(up);
+      for (size_t i = 0; i < parts && !pool.stopped(); ++i) {
+        std::vector<Buffer> body = feed.take(std::min(part, file.size - i * part));
+        pool.submit([&client, &bucket, &control, &quiet, up, i, parts,
+                     body = std::move(body)](const std::atomic<bool>& stop) mutable {
+          up->etags[i] = client.upload_part(bucket, up->key, up->upload_id, i + 1, parts, body,
+                                            child_control(control, stop));
+          body.clear();  // the bytes are up: let the load go on
+          if (up->left.fetch_sub(1) == 1) {
+            client.complete_multipart(bucket, up->key, up->upload_id, up->etags,
+                                      child_control(quiet, stop));
+            up->completed = true;
+          }
+        });
+      }
+    }
+    if (!pool.stopped()) feed.finish();
+  } catch (...) {
+    pool.stop();
+    try {
+      pool.wait();
+    } catch (...) {
+      // Stopped by the failure being thrown; that one is the cause.
+    }
+    abort_open(client, bucket, uploads);
+    throw;
+  }
+  try {
+    pool.wait();
+  } catch (...) {
+    abort_open(client, bucket, uploads);
+    throw;
+  }
+}
+
+}  // namespace stowage::s3

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-using stowage::s3::run_parallel;
+using stowage::net::run_parallel;
 
 TEST_CASE("every task runs once, never more than width at a time") {
   std::vector<std::atomic<int>> runs(50);

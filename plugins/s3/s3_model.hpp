@@ -34,6 +34,13 @@ namespace stowage::s3 {
 
 ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location, plugin::Call& call);
 
+// As load_model, handing each weight file to `out` as soon as its GET
+// completes (several at once, in any order). The model goes to `out` with
+// the first shard; a model.json replaced before that makes the load start
+// again, after it fails the load with UNAVAILABLE.
+void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugin::LoadSink& out,
+                     plugin::Call& call);
+
 // model.json and a HEAD of each weight file (their ETags, sizes and times
 // make the version), checked against model.json's version as load does.
 // NOT_FOUND "No model at <url>: ..." without model.json; DATA_LOSS for a

@@ -391,6 +391,7 @@ class HttpHandler final : public plugin::Handler {
       out.put(index, body);  // may wait for room in the host's queue
     };
     fetch_weights(*artifacts.weights_manifest, call, control, &deliver);
+    std::call_once(model_once, [&] { out.set_model(artifacts); });  // groups that name no file
     call.check();  // abi.h: a call past its deadline fails, also when the bytes came in late
   }
 

@@ -319,7 +319,8 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
     std::mutex model_mu;
     bool model_set = false;
     std::atomic<bool> delivered{false};
-    std::optional<size_t> missing;
+    std::optional<size_t> missing;  // a weight file that is gone
+    std::optional<size_t> newer;    // one written after the model.json read
     net::Control control = control_of(call, Progress::kDownload);
     std::atomic<uint64_t> announced{0};  // Content-Lengths seen so far
     std::atomic<uint64_t> bytes{0};
@@ -330,10 +331,17 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
             std::optional<Object> shard = client.get(
                 objects[i].first, objects[i].second, child_control(control, stop),
                 [&](uint64_t size) { call.set_total(announced.fetch_add(size) + size); });
-            if (!shard) {
+            // What reached the host cannot be taken back, so each weight
+            // file must be the one the model.json read named: there, and
+            // not rewritten after that model.json was (a save writes its
+            // weight files first; stowage's saves never rewrite one).
+            const auto& written = text->info.last_modified;
+            const bool rewritten = shard && written && shard->info.last_modified &&
+                                   *shard->info.last_modified > *written;
+            if (!shard || rewritten) {
               std::lock_guard<std::mutex> lock(model_mu);
-              missing = i;
-              throw Error(ErrorCode::kDataLoss, "missing");  // stops the others; handled below
+              (shard ? newer : missing) = i;
+              throw Error(ErrorCode::kDataLoss, "stale");  // stops the others; handled below
             }
             LoadedObjects::instance().add(
                 shard->body, {{}, 0, id, objects[i].first, objects[i].second, shard->info.etag});
@@ -347,22 +355,22 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
             out.put(i, shard->body);  // may wait for room in the host's queue
           });
     } catch (const Error&) {
-      if (!missing) throw;
+      if (!missing && !newer) throw;
     }
-    // Each save names its weight files afresh, so the shards read are the
-    // version model.json named; the check still catches stores written by
-    // other tools. What reached the host cannot be taken back: a change
-    // seen after that fails the load instead of starting it again.
-    if (!unchanged_since(store, key, name, text->info, attempt, "loaded", call)) {
-      if (!delivered) continue;
-      throw Error(ErrorCode::kUnavailable,
-                  "The model at " + name + " changed while it was streamed; load it again",
-                  /*retryable=*/true);
-    }
-    if (missing) {
+    if (missing || newer) {
+      // A save replaced the model meanwhile (and deleted the files it
+      // replaced): start again while nothing reached the host.
+      const bool same = unchanged_since(store, key, name, text->info, attempt, "loaded", call);
+      if (!same || newer) {
+        if (!delivered && attempt < kLoadAttempts) continue;
+        throw Error(ErrorCode::kUnavailable,
+                    "The model at " + name + " changed while it was loaded; load it again",
+                    /*retryable=*/true);
+      }
       const std::string shard = S3Client::name(objects[*missing].first, objects[*missing].second);
       throw Error(ErrorCode::kDataLoss, "Weight file " + shard + " does not exist: loading failed");
     }
+    if (!model_set) out.set_model(artifacts);  // a manifest that names no file
     call.progress(bytes, bytes);
     return;
   }

@@ -319,8 +319,8 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
     std::mutex model_mu;
     bool model_set = false;
     std::atomic<bool> delivered{false};
-    std::optional<size_t> missing;  // a weight file that is gone
-    std::optional<size_t> newer;    // one written after the model.json read
+    std::optional<size_t> missing;   // a weight file that is gone
+    std::atomic<bool> newer{false};  // one written after the model.json read
     net::Control control = control_of(call, Progress::kDownload);
     std::atomic<uint64_t> announced{0};  // Content-Lengths seen so far
     std::atomic<uint64_t> bytes{0};
@@ -331,17 +331,18 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
             std::optional<Object> shard = client.get(
                 objects[i].first, objects[i].second, child_control(control, stop),
                 [&](uint64_t size) { call.set_total(announced.fetch_add(size) + size); });
-            // What reached the host cannot be taken back, so each weight
-            // file must be the one the model.json read named: there, and
-            // not rewritten after that model.json was (a save writes its
-            // weight files first; stowage's saves never rewrite one).
-            const auto& written = text->info.last_modified;
-            const bool rewritten = shard && written && shard->info.last_modified &&
-                                   *shard->info.last_modified > *written;
-            if (!shard || rewritten) {
+            if (!shard) {
               std::lock_guard<std::mutex> lock(model_mu);
-              (shard ? newer : missing) = i;
-              throw Error(ErrorCode::kDataLoss, "stale");  // stops the others; handled below
+              missing = i;
+              throw Error(ErrorCode::kDataLoss, "missing");  // stops the others; handled below
+            }
+            // Files written before the model.json read are the ones it named
+            // (a save writes them first); a later one may be a new version
+            // (or just uploaded after model.json): model.json is checked
+            // again at the end then.
+            const auto& written = text->info.last_modified;
+            if (!written || !shard->info.last_modified || *shard->info.last_modified > *written) {
+              newer = true;
             }
             LoadedObjects::instance().add(
                 shard->body, {{}, 0, id, objects[i].first, objects[i].second, shard->info.etag});
@@ -355,18 +356,18 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
             out.put(i, shard->body);  // may wait for room in the host's queue
           });
     } catch (const Error&) {
-      if (!missing && !newer) throw;
+      if (!missing) throw;
     }
-    if (missing || newer) {
-      // A save replaced the model meanwhile (and deleted the files it
-      // replaced): start again while nothing reached the host.
-      const bool same = unchanged_since(store, key, name, text->info, attempt, "loaded", call);
-      if (!same || newer) {
-        if (!delivered && attempt < kLoadAttempts) continue;
-        throw Error(ErrorCode::kUnavailable,
-                    "The model at " + name + " changed while it was loaded; load it again",
-                    /*retryable=*/true);
-      }
+    if ((missing || newer) &&
+        !unchanged_since(store, key, name, text->info, attempt, "loaded", call)) {
+      // A save replaced the model meanwhile: start again while nothing
+      // reached the host; what did cannot be taken back.
+      if (!delivered) continue;
+      throw Error(ErrorCode::kUnavailable,
+                  "The model at " + name + " changed while it was loaded; load it again",
+                  /*retryable=*/true);
+    }
+    if (missing) {
       const std::string shard = S3Client::name(objects[*missing].first, objects[*missing].second);
       throw Error(ErrorCode::kDataLoss, "Weight file " + shard + " does not exist: loading failed");
     }

@@ -688,9 +688,11 @@ TEST_CASE("a copy http:// to file:// streams within the queue and writes the sam
   options.call.weight_url_converter = shard_from(site, 1, "/slow/");
   copy_model(site.url("/files/m/model.json"), "file://" + out.string(), options, registry());
   CHECK(stats.streamed);
-  // At most the queue, plus the one buffer the save needs next.
+  // Out of order, the host holds at most what its queue let in (the queue,
+  // or one buffer when it held nothing), the buffer the save needs next
+  // (never made to wait) and the one the save is writing.
   CHECK(stats.peak_queued_bytes >= 5000);
-  CHECK(stats.peak_queued_bytes <= 5000 + 5000);
+  CHECK(stats.peak_queued_bytes <= 5000 + 2 * 5000);
   // The same files, byte for byte, as the model the server holds.
   CHECK(files_in(out) == files_in(site.dir / "m"));
 }

@@ -777,9 +777,10 @@ TEST_CASE("a copy s3:// to file:// streams within the queue and writes what a wh
   t.stats = &stats;
   copy_model(url(s, "stream/src"), "file://" + (tmp.path / "streamed").string(), t, registry());
   CHECK(stats.streamed);
-  // At most the queue, plus the one buffer the save needs next.
+  // Out of order, the host holds at most what its queue let in, the buffer
+  // the save needs next (never made to wait) and the one it is writing.
   CHECK(stats.peak_queued_bytes >= 8192);
-  CHECK(stats.peak_queued_bytes <= 2 * 8192);
+  CHECK(stats.peak_queued_bytes <= 8192 + 2 * 8192);
 
   TransferStats whole_stats;
   t.streaming = false;

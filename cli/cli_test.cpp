@@ -326,19 +326,57 @@ TEST_CASE("info reads a model by stat, without its weight bytes, unless a tensor
   CHECK(none.err == "stowage: error: Cannot find model at memory://nothing\n");
 }
 
-TEST_CASE("copy --no-streaming holds the whole model and says so") {
+// A model without string weights (their sizes are fixed by the specs, so a
+// copy can stream it) in dir/fixed: 24 + 12 bytes in two shards.
+fs::path make_fixed_model(const fs::path& dir) {
+  const std::string specs = R"([{"name":"dense/kernel","shape":[2,3],"dtype":"float32"},)"
+                            R"({"name":"dense/bias","shape":[3],"dtype":"float32"}])";
+  write_file(dir / "fixed" / "model.json", model_json(specs, {"a.bin", "b.bin"}));
+  write_file(dir / "fixed" / "a.bin", weight_bytes().substr(0, 24));
+  write_file(dir / "fixed" / "b.bin", weight_bytes().substr(24, 12));
+  return dir / "fixed" / "model.json";
+}
+
+TEST_CASE("copy streams a model without string weights; --no-streaming holds the whole model") {
+  TempDir tmp;
+  const fs::path model = make_fixed_model(tmp.path());
+  const Result r = run(tmp.path(), {"copy", url(model), url(tmp.path() / "streamed"), "--json"});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  const rapidjson::Document doc = parse_json(r.out);
+  CHECK(doc["streamed"].GetBool());
+  CHECK(doc["peakQueuedBytes"].GetUint64() >= 12);
+  CHECK(doc["peakQueuedBytes"].GetUint64() <= 36);
+  CHECK(read_file(tmp.path() / "streamed" / "weights.bin") == weight_bytes().substr(0, 36));
+  const Result human = run(tmp.path(), {"copy", url(model), url(tmp.path() / "h1")});
+  REQUIRE(human.code == 0);
+  CHECK(contains(human.out, "  streamed:            yes, at most "));
+
+  const Result w =
+      run(tmp.path(), {"copy", url(model), url(tmp.path() / "whole"), "--no-streaming", "--json"});
+  INFO(w.out, w.err);
+  REQUIRE(w.code == 0);
+  const rapidjson::Document whole_doc = parse_json(w.out);
+  CHECK_FALSE(whole_doc["streamed"].GetBool());
+  CHECK(whole_doc["peakQueuedBytes"].GetUint64() == 36);
+  CHECK(read_file(tmp.path() / "whole" / "weights.bin") ==
+        read_file(tmp.path() / "streamed" / "weights.bin"));
+  CHECK(read_file(tmp.path() / "whole" / "model.json") ==
+        read_file(tmp.path() / "streamed" / "model.json"));
+  const Result whole = run(tmp.path(), {"copy", url(model), "memory://h2", "--no-streaming"});
+  REQUIRE(whole.code == 0);
+  CHECK(contains(whole.out, "  streamed:            no, the whole model was held in memory\n"));
+}
+
+TEST_CASE("copy of a model with string weights holds it whole: their sizes are in their bytes") {
   TempDir tmp;
   const fs::path model = make_model(tmp.path());
-  const Result r =
-      run(tmp.path(), {"copy", url(model), "memory://whole", "--no-streaming", "--json"});
+  const Result r = run(tmp.path(), {"copy", url(model), url(tmp.path() / "out"), "--json"});
   INFO(r.out, r.err);
   REQUIRE(r.code == 0);
   const rapidjson::Document doc = parse_json(r.out);
   CHECK_FALSE(doc["streamed"].GetBool());
   CHECK(doc["peakQueuedBytes"].GetUint64() == kWeightBytes);
-  const Result whole = run(tmp.path(), {"copy", url(model), "memory://h2", "--no-streaming"});
-  REQUIRE(whole.code == 0);
-  CHECK(contains(whole.out, "  streamed:            no, the whole model was held in memory\n"));
 }
 
 TEST_CASE("copy file to file: tfjs-node layout, shard sizes and the converter layout") {

@@ -179,6 +179,12 @@ int32_t sink_put_buffer(stowage_sink* sink, uint64_t index, stowage_buffer* buf)
       note_misuse(sink, "sink_put_buffer was called on a sink that takes no buffers");
       return 1;
     }
+    if (!sink->may_put) {
+      note_misuse(sink,
+                  "sink_put_buffer was called by a load whose scheme does not declare "
+                  "STOWAGE_CAP_STREAMING_LOAD (use sink_add_buffer, or declare the capability)");
+      return 1;
+    }
     sink->used_put = true;
     if (sink->used_add) {
       note_misuse(sink, "a load called both sink_put_buffer and sink_add_buffer");

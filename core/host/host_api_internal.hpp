@@ -48,6 +48,9 @@ struct stowage_sink {
   // ABI 1.1 loads: when set, the JSON and every buffer go to this stream as
   // they arrive instead of into text and buffers (the sink does not own it).
   stowage::host::ModelStream* stream = nullptr;
+  // The load's scheme declares STOWAGE_CAP_STREAMING_LOAD: only then may
+  // the plugin use sink_put_buffer (abi.h).
+  bool may_put = false;
   // sink_put_buffer without a stream: buffers may come from several threads
   // and out of order; put marks which indexes arrived.
   std::mutex put_mu;

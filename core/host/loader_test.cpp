@@ -426,6 +426,44 @@ TEST_CASE("every load checks the weight bytes against the specs") {
   PluginHandler(p, url, "{}").remove();
 }
 
+TEST_CASE("sink_put_buffer from a scheme without STREAMING_LOAD is a misuse, reported as such") {
+  auto p = load("testmem");
+  REQUIRE((p->capabilities_of("testmem") & STOWAGE_CAP_STREAMING_LOAD) == 0);
+  const std::string url = "testmem://" + unique("put-undeclared");
+  PluginHandler(p, url, "{}").save(test::sample_model());
+  const std::string expected =
+      "plugin 'testmem' broke the ABI in load of '" + url +
+      "': sink_put_buffer was called by a load whose scheme does not declare "
+      "STOWAGE_CAP_STREAMING_LOAD (use sink_add_buffer, or declare the capability)";
+  PluginHandler h(p, url, R"({"put_buffers": true})");
+  Error e = error_of([&] { h.load(); });
+  CHECK(e.code() == ErrorCode::kInternal);
+  CHECK(std::string(e.what()) == expected);
+
+  // The same into a stream (the source side of a streaming copy).
+  ModelStream stream(1 << 20);
+  e = error_of([&] { h.load_into(stream); });
+  CHECK(e.code() == ErrorCode::kInternal);
+  CHECK(std::string(e.what()) == expected);
+
+  // A scheme that declares it may put.
+  const auto refs = live_host_references();
+  stowage_sink sink(stowage_sink::Kind::kLoad);
+  static const uint8_t bytes[] = {1, 2, 3, 4};
+  stowage_buffer b{bytes, 4, nullptr, nullptr, "b"};
+  CHECK(host_api()->sink_put_buffer(&sink, 0, &b) != 0);
+  CHECK(sink.misuse.find("does not declare STOWAGE_CAP_STREAMING_LOAD") != std::string::npos);
+  stowage_sink streaming(stowage_sink::Kind::kLoad);
+  streaming.may_put = true;
+  stowage_buffer c{bytes, 4, nullptr, nullptr, "c"};
+  CHECK(host_api()->sink_put_buffer(&streaming, 0, &c) == 0);
+  CHECK(streaming.misuse.empty());
+  REQUIRE(streaming.buffers.size() == 1);
+  CHECK(streaming.buffers[0].size() == 4);
+  CHECK(live_host_references() == refs);
+  PluginHandler(p, url, "{}").remove();
+}
+
 TEST_CASE("the call context reaches the plugin: progress, cancellation, deadline, converter") {
   auto p = load("testmem");
   const std::string url = "testmem://" + unique("ctx");

@@ -170,6 +170,7 @@ std::unique_ptr<stowage_sink> PluginHandler::invoke(const char* op, const CallCo
   std::unique_ptr<stowage_sink> result;
   run_with_retry(policy, call, [&] {
     auto sink = std::make_unique<stowage_sink>(kind, plugin_);
+    sink->may_put = kind == stowage_sink::Kind::kLoad && has(STOWAGE_CAP_STREAMING_LOAD);
     stowage_status st;
     CallBridge bridge(call);
     {
@@ -177,11 +178,13 @@ std::unique_ptr<stowage_sink> PluginHandler::invoke(const char* op, const CallCo
       fn(bridge.get(), sink.get(), &st);
     }
     bridge.rethrow_if_failed();
-    if (st.failed) throw plugin_error(*plugin_, op, url_, st);
+    // A broken rule comes first: the plugin's own failure (abi.h has it
+    // fail with CANCELLED when a put is refused) only follows from it.
     if (!sink->misuse.empty()) {
       throw Error(ErrorCode::kInternal, "plugin '" + plugin_->name + "' broke the ABI in " + op +
                                             " of '" + url_ + "': " + sink->misuse);
     }
+    if (st.failed) throw plugin_error(*plugin_, op, url_, st);
     result = std::move(sink);
   });
   return result;
@@ -398,6 +401,7 @@ void PluginHandler::load_into(ModelStream& stream, const CallContext& call) {
   run_with_retry(policy_, call, [&] {
     auto sink = std::make_unique<stowage_sink>(stowage_sink::Kind::kLoad, plugin_);
     sink->stream = &stream;
+    sink->may_put = has(STOWAGE_CAP_STREAMING_LOAD);
     stowage_status st;
     CallBridge bridge(call);
     try {
@@ -406,12 +410,12 @@ void PluginHandler::load_into(ModelStream& stream, const CallContext& call) {
         plugin_->ops.load(handle_, bridge.get(), sink.get(), &st);
       }
       bridge.rethrow_if_failed();
-      if (st.failed) throw plugin_error(*plugin_, "load", url_, st);
       if (!sink->misuse.empty()) {
         throw Error(ErrorCode::kInternal, "plugin '" + plugin_->name +
                                               "' broke the ABI in load of '" + url_ +
                                               "': " + sink->misuse);
       }
+      if (st.failed) throw plugin_error(*plugin_, "load", url_, st);
     } catch (const Error& e) {
       // What reached the stream cannot be taken back: no second attempt.
       if (e.retryable() && stream.touched()) throw Error(e.code(), e.what(), false);

@@ -15,9 +15,16 @@
 //           not a folder saves into the folder around it. A path that is an
 //           existing file gives TF.js's error "Path <abs> exists as a file.
 //           The path must be nonexistent or point to a directory."
+//           From a stream (a copy from another store, ABI 1.1) each weight
+//           file is written as its bytes arrive, and each buffer released
+//           once written; the model is published, as any save, only after
+//           the last byte came and was synced.
 //   load    The path is the model.json file (any name), or a folder holding
 //           model.json. Weight files are mapped with mmap and handed out
-//           without copies, each labelled with its absolute path.
+//           without copies, each labelled with its absolute path. In a
+//           streaming copy they are handed over one by one; every file is
+//           opened and mapped (not read) before the first goes, so a save
+//           swapping the folder meanwhile cannot mix two versions.
 //   list    Every model.json under the path's folder, at any depth, each
 //           listed by its file:// URL; dateSaved is model.json's mtime.
 //   remove  model.json and exactly the files its manifest names, then the
@@ -288,58 +295,15 @@ class FileTransaction final : public BlobStore::Transaction {
   ~FileTransaction() override { abort(); }
 
   void put(const std::string& key, const std::vector<Buffer>& pieces, Call& call) override {
-    const std::string path = join(folder_, key);
-    if (key.find('/') != std::string::npos) {
-      throw Error(ErrorCode::kInternal, "file:// writes no subfolders: " + path);
-    }
-    Fd fd(::openat(temp_.get(), key.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
-    if (!fd) throw errno_error(errno, "Cannot create " + path);
-    std::vector<iovec> iov;
-    uint64_t batch = 0;
-    auto flush = [&] {
-      for (const iovec& v : iov) populate(v.iov_base, v.iov_len);
-      size_t first = 0;
-      while (first < iov.size()) {
-        ssize_t n = ::writev(fd.get(), iov.data() + first,
-                             static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX)));
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          throw errno_error(errno, "Cannot write " + path);
-        }
-        for (auto left = static_cast<size_t>(n); left > 0;) {
-          size_t k = std::min(left, iov[first].iov_len);
-          iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + k;
-          iov[first].iov_len -= k;
-          left -= k;
-          if (iov[first].iov_len == 0) ++first;
-        }
-        while (first < iov.size() && iov[first].iov_len == 0) ++first;
-      }
-      call.advance(batch);
-      call.check();
-      iov.clear();
-      batch = 0;
-    };
-    for (const Buffer& piece : pieces) {
-      const uint8_t* p = piece.data();
-      uint64_t copied = 0;
-      if (auto source = MappedFiles::instance().find(p, piece.size())) {
-        if (!iov.empty()) flush();
-        copied = copy_from_file(*source, piece.size(), fd.get(), path, call);
-        p += copied;
-      }
-      for (uint64_t left = piece.size() - copied; left > 0;) {
-        uint64_t k = std::min(left, kWriteChunk - batch);
-        iov.push_back({const_cast<uint8_t*>(p), static_cast<size_t>(k)});
-        p += k;
-        left -= k;
-        batch += k;
-        if (batch == kWriteChunk || iov.size() == IOV_MAX) flush();
-      }
-    }
-    if (!iov.empty()) flush();
-    if (durable_ && ::fdatasync(fd.get()) != 0) throw errno_error(errno, "Cannot sync " + path);
-    if (fd.close() != 0) throw errno_error(errno, "Cannot write " + path);
+    FileWriter out(*this, key);
+    out.write_all(pieces, call);
+    out.close(call);
+  }
+
+  // Each piece goes to the file before write() returns, so a streaming save
+  // releases it at once; the file is synced at close() as put's is.
+  std::unique_ptr<Writer> open(const std::string& key, uint64_t, Call&) override {
+    return std::make_unique<FileWriter>(*this, key);
   }
 
   // Copies size bytes of a file this plugin mapped into out with
@@ -377,6 +341,83 @@ class FileTransaction final : public BlobStore::Transaction {
     }
     return done;
   }
+
+  // One new file in the temporary folder, written with writev in batches
+  // of up to kWriteChunk bytes (progress and cancellation between them).
+  class FileWriter final : public Writer {
+   public:
+    FileWriter(const FileTransaction& txn, const std::string& key)
+        : path_(join(txn.folder_, key)), durable_(txn.durable_) {
+      if (key.find('/') != std::string::npos) {
+        throw Error(ErrorCode::kInternal, "file:// writes no subfolders: " + path_);
+      }
+      fd_ =
+          Fd(::openat(txn.temp_.get(), key.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
+      if (!fd_) throw errno_error(errno, "Cannot create " + path_);
+    }
+
+    void write(const Buffer& piece, Call& call) override { write_all({piece}, call); }
+
+    void write_all(const std::vector<Buffer>& pieces, Call& call) {
+      for (const Buffer& piece : pieces) {
+        const uint8_t* p = piece.data();
+        uint64_t copied = 0;
+        if (auto source = MappedFiles::instance().find(p, piece.size())) {
+          if (!iov_.empty()) flush(call);
+          copied = copy_from_file(*source, piece.size(), fd_.get(), path_, call);
+          p += copied;
+        }
+        for (uint64_t left = piece.size() - copied; left > 0;) {
+          uint64_t k = std::min(left, kWriteChunk - batch_);
+          iov_.push_back({const_cast<uint8_t*>(p), static_cast<size_t>(k)});
+          p += k;
+          left -= k;
+          batch_ += k;
+          if (batch_ == kWriteChunk || iov_.size() == IOV_MAX) flush(call);
+        }
+      }
+      if (!iov_.empty()) flush(call);
+    }
+
+    void close(Call&) override {
+      if (durable_ && ::fdatasync(fd_.get()) != 0) {
+        throw errno_error(errno, "Cannot sync " + path_);
+      }
+      if (fd_.close() != 0) throw errno_error(errno, "Cannot write " + path_);
+    }
+
+   private:
+    void flush(Call& call) {
+      for (const iovec& v : iov_) populate(v.iov_base, v.iov_len);
+      size_t first = 0;
+      while (first < iov_.size()) {
+        ssize_t n = ::writev(fd_.get(), iov_.data() + first,
+                             static_cast<int>(std::min<size_t>(iov_.size() - first, IOV_MAX)));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          throw errno_error(errno, "Cannot write " + path_);
+        }
+        for (auto left = static_cast<size_t>(n); left > 0;) {
+          size_t k = std::min(left, iov_[first].iov_len);
+          iov_[first].iov_base = static_cast<char*>(iov_[first].iov_base) + k;
+          iov_[first].iov_len -= k;
+          left -= k;
+          if (iov_[first].iov_len == 0) ++first;
+        }
+        while (first < iov_.size() && iov_[first].iov_len == 0) ++first;
+      }
+      call.advance(batch_);
+      call.check();
+      iov_.clear();
+      batch_ = 0;
+    }
+
+    const std::string path_;
+    const bool durable_;
+    Fd fd_;
+    std::vector<iovec> iov_;
+    uint64_t batch_ = 0;
+  };
 
   // The old model's files go with the old folder; nothing to do.
   void remove(const std::vector<std::string>&, Call&) override {}
@@ -769,6 +810,14 @@ class FileHandler final : public plugin::Handler {
     return std::nullopt;
   }
 
+  std::optional<std::string> save_from(const ModelArtifacts& meta, plugin::WeightSource& weights,
+                                       Call& call) override {
+    if (!weights.streaming()) return Handler::save_from(meta, weights, call);
+    with_layout(Where{target_folder(), BlobLocation{}},
+                [&](const BlobLayout& layout) { layout.save_from(meta, weights, call); });
+    return std::nullopt;
+  }
+
   std::vector<ListedModel> list(Call& call) override {
     std::optional<Where> at = existing();
     if (!at) return {};
@@ -894,5 +943,6 @@ class FileHandler final : public plugin::Handler {
 
 STOWAGE_PLUGIN(stowage::file::FileHandler, "file", STOWAGE_PLUGIN_VERSION,
                STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST | STOWAGE_CAP_REMOVE |
-                   STOWAGE_CAP_ZERO_COPY | STOWAGE_CAP_ATOMIC_SAVE | STOWAGE_CAP_STAT,
+                   STOWAGE_CAP_ZERO_COPY | STOWAGE_CAP_ATOMIC_SAVE | STOWAGE_CAP_STAT |
+                   STOWAGE_CAP_STREAMING_SAVE | STOWAGE_CAP_STREAMING_LOAD,
                "file");

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -772,4 +773,128 @@ TEST_CASE("stat: NOT_FOUND names the URL; missing, escaping and traversing weigh
   json.replace(json.find("\"weights.bin\""), 13, "\"../outside.bin\"");
   write_file(m / "model.json", json);
   CHECK(error_of([&] { stat(tmp.url("m")); }).code() == ErrorCode::kInvalidArgument);
+}
+
+// ---- Streaming copies (ABI 1.1) -------------------------------------------
+
+namespace {
+
+// 16 KiB of float32 weights, saved in 2 KiB shards: eight files to stream.
+constexpr uint64_t kStreamShard = 2048;
+ModelArtifacts stream_model(float start) { return float_model(ramp(4096, start)); }
+
+std::map<std::string, std::string> files_in(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    out[e.path().filename().string()] = read_file(e.path());
+  }
+  return out;
+}
+
+TransferOptions streaming_options(TransferStats& stats, uint64_t queue_bytes) {
+  TransferOptions options;
+  options.destination_options = R"({"shard_size":)" + std::to_string(kStreamShard) + "}";
+  options.queue_bytes = queue_bytes;
+  options.stats = &stats;
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("a copy file:// to file:// streams shard by shard within the queue, byte-identical") {
+  TempDir tmp;
+  save(tmp.url("src"), stream_model(1.0f),
+       R"({"shard_size":)" + std::to_string(kStreamShard) + "}");
+
+  TransferStats stats;
+  TransferOptions options = streaming_options(stats, 3 * kStreamShard);
+  copy_model(tmp.url("src"), tmp.url("streamed"), options, registry());
+  CHECK(stats.streamed);
+  CHECK(stats.peak_queued_bytes >= kStreamShard);
+  CHECK(stats.peak_queued_bytes <= 3 * kStreamShard);
+
+  TransferStats whole_stats;
+  TransferOptions whole = streaming_options(whole_stats, 3 * kStreamShard);
+  whole.streaming = false;
+  copy_model(tmp.url("src"), tmp.url("whole"), whole, registry());
+  CHECK_FALSE(whole_stats.streamed);
+  CHECK(whole_stats.peak_queued_bytes == 16384);
+
+  // The same files, byte for byte, as the save that held the whole model.
+  const auto streamed = files_in(tmp.path() / "streamed");
+  CHECK(streamed.size() == 9);  // model.json and 8 shards
+  CHECK(streamed == files_in(tmp.path() / "whole"));
+  CHECK(weight_bytes(load(tmp.url("streamed"))) == weight_bytes(stream_model(1.0f)));
+  CHECK_FALSE(has_temp_folder(tmp.path()));
+}
+
+TEST_CASE("a streaming copy from file:// hands its mapped weight files over within the queue") {
+  TempDir tmp;
+  save(tmp.url("src"), stream_model(2.0f),
+       R"({"shard_size":)" + std::to_string(kStreamShard) + "}");
+  const std::string dst = "memory://file-stream-" + std::to_string(::getpid());
+  TransferStats stats;
+  TransferOptions options;
+  options.queue_bytes = 2 * kStreamShard;
+  options.stats = &stats;
+  copy_model(tmp.url("src"), dst, options, registry());
+  CHECK(stats.streamed);
+  CHECK(stats.peak_queued_bytes >= kStreamShard);
+  CHECK(stats.peak_queued_bytes <= 2 * kStreamShard);
+  CHECK(weight_bytes(registry().open(dst)->load()) == weight_bytes(stream_model(2.0f)));
+}
+
+TEST_CASE("a streaming copy whose source comes up short leaves the old model and no debris") {
+  TempDir tmp;
+  save(tmp.url("src"), stream_model(3.0f),
+       R"({"shard_size":)" + std::to_string(kStreamShard) + "}");
+  // The last shard loses 4 bytes: every other shard reaches the new folder
+  // before the load's size check fails the stream.
+  const fs::path last = tmp.path() / "src" / "group1-shard8of8.bin";
+  write_file(last, read_file(last).substr(0, kStreamShard - 4));
+  save(tmp.url("dst"), stream_model(-1.0f));
+  const auto before = files_in(tmp.path() / "dst");
+
+  TransferStats stats;
+  TransferOptions options = streaming_options(stats, 3 * kStreamShard);
+  Error e = error_of([&] { copy_model(tmp.url("src"), tmp.url("dst"), options, registry()); });
+  CHECK(stats.streamed);
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK_MESSAGE(std::string(e.what()) ==
+                    "model.json at " + tmp.url("src") +
+                        ": weight group 1 (1 weights) needs 16384 bytes but its 8 shard(s) hold "
+                        "16380 bytes",
+                e.what());
+  CHECK(files_in(tmp.path() / "dst") == before);
+  CHECK_FALSE(has_temp_folder(tmp.path()));
+}
+
+TEST_CASE("a streaming copy cancelled with shards written leaves the old model and no debris") {
+  TempDir tmp;
+  save(tmp.url("src"), stream_model(4.0f),
+       R"({"shard_size":)" + std::to_string(kStreamShard) + "}");
+  save(tmp.url("dst"), stream_model(-2.0f));
+  const auto before = files_in(tmp.path() / "dst");
+
+  // Cancels once the new folder holds a written shard: mid-save.
+  std::atomic<bool> cancelled{false};
+  auto shard_written = [&] {
+    for (const auto& name : names_in(tmp.path())) {
+      if (name.find(".stowage-tmp-") == std::string::npos) continue;
+      if (!names_in(tmp.path() / name).empty()) return true;
+    }
+    return false;
+  };
+  TransferStats stats;
+  TransferOptions options = streaming_options(stats, kStreamShard);
+  options.call.is_cancelled = [&] {
+    if (!cancelled && shard_written()) cancelled = true;
+    return cancelled.load();
+  };
+  Error e = error_of([&] { copy_model(tmp.url("src"), tmp.url("dst"), options, registry()); });
+  CHECK(cancelled);
+  CHECK(stats.streamed);
+  CHECK_MESSAGE(e.code() == ErrorCode::kCancelled, e.what());
+  CHECK(files_in(tmp.path() / "dst") == before);
+  CHECK_FALSE(has_temp_folder(tmp.path()));
 }

@@ -44,6 +44,9 @@
 //           the expected and actual bytes (TF.js would take a 404 page as
 //           weights; stowage does not). A missing (404) weight file is
 //           DATA_LOSS; a missing model.json is NOT_FOUND.
+//           In a streaming copy each weight file goes to the host as soon
+//           as its GET completes, in whatever order they complete; a group
+//           whose files do not add up fails the load once all are in.
 //           With "from_tfhub" the URL is rewritten first as TF.js's
 //           loadGraphModel(url, {fromTFHub: true}) does: "/" added when
 //           missing, then "model.json?tfjs-format=file"; a URL that has a
@@ -92,11 +95,13 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/beast/core/string.hpp>
+#include <functional>
 #include <map>
 #include <mutex>
 
 #include "client_options.hpp"
 #include "http_client.hpp"
+#include "parallel.hpp"
 #include "stowage/plugin.hpp"
 #include "stowage/text.hpp"
 #include "stowage/weights.hpp"
@@ -341,15 +346,36 @@ class HttpHandler final : public plugin::Handler {
   ModelArtifacts load(Call& call) override {
     call.check();
     Control control = control_for(call);
-    Response r = get_model_json(
-        control, ". Please verify this URL points to the model JSON of the model to load.");
-    ModelArtifacts artifacts = parse_model(r);
+    ModelArtifacts artifacts = load_model_json(control);
     if (!artifacts.weights_manifest || artifacts.weights_manifest->empty()) {
       call.progress(0, 0);
       return artifacts;
     }
     artifacts.weight_data = fetch_weights(*artifacts.weights_manifest, call, control);
     return artifacts;
+  }
+
+  // A streaming load hands each weight file over as soon as its GET
+  // completes. The model goes with the first one: until then a transient
+  // failure leaves the host free to retry the load.
+  void load_into(plugin::LoadSink& out, Call& call) override {
+    if (!out.streaming()) return Handler::load_into(out, call);
+    call.check();
+    Control control = control_for(call);
+    ModelArtifacts artifacts = load_model_json(control);
+    if (!artifacts.weights_manifest || artifacts.weights_manifest->empty()) {
+      call.progress(0, 0);
+      out.set_model(artifacts);
+      return;
+    }
+    std::once_flag model_once;
+    const Deliver deliver = [&](size_t index, const Buffer& body) {
+      std::call_once(model_once, [&] { out.set_model(artifacts); });
+      out.put(index, body);  // may wait for room in the host's queue
+    };
+    fetch_weights(*artifacts.weights_manifest, call, control, &deliver);
+    std::call_once(model_once, [&] { out.set_model(artifacts); });  // groups that name no file
+    call.check();  // abi.h: a call past its deadline fails, also when the bytes came in late
   }
 
   // model.json by GET, then each weight file by HEAD (in parallel, as load
@@ -505,7 +531,22 @@ class HttpHandler final : public plugin::Handler {
     return urls;
   }
 
-  WeightData fetch_weights(const WeightsManifest& manifest, Call& call, Control control) {
+  ModelArtifacts load_model_json(Control& control) {
+    Response r = get_model_json(
+        control, ". Please verify this URL points to the model JSON of the model to load.");
+    return parse_model(r);
+  }
+
+  // Takes weight file `index` (manifest order) as soon as it is complete.
+  using Deliver = std::function<void(size_t index, const Buffer& body)>;
+
+  // Every weight file of the manifest, in manifest order; with `deliver`,
+  // each goes there instead as soon as its GET completes (several run at
+  // once, so in any order; each on its own thread, so a deliver that waits
+  // never holds up another file), and the result is empty. Either way the
+  // groups' sizes are checked once all are in.
+  WeightData fetch_weights(const WeightsManifest& manifest, Call& call, Control control,
+                           const Deliver* deliver = nullptr) {
     std::vector<std::string> urls = weight_urls(manifest, call);
     const size_t count = urls.size();
 
@@ -551,34 +592,61 @@ class HttpHandler final : public plugin::Handler {
     }
     call.set_total(total.value_or(0));
     control.on_received = [&call](uint64_t n) { call.advance(n); };
-    std::vector<Response> answered =
-        client().send_all(requests, control, static_cast<size_t>(max_parallel_));
     std::vector<Response> responses(count);
     for (size_t i = 0; i < count; ++i) {
       responses[i].url = urls[i];
       responses[i].body = Buffer::wrap(nullptr, 0, nullptr, redact_url(urls[i]));
     }
-    for (size_t k = 0; k < fetched.size(); ++k) responses[fetched[k]] = std::move(answered[k]);
+    std::vector<uint64_t> sizes(count, 0);
+    if (deliver == nullptr) {
+      std::vector<Response> answered =
+          client().send_all(requests, control, static_cast<size_t>(max_parallel_));
+      for (size_t k = 0; k < fetched.size(); ++k) {
+        sizes[fetched[k]] = answered[k].body.size();
+        responses[fetched[k]] = std::move(answered[k]);
+      }
+    } else {
+      std::vector<std::optional<size_t>> request_of(count);
+      for (size_t k = 0; k < fetched.size(); ++k) request_of[fetched[k]] = k;
+      net::run_parallel(
+          count, static_cast<size_t>(max_parallel_), [&](size_t i, const std::atomic<bool>& stop) {
+            if (!request_of[i]) {
+              (*deliver)(i, responses[i].body);  // a file of no weights
+              return;
+            }
+            Response r = client().send(requests[*request_of[i]], net::child_control(control, stop));
+            sizes[i] = r.body.size();
+            (*deliver)(i, r.body);
+            r.body = Buffer();  // the host holds it now
+            responses[i] = std::move(r);
+          });
+    }
 
     // Each group's shards must add up to what its specs need.
     size_t first = 0;
     for (size_t g = 0; g < manifest.size(); ++g) {
       const size_t n = manifest[g].paths.size();
       uint64_t got = 0;
-      for (size_t k = 0; k < n; ++k) got += responses[first + k].body.size();
+      for (size_t k = 0; k < n; ++k) got += sizes[first + k];
       if (needs[g] && got != *needs[g]) {
         std::string msg = "Weight group " + std::to_string(g + 1) + " of " + redacted() +
                           " needs " + std::to_string(*needs[g]) + " bytes but its " +
                           std::to_string(n) + " file(s) gave " + std::to_string(got) + ":";
         for (size_t k = 0; k < n; ++k) {
           const Response& r = responses[first + k];
+          const std::string type = r.content_type();
           msg += " " + names[first + k] + " from " + redact_url(r.url) + " (HTTP " +
-                 std::to_string(r.status) + ", " + describe_body(r) + ")";
+                 std::to_string(r.status) + ", " + (type.empty() ? "no content type" : type) +
+                 ", " + std::to_string(sizes[first + k]) + " bytes)";
           msg += k + 1 < n ? ";" : "";
         }
         throw Error(ErrorCode::kDataLoss, msg);
       }
       first += n;
+    }
+    if (deliver != nullptr) {
+      call.progress(call.done(), call.done());
+      return {};
     }
     WeightData data;
     data.reserve(count);
@@ -639,4 +707,5 @@ class HttpHandler final : public plugin::Handler {
 }  // namespace stowage::http
 
 STOWAGE_PLUGIN(stowage::http::HttpHandler, "http", STOWAGE_PLUGIN_VERSION,
-               STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_STAT, "http", "https");
+               STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_STAT | STOWAGE_CAP_STREAMING_LOAD,
+               "http", "https");

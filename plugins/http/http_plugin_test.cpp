@@ -5,9 +5,12 @@
 #include <rapidjson/document.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 
 #include "plugin_test_util.hpp"
 #include "stowage/management.hpp"
@@ -638,4 +641,130 @@ TEST_CASE("stat: model.json by GET, each weight file's validators by HEAD") {
   Error missing = error_of([&] { stat("/files/nope/model.json"); });
   CHECK(missing.code() == ErrorCode::kNotFound);
   CHECK(has(missing.what(), site.url("/files/nope/model.json")));
+}
+
+// ---- Streaming copies (ABI 1.1) -------------------------------------------
+
+namespace {
+
+// Every file of a folder, by name.
+std::map<std::string, std::string> files_in(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    out[e.path().filename().string()] = testing::read_file(e.path());
+  }
+  return out;
+}
+
+bool has_temp_folder(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename().string().find(".stowage-tmp-") != std::string::npos) return true;
+  }
+  return false;
+}
+
+// Shard `slow` (1-based) of /files/m comes from `route` instead, e.g. /slow/
+// so the others complete before it.
+std::function<std::optional<std::string>(std::string_view)> shard_from(const Site& site, int shard,
+                                                                       const std::string& route) {
+  return [&site, shard, route](std::string_view path) -> std::optional<std::string> {
+    const std::string p(path);
+    const bool hit = p.find("shard" + std::to_string(shard) + "of") != std::string::npos;
+    return site.url((hit ? route : std::string("/files/")) + "m/" + p);
+  };
+}
+
+}  // namespace
+
+TEST_CASE("a copy http:// to file:// streams within the queue and writes the same files") {
+  Site site;
+  const fs::path out = site.dir / "out";
+  TransferStats stats;
+  TransferOptions options;
+  options.destination_options = R"({"shard_size":5000})";
+  options.queue_bytes = 5000;
+  options.stats = &stats;
+  // The first shard arrives last: the host takes the others out of order.
+  options.call.weight_url_converter = shard_from(site, 1, "/slow/");
+  copy_model(site.url("/files/m/model.json"), "file://" + out.string(), options, registry());
+  CHECK(stats.streamed);
+  // Out of order, the host holds at most what its queue let in (the queue,
+  // or one buffer when it held nothing), the buffer the save needs next
+  // (never made to wait) and the one the save is writing.
+  CHECK(stats.peak_queued_bytes >= 5000);
+  CHECK(stats.peak_queued_bytes <= 5000 + 2 * 5000);
+  // The same files, byte for byte, as the model the server holds.
+  CHECK(files_in(out) == files_in(site.dir / "m"));
+}
+
+TEST_CASE("a streaming http:// copy that fails midway leaves the destination as it was") {
+  Site site;
+  const fs::path root = site.dir / "dst";
+  const std::string dst = "file://" + (root / "model").string();
+  ModelArtifacts old = float_model(ramp(10, 99.0f));
+  registry().open(dst)->save(old);
+  const auto before = files_in(root / "model");
+
+  struct Case {
+    std::string name;
+    std::string route;  // where shard 3 of 3 comes from
+    ErrorCode code;
+    std::string message;
+  };
+  for (const Case& c : {
+           Case{"a short read", "/truncate/", ErrorCode::kUnavailable, "group1-shard3of3.bin"},
+           Case{"a missing shard", "/status/404/", ErrorCode::kDataLoss,
+                "weight file 3 of 3 \"group1-shard3of3.bin\" from " +
+                    site.url("/status/404/m/group1-shard3of3.bin") + ": HTTP 404"},
+       }) {
+    CAPTURE(c.name);
+    TransferStats stats;
+    TransferOptions options;
+    options.queue_bytes = 5000;
+    options.stats = &stats;
+    options.call.weight_url_converter = shard_from(site, 3, c.route);
+    Error e =
+        error_of([&] { copy_model(site.url("/files/m/model.json"), dst, options, registry()); });
+    CHECK(stats.streamed);
+    CHECK_MESSAGE(e.code() == c.code, e.what());
+    CHECK_MESSAGE(has(e.what(), c.message), e.what());
+    CHECK(files_in(root / "model") == before);
+    CHECK_FALSE(has_temp_folder(root));
+  }
+  CHECK(weight_bytes(registry().open(dst)->load()) == weight_bytes(old));
+}
+
+TEST_CASE("a streaming http:// load hands a weight file over while another is still coming") {
+  Site site;
+  const fs::path root = site.dir / "stalled";
+  fs::create_directories(root);
+  // Shard 3 of 3 stalls (60 s); the others come at once. The copy is
+  // cancelled as soon as the destination's temporary folder holds a weight
+  // file: that happens only if the load handed the first shards over before
+  // the third arrived.
+  std::atomic<bool> shard_written{false};
+  TransferStats stats;
+  TransferOptions options;
+  options.destination_options = R"({"shard_size":5000})";
+  options.queue_bytes = 5000;
+  options.stats = &stats;
+  options.call.weight_url_converter = shard_from(site, 3, "/stall/");
+  options.call.deadline = std::chrono::system_clock::now() + std::chrono::seconds(15);
+  options.call.is_cancelled = [&] {
+    for (const auto& e : fs::directory_iterator(root)) {
+      if (e.path().filename().string().find(".stowage-tmp-") != std::string::npos &&
+          fs::directory_iterator(e.path()) != fs::directory_iterator()) {
+        shard_written = true;
+      }
+    }
+    return shard_written.load();
+  };
+  Error e = error_of([&] {
+    copy_model(site.url("/files/m/model.json"), "file://" + (root / "m").string(), options,
+               registry());
+  });
+  CHECK(stats.streamed);
+  CHECK(shard_written);
+  CHECK_MESSAGE(e.code() == ErrorCode::kCancelled, e.what());
+  CHECK_FALSE(fs::exists(root / "m"));
 }

@@ -508,12 +508,6 @@ std::vector<PendingUpload> S3Client::list_multipart_uploads(const std::string& b
                                  "the ListMultipartUploads response for " + name(bucket, prefix));
 }
 
-net::Control child_control(const net::Control& parent, const std::atomic<bool>& stop) {
-  net::Control c = parent;
-  c.cancelled = [outer = parent.cancelled, &stop] { return stop.load() || (outer && outer()); };
-  return c;
-}
-
 net::Control cleanup_control(std::chrono::milliseconds budget) {
   net::Control c;
   c.deadline = std::chrono::system_clock::now() + budget;

@@ -39,6 +39,7 @@
 
 #include "http_client.hpp"
 #include "imds.hpp"
+#include "parallel.hpp"
 #include "s3_xml.hpp"
 #include "sigv4.hpp"
 #include "stowage/buffer.hpp"
@@ -166,9 +167,10 @@ class S3Client {
   std::unique_ptr<net::Client> http_;
 };
 
-// A Control that stops when `parent` does or when `stop` turns true; its
-// progress hooks are the parent's.
-net::Control child_control(const net::Control& parent, const std::atomic<bool>& stop);
+// The batch runner of the network plugins (parallel.hpp).
+using net::child_control;
+using net::run_parallel;
+using net::TaskPool;
 
 // A Control for cleaning up after a failure: never cancelled, bounded by
 // `budget` from now.

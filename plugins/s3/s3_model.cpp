@@ -295,6 +295,90 @@ ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location,
   }
 }
 
+void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugin::LoadSink& out,
+                     plugin::Call& call) {
+  S3Client& client = store.client();
+  const std::string key = location.folder + location.model_name;
+  const std::string name = store.name_of(key);
+  const std::string id = store_id(client);
+  for (int attempt = 1;; ++attempt) {
+    call.check();
+    call.progress(0, 0);
+    std::optional<Object> text = client.get(store.bucket(), key, control_of(call, Progress::kNone));
+    if (!text) {
+      throw Error(ErrorCode::kNotFound, "Path " + name + " does not exist: loading failed");
+    }
+    ModelArtifacts artifacts = parse_model_json(text->body.view(), name);
+    if (!artifacts.weights_manifest) {
+      out.set_model(artifacts);
+      return;
+    }
+    std::vector<std::pair<std::string, std::string>> objects =
+        weight_objects(store, location, *artifacts.weights_manifest, name, call);
+
+    // The model goes to the host with the first complete shard, not
+    // before: until then a transient failure leaves the host free to retry.
+    std::mutex model_mu;
+    bool model_set = false;
+    std::atomic<bool> delivered{false};
+    std::optional<size_t> missing;   // a weight file that is gone
+    std::atomic<bool> newer{false};  // one written after the model.json read
+    net::Control control = control_of(call, Progress::kDownload);
+    std::atomic<uint64_t> announced{0};  // Content-Lengths seen so far
+    std::atomic<uint64_t> bytes{0};
+    try {
+      run_parallel(
+          objects.size(), client.config().concurrency,
+          [&](size_t i, const std::atomic<bool>& stop) {
+            std::optional<Object> shard = client.get(
+                objects[i].first, objects[i].second, child_control(control, stop),
+                [&](uint64_t size) { call.set_total(announced.fetch_add(size) + size); });
+            if (!shard) {
+              std::lock_guard<std::mutex> lock(model_mu);
+              missing = i;
+              throw Error(ErrorCode::kDataLoss, "missing");  // stops the others; handled below
+            }
+            // Files written before the model.json read are the ones it named
+            // (a save writes them first); a later one may be a new version
+            // (or just uploaded after model.json): model.json is checked
+            // again at the end then.
+            const auto& written = text->info.last_modified;
+            if (!written || !shard->info.last_modified || *shard->info.last_modified > *written) {
+              newer = true;
+            }
+            LoadedObjects::instance().add(
+                shard->body, {{}, 0, id, objects[i].first, objects[i].second, shard->info.etag});
+            {
+              std::lock_guard<std::mutex> lock(model_mu);
+              if (!model_set) out.set_model(artifacts);
+              model_set = true;
+            }
+            delivered = true;
+            bytes += shard->body.size();
+            out.put(i, shard->body);  // may wait for room in the host's queue
+          });
+    } catch (const Error&) {
+      if (!missing) throw;
+    }
+    if ((missing || newer) &&
+        !unchanged_since(store, key, name, text->info, attempt, "loaded", call)) {
+      // A save replaced the model meanwhile: start again while nothing
+      // reached the host; what did cannot be taken back.
+      if (!delivered) continue;
+      throw Error(ErrorCode::kUnavailable,
+                  "The model at " + name + " changed while it was loaded; load it again",
+                  /*retryable=*/true);
+    }
+    if (missing) {
+      const std::string shard = S3Client::name(objects[*missing].first, objects[*missing].second);
+      throw Error(ErrorCode::kDataLoss, "Weight file " + shard + " does not exist: loading failed");
+    }
+    if (!model_set) out.set_model(artifacts);  // a manifest that names no file
+    call.progress(bytes, bytes);
+    return;
+  }
+}
+
 namespace {
 
 // How the weight files of a save go up (all at once, or as they stream in),

@@ -39,6 +39,16 @@ namespace stowage::s3 {
 
 ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location, plugin::Call& call);
 
+// As load_model, handing each weight file to `out` as soon as its GET
+// completes (several at once, in any order). model.json is checked again
+// at the end (as load_model does) only when a weight file is missing or
+// newer than the model.json read (Last-Modified, to the second): files
+// written before it are the ones it named. A change makes the load start
+// again while nothing reached `out`, and fails it with UNAVAILABLE
+// (retryable) after that.
+void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugin::LoadSink& out,
+                     plugin::Call& call);
+
 // model.json and a HEAD of each weight file (their ETags, sizes and times
 // make the version), checked against model.json's version as load does.
 // NOT_FOUND "No model at <url>: ..." without model.json; DATA_LOSS for a

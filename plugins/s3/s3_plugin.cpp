@@ -28,7 +28,8 @@
 //           multipart_threshold) bytes, not the model.
 //   load    GETs model.json, then the weight files in parallel (at most
 //           "concurrency" at once), each handed out as it arrived, labelled
-//           s3://bucket/key.
+//           s3://bucket/key. In a streaming copy each goes to the host as
+//           soon as its GET completes, in whatever order they complete.
 //   list    Every model.json under the prefix (ListObjectsV2, all pages),
 //           listed by URL (with this URL's query, so it loads the same way).
 //   remove  model.json, then exactly the weight files its manifest names.
@@ -297,6 +298,11 @@ class S3Handler final : public plugin::Handler {
   }
 
   ModelArtifacts load(Call& call) override { return load_model(*store_, location_, call); }
+  void load_into(plugin::LoadSink& out, Call& call) override {
+    if (!out.streaming()) return Handler::load_into(out, call);
+    load_model_into(*store_, location_, out, call);
+    call.check();  // abi.h: a call past its deadline fails, also when the bytes came in late
+  }
   ModelStat stat(Call& call) override { return stat_model(*store_, location_, url(), call); }
 
   std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) override {
@@ -330,5 +336,5 @@ class S3Handler final : public plugin::Handler {
 
 STOWAGE_PLUGIN(stowage::s3::S3Handler, "s3", STOWAGE_PLUGIN_VERSION,
                stowage::plugin::kBlobStoreCaps | STOWAGE_CAP_ATOMIC_SAVE | STOWAGE_CAP_STAT |
-                   STOWAGE_CAP_STREAMING_SAVE,
+                   STOWAGE_CAP_STREAMING_SAVE | STOWAGE_CAP_STREAMING_LOAD,
                "s3");

@@ -7,10 +7,12 @@
  *   The suite copies this library to a temporary file F and writes F.conf,
  *   lines of key=value:
  *     mode=older-minor  library=<plugin library>
- *         Loads the plugin, calls its entry with the host's services, and
- *         returns its descriptor as a plugin of ABI 1.0 would: abi_minor 0,
- *         the descriptor and ops table clamped to their ABI 1.0 sizes, and
- *         only the capability bits ABI 1.0 defines.
+ *         Loads the plugin, calls its entry with the host's services as ABI
+ *         1.0 defines them (struct_size clamped, the 1.1 services NULL, so
+ *         it uses only what a plugin of ABI 1.0 can), and returns its
+ *         descriptor as a plugin of ABI 1.0 would: abi_minor 0, the
+ *         descriptor and ops table clamped to their ABI 1.0 sizes, and only
+ *         the capability bits ABI 1.0 defines.
  *     mode=other-major  library=<plugin library>
  *         The same descriptor claiming ABI major STOWAGE_ABI_MAJOR + 1.
  *     mode=decoy  scheme=<scheme>
@@ -47,6 +49,7 @@
 #define SHIM_CAPS_1_0 ((STOWAGE_CAP_SINGLE_THREADED << 1) - 1)
 
 static const stowage_host_api* g_host;
+static stowage_host_api g_host_1_0; /* older-minor: the services of ABI 1.0 */
 static char g_mode[64];
 static char g_library[4096];
 static char g_scheme[256];
@@ -147,7 +150,18 @@ static const stowage_plugin_desc* wrap(const char* self) {
     shim_log("the plugin under test has no entry symbol");
     return NULL;
   }
-  real = entry(g_host);
+  if (strcmp(g_mode, "older-minor") == 0) {
+    /* A plugin that reports ABI 1.0 must find only 1.0's services: with
+     * 1.1's it would act on the 1.1 bits the host no longer sees (a
+     * streaming load would put buffers its scheme no longer declares). */
+    memcpy(&g_host_1_0, g_host, sizeof g_host_1_0);
+    g_host_1_0.struct_size = (uint32_t)offsetof(stowage_host_api, sink_put_buffer);
+    g_host_1_0.abi_minor = 0;
+    g_host_1_0.sink_put_buffer = NULL;
+    real = entry(&g_host_1_0);
+  } else {
+    real = entry(g_host);
+  }
   snprintf(path, sizeof path, "%s.report", self);
   report = fopen(path, "w");
   if (report != NULL) {

@@ -1,7 +1,8 @@
 // Crash consistency of every writable scheme: crash_saver saves models A and
 // B over each other in a loop and is killed with SIGKILL at a random moment,
 // again and again (for serve, the `stowage serve` process receiving the
-// uploads is killed instead, then restarted). After every kill:
+// uploads is killed instead, then restarted; for "file streamed" the saver
+// makes streaming copies from file:// sources instead). After every kill:
 //   - the model loads, validates and is exactly A or exactly B (every field
 //     of model.json and every weight byte; for file-backed stores the stored
 //     model.json byte for byte against a clean save);
@@ -235,6 +236,11 @@ class Target {
   virtual bool upload() const { return false; }
   // What the target saw of the kill, which the saver's output cannot say.
   virtual Phase refine(Phase p) const { return p; }
+  // Source URLs of models A and B: the saver then copies from them
+  // (streaming) instead of saving from memory.
+  virtual std::vector<std::string> copy_sources() const { return {}; }
+  // Names for the phases, when the saver's progress does not tell them.
+  virtual const std::array<const char*, kPhases>* phase_names() const { return nullptr; }
 };
 
 // Checks the stored model after a kill; returns which it is.
@@ -297,8 +303,10 @@ void run_trials(Target& t) {
     CAPTURE(seed);
     CAPTURE(trial);
     const char first = stored == 'A' ? 'B' : 'A';
-    Process saver({STOWAGE_CRASH_SAVER, STOWAGE_PLUGIN_BUILD_DIR, t.url(), t.options(),
-                   std::string(1, first)});
+    std::vector<std::string> args{STOWAGE_CRASH_SAVER, STOWAGE_PLUGIN_BUILD_DIR, t.url(),
+                                  t.options(), std::string(1, first)};
+    for (const std::string& src : t.copy_sources()) args.push_back(src);
+    Process saver(std::move(args));
     if (!saver.wait_for("ready\n", std::chrono::seconds(30))) {
       saver.kill();
       FAIL("the saver did not start (" << saver.how_it_ended() << "): " << saver.output());
@@ -353,7 +361,9 @@ void run_trials(Target& t) {
   const auto seconds =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count() /
       1000.0;
-  const auto& names = t.upload() ? kUploadPhaseNames : kPhaseNames;
+  const auto& names = t.phase_names() != nullptr ? *t.phase_names()
+                      : t.upload()               ? kUploadPhaseNames
+                                                 : kPhaseNames;
   std::ostringstream where;
   for (int p = 0; p < kPhases; ++p) {
     where << "\n    " << names[static_cast<size_t>(p)] << ": " << phases[static_cast<size_t>(p)];
@@ -404,6 +414,47 @@ class FileTarget : public Target {
   testing::TempDir dir_{"stowage-crash-file"};
   fs::path root_;
   std::array<std::string, 2> reference_;
+};
+
+// file:// receiving streaming copies (ABI 1.1) from file:// sources in
+// 64 KiB shards, through a queue of one shard: the copy's progress mixes
+// the load's and the save's, so where a kill landed is told by the save's
+// temporary folder at that moment.
+class FileStreamTarget : public FileTarget {
+ public:
+  FileStreamTarget() : FileTarget("file:// (streaming copies from file://)", "{}") {
+    for (char c : {'A', 'B'}) {
+      registry()
+          .open(sources_.url(std::string(1, c)), R"({"shard_size":65536})")
+          ->save(crash::model(c));
+    }
+  }
+  std::vector<std::string> copy_sources() const override {
+    return {sources_.url("A"), sources_.url("B")};
+  }
+  void kill(Process& saver) override {
+    saver.signal(SIGSTOP);  // the copy stays where it is while the folder is looked at
+    saving_ = false;
+    for (const auto& e : fs::directory_iterator(fs::path(url().substr(7)).parent_path())) {
+      saving_ = saving_ || e.path().filename().string().starts_with(".victim.stowage-tmp-");
+    }
+    saver.kill();
+  }
+  Phase refine(Phase p) const override {
+    const bool mid = p == kDuringWeights || p == kWritingModelJson || p == kAfterModelJson;
+    if (saving_) return mid ? p : kDuringWeights;
+    return mid ? kBeforeFirstByte : p;
+  }
+  const std::array<const char*, kPhases>* phase_names() const override { return &kNames; }
+
+ private:
+  static constexpr std::array<const char*, kPhases> kNames = {
+      "no save folder yet (the copy's load running, or just started)",
+      "during the copy's weights (save folder present)",
+      "weights written, syncing them or writing model.json (save folder present)",
+      "every byte written, commit running (save folder present)", "between copies"};
+  testing::TempDir sources_{"stowage-crash-sources"};
+  bool saving_ = false;  // the save's temporary folder was there at the kill
 };
 
 // localstorage:// and indexeddb:// over their SQLite profile.
@@ -558,6 +609,11 @@ TEST_CASE("crash file scratch: a saver killed with SIGKILL leaves the old or the
 
 TEST_CASE("crash file sharded: a saver killed with SIGKILL leaves the old or the new model") {
   FileTarget t("file:// (converter shards of 64 KiB)", R"({"shard_size":65536})");
+  run_trials(t);
+}
+
+TEST_CASE("crash file streamed: a streaming copy killed with SIGKILL leaves the old or new model") {
+  FileStreamTarget t;
   run_trials(t);
 }
 

@@ -8,6 +8,8 @@
 //                      fail_code and fail_retryable (a failure midway)
 //   flip_byte_on_save  save stores its weights with the first byte changed
 //   copy_buffers       load hands out plugin-owned copies (own release)
+//   put_buffers        load hands buffers over with host->sink_put_buffer,
+//                      which testmem's scheme does not declare (misuse)
 //   convert_weight_url load asks the host's converter for "weights.bin" and
 //                      puts the answer in userDefinedMetadata.converted
 //   delay_ms n         every call sleeps n ms first
@@ -122,6 +124,7 @@ struct stowage_handler {
   int fail_load_after = -1;
   bool flip_byte_on_save = false;
   bool copy_buffers = false;
+  bool put_buffers = false;
   bool convert_weight_url = false;
   int delay_ms = 0;
   std::atomic<int> failures{0};
@@ -245,6 +248,9 @@ void tm_open(const char* url, size_t url_len, const char* options_json, size_t o
     } else if (k == "copy_buffers") {
       if (!need_bool()) return;
       h->copy_buffers = v.GetBool();
+    } else if (k == "put_buffers") {
+      if (!need_bool()) return;
+      h->put_buffers = v.GetBool();
     } else if (k == "convert_weight_url") {
       if (!need_bool()) return;
       h->convert_weight_url = v.GetBool();
@@ -382,7 +388,13 @@ void tm_load(stowage_handler* h, const stowage_call* call, stowage_sink* out, st
       g_host->buffer_share(&b.host, &out_buf);
       out_buf.size = size;
     }
-    g_host->sink_add_buffer(out, &out_buf);
+    if (!h->put_buffers) {
+      g_host->sink_add_buffer(out, &out_buf);
+    } else if (g_host->sink_put_buffer(out, i, &out_buf) != 0) {
+      static constexpr char kMsg[] = "testmem: the host refused a weight buffer";
+      g_host->status_set(st, STOWAGE_CANCELLED, 0, kMsg, sizeof kMsg - 1);
+      return;
+    }
     done += size;
     call->progress(call->host_context, done, total);
   }

@@ -81,7 +81,8 @@ class FaultProxy:
           "code": "InternalError", "times": 1}
          "contains" is matched against "METHOD /path?query"; "times" is how
          many matching requests fail (then the rule is spent); "drop": true
-         closes the connection without an answer instead.
+         closes the connection without an answer instead; "delay_ms": d
+         forwards the request after d ms instead of failing it.
       GET  /__log      JSON list of {"method", "target", "copy_source",
                        "checksums"} of every request forwarded or failed so
                        far; "checksums" names any checksum header sent
@@ -152,6 +153,9 @@ class FaultProxy:
                         r["times"] = r.get("times", 1) - 1
                         rule = r
                         break
+                if rule is not None and rule.get("delay_ms"):
+                    time.sleep(rule["delay_ms"] / 1000.0)
+                    rule = None  # then forwarded as usual
                 if rule is not None:
                     if rule.get("drop"):
                         self.close_connection = True

@@ -221,9 +221,9 @@ typedef struct stowage_host_api {
    * order, or in the flat weight data) as soon as it is complete, after
    * sink_set_text with the artifacts JSON. The host takes ownership and sets
    * buf->release to NULL, whatever it returns. Every index from 0 to the last
-   * is put exactly once; a load that puts an index twice, leaves a gap or
-   * also calls sink_add_buffer fails with INTERNAL. Several threads of the
-   * load may put at once (each its own buffers, in increasing index order);
+   * is put exactly once; a load that puts one twice, leaves a gap, also calls
+   * sink_add_buffer, or puts with no STREAMING_LOAD bit, fails with INTERNAL.
+   * Several threads of the load may put at once (each its own indexes, rising);
    * the call may block while the consumer catches up (back-pressure: the
    * host bounds the bytes it holds, but never blocks the put of the buffer
    * its consumer needs next, so a plugin that completes buffers in order

@@ -9,7 +9,8 @@
 // Save streams the weight Buffers into the weight files without joining
 // them, puts model.json last, drops the weight files of the model it
 // replaces that it no longer uses, and publishes all that in one
-// transaction.
+// transaction. BlobLayout::save_from does the same from a streaming source,
+// writing each weight file as its bytes arrive (Transaction::open).
 // Load reads model.json (parse_model_json refuses traversal paths), then
 // every weight file of its manifest, one Buffer per path, labelled with the
 // file's name. List finds model.json keys; remove deletes model.json and
@@ -86,6 +87,32 @@ class BlobStore {
     // Discards everything put so far; runs when commit() is not reached or
     // fails. Never throws.
     virtual void abort() noexcept = 0;
+
+    // One key written piece by piece (a streaming save: the pieces come
+    // while the load behind them runs). write() may keep a piece only until
+    // it returns, so the caller can release it; close() ends the key.
+    class Writer {
+     public:
+      virtual ~Writer() = default;
+      virtual void write(const Buffer& piece, Call& call) = 0;
+      virtual void close(Call& call) = 0;
+    };
+    // Starts writing `key`, which will be exactly `size` bytes. By default
+    // the pieces are kept and handed to put() at close(): a store that can
+    // write a key in parts overrides this so it holds no whole key.
+    virtual std::unique_ptr<Writer> open(const std::string& key, uint64_t size, Call& call) {
+      (void)size;
+      (void)call;
+      struct Collect final : Writer {
+        Collect(Transaction& t, std::string k) : txn(t), key(std::move(k)) {}
+        void write(const Buffer& piece, Call&) override { pieces.push_back(piece); }
+        void close(Call& c) override { txn.put(key, pieces, c); }
+        Transaction& txn;
+        std::string key;
+        std::vector<Buffer> pieces;
+      };
+      return std::make_unique<Collect>(*this, key);
+    }
   };
 
   // The reads of one load, list or remove. A store that can pin one
@@ -273,34 +300,62 @@ class BlobLayout {
     check_weights(artifacts);
     static const WeightData kNone;
     const WeightData& data = artifacts.weight_data ? *artifacts.weight_data : kNone;
-    const uint64_t total = total_size(data);
-    std::vector<ShardPlan> plan = plan_shards(total, shard_size_);
-    WeightGroup group;
-    for (const ShardPlan& p : plan) group.paths.push_back(p.path);
-    if (artifacts.weight_specs) group.weights = *artifacts.weight_specs;
-    std::string json = write_model_json(artifacts, {group}, ModelJsonLayout::kTfjsNode);
-    call.progress(0, total + json.size());
+    transact(artifacts, total_size(data), call,
+             [&](BlobStore::Transaction& txn, const std::vector<ShardPlan>& plan) {
+               Cursor cursor(data);
+               for (const ShardPlan& p : plan) {
+                 put(txn, location_.folder + p.path, cursor.take(p.size), p.size, call);
+                 call.check();
+               }
+             });
+  }
 
-    std::vector<std::string> stale = stale_keys(plan, call);
-    std::unique_ptr<BlobStore::Transaction> txn = store_.begin(call);
-    struct Abort {
-      BlobStore::Transaction* txn;
-      ~Abort() {
-        if (txn != nullptr) txn->abort();
-      }
-    } guard{txn.get()};
-    Cursor cursor(data);
-    for (const ShardPlan& p : plan) {
-      put(*txn, location_.folder + p.path, cursor.take(p.size), p.size, call);
-      call.check();
+  // save() from a WeightSource in either form. In the pull form each
+  // shard is written as its bytes arrive and every buffer is released once
+  // written; nothing is published until the source said it ended (the host
+  // fails the pull instead when the load behind it failed), and a failure
+  // or cancellation before the commit aborts the transaction.
+  void save_from(const ModelArtifacts& meta, WeightSource& weights, Call& call) const {
+    if (!weights.streaming()) {
+      ModelArtifacts whole = meta;
+      if (weights.has_weight_data()) whole.weight_data = weights.take_all();
+      save(whole, call);
+      return;
     }
-    const uint64_t json_size = json.size();
-    put(*txn, model_key(), {Buffer::from_string(std::move(json))}, json_size, call);
-    if (!stale.empty()) txn->remove(stale, call);
-    call.check();  // the last moment a cancellation leaves nothing behind
-    txn->commit(call);
-    guard.txn = nullptr;
-    call.progress(total + json_size, total + json_size);
+    call.check();
+    const uint64_t total = weights.total_bytes();
+    check_total(meta, total);
+    transact(meta, total, call,
+             [&](BlobStore::Transaction& txn, const std::vector<ShardPlan>& plan) {
+               std::optional<Buffer> pending;  // the part of a pulled buffer not yet written
+               for (const ShardPlan& p : plan) {
+                 const uint64_t before = call.done();
+                 std::unique_ptr<BlobStore::Transaction::Writer> out =
+                     txn.open(location_.folder + p.path, p.size, call);
+                 for (uint64_t left = p.size; left > 0;) {
+                   if (!pending || pending->empty()) {
+                     pending = weights.next();
+                     if (!pending) throw short_source(total);
+                     continue;
+                   }
+                   const uint64_t k = std::min(left, pending->size());
+                   const bool whole = k == pending->size();
+                   out->write(whole ? *pending : pending->slice(0, k), call);
+                   pending = whole ? std::nullopt
+                                   : std::optional<Buffer>(pending->slice(k, pending->size() - k));
+                   left -= k;
+                   call.check();
+                 }
+                 out->close(call);
+                 const uint64_t reported = call.done() - before;
+                 if (reported < p.size) call.advance(p.size - reported);
+               }
+               // The end of the source is what says the load behind it succeeded.
+               while (pending || (pending = weights.next())) {
+                 if (!pending->empty()) throw short_source(total);
+                 pending.reset();
+               }
+             });
   }
 
   // Every model at or under the location (only the named one when the
@@ -358,6 +413,38 @@ class BlobLayout {
   }
 
  private:
+  // The frame of every save of `total` weight bytes: model.json from the
+  // JSON fields of `model`, one transaction in which write_shards(txn, plan)
+  // writes the weight files, then model.json, the removal of the replaced
+  // model's stale files and the commit. An exception aborts it all.
+  template <typename WriteShards>
+  void transact(const ModelArtifacts& model, uint64_t total, Call& call,
+                WriteShards&& write_shards) const {
+    std::vector<ShardPlan> plan = plan_shards(total, shard_size_);
+    WeightGroup group;
+    for (const ShardPlan& p : plan) group.paths.push_back(p.path);
+    if (model.weight_specs) group.weights = *model.weight_specs;
+    std::string json = write_model_json(model, {group}, ModelJsonLayout::kTfjsNode);
+    call.progress(0, total + json.size());
+
+    std::vector<std::string> stale = stale_keys(plan, call);
+    std::unique_ptr<BlobStore::Transaction> txn = store_.begin(call);
+    struct Abort {
+      BlobStore::Transaction* txn;
+      ~Abort() {
+        if (txn != nullptr) txn->abort();
+      }
+    } guard{txn.get()};
+    write_shards(*txn, plan);
+    const uint64_t json_size = json.size();
+    put(*txn, model_key(), {Buffer::from_string(std::move(json))}, json_size, call);
+    if (!stale.empty()) txn->remove(stale, call);
+    call.check();  // the last moment a cancellation leaves nothing behind
+    txn->commit(call);
+    guard.txn = nullptr;
+    call.progress(total + json_size, total + json_size);
+  }
+
   // Hands out a shard's bytes as slices of the caller's buffers.
   class Cursor {
    public:
@@ -425,6 +512,27 @@ class BlobLayout {
     txn.put(key, pieces, call);
     uint64_t reported = call.done() - before;
     if (reported < size) call.advance(size - reported);
+  }
+
+  // The pull form's total against the specs' fixed sizes (abi.h: the host
+  // holds the buffers to that total).
+  void check_total(const ModelArtifacts& meta, uint64_t total) const {
+    if (!meta.weight_specs) return;
+    uint64_t need = 0;
+    for (const WeightSpec& spec : *meta.weight_specs) {
+      std::optional<uint64_t> n = fixed_byte_size(spec);
+      if (!n || __builtin_add_overflow(need, *n, &need)) return;
+    }
+    if (need == total) return;
+    throw Error(ErrorCode::kInvalidArgument,
+                "Refusing to save " + url_ + ": its weight specs need " + std::to_string(need) +
+                    " bytes but the weight data holds " + std::to_string(total));
+  }
+
+  Error short_source(uint64_t total) const {
+    return Error(ErrorCode::kDataLoss, "The weight data streamed to " + url_ + " is not the " +
+                                           std::to_string(total) +
+                                           " bytes it announced; nothing was saved");
   }
 
   void check_weights(const ModelArtifacts& artifacts) const {

@@ -10,8 +10,8 @@
 #include <stdexcept>
 #include <string>
 
-using stowage::s3::run_parallel;
-using stowage::s3::TaskPool;
+using stowage::net::run_parallel;
+using stowage::net::TaskPool;
 
 TEST_CASE("every task runs once, never more than width at a time") {
   std::vector<std::atomic<int>> runs(50);

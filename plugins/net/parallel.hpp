@@ -1,6 +1,7 @@
 // Runs blocking tasks (HTTP requests) on a few threads, stopping at the
 // first failure: a batch known up front (run_parallel), or tasks submitted
-// one by one as a producer learns them (TaskPool).
+// one by one as a producer learns them (TaskPool). Shared by the network
+// plugins.
 //
 // Thread-safety: run_parallel may be called from any thread; the tasks run
 // on threads of their own and must be safe to run concurrently.
@@ -17,7 +18,17 @@
 #include <thread>
 #include <vector>
 
-namespace stowage::s3 {
+#include "http_client.hpp"
+
+namespace stowage::net {
+
+// A Control that stops when `parent` does or when `stop` turns true (a task
+// of run_parallel passes its `stop`); its progress hooks are the parent's.
+inline Control child_control(const Control& parent, const std::atomic<bool>& stop) {
+  Control c = parent;
+  c.cancelled = [outer = parent.cancelled, &stop] { return stop.load() || (outer && outer()); };
+  return c;
+}
 
 // Runs task(i, stop) for every i in [0, n), at most `width` at a time (the
 // calling thread takes part). Once a task throws, `stop` becomes true (tasks
@@ -169,4 +180,4 @@ class TaskPool {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace stowage::s3
+}  // namespace stowage::net

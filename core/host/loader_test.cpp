@@ -220,15 +220,22 @@ TEST_CASE("descriptors are checked field by field and copied clamped to their si
                  "has no 'close' function"));
 }
 
-TEST_CASE("per-scheme capabilities: each scheme has its own bits, checked against the ops") {
-  static const char* const schemes[] = {"full", "saveonly"};
-  static stowage_ops ops{};
+// An ops table with open, close, load and save that do nothing: for
+// descriptors checked, never called.
+stowage_ops load_save_ops() {
+  stowage_ops ops{};
   ops.struct_size = sizeof ops;
   ops.open = [](const char*, size_t, const char*, size_t, stowage_handler**, stowage_status*) {};
   ops.close = [](stowage_handler*) {};
   ops.load = [](stowage_handler*, const stowage_call*, stowage_sink*, stowage_status*) {};
   ops.save = [](stowage_handler*, const stowage_artifacts*, const stowage_call*, stowage_sink*,
                 stowage_status*) {};
+  return ops;
+}
+
+TEST_CASE("per-scheme capabilities: each scheme has its own bits, checked against the ops") {
+  static const char* const schemes[] = {"full", "saveonly"};
+  static const stowage_ops ops = load_save_ops();
   static uint64_t bits[] = {STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE,
                             STOWAGE_CAP_SAVE | STOWAGE_CAP_SINGLE_THREADED};
   stowage_plugin_desc d{};
@@ -281,13 +288,7 @@ TEST_CASE("per-scheme capabilities: each scheme has its own bits, checked agains
 
 TEST_CASE("a streaming form is refused without its operation, and ignored from a 1.0 plugin") {
   static const char* const schemes[] = {"full", "saveonly"};
-  static stowage_ops ops{};
-  ops.struct_size = sizeof ops;
-  ops.open = [](const char*, size_t, const char*, size_t, stowage_handler**, stowage_status*) {};
-  ops.close = [](stowage_handler*) {};
-  ops.load = [](stowage_handler*, const stowage_call*, stowage_sink*, stowage_status*) {};
-  ops.save = [](stowage_handler*, const stowage_artifacts*, const stowage_call*, stowage_sink*,
-                stowage_status*) {};
+  static const stowage_ops ops = load_save_ops();
   static uint64_t bits[2] = {};
   stowage_plugin_desc d{};
   d.struct_size = sizeof d;

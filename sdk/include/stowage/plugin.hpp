@@ -568,7 +568,11 @@ class Handler {
     out.set_model(artifacts);
     if (artifacts.weight_data) {
       for (size_t i = 0; i < artifacts.weight_data->size(); ++i) {
-        out.put(i, (*artifacts.weight_data)[i]);
+        // The loader's reference ends with the put: a buffer a streaming
+        // copy has written and released is freed (or unmapped) then, not
+        // when the whole load returns.
+        const Buffer buffer = std::move((*artifacts.weight_data)[i]);
+        out.put(i, buffer);
       }
     }
   }

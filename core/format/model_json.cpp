@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "json_internal.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage {
@@ -73,6 +74,15 @@ void append_manifest(std::string& out, const WeightsManifest& manifest) {
     }
     out += "],\"weights\":";
     append_specs(out, manifest[g].weights);
+    // After "weights": every key TF.js writes keeps its place and bytes.
+    if (manifest[g].sha256) {
+      out += ",\"sha256\":[";
+      for (size_t i = 0; i < manifest[g].sha256->size(); ++i) {
+        if (i != 0) out += ',';
+        append_quoted(out, (*manifest[g].sha256)[i]);
+      }
+      out += ']';
+    }
     out += '}';
   }
   out += ']';
@@ -273,6 +283,33 @@ class Reader {
     }
   }
 
+  // One digest per path, in path order (docs/integrity.md).
+  std::vector<std::string> sha256_list(const Value& v, size_t path_count,
+                                       const std::string& path) const {
+    if (!v.IsArray()) {
+      fail(path, std::string("must be an array of SHA-256 digests, one for each path, not ") +
+                     describe(v));
+    }
+    if (v.Size() != path_count) {
+      fail(path, "has " + std::to_string(v.Size()) + " digest(s) but the group has " +
+                     std::to_string(path_count) + " path(s); it needs one digest per path");
+    }
+    std::vector<std::string> out;
+    out.reserve(v.Size());
+    for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+      const std::string where = at(path, i);
+      out.push_back(string(v[i], where));
+      if (!is_sha256_hex(out.back())) {
+        const std::string& bad = out.back();
+        fail(where,
+             "must be a SHA-256 digest of 64 lowercase hex digits, not " +
+                 (bad.size() <= 80 ? json::quote(bad)
+                                   : "a string of " + std::to_string(bad.size()) + " bytes"));
+      }
+    }
+    return out;
+  }
+
   WeightsManifest manifest(const Value& v, const std::string& path) const {
     if (!v.IsArray())
       fail(path, std::string("must be an array of weight groups, not ") + describe(v));
@@ -296,6 +333,10 @@ class Reader {
       const Value* weights = find(group, "weights");
       if (weights == nullptr) fail(gpath + ".weights", "is missing");
       wg.weights = specs(*weights, gpath + ".weights");
+      const Value* digests = find(group, "sha256");
+      if (digests != nullptr && !digests->IsNull()) {
+        wg.sha256 = sha256_list(*digests, wg.paths.size(), gpath + ".sha256");
+      }
       out.push_back(std::move(wg));
     }
     return out;

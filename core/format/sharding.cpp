@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage {
@@ -30,6 +31,49 @@ std::vector<ShardPlan> plan_shards(uint64_t total, uint64_t shard_size,
                              std::min(shard_size, total - offset)});
   }
   return plan;
+}
+
+namespace {
+constexpr size_t kNameLengths[] = {16, 32, 64};
+}  // namespace
+
+std::vector<std::string> content_addressed_names(
+    const std::vector<std::string>& digests,
+    const std::function<bool(const std::string& name, const std::string& digest)>& taken) {
+  std::vector<std::string> names;
+  names.reserve(digests.size());
+  for (const std::string& d : digests) {
+    if (!is_sha256_hex(d)) {
+      throw Error(ErrorCode::kInternal, "content_addressed_names: not a SHA-256 digest: " + d);
+    }
+    for (size_t length : kNameLengths) {
+      const std::string_view prefix = std::string_view(d).substr(0, length);
+      const bool shared = std::any_of(digests.begin(), digests.end(), [&](const std::string& o) {
+        return o != d && std::string_view(o).substr(0, length) == prefix;
+      });
+      std::string name = std::string(prefix) + ".bin";
+      // The full digest is the name of last resort: a file already there
+      // under it with other bytes is damaged, and the save replaces it.
+      if (length == kSha256HexSize || (!shared && !(taken && taken(name, d)))) {
+        names.push_back(std::move(name));
+        break;
+      }
+    }
+  }
+  return names;
+}
+
+std::string_view content_address_prefix(std::string_view name) {
+  if (name.size() < 4 || name.substr(name.size() - 4) != ".bin") return {};
+  const std::string_view hex = name.substr(0, name.size() - 4);
+  if (std::find(std::begin(kNameLengths), std::end(kNameLengths), hex.size()) ==
+      std::end(kNameLengths)) {
+    return {};
+  }
+  for (char c : hex) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return {};
+  }
+  return hex;
 }
 
 }  // namespace stowage

@@ -49,6 +49,10 @@ struct WeightSpec {
 struct WeightGroup {
   std::vector<std::string> paths;
   std::vector<WeightSpec> weights;
+  // stowage's extension (docs/integrity.md): the SHA-256 of each file in
+  // paths, same order, 64 lowercase hex digits each; absent when the group
+  // records none. TF.js ignores the key.
+  std::optional<std::vector<std::string>> sha256 = std::nullopt;
   friend bool operator==(const WeightGroup&, const WeightGroup&) = default;
 };
 using WeightsManifest = std::vector<WeightGroup>;

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace stowage {
@@ -21,5 +23,18 @@ struct ShardPlan {
 // group{group}-shard{i}of{n}.bin, ceil(total / shard_size) files, none for 0.
 std::vector<ShardPlan> plan_shards(uint64_t total, uint64_t shard_size,
                                    const std::string& single_name = "weights.bin", int group = 1);
+
+// Content-addressed names (save option shard_names "sha256"): each file is
+// "<first 16 hex digits of its digest>.bin", or longer (32, then 64 digits)
+// where two different digests of `digests` would share a name or where
+// `taken(name)` says the store already holds a file of that name with other
+// bytes. Equal digests get equal names (one file serves both).
+std::vector<std::string> content_addressed_names(
+    const std::vector<std::string>& digests,
+    const std::function<bool(const std::string& name, const std::string& digest)>& taken = {});
+
+// The digest a content-addressed name claims to be a prefix of, when `name`
+// is one ("<16, 32 or 64 lowercase hex>.bin"); empty otherwise.
+std::string_view content_address_prefix(std::string_view name);
 
 }  // namespace stowage

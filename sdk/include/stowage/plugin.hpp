@@ -50,6 +50,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -226,6 +227,21 @@ class Options {
     return std::string(v->GetString(), v->GetStringLength());
   }
 
+  // A string that must be one of `allowed` (the value is named in the
+  // error: choices are never secrets).
+  std::string get_choice(std::string_view key, std::string fallback,
+                         std::initializer_list<std::string_view> allowed) {
+    std::string value = get_string(key, std::move(fallback));
+    std::string list;
+    for (std::string_view a : allowed) {
+      if (a == value) return value;
+      list += (list.empty() ? "\"" : ", \"") + std::string(a) + "\"";
+    }
+    throw Error(ErrorCode::kInvalidArgument, "Option \"" + state_->prefix + std::string(key) +
+                                                 "\" for " + state_->url + " must be one of " +
+                                                 list + ", not \"" + value + "\"");
+  }
+
   // A nested object as Options of its own ({} when absent); its keys are
   // checked by this object's finish() too.
   Options get_object(std::string_view key) {
@@ -323,6 +339,26 @@ class Options {
 
   std::shared_ptr<State> state_;
 };
+
+// ---- Save options every saver shares (docs/integrity.md) -----------------
+
+// "integrity": whether a save records each weight file's SHA-256 in its
+// manifest group; each scheme has its own default.
+enum class Integrity { kNone, kSha256 };
+inline Integrity read_integrity(Options& options, Integrity fallback) {
+  const std::string v = options.get_choice(
+      "integrity", fallback == Integrity::kSha256 ? "sha256" : "none", {"sha256", "none"});
+  return v == "sha256" ? Integrity::kSha256 : Integrity::kNone;
+}
+
+// "shard_names": TF.js's file names, or each weight file named after its
+// digest (content-addressed; implies integrity "sha256").
+enum class ShardNames { kTfjs, kSha256 };
+inline ShardNames read_shard_names(Options& options) {
+  return options.get_choice("shard_names", "tfjs", {"tfjs", "sha256"}) == "sha256"
+             ? ShardNames::kSha256
+             : ShardNames::kTfjs;
+}
 
 // ---- Call ---------------------------------------------------------------
 

@@ -1,0 +1,91 @@
+#include "stowage/digest.hpp"
+
+#include <openssl/evp.h>
+
+#include "stowage/error.hpp"
+
+namespace stowage {
+
+bool is_sha256_hex(std::string_view text) noexcept {
+  if (text.size() != kSha256HexSize) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+struct Sha256::State {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(), EVP_MD_CTX_free};
+};
+
+namespace {
+void start(EVP_MD_CTX* ctx) {
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) {
+    throw Error(ErrorCode::kResourceExhausted, "cannot start a SHA-256 digest");
+  }
+}
+}  // namespace
+
+Sha256::Sha256() : state_(std::make_unique<State>()) { start(state_->ctx.get()); }
+Sha256::~Sha256() = default;
+Sha256::Sha256(Sha256&&) noexcept = default;
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
+
+void Sha256::update(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return;
+  if (EVP_DigestUpdate(state_->ctx.get(), bytes.data(), bytes.size()) != 1) {
+    throw Error(ErrorCode::kInternal, "SHA-256 update failed");
+  }
+}
+
+void Sha256::update(std::string_view bytes) {
+  update(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
+
+std::array<uint8_t, 32> Sha256::finish() {
+  std::array<uint8_t, 32> out{};
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(state_->ctx.get(), out.data(), &len) != 1 || len != out.size()) {
+    throw Error(ErrorCode::kInternal, "SHA-256 finish failed");
+  }
+  start(state_->ctx.get());
+  return out;
+}
+
+std::string Sha256::finish_hex() {
+  const std::array<uint8_t, 32> d = finish();
+  return to_hex(d);
+}
+
+std::string sha256_hex(std::span<const uint8_t> bytes) {
+  Sha256 h;
+  h.update(bytes);
+  return h.finish_hex();
+}
+
+std::string to_hex(std::span<const uint8_t> bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (uint8_t b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+std::string sha256_base64_of_hex(std::string_view hex) {
+  if (!is_sha256_hex(hex)) {
+    throw Error(ErrorCode::kInvalidArgument, "not a SHA-256 hex digest: " + std::string(hex));
+  }
+  uint8_t raw[32];
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (size_t i = 0; i < 32; ++i) {
+    raw[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  }
+  unsigned char out[48];
+  const int n = EVP_EncodeBlock(out, raw, 32);
+  return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+}
+
+}  // namespace stowage

@@ -36,7 +36,8 @@ step("cmake --install into ${prefix}" ${CMAKE_COMMAND} --install "${BUILD_DIR}" 
 foreach(f
     bin/stowage bin/stowage-conformance
     include/stowage/abi.h include/stowage/plugin.hpp include/stowage/blob_store.hpp
-    include/stowage/registry.hpp include/stowage/conformance.hpp
+    include/stowage/model_json.hpp include/stowage-host/stowage/registry.hpp
+    include/stowage/conformance.hpp
     ${LIBDIR}/libstowage_core.so ${LIBDIR}/libstowage_core.so.0
     ${LIBDIR}/libstowage_conformance.so ${LIBDIR}/libstowage_conformance.so.0
     ${LIBDIR}/libstowage_format.a
@@ -49,6 +50,10 @@ foreach(f
     message(FATAL_ERROR "cmake --install did not install ${f}")
   endif()
 endforeach()
+# The host's headers stay off a plugin author's include path.
+if(EXISTS "${prefix}/include/stowage/registry.hpp")
+  message(FATAL_ERROR "cmake --install put the host's registry.hpp beside the SDK's headers")
+endif()
 # Versioned libraries: the SONAME is libstowage_core.so.<major>.
 step("objdump the installed core" objdump -p "${prefix}/${LIBDIR}/libstowage_core.so")
 require_output("libstowage_core's SONAME" "SONAME +libstowage_core\\.so\\.0")

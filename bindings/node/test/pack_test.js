@@ -37,7 +37,7 @@ test('npm install of the packed package builds against an installed stowage', as
   const work = h.tempDir('stowage-pack-');
   const prefix = path.join(work, 'prefix');
   run(cmake, ['--install', h.env('STOWAGE_BUILD_DIR'), '--prefix', prefix]);
-  assert.ok(fs.existsSync(path.join(prefix, 'include', 'stowage', 'management.hpp')));
+  assert.ok(fs.existsSync(path.join(prefix, 'include', 'stowage-host', 'stowage', 'management.hpp')));
 
   const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], {cwd: pkg}));
   const tarball = path.join(work, packed[0].filename);

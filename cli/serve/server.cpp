@@ -30,13 +30,13 @@
 namespace stowage::serve {
 namespace {
 
-namespace net = boost::asio;
+namespace asio = boost::asio;  // not `net`: stowage::net is the http client library
 namespace beast = boost::beast;
 namespace http = beast::http;
-using tcp = net::ip::tcp;
-using net::awaitable;
-using net::use_awaitable;
-constexpr auto kTuple = net::as_tuple(use_awaitable);
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+constexpr auto kTuple = asio::as_tuple(use_awaitable);
 
 constexpr size_t kBodyChunk = 256 * 1024;
 constexpr uint64_t kMaxWritePiece = 4ull << 20;
@@ -57,7 +57,7 @@ struct BuffersBody {
 
   class writer {
    public:
-    using const_buffers_type = net::const_buffer;
+    using const_buffers_type = asio::const_buffer;
 
     template <bool isRequest, class Fields>
     writer(const http::header<isRequest, Fields>&, const value_type& body) : body_(body) {}
@@ -151,11 +151,11 @@ struct Core {
   size_t lingering = 0;                // rejected connections being drained
   std::atomic<bool> cancelled{false};  // store calls in flight should stop
   std::atomic<uint16_t> port{0};
-  net::io_context io{1};
+  asio::io_context io{1};
   tcp::acceptor acceptor{io};
-  net::thread_pool workers;
-  net::steady_timer shutdown_timer{io};
-  std::unique_ptr<net::signal_set> signals;
+  asio::thread_pool workers;
+  asio::steady_timer shutdown_timer{io};
+  std::unique_ptr<asio::signal_set> signals;
 };
 
 // One client connection: reads requests one after the other (keep-alive),
@@ -206,7 +206,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   template <class F>
   awaitable<Reply> on_workers(F f) {
-    co_return co_await net::co_spawn(
+    co_return co_await asio::co_spawn(
         server_.workers.get_executor(), [&]() -> awaitable<Reply> { co_return f(); },
         use_awaitable);
   }
@@ -219,7 +219,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Core& server_;
   tcp::socket socket_;
-  net::steady_timer timer_;
+  asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   std::vector<char> chunk_;
   std::string remote_;
@@ -284,7 +284,7 @@ awaitable<Reply> Connection::read_upload(http::request_parser<http::buffer_body>
   if (beast::iequals(request.header("expect"), "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     set_deadline(server_.options.timeouts.body);
-    auto [ec, n] = co_await net::async_write(socket_, net::buffer(kContinue), kTuple);
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(kContinue), kTuple);
     if (ec) {
       Reply gone;
       gone.status = 0;
@@ -392,7 +392,7 @@ awaitable<bool> Connection::handle(http::request_parser<http::buffer_body>& pars
 
 awaitable<void> Connection::run() {
   auto self = shared_from_this();
-  net::co_spawn(socket_.get_executor(), watchdog(), net::detached);
+  asio::co_spawn(socket_.get_executor(), watchdog(), asio::detached);
   const ServerOptions& options = server_.options;
   while (!closed_ && !server_.stopping) {
     idle_ = true;
@@ -457,7 +457,7 @@ awaitable<void> Connection::run() {
       while (!closed_ && dropped < kMaxLingerBytes && std::chrono::steady_clock::now() < until) {
         set_deadline(std::chrono::duration_cast<std::chrono::milliseconds>(
             until - std::chrono::steady_clock::now()));
-        auto [ec, n] = co_await socket_.async_read_some(net::buffer(chunk_), kTuple);
+        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(chunk_), kTuple);
         if (ec) break;
         dropped += n;
       }
@@ -478,9 +478,9 @@ void Core::listen() {
   }
   const tcp::endpoint endpoint = results.begin()->endpoint();
   acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw Error(ErrorCode::kUnavailable, "cannot listen on " + where + ": " + ec.message());
   port = acceptor.local_endpoint().port();
 }
@@ -510,20 +510,20 @@ awaitable<void> Core::reject(tcp::socket socket) {
   record.status = 503;
   record.note = "connection limit";
   socket.non_blocking(true, ec);
-  socket.write_some(net::buffer(kBusy), ec);
+  socket.write_some(asio::buffer(kBusy), ec);
   socket.shutdown(tcp::socket::shutdown_send, ec);
   log(record);
   if (ec || lingering >= kMaxLingering) co_return;
   ++lingering;
   auto shared = std::make_shared<tcp::socket>(std::move(socket));
-  net::steady_timer timer(io, std::chrono::milliseconds(500));
+  asio::steady_timer timer(io, std::chrono::milliseconds(500));
   timer.async_wait([shared](beast::error_code) {
     beast::error_code ignored;
     shared->close(ignored);
   });
   char buf[4096];
   for (size_t total = 0; total < 65536;) {
-    auto [read_ec, n] = co_await shared->async_read_some(net::buffer(buf), kTuple);
+    auto [read_ec, n] = co_await shared->async_read_some(asio::buffer(buf), kTuple);
     if (read_ec) break;
     total += n;
   }
@@ -537,21 +537,21 @@ awaitable<void> Core::accept_loop() {
     auto [ec, socket] = co_await acceptor.async_accept(kTuple);
     if (stopping) break;
     if (ec) {
-      if (ec == net::error::operation_aborted) break;
+      if (ec == asio::error::operation_aborted) break;
       // Out of descriptors and the like: wait a little rather than spin.
-      net::steady_timer pause(io, std::chrono::milliseconds(50));
+      asio::steady_timer pause(io, std::chrono::milliseconds(50));
       co_await pause.async_wait(kTuple);
       continue;
     }
     if (connections.size() >= options.limits.max_connections) {
-      net::co_spawn(io, reject(std::move(socket)), net::detached);
+      asio::co_spawn(io, reject(std::move(socket)), asio::detached);
       continue;
     }
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto connection = std::make_shared<Connection>(*this, std::move(socket));
-    net::co_spawn(
-        io, [connection]() -> awaitable<void> { co_await connection->run(); }, net::detached);
+    asio::co_spawn(
+        io, [connection]() -> awaitable<void> { co_await connection->run(); }, asio::detached);
   }
 }
 
@@ -614,7 +614,7 @@ struct Server::Impl : Core {
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
   impl_->listen();
   if (impl_->options.handle_signals) {
-    impl_->signals = std::make_unique<net::signal_set>(impl_->io, SIGINT, SIGTERM);
+    impl_->signals = std::make_unique<asio::signal_set>(impl_->io, SIGINT, SIGTERM);
   }
 }
 
@@ -630,15 +630,15 @@ bool Server::created_store() const { return impl_->app.store().created(); }
 
 void Server::run() {
   Impl& s = *impl_;
-  net::co_spawn(s.io, s.accept_loop(), net::detached);
-  if (s.signals) net::co_spawn(s.io, s.signal_loop(), net::detached);
+  asio::co_spawn(s.io, s.accept_loop(), asio::detached);
+  if (s.signals) asio::co_spawn(s.io, s.signal_loop(), asio::detached);
   s.io.run();
   s.workers.join();
 }
 
 void Server::shutdown() {
   Impl* s = impl_.get();
-  net::post(s->io, [s] { s->begin_shutdown(); });
+  asio::post(s->io, [s] { s->begin_shutdown(); });
 }
 
 }  // namespace stowage::serve

@@ -6,7 +6,9 @@
 // Every request signs host, x-amz-date and x-amz-content-sha256 (the SHA-256
 // of the body; UNSIGNED-PAYLOAD only with ClientConfig::unsigned_payload), and
 // adds no checksum headers (x-amz-checksum-*, x-amz-sdk-checksum-algorithm):
-// stores that reject them keep working. Redirects are not followed (S3's 301
+// stores that reject them keep working. A weight file's SHA-256 travels as
+// user metadata (x-amz-meta-sha256, see BodyDigest), which every
+// S3-compatible store keeps. Redirects are not followed (S3's 301
 // means "wrong region" and is reported as such).
 //
 // Errors are stowage::Error whose message names the operation, s3://bucket/key,

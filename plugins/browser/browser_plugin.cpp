@@ -64,6 +64,9 @@
 //     downloads:
 //       "folder"      default XDG_DOWNLOAD_DIR (user-dirs.dirs) or ~/Downloads.
 //       "durable"     as above.
+//       "integrity"   "none" (default: the JSON is TF.js's, byte for byte) or
+//                     "sha256": the weights file's SHA-256, computed as it is
+//                     written, goes into the JSON's weight group ("sha256").
 //
 //   Config defaults work per scheme, e.g. {"defaults": {"localstorage":
 //   {"profile": "/srv/profile"}, "indexeddb": {"profile": "/srv/profile"}}}.
@@ -128,6 +131,8 @@ class BrowserHandler final : public plugin::Handler {
       folder_ = options.has("folder") ? absolute_folder(folder, "folder", this->url())
                                       : default_downloads_folder();
       durable_ = durable;
+      sha256_ =
+          plugin::read_integrity(options, plugin::Integrity::kNone) == plugin::Integrity::kSha256;
       return;
     }
     if (scheme != "localstorage" && scheme != "indexeddb") {
@@ -187,8 +192,8 @@ class BrowserHandler final : public plugin::Handler {
     } else if (scheme_ == Scheme::kIndexedDb) {
       indexed_->save_model(model_path(), artifacts, pace_of(call));
     } else {
-      const DownloadedFiles files =
-          save_download(folder_, download_prefix(path_), artifacts, durable_, pace_of(call));
+      const DownloadedFiles files = save_download(folder_, download_prefix(path_), artifacts,
+                                                  durable_, sha256_, pace_of(call));
       finish_progress(call);
       std::string response = "{\"files\":[" + json::quote(files.json.string());
       if (files.weights) response += "," + json::quote(files.weights->string());
@@ -277,6 +282,7 @@ class BrowserHandler final : public plugin::Handler {
   std::optional<IndexedDb> indexed_;
   fs::path folder_;
   bool durable_ = true;
+  bool sha256_ = false;  // downloads: record the weights file's digest
 };
 
 }  // namespace

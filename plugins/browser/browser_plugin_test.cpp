@@ -18,6 +18,7 @@
 #include "indexed_db_internal.hpp"
 #include "local_storage_internal.hpp"
 #include "plugin_test_util.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/management.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/registry.hpp"
@@ -824,6 +825,40 @@ TEST_CASE("downloads: name.json and name.weights.bin, never overwriting") {
   for (const auto& e : fs::directory_iterator(folder.path())) {
     CHECK(e.path().filename().string().find(".stowage-download-") == std::string::npos);
   }
+}
+
+TEST_CASE("downloads: integrity sha256 puts the weights file's digest in the JSON's group") {
+  TempDir folder;
+  const std::string opts =
+      "{\"folder\":" + json::quote(folder.path().string()) + ",\"integrity\":\"sha256\"}";
+  const ModelArtifacts a = spec_example();
+  save("downloads://dig", a, opts);
+  const std::string weights = read_file(folder.path() / "dig.weights.bin");
+  CHECK(weights == weight_bytes(a));
+  const std::string digest =
+      sha256_hex({reinterpret_cast<const uint8_t*>(weights.data()), weights.size()});
+  CHECK(read_file(folder.path() / "dig.json") ==
+        R"({"modelTopology":{"a":1},"format":"layers-model","generatedBy":"g","convertedBy":null,)"
+        R"("weightsManifest":[{"paths":["./dig.weights.bin"],"weights":[{"name":"w",)"
+        R"("shape":[2],"dtype":"float32"}],"sha256":[")" +
+            digest +
+            R"("]}],"userDefinedMetadata":{"u":1},"trainingConfig":)"
+            R"({"loss":"x","optimizer_config":{}}})");
+  check_same_model(
+      load_model("file://" + (folder.path() / "dig.json").string(), "{}", {}, registry()), a);
+  // A topology-only save has no weights file, so no digest.
+  ModelArtifacts topo = a;
+  topo.weight_data.reset();
+  topo.weight_specs.reset();
+  save("downloads://topo", topo, opts);
+  CHECK(read_file(folder.path() / "topo.json").find("sha256") == std::string::npos);
+  const Error e = error_of([&] {
+    registry().open("downloads://m", "{\"folder\":" + json::quote(folder.path().string()) +
+                                         ",\"integrity\":\"md\"}");
+  });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK(std::string(e.what()) ==
+        "Option \"integrity\" for downloads://m must be one of \"sha256\", \"none\", not \"md\"");
 }
 
 TEST_CASE("downloads: topology only writes only the JSON; load is an error saying why") {

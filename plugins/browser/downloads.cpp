@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "downloads_internal.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"
 
@@ -116,7 +117,8 @@ std::string download_prefix(std::string_view path) {
 }
 
 DownloadedFiles save_download(const fs::path& folder, const std::string& prefix,
-                              const ModelArtifacts& artifacts, bool durable, const Pace& pace) {
+                              const ModelArtifacts& artifacts, bool durable, bool sha256,
+                              const Pace& pace) {
   std::error_code ec;
   fs::create_directories(folder, ec);
   if (ec) {
@@ -126,17 +128,21 @@ DownloadedFiles save_download(const fs::path& folder, const std::string& prefix,
   if (pace.set_total) pace.set_total(total);
 
   std::optional<TempFile> weights;
+  std::optional<std::string> digest;
   if (artifacts.weight_data) {
     weights.emplace(folder);
+    Sha256 hash;
     for (const Buffer& b : *artifacts.weight_data) {
       for (uint64_t at = 0; at < b.size(); at += kWriteStep) {
         const uint64_t n = std::min(kWriteStep, b.size() - at);
+        if (sha256) hash.update(std::span<const uint8_t>(b.data() + at, n));
         weights->write(b.data() + at, n);
         if (pace.advance) pace.advance(n);
         if (pace.check) pace.check();
       }
     }
     weights->finish(durable);
+    if (sha256) digest = hash.finish_hex();
   }
 
   static const std::vector<WeightSpec> kNoSpecs;
@@ -151,6 +157,7 @@ DownloadedFiles save_download(const fs::path& folder, const std::string& prefix,
         {"./" + name + ".weights.bin"},
         artifacts.weight_specs ? *artifacts.weight_specs : kNoSpecs,
     }};
+    if (digest) manifest.front().sha256 = std::vector<std::string>{*digest};
     const std::string text = write_model_json(artifacts, manifest, ModelJsonLayout::kTfjsHttp);
     TempFile json(folder);
     json.write(reinterpret_cast<const uint8_t*>(text.data()), text.size());

@@ -34,8 +34,11 @@ struct DownloadedFiles {
 
 // Writes the two files (the weights file only when the artifacts have weight
 // data); the JSON's manifest names "./<prefix>.weights.bin" with the prefix
-// actually used. Files appear complete or not at all.
+// actually used. Files appear complete or not at all. With sha256, the
+// weights file's SHA-256, computed as it is written, goes into the
+// manifest's group ("sha256").
 DownloadedFiles save_download(const std::filesystem::path& folder, const std::string& prefix,
-                              const ModelArtifacts& artifacts, bool durable, const Pace& pace);
+                              const ModelArtifacts& artifacts, bool durable, bool sha256,
+                              const Pace& pace);
 
 }  // namespace stowage::browser

@@ -12,6 +12,7 @@ namespace {
 constexpr uint64_t kMinPartSize = 5ull << 20;  // S3's smallest part but the last
 constexpr uint64_t kMaxParts = 10000;
 constexpr uint64_t kMaxXmlBytes = 64ull << 20;
+constexpr const char* kMetaSha256 = "x-amz-meta-sha256";
 
 bool ends_with_ci(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() &&
@@ -126,8 +127,8 @@ S3Client::S3Client(ClientConfig config) : config_(std::move(config)) {
   try {
     base_ = net::Url::parse(endpoint_);
   } catch (const Error& e) {
-    throw Error(ErrorCode::kInvalidArgument, "The s3 endpoint " + redact_url(endpoint_) +
-                                                 " is not an http(s) URL: " + e.what());
+    throw Error(ErrorCode::kInvalidArgument,
+                "The s3 endpoint " + redact_url(endpoint_) + " is not an http(s) URL: " + e.what());
   }
   if (base_.target.find('?') != std::string::npos) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -281,6 +282,7 @@ std::optional<Object> S3Client::get(const std::string& bucket, const std::string
   o.info.size = resp.body.size();
   o.info.etag = header_or(resp, "ETag");
   o.info.last_modified = parse_http_date(header_or(resp, "Last-Modified"));
+  o.info.sha256 = header_or(resp, kMetaSha256);
   o.body = std::move(resp.body);
   o.body.set_label(name(bucket, key));
   return o;
@@ -296,14 +298,23 @@ std::optional<ObjectInfo> S3Client::head(const std::string& bucket, const std::s
   info.size = resp.content_length.value_or(0);
   info.etag = header_or(resp, "ETag");
   info.last_modified = parse_http_date(header_or(resp, "Last-Modified"));
+  info.sha256 = header_or(resp, kMetaSha256);
   return info;
 }
 
 std::string S3Client::put(const std::string& bucket, const std::string& key,
-                          const std::vector<Buffer>& body, const net::Control& control) {
+                          const std::vector<Buffer>& body, const net::Control& control,
+                          const BodyDigest& digest) {
   uint64_t size = total_size(body);
-  if (size > config_.multipart_threshold) return put_multipart(bucket, key, body, size, control);
-  Request r{"PutObject", "PUT", bucket, key, {}, {}, body, {}, kMaxXmlBytes};
+  const std::string meta = digest.store ? digest.hex : std::string();
+  if (size > config_.multipart_threshold) {
+    return put_multipart(bucket, key, body, size, control, meta);
+  }
+  net::Headers headers;
+  if (!meta.empty()) headers.emplace_back(kMetaSha256, meta);
+  // The body's digest is its payload hash: SigV4 need not hash it again.
+  Request r{"PutObject",        "PUT", bucket,     key,         {},
+            std::move(headers), body,  digest.hex, kMaxXmlBytes};
   net::Response resp = send(r, control);
   if (!resp.ok()) fail(r, resp);
   return header_or(resp, "ETag");
@@ -318,9 +329,11 @@ uint64_t S3Client::part_size_for(uint64_t size) const {
 }
 
 std::string S3Client::create_multipart(const std::string& bucket, const std::string& key,
-                                       const net::Control& control) {
-  Request create{
-      "CreateMultipartUpload", "POST", bucket, key, {{"uploads", ""}}, {}, {}, {}, kMaxXmlBytes};
+                                       const net::Control& control, const std::string& sha256) {
+  net::Headers headers;
+  if (!sha256.empty()) headers.emplace_back(kMetaSha256, sha256);
+  Request create{"CreateMultipartUpload", "POST", bucket, key,         {{"uploads", ""}},
+                 std::move(headers),      {},     {},     kMaxXmlBytes};
   net::Response created = send(create, control);
   if (!created.ok()) fail(create, created);
   return parse_upload_id(created.body.view(),
@@ -375,10 +388,10 @@ std::string S3Client::complete_multipart(const std::string& bucket, const std::s
 
 std::string S3Client::put_multipart(const std::string& bucket, const std::string& key,
                                     const std::vector<Buffer>& body, uint64_t size,
-                                    const net::Control& control) {
+                                    const net::Control& control, const std::string& sha256) {
   const uint64_t part = part_size_for(size);
   const size_t parts = static_cast<size_t>((size + part - 1) / part);
-  const std::string upload_id = create_multipart(bucket, key, control);
+  const std::string upload_id = create_multipart(bucket, key, control, sha256);
 
   try {
     std::vector<std::string> etags(parts);
@@ -473,7 +486,8 @@ std::vector<ListedObject> S3Client::list(const std::string& bucket, const std::s
 
 std::optional<std::string> S3Client::copy(const std::string& src_bucket, const std::string& src_key,
                                           const std::string& etag, const std::string& bucket,
-                                          const std::string& key, const net::Control& control) {
+                                          const std::string& key, const net::Control& control,
+                                          const std::string& sha256) {
   Request r{
       "CopyObject",
       "PUT",
@@ -485,6 +499,10 @@ std::optional<std::string> S3Client::copy(const std::string& src_bucket, const s
       {},
       {},
       kMaxXmlBytes};
+  if (!sha256.empty()) {
+    r.headers.emplace_back("x-amz-metadata-directive", "REPLACE");
+    r.headers.emplace_back(kMetaSha256, sha256);
+  }
   net::Response resp = send(r, control);
   if (resp.status == 412) return std::nullopt;
   if (!resp.ok()) fail(r, resp);

@@ -6,7 +6,9 @@
 // Every request signs host, x-amz-date and x-amz-content-sha256 (the SHA-256
 // of the body; UNSIGNED-PAYLOAD only with ClientConfig::unsigned_payload), and
 // adds no checksum headers (x-amz-checksum-*, x-amz-sdk-checksum-algorithm):
-// stores that reject them keep working. Redirects are not followed (S3's 301
+// stores that reject them keep working. A weight file's SHA-256 travels as
+// user metadata (x-amz-meta-sha256, see BodyDigest), which every
+// S3-compatible store keeps. Redirects are not followed (S3's 301
 // means "wrong region" and is reported as such).
 //
 // Errors are stowage::Error whose message names the operation, s3://bucket/key,
@@ -72,6 +74,19 @@ struct ObjectInfo {
   uint64_t size = 0;
   std::optional<std::chrono::system_clock::time_point> last_modified;
   std::string etag;
+  // The x-amz-meta-sha256 user metadata a content-addressed save stores with
+  // each weight object (its SHA-256, lowercase hex); empty when absent.
+  std::string sha256;
+};
+
+// What a put knows and records about the body's SHA-256. `hex`, when set,
+// is the whole body's digest, computed by the caller: a single PutObject
+// sends it as x-amz-content-sha256 instead of hashing the body again. With
+// `store`, it is also kept with the object as x-amz-meta-sha256 (on the
+// PutObject, or the CreateMultipartUpload of a multipart upload).
+struct BodyDigest {
+  std::string hex;
+  bool store = false;
 };
 
 struct Object {
@@ -112,7 +127,8 @@ class S3Client {
   // aborted when any part fails (nothing is left behind by this call, except
   // when the abort itself fails; then the message says so). Returns the ETag.
   std::string put(const std::string& bucket, const std::string& key,
-                  const std::vector<Buffer>& body, const net::Control& control);
+                  const std::vector<Buffer>& body, const net::Control& control,
+                  const BodyDigest& digest = {});
   // A multipart upload driven by the caller, for bodies that arrive in
   // pieces (a streaming save): create_multipart returns the upload id; then
   // upload_part for each part (numbered from 1 of `parts`, any order, from
@@ -120,8 +136,9 @@ class S3Client {
   // in order and returns the object's. On failure the caller aborts the
   // upload with abort_multipart. Every part but the last must be
   // part_size_for(object size) long.
+  // `sha256` (lowercase hex), when set, is stored as x-amz-meta-sha256.
   std::string create_multipart(const std::string& bucket, const std::string& key,
-                               const net::Control& control);
+                               const net::Control& control, const std::string& sha256 = {});
   std::string upload_part(const std::string& bucket, const std::string& key,
                           const std::string& upload_id, size_t number, size_t parts,
                           const std::vector<Buffer>& body, const net::Control& control);
@@ -140,10 +157,12 @@ class S3Client {
                                  const net::Control& control);
   // CopyObject within this store, only if the source still has etag
   // (x-amz-copy-source-if-match). nullopt when the source changed (412);
-  // otherwise the new ETag.
+  // otherwise the new ETag. `sha256` (lowercase hex), when set, replaces the
+  // copy's user metadata with x-amz-meta-sha256.
   std::optional<std::string> copy(const std::string& src_bucket, const std::string& src_key,
                                   const std::string& etag, const std::string& bucket,
-                                  const std::string& key, const net::Control& control);
+                                  const std::string& key, const net::Control& control,
+                                  const std::string& sha256 = {});
   // The multipart uploads in progress under prefix (one page, up to 1000).
   std::vector<PendingUpload> list_multipart_uploads(const std::string& bucket,
                                                     const std::string& prefix,
@@ -158,7 +177,7 @@ class S3Client {
   [[noreturn]] void fail(const Request& request, const net::Response& response) const;
   std::string put_multipart(const std::string& bucket, const std::string& key,
                             const std::vector<Buffer>& body, uint64_t size,
-                            const net::Control& control);
+                            const net::Control& control, const std::string& sha256);
 
   ClientConfig config_;
   std::string endpoint_;

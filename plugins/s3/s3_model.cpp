@@ -1,6 +1,7 @@
 #include "s3_model.hpp"
 
 #include <functional>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -382,19 +383,22 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
 namespace {
 
 // How the weight files of a save go up (all at once, or as they stream in),
-// given the transaction and the planned files, named as they will be.
-using UploadWeights = std::function<void(S3Store::S3Transaction&, const std::vector<ShardPlan>&)>;
+// given the transaction and the planned files, named as they will be (a
+// content-addressed upload names them itself). Returns each file's SHA-256
+// (empty strings without digests).
+using UploadWeights =
+    std::function<std::vector<std::string>(S3Store::S3Transaction&, std::vector<ShardPlan>&)>;
 
 // A save of `meta` (weight_data unused) whose weight bytes are `total` long:
 // plans the files, has `upload` write them, then publishes model.json and
 // deletes the replaced model's files.
 size_t save_with(S3Store& store, const plugin::BlobLocation& location, const ModelArtifacts& meta,
-                 uint64_t total, uint64_t shard_size, plugin::Call& call,
+                 uint64_t total, const SaveSettings& settings, plugin::Call& call,
                  const UploadWeights& upload) {
   S3Client& client = store.client();
   const std::string url = store.name_of(location.folder + location.model_name);
   const std::string model_key = location.folder + location.model_name;
-  std::vector<ShardPlan> plan = plan_shards(total, shard_size);
+  std::vector<ShardPlan> plan = plan_shards(total, settings.shard_size);
 
   // The model being replaced, if any: its weight files stay untouched until
   // the new model.json is in place. Every save (a first one too) writes its
@@ -419,7 +423,7 @@ size_t save_with(S3Store& store, const plugin::BlobLocation& location, const Mod
     }
   }
   const std::vector<ShardPlan> plain = plan;
-  for (;;) {
+  for (; !settings.content_addressed;) {
     const std::string tag = random_tag();
     bool clash = false;
     for (size_t i = 0; i < plan.size(); ++i) {
@@ -429,11 +433,21 @@ size_t save_with(S3Store& store, const plugin::BlobLocation& location, const Mod
     if (!clash) break;  // overwriting a live weight file would mix models
   }
 
-  WeightGroup group;
-  for (const ShardPlan& p : plan) group.paths.push_back(p.path);
-  if (meta.weight_specs) group.weights = *meta.weight_specs;
-  std::string json = write_model_json(meta, {group}, ModelJsonLayout::kTfjsNode);
-  const uint64_t json_size = json.size();
+  // model.json's size before its digests and content-addressed names are
+  // known: both have fixed lengths (a longer name on a clash only adds a
+  // little, so progress is then a few bytes off, never backwards).
+  auto model_json = [&](const std::vector<std::string>& digests) {
+    WeightGroup group;
+    for (const ShardPlan& p : plan) group.paths.push_back(p.path);
+    if (meta.weight_specs) group.weights = *meta.weight_specs;
+    if (settings.sha256 || settings.content_addressed) group.sha256 = digests;
+    return write_model_json(meta, {group}, ModelJsonLayout::kTfjsNode);
+  };
+  if (settings.content_addressed) {
+    for (ShardPlan& p : plan) p.path = std::string(16, '0') + ".bin";
+  }
+  uint64_t json_size =
+      model_json(std::vector<std::string>(plan.size(), std::string(64, '0'))).size();
   call.progress(0, total + json_size);
 
   S3Store::S3Transaction txn(store);
@@ -444,8 +458,10 @@ size_t save_with(S3Store& store, const plugin::BlobLocation& location, const Mod
     }
   } guard{&txn};
 
-  upload(txn, plan);
+  const std::vector<std::string> digests = upload(txn, plan);
   call.check();  // the last moment a cancellation leaves nothing behind
+  const std::string json = model_json(digests);
+  json_size = json.size();
 
   try {
     // Not through txn: a model.json that failed to go up must not be deleted
@@ -495,10 +511,83 @@ void copy_if_loaded(S3Store& store, S3Store::S3Transaction::Item& item) {
   }
 }
 
+// The upload of a content-addressed save: hashes every file (single
+// PutObjects send that digest as their payload hash, so their bytes are
+// hashed once), names each after its digest, and uploads only the files
+// whose name does not already hold an object recorded (x-amz-meta-sha256)
+// with that digest. An object under the name without that record, or with
+// another digest, is another file: the name counts as taken and
+// content_addressed_names picks a longer one. Sets plan's paths; returns the
+// digests.
+std::vector<std::string> put_content_addressed(S3Store& store, const plugin::BlobLocation& location,
+                                               S3Store::S3Transaction& txn,
+                                               std::vector<ShardPlan>& plan,
+                                               std::vector<std::vector<Buffer>> pieces,
+                                               plugin::Call& call) {
+  S3Client& client = store.client();
+  std::vector<std::string> digests(plan.size());
+  net::Control quiet = control_of(call, Progress::kNone);
+  run_parallel(plan.size(), client.config().concurrency,
+               [&](size_t i, const std::atomic<bool>&) { digests[i] = sha256_of(pieces[i]); });
+  // What the store holds under each name asked about: its recorded digest
+  // ("" for an object without one), nullopt for nothing. The short names
+  // are asked all at once; content_addressed_names asks about longer ones
+  // only on a clash.
+  std::mutex mu;
+  std::map<std::string, std::optional<std::string>> held;
+  auto ask = [&](const std::string& name, const net::Control& control) {
+    std::optional<ObjectInfo> head = client.head(store.bucket(), location.folder + name, control);
+    std::lock_guard<std::mutex> lock(mu);
+    return held[name] = head ? std::optional<std::string>(head->sha256) : std::nullopt;
+  };
+  std::vector<std::string> short_names;
+  for (const std::string& d : digests) short_names.push_back(d.substr(0, 16) + ".bin");
+  run_parallel(short_names.size(), client.config().concurrency,
+               [&](size_t i, const std::atomic<bool>& stop) {
+                 ask(short_names[i], child_control(quiet, stop));
+               });
+  auto lookup = [&](const std::string& name) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (auto it = held.find(name); it != held.end()) return it->second;
+    }
+    return ask(name, quiet);
+  };
+  std::vector<std::string> names =
+      content_addressed_names(digests, [&](const std::string& name, const std::string& digest) {
+        std::optional<std::string> there = lookup(name);
+        return there && *there != digest;
+      });
+  std::vector<S3Store::S3Transaction::Item> items;
+  std::set<std::string> queued;
+  uint64_t skipped = 0;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    plan[i].path = names[i];
+    // Under a full-digest name (the last resort) an object with no or
+    // another recorded digest is damaged: it is uploaded over.
+    const bool there = lookup(names[i]) == std::optional<std::string>(digests[i]);
+    if (there || !queued.insert(names[i]).second) {
+      skipped += plan[i].size;
+      continue;
+    }
+    S3Store::S3Transaction::Item item;
+    item.key = location.folder + names[i];
+    item.pieces = std::move(pieces[i]);
+    item.sha256 = digests[i];
+    item.store_sha256 = true;
+    copy_if_loaded(store, item);
+    items.push_back(std::move(item));
+  }
+  call.advance(skipped);
+  txn.put_all(items, call);
+  return digests;
+}
+
 }  // namespace
 
 size_t save_model(S3Store& store, const plugin::BlobLocation& location,
-                  const ModelArtifacts& artifacts, uint64_t shard_size, plugin::Call& call) {
+                  const ModelArtifacts& artifacts, const SaveSettings& settings,
+                  plugin::Call& call) {
   const std::string url = store.name_of(location.folder + location.model_name);
   call.check();
   if (artifacts.weight_specs && artifacts.weight_data) {
@@ -514,36 +603,44 @@ size_t save_model(S3Store& store, const plugin::BlobLocation& location,
   }
   static const WeightData kNone;
   const WeightData& data = artifacts.weight_data ? *artifacts.weight_data : kNone;
-  return save_with(store, location, artifacts, total_size(data), shard_size, call,
-                   [&](S3Store::S3Transaction& txn, const std::vector<ShardPlan>& plan) {
+  return save_with(store, location, artifacts, total_size(data), settings, call,
+                   [&](S3Store::S3Transaction& txn, std::vector<ShardPlan>& plan) {
                      std::vector<S3Store::S3Transaction::Item> items;
                      std::vector<std::vector<Buffer>> pieces = cut(data, plan);
+                     if (settings.content_addressed)
+                       return put_content_addressed(store, location, txn, plan, std::move(pieces),
+                                                    call);
                      for (size_t i = 0; i < plan.size(); ++i) {
                        S3Store::S3Transaction::Item item;
                        item.key = location.folder + plan[i].path;
                        item.pieces = std::move(pieces[i]);
+                       item.want_sha256 = settings.sha256;
                        copy_if_loaded(store, item);
                        items.push_back(std::move(item));
                      }
-                     txn.put_all(items, call);
+                     return txn.put_all(items, call);
                    });
 }
 
 size_t save_model_streaming(S3Store& store, const plugin::BlobLocation& location,
                             const ModelArtifacts& meta, plugin::WeightSource& weights,
-                            uint64_t shard_size, plugin::Call& call) {
+                            const SaveSettings& settings, plugin::Call& call) {
   const std::string url = store.name_of(location.folder + location.model_name);
+  if (settings.content_addressed) {
+    throw Error(ErrorCode::kInternal, "A content-addressed save of " + url +
+                                          " cannot stream: its names need the digests first");
+  }
   call.check();
-  return save_with(store, location, meta, weights.total_bytes(), shard_size, call,
-                   [&](S3Store::S3Transaction& txn, const std::vector<ShardPlan>& plan) {
+  return save_with(store, location, meta, weights.total_bytes(), settings, call,
+                   [&](S3Store::S3Transaction& txn, std::vector<ShardPlan>& plan) {
                      std::vector<WeightFile> files;
                      for (const ShardPlan& p : plan) {
                        files.push_back({location.folder + p.path, p.size});
                      }
-                     upload_streamed(
+                     return upload_streamed(
                          store, txn, files, weights,
                          [&](S3Store::S3Transaction::Item& item) { copy_if_loaded(store, item); },
-                         url, call);
+                         url, settings.sha256, call);
                    });
 }
 

@@ -20,6 +20,11 @@
 //       is copied server-side (CopyObject, only if the source still has the
 //       ETag it was read with) instead of uploaded: a copy within one store
 //       downloads the weights once and uploads nothing.
+//       With digests (option integrity "sha256", the default) each file's
+//       SHA-256 is computed in the pass that uploads it and recorded in
+//       model.json's group ("sha256"). Content-addressed saves (shard_names
+//       "sha256", see SaveSettings) name files after their digests and skip
+//       the upload of files already there with that digest.
 // Streaming save (the pull form, a streaming copy): the same files, keys,
 //       model.json, replacement and cleanup, but each weight file (or, above
 //       multipart_threshold, each part) goes up as soon as its bytes have
@@ -56,15 +61,29 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
 ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const std::string& url,
                      plugin::Call& call);
 
+// How a save names and records its weight files.
+struct SaveSettings {
+  uint64_t shard_size = 0;  // 0: one weight file
+  bool sha256 = true;       // record each file's SHA-256 in model.json (option integrity)
+  // shard_names "sha256": each file is named after its digest
+  // (content_addressed_names), with the digest kept as the object's
+  // x-amz-meta-sha256 metadata. A file whose name already holds an object
+  // with that metadata is not uploaded again; one held without it, or with
+  // another digest, counts as taken (a longer name is used). Implies sha256.
+  bool content_addressed = false;
+};
+
 // Returns the number of weight files copied server-side (0 in most saves).
 size_t save_model(S3Store& store, const plugin::BlobLocation& location,
-                  const ModelArtifacts& artifacts, uint64_t shard_size, plugin::Call& call);
+                  const ModelArtifacts& artifacts, const SaveSettings& settings,
+                  plugin::Call& call);
 
 // The same save with the weight bytes pulled from `weights` (meta's
 // weight_data is not used). Returns the number of weight files copied
-// server-side.
+// server-side. Not for content-addressed saves: their names need every
+// file's digest before its upload, so they go through save_model.
 size_t save_model_streaming(S3Store& store, const plugin::BlobLocation& location,
                             const ModelArtifacts& meta, plugin::WeightSource& weights,
-                            uint64_t shard_size, plugin::Call& call);
+                            const SaveSettings& settings, plugin::Call& call);
 
 }  // namespace stowage::s3

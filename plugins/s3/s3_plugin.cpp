@@ -59,6 +59,18 @@
 //     multipart_threshold*  bytes; default 16 MiB
 //     part_size*        bytes per multipart part; default 16 MiB, at least 5 MiB
 //     concurrency*      requests in flight per operation; default 8
+//     integrity         "sha256" (default): each weight file's SHA-256, computed
+//                       as it is uploaded, goes into model.json's group
+//                       ("sha256"); "none": no digests
+//     shard_names       "tfjs" (default): the names above; "sha256": each
+//                       weight file named after its digest (<16 hex>.bin,
+//                       longer on a clash) with the digest kept as the
+//                       object's x-amz-meta-sha256 metadata; a save skips a
+//                       file already there with that metadata (a new version
+//                       uploads only what changed). Implies integrity
+//                       "sha256" (an explicit "none" is INVALID_ARGUMENT).
+//                       Such a save gathers the model before uploading, also
+//                       in a streaming copy: names need digests first.
 //     unsigned_payload  true sends UNSIGNED-PAYLOAD instead of the body's
 //                       SHA-256 (for HTTPS endpoints, saves hashing)
 //     ec2_metadata      true: when the options, the environment and the
@@ -237,7 +249,18 @@ class S3Handler final : public plugin::Handler {
     so.secret_access_key = options.get_string("secret_access_key");
     so.session_token = options.get_string("session_token");
     std::optional<bool> path_style = flag("path_style");
-    shard_size_ = num("shard_size", 0);
+    settings_.shard_size = num("shard_size", 0);
+    const bool integrity_given = options.has("integrity");
+    settings_.sha256 =
+        plugin::read_integrity(options, plugin::Integrity::kSha256) == plugin::Integrity::kSha256;
+    settings_.content_addressed = plugin::read_shard_names(options) == plugin::ShardNames::kSha256;
+    if (settings_.content_addressed && integrity_given && !settings_.sha256) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "shard_names \"sha256\" names weight files after their digests, so it needs "
+                  "integrity \"sha256\", not \"none\", for " +
+                      this->url());
+    }
+    settings_.sha256 = settings_.sha256 || settings_.content_addressed;
 
     ClientConfig config;
     config.multipart_threshold = num("multipart_threshold", 16ull << 20);
@@ -306,15 +329,19 @@ class S3Handler final : public plugin::Handler {
   ModelStat stat(Call& call) override { return stat_model(*store_, location_, url(), call); }
 
   std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) override {
-    save_model(*store_, location_, artifacts, shard_size_, call);
+    save_model(*store_, location_, artifacts, settings_, call);
     return std::nullopt;
   }
   // The pull form uploads each weight file as its bytes arrive; the array
   // form goes through save() above.
   std::optional<std::string> save_from(const ModelArtifacts& meta, plugin::WeightSource& weights,
                                        Call& call) override {
-    if (!weights.streaming()) return Handler::save_from(meta, weights, call);
-    save_model_streaming(*store_, location_, meta, weights, shard_size_, call);
+    // A content-addressed save needs every file's digest before its name,
+    // so it gathers the model first (through save() above).
+    if (!weights.streaming() || settings_.content_addressed) {
+      return Handler::save_from(meta, weights, call);
+    }
+    save_model_streaming(*store_, location_, meta, weights, settings_, call);
     return std::nullopt;
   }
 
@@ -323,11 +350,11 @@ class S3Handler final : public plugin::Handler {
 
  private:
   plugin::BlobLayout layout() const {
-    return plugin::BlobLayout(*store_, location_, shard_size_, url());
+    return plugin::BlobLayout(*store_, location_, settings_.shard_size, url());
   }
 
   plugin::BlobLocation location_;
-  uint64_t shard_size_ = 0;
+  SaveSettings settings_;
   std::unique_ptr<S3Store> store_;
 };
 

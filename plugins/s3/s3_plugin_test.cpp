@@ -27,6 +27,7 @@
 #include "http_client.hpp"
 #include "plugin_test_util.hpp"
 #include "s3_client.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
 #include "stowage/model_json.hpp"
@@ -253,7 +254,8 @@ TEST_CASE("save, load, list and remove in TF.js's layout") {
   // The folder URL loads the same model.
   CHECK(weight_bytes(load(url(s, "layout/mnist"))) == weight_bytes(a));
 
-  // model.json is tfjs-node's, byte for byte, but for the weight file's name.
+  // model.json is tfjs-node's, byte for byte, but for the weight file's name
+  // and the file's SHA-256 (integrity "sha256" is the default).
   auto json = direct(s).get(kBucket, "layout/mnist/model.json", {});
   REQUIRE(json);
   ModelArtifacts plain = a;
@@ -261,6 +263,8 @@ TEST_CASE("save, load, list and remove in TF.js's layout") {
   WeightGroup g;
   g.paths = {weights_name};
   g.weights = *a.weight_specs;
+  const std::string bytes = weight_bytes(a);
+  g.sha256 = {sha256_hex({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()})};
   CHECK(std::string(json->body.view()) == write_model_json(plain, {g}, ModelJsonLayout::kTfjsNode));
 
   save(url(s, "layout/other"), model(10, 2.0f));

@@ -1,8 +1,17 @@
 #include "s3_store.hpp"
 
+#include <future>
+
 #include "parallel.hpp"
+#include "stowage/digest.hpp"
 
 namespace stowage::s3 {
+
+std::string sha256_of(const std::vector<Buffer>& pieces) {
+  Sha256 h;
+  for (const Buffer& b : pieces) h.update(std::span<const uint8_t>(b.data(), b.size()));
+  return h.finish_hex();
+}
 
 net::Control control_of(plugin::Call& call, Progress progress) {
   net::Control c;
@@ -90,26 +99,34 @@ void S3Store::S3Transaction::put(const std::string& key, const std::vector<Buffe
   store_.client_->put(store_.bucket_, key, pieces, control_of(call, Progress::kUpload));
 }
 
-void S3Store::S3Transaction::put_all(const std::vector<Item>& items, plugin::Call& call) {
+std::vector<std::string> S3Store::S3Transaction::put_all(const std::vector<Item>& items,
+                                                         plugin::Call& call) {
   net::Control control = control_of(call, Progress::kUpload);
+  std::vector<std::string> digests(items.size());
   run_parallel(items.size(), store_.client_->config().concurrency,
                [&](size_t i, const std::atomic<bool>& stop) {
-                 put_item(items[i], child_control(control, stop), call);
+                 digests[i] = put_item(items[i], child_control(control, stop), call);
                });
+  return digests;
 }
 
-void S3Store::S3Transaction::put_item(const Item& item, const net::Control& c, plugin::Call& call) {
+std::string S3Store::S3Transaction::put_item(const Item& item, const net::Control& c,
+                                             plugin::Call& call) {
   S3Client& client = *store_.client_;
   record(item.key);  // before the request: a cut-short PUT may still land
+  std::string digest = item.sha256;
+  const uint64_t size = total_size(item.pieces);
   if (item.copy_from) {
     try {
       net::Control quiet = c;
       quiet.on_sent = nullptr;
+      // No byte goes up: the digest comes from the bytes in hand.
+      if (digest.empty() && item.want_sha256) digest = sha256_of(item.pieces);
       if (client.copy(item.copy_from->first, item.copy_from->second, item.copy_etag, store_.bucket_,
-                      item.key, quiet)) {
+                      item.key, quiet, item.store_sha256 ? digest : std::string())) {
         copies_.fetch_add(1);
-        call.advance(total_size(item.pieces));
-        return;
+        call.advance(size);
+        return digest;
       }
       plugin::log(0, "s3: " + S3Client::name(item.copy_from->first, item.copy_from->second) +
                          " changed since it was read; uploading instead of copying");
@@ -122,7 +139,27 @@ void S3Store::S3Transaction::put_item(const Item& item, const net::Control& c, p
           0, std::string("s3: server-side copy refused (") + e.what() + "); uploading instead");
     }
   }
-  client.put(store_.bucket_, item.key, item.pieces, c);
+  if (!digest.empty() || !item.want_sha256) {
+    client.put(store_.bucket_, item.key, item.pieces, c, {digest, item.store_sha256});
+    return digest;
+  }
+  if (size <= client.config().multipart_threshold) {
+    digest = sha256_of(item.pieces);
+    client.put(store_.bucket_, item.key, item.pieces, c, {digest, false});
+    return digest;
+  }
+  // Each part is hashed for its own signature; the whole body's digest is
+  // another hash, computed here while the parts go up.
+  std::future<void> upload =
+      std::async(std::launch::async, [&] { client.put(store_.bucket_, item.key, item.pieces, c); });
+  try {
+    digest = sha256_of(item.pieces);
+  } catch (...) {
+    upload.wait();
+    throw;
+  }
+  upload.get();
+  return digest;
 }
 
 void S3Store::S3Transaction::remove(const std::vector<std::string>& keys, plugin::Call&) {

@@ -27,6 +27,9 @@ namespace stowage::s3 {
 enum class Progress { kNone, kUpload, kDownload };
 net::Control control_of(plugin::Call& call, Progress progress);
 
+// SHA-256 (lowercase hex) of the pieces' concatenation.
+std::string sha256_of(const std::vector<Buffer>& pieces);
+
 class S3Store final : public plugin::BlobStore {
  public:
   // url_suffix ("?endpoint=...") is appended to the URLs of listed models
@@ -69,16 +72,25 @@ class S3Store::S3Transaction final : public plugin::BlobStore::Transaction {
   // Several puts at once, at most the client's concurrency in flight. Each
   // item may instead be a server-side copy (copy_from set): when the copy
   // is refused (the source changed, or no permission) it is uploaded.
+  // Returns each item's SHA-256 (put_item's answer), in items' order.
   struct Item {
     std::string key;
     std::vector<Buffer> pieces;
     std::optional<std::pair<std::string, std::string>> copy_from;  // bucket, key
     std::string copy_etag;
+    // The pieces' SHA-256 (lowercase hex) when the caller has it already;
+    // else computed when want_sha256: a single PutObject hashes its body
+    // once for both the digest and SigV4's payload hash, a multipart upload
+    // hashes the whole body on the calling thread while its parts go up.
+    std::string sha256;
+    bool want_sha256 = false;
+    bool store_sha256 = false;  // keep it with the object as x-amz-meta-sha256
   };
-  void put_all(const std::vector<Item>& items, plugin::Call& call);
+  std::vector<std::string> put_all(const std::vector<Item>& items, plugin::Call& call);
   // One item of put_all, with the caller's control (its stop flag); may run
-  // on any thread.
-  void put_item(const Item& item, const net::Control& control, plugin::Call& call);
+  // on any thread. Returns the item's SHA-256, empty when it was neither
+  // given nor wanted.
+  std::string put_item(const Item& item, const net::Control& control, plugin::Call& call);
   // Marks key as written by this save (abort() deletes it), before any
   // request that may create it: a cut-short request may still land.
   void record(const std::string& key) {

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "parallel.hpp"
+#include "stowage/digest.hpp"
 
 namespace stowage::s3 {
 namespace {
@@ -100,10 +101,10 @@ void abort_open(S3Client& client, const std::string& bucket,
 
 }  // namespace
 
-void upload_streamed(S3Store& store, S3Store::S3Transaction& txn,
-                     const std::vector<WeightFile>& files, plugin::WeightSource& source,
-                     const std::function<void(S3Store::S3Transaction::Item&)>& prepare,
-                     const std::string& url, plugin::Call& call) {
+std::vector<std::string> upload_streamed(
+    S3Store& store, S3Store::S3Transaction& txn, const std::vector<WeightFile>& files,
+    plugin::WeightSource& source, const std::function<void(S3Store::S3Transaction::Item&)>& prepare,
+    const std::string& url, bool want_sha256, plugin::Call& call) {
   S3Client& client = store.client();
   const std::string& bucket = store.bucket();
   const net::Control control = control_of(call, Progress::kUpload);
@@ -111,17 +112,22 @@ void upload_streamed(S3Store& store, S3Store::S3Transaction& txn,
   quiet.on_sent = nullptr;
   std::vector<std::shared_ptr<Multipart>> uploads;
   Feed feed(source, url, call);
+  // Each written by one task, or by this thread for a multipart file.
+  std::vector<std::string> digests(files.size());
   TaskPool pool(client.config().concurrency);
   try {
-    for (const WeightFile& file : files) {
+    for (size_t f = 0; f < files.size(); ++f) {
+      const WeightFile& file = files[f];
       if (pool.stopped()) break;
       if (file.size <= client.config().multipart_threshold || feed.within_one_buffer(file.size)) {
         S3Store::S3Transaction::Item item;
         item.key = file.key;
         item.pieces = feed.take(file.size);
+        item.want_sha256 = want_sha256;
         if (prepare) prepare(item);
-        pool.submit([&txn, &control, &call, item = std::move(item)](const std::atomic<bool>& stop) {
-          txn.put_item(item, child_control(control, stop), call);
+        pool.submit([&txn, &control, &call, &digests, f,
+                     item = std::move(item)](const std::atomic<bool>& stop) {
+          digests[f] = txn.put_item(item, child_control(control, stop), call);
         });
         continue;
       }
@@ -134,8 +140,12 @@ void upload_streamed(S3Store& store, S3Store::S3Transaction& txn,
       txn.record(file.key);
       up->upload_id = client.create_multipart(bucket, file.key, quiet);
       uploads.push_back(up);
+      Sha256 whole;  // the parts come in order here, whatever order they go up in
       for (size_t i = 0; i < parts && !pool.stopped(); ++i) {
         std::vector<Buffer> body = feed.take(std::min(part, file.size - i * part));
+        if (want_sha256) {
+          for (const Buffer& b : body) whole.update(std::span<const uint8_t>(b.data(), b.size()));
+        }
         pool.submit([&client, &bucket, &control, &quiet, up, i, parts,
                      body = std::move(body)](const std::atomic<bool>& stop) mutable {
           up->etags[i] = client.upload_part(bucket, up->key, up->upload_id, i + 1, parts, body,
@@ -148,6 +158,7 @@ void upload_streamed(S3Store& store, S3Store::S3Transaction& txn,
           }
         });
       }
+      if (want_sha256) digests[f] = whole.finish_hex();
     }
     if (!pool.stopped()) feed.finish();
   } catch (...) {
@@ -166,6 +177,7 @@ void upload_streamed(S3Store& store, S3Store::S3Transaction& txn,
     abort_open(client, bucket, uploads);
     throw;
   }
+  return digests;
 }
 
 }  // namespace stowage::s3

@@ -34,9 +34,13 @@ struct WeightFile {
 // Uploads files (whose sizes add up to source.total_bytes()) from source,
 // then pulls the source to its end. Throws Error(kDataLoss) naming `url`
 // when the source ends early or has more bytes than the files hold.
-void upload_streamed(S3Store& store, S3Store::S3Transaction& txn,
-                     const std::vector<WeightFile>& files, plugin::WeightSource& source,
-                     const std::function<void(S3Store::S3Transaction::Item&)>& prepare,
-                     const std::string& url, plugin::Call& call);
+// With want_sha256, returns each file's SHA-256 (lowercase hex), computed
+// in the same pass that sends it: a single PutObject's digest doubles as
+// its payload hash, a multipart file's running digest takes each part as
+// it is cut from the source; otherwise the strings are empty.
+std::vector<std::string> upload_streamed(
+    S3Store& store, S3Store::S3Transaction& txn, const std::vector<WeightFile>& files,
+    plugin::WeightSource& source, const std::function<void(S3Store::S3Transaction::Item&)>& prepare,
+    const std::string& url, bool want_sha256, plugin::Call& call);
 
 }  // namespace stowage::s3

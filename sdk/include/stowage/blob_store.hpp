@@ -595,7 +595,17 @@ class BlobLayout {
   void transact(const ModelArtifacts& model, uint64_t total, Call& call,
                 WriteShards&& write_shards) const {
     std::vector<ShardPlan> plan = plan_shards(total, shard_size_);
-    call.progress(0, total);
+    // Progress counts model.json from the start (the weights reaching their
+    // total must not read as the save's end): its size with the planned
+    // names, or 16-digit digest names, and digests of the fixed length.
+    const bool addressed = save_options_.shard_names == ShardNames::kSha256;
+    const bool hashing = addressed || save_options_.integrity == Integrity::kSha256;
+    const uint64_t json_estimate =
+        model_json(
+            model, plan, addressed ? std::string(16, '0') + ".bin" : std::string(),
+            hashing ? std::optional<std::string>(std::string(kSha256HexSize, '0')) : std::nullopt)
+            .size();
+    call.progress(0, total + json_estimate);
 
     std::unique_ptr<BlobStore::Transaction> txn = store_.begin(call);
     struct Abort {
@@ -612,7 +622,7 @@ class BlobLayout {
     if (writer.hashing()) group.sha256 = writer.digests();
     std::string json = write_model_json(model, {group}, ModelJsonLayout::kTfjsNode);
     const uint64_t json_size = json.size();
-    call.set_total(total + json_size);
+    if (json_size != json_estimate) call.set_total(total + json_size);  // longer names
     std::vector<std::string> stale = stale_keys(writer.plan(), call);
     put(*txn, model_key(), {Buffer::from_string(std::move(json))}, json_size, call);
     if (!stale.empty()) txn->remove(stale, call);
@@ -620,6 +630,17 @@ class BlobLayout {
     txn->commit(call);
     guard.txn = nullptr;
     call.progress(total + json_size, total + json_size);
+  }
+
+  // model.json for `plan`: its paths, or each `name` when not empty, and
+  // `digest` for every file when given.
+  static std::string model_json(const ModelArtifacts& model, const std::vector<ShardPlan>& plan,
+                                const std::string& name, const std::optional<std::string>& digest) {
+    WeightGroup group;
+    for (const ShardPlan& p : plan) group.paths.push_back(name.empty() ? p.path : name);
+    if (model.weight_specs) group.weights = *model.weight_specs;
+    if (digest) group.sha256 = std::vector<std::string>(plan.size(), *digest);
+    return write_model_json(model, {group}, ModelJsonLayout::kTfjsNode);
   }
 
   // Hands out a shard's bytes as slices of the caller's buffers.

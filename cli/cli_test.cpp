@@ -429,6 +429,56 @@ TEST_CASE("copy file to file: tfjs-node layout, shard sizes and the converter la
     REQUIRE(r.code == 0);
     CHECK(fs::file_size(tmp.path() / "conv" / "group1-shard1of1.bin") == kWeightBytes);
   }
+  SUBCASE("--integrity and --shard-names set the destination's options") {
+    // file:// records digests by default; --integrity none writes tfjs-node's model.json.
+    REQUIRE(run(tmp.path(), {"copy", url(model), url(tmp.path() / "d")}).code == 0);
+    CHECK(contains(read_file(tmp.path() / "d" / "model.json"), "\"sha256\":[\""));
+    const Result none =
+        run(tmp.path(), {"copy", url(model), url(tmp.path() / "n"), "--integrity", "none"});
+    INFO(none.out, none.err);
+    REQUIRE(none.code == 0);
+    CHECK_FALSE(contains(read_file(tmp.path() / "n" / "model.json"), "sha256"));
+
+    // Digest-named files; a copy of a model with digests records its own.
+    for (int pass = 0; pass < 2; ++pass) {
+      const Result ca = run(tmp.path(), {"copy", url(tmp.path() / "d"), url(tmp.path() / "ca"),
+                                         "--shard-size", "16", "--shard-names", "sha256"});
+      INFO(ca.out, ca.err);
+      REQUIRE(ca.code == 0);
+    }
+    const std::string json = read_file(tmp.path() / "ca" / "model.json");
+    rapidjson::Document doc = parse_json(json);
+    const auto& group = doc["weightsManifest"][0];
+    REQUIRE(group["paths"].Size() == 5);
+    REQUIRE(group["sha256"].Size() == 5);
+    std::string joined;
+    for (rapidjson::SizeType i = 0; i < 5; ++i) {
+      const std::string digest = group["sha256"][i].GetString();
+      CHECK(std::string(group["paths"][i].GetString()) == digest.substr(0, 16) + ".bin");
+      joined += read_file(tmp.path() / "ca" / group["paths"][i].GetString());
+    }
+    CHECK(joined == weight_bytes());
+    CHECK(run(tmp.path(), {"verify", url(tmp.path() / "ca")}).code == 0);
+
+    const Result bad =
+        run(tmp.path(), {"copy", url(model), url(tmp.path() / "x"), "--integrity", "md5"});
+    CHECK(bad.code == 2);
+    CHECK(contains(bad.err, "--integrity"));
+    CHECK(
+        run(tmp.path(), {"copy", url(model), url(tmp.path() / "x"), "--shard-names", "md5"}).code ==
+        2);
+    const Result both = run(tmp.path(), {"copy", url(model), url(tmp.path() / "x"), "--integrity",
+                                         "none", "--shard-names", "sha256"});
+    CHECK(both.code == 4);
+    CHECK(contains(both.err,
+                   "Options \"integrity\": \"none\" and \"shard_names\": \"sha256\" "
+                   "for " +
+                       url(tmp.path() / "x") + " contradict each other"));
+    CHECK_FALSE(fs::exists(tmp.path() / "x"));
+    const Result help = run(tmp.path(), {"copy", "--help"});
+    CHECK(contains(help.out, "--integrity"));
+    CHECK(contains(help.out, "--shard-names"));
+  }
   SUBCASE("copying a model onto itself is refused") {
     const Result r = run(tmp.path(), {"copy", url(model), url(model)});
     CHECK(r.code == 4);

@@ -16,6 +16,8 @@ struct TransferArgs {
   uint64_t shard_size = 0;
   bool single_file = false;
   bool converter_shards = false;
+  std::string integrity;    // empty: the destination's default
+  std::string shard_names;  // empty: the destination's default
   bool no_verify = false;
   bool from_tfhub = false;
   bool no_streaming = false;
@@ -38,8 +40,11 @@ struct Written {
 };
 
 Written reload(const std::string& dst, const ReadBack& back, const CommonOptions& common) {
-  // shard_size shapes a save; a load has no use for it.
-  const std::string options = remove_json_member(back.options_json, "shard_size");
+  // These shape a save; a load has no use for them.
+  std::string options = back.options_json;
+  for (const char* key : {"shard_size", "integrity", "shard_names"}) {
+    options = remove_json_member(options, key);
+  }
   Written written;
   auto handler = Registry::global().open(back.url, options);
   if (!handler->can_load()) {
@@ -111,6 +116,12 @@ std::string destination_options(const TransferArgs& a) {
   if (a.shard_size > 0) shard_size = a.shard_size;
   if (shard_size) {
     options = set_json_member(options, "shard_size", std::to_string(*shard_size), "--dst-options");
+  }
+  if (!a.integrity.empty()) {
+    options = set_json_member(options, "integrity", "\"" + a.integrity + "\"", "--dst-options");
+  }
+  if (!a.shard_names.empty()) {
+    options = set_json_member(options, "shard_names", "\"" + a.shard_names + "\"", "--dst-options");
   }
   return options;
 }
@@ -301,6 +312,18 @@ void add_transfer(CLI::App& app, CommonOptions& common, Runner& run, bool move) 
                     "The Python converter's layout: 4 MiB group1-shardNofM.bin files");
   shard->excludes(single)->excludes(converter);
   single->excludes(converter);
+  sub->add_option("--integrity", args->integrity,
+                  "sha256: record each weight file's SHA-256 in model.json (loads check it); "
+                  "none: record none. Sets the destination option integrity (default: the "
+                  "scheme's, see docs/integrity.md)")
+      ->check(CLI::IsMember({"sha256", "none"}))
+      ->option_text("sha256|none");
+  sub->add_option("--shard-names", args->shard_names,
+                  "sha256: name each weight file after its digest, so a later save into the same "
+                  "folder writes only the files that changed (file://, s3://); tfjs: TF.js's "
+                  "names. Sets the destination option shard_names")
+      ->check(CLI::IsMember({"sha256", "tfjs"}))
+      ->option_text("sha256|tfjs");
   sub->add_option("--src-options", args->src_options.json,
                   "Options for the source handler, as a JSON object");
   sub->add_option("--dst-options", args->dst_options.json,

@@ -37,6 +37,14 @@
 //   Options (a JSON object; any other key is refused):
 //     "shard_size"  bytes per weight file; 0 (default) writes one weights.bin.
 //     "durable"     false skips every fsync (scratch data); default true.
+//     "integrity"   "sha256" (default) records each weight file's SHA-256 in
+//                   model.json, computed as the file is written; "none"
+//                   writes model.json byte for byte as tfjs-node does.
+//     "shard_names" "tfjs" (default) or "sha256": weight files named after
+//                   their digests; a save links a file the folder already
+//                   holds under its name with those bytes (hashed to check)
+//                   into the new folder instead of writing it again.
+//   (docs/integrity.md)
 //
 // HOW A SAVE IS ATOMIC
 //
@@ -422,6 +430,24 @@ class FileTransaction final : public BlobStore::Transaction {
   // The old model's files go with the old folder; nothing to do.
   void remove(const std::vector<std::string>&, Call&) override {}
 
+  // A hard link of the file in the model's folder into the new one: the
+  // same bytes (the adapter hashed them) at no cost of a write.
+  bool keep(const std::string& key, Call&) override {
+    if (key.find('/') != std::string::npos) return false;
+    Fd old(::openat(parent_.get(), base_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!old) return false;
+    struct stat st;
+    if (::fstatat(old.get(), key.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+      return false;  // gone meanwhile, or a symlink whose target may change: write it
+    }
+    if (::linkat(old.get(), key.c_str(), temp_.get(), key.c_str(), 0) == 0) return true;
+    if (errno == ENOENT || errno == EXDEV || errno == EPERM || errno == EMLINK ||
+        errno == EOPNOTSUPP) {
+      return false;
+    }
+    throw errno_error(errno, "Cannot link " + join(folder_, key) + " into the new folder");
+  }
+
   void commit(Call& call) override {
     call.check();
     if (durable_ && ::fsync(temp_.get()) != 0) {
@@ -535,6 +561,7 @@ class FileTransaction final : public BlobStore::Transaction {
         // An unreadable model.json names nothing: everything else is kept.
       }
     }
+    shared_with_other_models(old, owned);
     std::vector<std::string> foreign;
     for (std::string& name : folder_entries(old, folder_)) {
       if (is_temp_name(name)) continue;
@@ -555,6 +582,33 @@ class FileTransaction final : public BlobStore::Transaction {
       foreign.push_back(std::move(name));
     }
     return foreign;
+  }
+
+  // Takes out of `owned` the content-addressed weight files that another
+  // model file in the folder names (they are shared, so they stay, as the
+  // adapter's removal keeps them on other stores).
+  void shared_with_other_models(int old, std::set<std::string>& owned) const {
+    for (const std::string& name : folder_entries(old, folder_)) {
+      if (name == model_name_ || name.size() <= 5 || !name.ends_with(".json")) continue;
+      Fd fd(::openat(old, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      struct stat st;
+      if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (64 << 20)) {
+        continue;
+      }
+      std::string text(static_cast<size_t>(st.st_size), '\0');
+      if (::pread(fd.get(), text.data(), text.size(), 0) != st.st_size) continue;
+      try {
+        ModelArtifacts other = parse_model_json(text, join(folder_, name));
+        for (const WeightGroup& group : other.weights_manifest.value_or(WeightsManifest{})) {
+          for (std::string_view p : group.paths) {
+            while (p.starts_with("./")) p.remove_prefix(2);
+            if (!content_address_prefix(p).empty()) owned.erase(std::string(p));
+          }
+        }
+      } catch (const Error&) {
+        // Not a model file: it names nothing.
+      }
+    }
   }
 
   // True when the subfolder `rel` of the folder holds nothing but weight
@@ -580,6 +634,12 @@ class FileTransaction final : public BlobStore::Transaction {
   void adopt(int old, const std::string& name) {
     if (::linkat(old, name.c_str(), temp_.get(), name.c_str(), 0) == 0) return;
     if (errno == EEXIST) {
+      struct stat kept, there;
+      if (::fstatat(temp_.get(), name.c_str(), &kept, AT_SYMLINK_NOFOLLOW) == 0 &&
+          ::fstatat(old, name.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0 &&
+          kept.st_ino == there.st_ino && kept.st_dev == there.st_dev) {
+        return;  // a content-addressed file the new model kept
+      }
       plugin::log(2,
                   "save " + folder_ + ": the new model replaces the file " + join(folder_, name));
       return;
@@ -786,7 +846,7 @@ class FileHandler final : public plugin::Handler {
   template <typename F>
   auto with_layout(const Where& at, F&& f) const {
     FileStore store(at.folder, at.location.model_name, durable_);
-    return f(BlobLayout(store, at.location, shard_size_, url()));
+    return f(BlobLayout(store, at.location, shard_size_, url(), save_options_));
   }
 
  public:
@@ -794,7 +854,8 @@ class FileHandler final : public plugin::Handler {
       : Handler(url),
         path_(resolve_url_path(url)),
         shard_size_(options.get_uint64("shard_size", 0)),
-        durable_(options.get_bool("durable", true)) {}
+        durable_(options.get_bool("durable", true)),
+        save_options_(plugin::read_blob_save_options(options, plugin::Integrity::kSha256)) {}
 
   ModelArtifacts load(Call& call) override {
     std::optional<Where> at = existing();
@@ -936,6 +997,7 @@ class FileHandler final : public plugin::Handler {
   const std::string path_;
   const uint64_t shard_size_;
   const bool durable_;
+  const plugin::BlobSaveOptions save_options_;
 };
 
 }  // namespace

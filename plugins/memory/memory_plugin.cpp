@@ -21,12 +21,22 @@
 //   stat    The model without its buffers; the version is the save's
 //           number, counted across the process, so it is never reused.
 //
-//   No options. The store lives until the process ends; nothing is written
-//   anywhere.
+//   Options (a JSON object; any other key is refused):
+//     "integrity"  "none" (default) or "sha256": the save hashes each weight
+//                  buffer it keeps (as it takes it; a streamed one as it
+//                  copies it) and loads describe the weights by a manifest
+//                  of one group, one path "buffer-<i>" per kept buffer, with
+//                  those digests, so the host's load check covers memory://
+//                  too. The store keeps the caller's buffers, not copies: a
+//                  caller that changes their bytes after the save makes
+//                  every later load of the model fail with DATA_LOSS.
+//
+//   The store lives until the process ends; nothing is written anywhere.
 #include <map>
 #include <memory>
 #include <mutex>
 
+#include "stowage/digest.hpp"
 #include "stowage/plugin.hpp"
 
 namespace stowage::memory {
@@ -95,7 +105,10 @@ class Store {
 
 class MemoryHandler final : public plugin::Handler {
  public:
-  MemoryHandler(std::string_view url, Options&) : Handler(url), name_(name_in(url)) {}
+  MemoryHandler(std::string_view url, Options& options)
+      : Handler(url),
+        name_(name_in(url)),
+        integrity_(plugin::read_integrity(options, plugin::Integrity::kNone)) {}
 
   ModelArtifacts load(Call& call) override {
     call.check();
@@ -111,17 +124,7 @@ class MemoryHandler final : public plugin::Handler {
   }
 
   std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) override {
-    const std::string& name = named();
-    call.check();
-    auto model = std::make_shared<StoredModel>();
-    model->artifacts = artifacts;  // the Buffers hold their own references: no bytes copied
-    model->artifacts.weights_manifest.reset();
-    model->info = artifacts_info(model->artifacts);
-    call.check();
-    Store::instance().put(name, std::move(model));
-    uint64_t total = artifacts.weight_data ? total_size(*artifacts.weight_data) : 0;
-    call.progress(total, total);
-    return std::nullopt;
+    return keep(artifacts, {}, call);
   }
 
   std::optional<std::string> save_from(const ModelArtifacts& meta, plugin::WeightSource& weights,
@@ -129,15 +132,17 @@ class MemoryHandler final : public plugin::Handler {
     if (!weights.streaming()) return Handler::save_from(meta, weights, call);
     ModelArtifacts whole = meta;
     WeightData data;
+    std::vector<std::string> digests;
     uint64_t done = 0;
     while (std::optional<Buffer> b = weights.next()) {
       call.check();
       data.push_back(Buffer::copy_of(b->bytes()));
+      if (integrity_ == plugin::Integrity::kSha256) digests.push_back(sha256_hex(b->bytes()));
       done += b->size();
       call.progress(done, weights.total_bytes());
     }
     whole.weight_data = std::move(data);
-    return save(whole, call);
+    return keep(whole, std::move(digests), call);
   }
 
   std::vector<ListedModel> list(Call& call) override {
@@ -169,12 +174,49 @@ class MemoryHandler final : public plugin::Handler {
   }
 
  private:
+  // Stores the artifacts under the name; `digests`, when not empty, are
+  // those of the buffers, computed as they were copied.
+  std::optional<std::string> keep(const ModelArtifacts& artifacts, std::vector<std::string> digests,
+                                  Call& call) {
+    const std::string& name = named();
+    call.check();
+    auto model = std::make_shared<StoredModel>();
+    model->artifacts = artifacts;  // the Buffers hold their own references: no bytes copied
+    model->artifacts.weights_manifest.reset();
+    if (integrity_ == plugin::Integrity::kSha256) {
+      record_digests(model->artifacts, std::move(digests), call);
+    }
+    model->info = artifacts_info(model->artifacts);
+    call.check();
+    Store::instance().put(name, std::move(model));
+    uint64_t total = artifacts.weight_data ? total_size(*artifacts.weight_data) : 0;
+    call.progress(total, total);
+    return std::nullopt;
+  }
+
   static std::string name_in(std::string_view url) {
     size_t sep = url.find("://");
     if (sep == std::string_view::npos) {
       throw Error(ErrorCode::kInvalidArgument, "Not a memory:// URL: " + std::string(url));
     }
     return std::string(url.substr(sep + 3));
+  }
+
+  // Describes the kept buffers by one manifest group: a path and the
+  // SHA-256 of each buffer (ABI: a manifest load has one buffer per path).
+  static void record_digests(ModelArtifacts& artifacts, std::vector<std::string> digests,
+                             Call& call) {
+    if (!artifacts.weight_data) return;
+    WeightGroup group;
+    group.weights = artifacts.weight_specs.value_or(std::vector<WeightSpec>{});
+    group.sha256.emplace();
+    for (size_t i = 0; i < artifacts.weight_data->size(); ++i) {
+      call.check();
+      group.paths.push_back("buffer-" + std::to_string(i));
+      group.sha256->push_back(i < digests.size() ? std::move(digests[i])
+                                                 : sha256_hex((*artifacts.weight_data)[i].bytes()));
+    }
+    artifacts.weights_manifest = WeightsManifest{std::move(group)};
   }
 
   // The model name; only list works without one.
@@ -187,6 +229,7 @@ class MemoryHandler final : public plugin::Handler {
   }
 
   const std::string name_;
+  const plugin::Integrity integrity_;
 };
 
 }  // namespace

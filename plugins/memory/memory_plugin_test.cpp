@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "plugin_test_util.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
 #include "stowage/registry.hpp"
@@ -98,7 +99,7 @@ TEST_CASE("memory:// list: every model, or those under a name prefix") {
   }
 }
 
-TEST_CASE("memory:// refuses empty names and any option") {
+TEST_CASE("memory:// refuses empty names and any option but integrity") {
   Error empty =
       error_of([] { save_model("memory://", float_model(ramp(1, 0.0f)), "{}", {}, registry()); });
   CHECK(empty.code() == ErrorCode::kInvalidArgument);
@@ -173,4 +174,43 @@ TEST_CASE("memory:// stat: the model without buffers, a version per save, NOT_FO
   Error missing = error_of([&] { stat("memory://no-such-model"); });
   CHECK(missing.code() == ErrorCode::kNotFound);
   CHECK(std::string(missing.what()) == "Cannot find model at memory://no-such-model");
+}
+
+TEST_CASE("memory:// integrity sha256: loads describe the kept buffers with their digests") {
+  ModelArtifacts a = float_model(ramp(10, 1.0f), {8, 20});
+  auto check = [&](const ModelArtifacts& b, bool same_buffers) {
+    REQUIRE(b.weights_manifest);
+    REQUIRE(b.weights_manifest->size() == 1);
+    const WeightGroup& g = b.weights_manifest->front();
+    CHECK(g.paths == std::vector<std::string>{"buffer-0", "buffer-1", "buffer-2"});
+    CHECK(g.weights == *a.weight_specs);
+    REQUIRE(g.sha256);
+    REQUIRE(b.weight_data->size() == 3);
+    for (size_t i = 0; i < 3; ++i) {
+      CHECK((*g.sha256)[i] == sha256_hex((*a.weight_data)[i].bytes()));
+      CHECK(((*b.weight_data)[i].data() == (*a.weight_data)[i].data()) == same_buffers);
+    }
+    CHECK(weight_bytes(b) == weight_bytes(a));
+  };
+  save_model("memory://digests", a, R"({"integrity": "sha256"})", {}, registry());
+  check(load_model("memory://digests", "{}", {}, registry()), true);  // still no copy
+
+  // A streamed save hashes each buffer as it copies it.
+  TransferOptions options;
+  options.destination_options = R"({"integrity": "sha256"})";
+  TransferStats stats;
+  options.stats = &stats;
+  copy_model("memory://digests", "memory://digests-copy", options, registry());
+  CHECK(stats.streamed);
+  check(load_model("memory://digests-copy", "{}", {}, registry()), false);
+
+  // The default records none: the flat weightSpecs of a passthrough handler.
+  save_model("memory://no-digests", a, "{}", {}, registry());
+  CHECK_FALSE(load_model("memory://no-digests", "{}", {}, registry()).weights_manifest);
+
+  Error bad = error_of([] { registry().open("memory://x", R"({"integrity": "crc32"})"); });
+  CHECK(bad.code() == ErrorCode::kInvalidArgument);
+  CHECK(std::string(bad.what()) ==
+        "Option \"integrity\" for memory://x must be one of \"sha256\", \"none\", not "
+        "\"crc32\"");
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Copies every model of a make_models.js folder with the stowage command:
 //   OUT/<id>/cli_single    stowage copy file://SRC/model.json file://OUT/<id>/cli_single
-//   OUT/<id>/cli_sharded   ... --shard-size 1024
+//                          --integrity none (byte for byte tfjs-node's files)
+//   OUT/<id>/cli_sharded   ... --shard-size 1024 (with file://'s default sha256 digests)
 // Usage: node cli_copies.js --stowage BIN --models DIR --out OUT
 'use strict';
 
@@ -27,7 +28,7 @@ let failures = 0;
 let copies = 0;
 for (const m of index.models) {
   const src = 'file://' + path.join(models, m.model_json);
-  for (const [kind, extra] of [['cli_single', []], ['cli_sharded', ['--shard-size', '1024']]]) {
+  for (const [kind, extra] of [['cli_single', ['--integrity', 'none']], ['cli_sharded', ['--shard-size', '1024']]]) {
     const dst = path.join(out, m.id, kind);
     fs.rmSync(dst, {recursive: true, force: true});
     fs.mkdirSync(path.dirname(dst), {recursive: true});

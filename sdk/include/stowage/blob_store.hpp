@@ -11,10 +11,23 @@
 // replaces that it no longer uses, and publishes all that in one
 // transaction. BlobLayout::save_from does the same from a streaming source,
 // writing each weight file as its bytes arrive (Transaction::open).
+// Integrity (docs/integrity.md): with the option "integrity": "sha256" a
+// save records each weight file's SHA-256 in its manifest group
+// ("sha256"), computed from each piece as it goes to the Transaction (no
+// second pass over the bytes). The default is the plugin's: file:// says
+// "sha256"; a BlobStoreHandler keeps "none" unless its plugin passes
+// another default. With "shard_names": "sha256" (content-addressed; implies
+// digests) each weight file is named "<16 hex of its digest>.bin" (longer
+// on a clash), and a save keeps a file the folder already holds under that
+// name when its bytes have that digest (read and hashed, not trusted by
+// name) instead of writing it again; a file of that name with other bytes
+// makes the name longer. Such a save needs a file's digest before its name,
+// so it holds one weight file's buffers at a time (shard_size bounds it).
 // Load reads model.json (parse_model_json refuses traversal paths), then
 // every weight file of its manifest, one Buffer per path, labelled with the
 // file's name. List finds model.json keys; remove deletes model.json and
-// exactly the files its manifest names.
+// exactly the files its manifest names (of content-addressed names, those
+// no other model file in the folder names too).
 //
 // A Redis plugin, for instance, is a BlobStore over SET/GET/SCAN/DEL with
 // MULTI/EXEC as the transaction, plus:
@@ -44,6 +57,7 @@
 #include <utility>
 #include <vector>
 
+#include "stowage/digest.hpp"
 #include "stowage/plugin.hpp"
 #include "stowage/sharding.hpp"
 #include "stowage/weights.hpp"
@@ -87,6 +101,17 @@ class BlobStore {
     // Discards everything put so far; runs when commit() is not reached or
     // fails. Never throws.
     virtual void abort() noexcept = 0;
+    // A content-addressed save keeps `key` as the store holds it now (the
+    // adapter read it and checked its digest) instead of putting it again.
+    // Returns false when the store cannot keep it; the adapter then puts it.
+    // By default nothing is kept: a store whose commit replaces the whole
+    // folder must carry the file over; one that writes in place may just
+    // return true.
+    virtual bool keep(const std::string& key, Call& call) {
+      (void)key;
+      (void)call;
+      return false;
+    }
 
     // One key written piece by piece (a streaming save: the pieces come
     // while the load behind them runs). write() may keep a piece only until
@@ -173,6 +198,31 @@ struct BlobLocation {
   bool names_model = false;               // the URL named the model file itself
 };
 
+// How a save of the blob-store layout names and records its weight files.
+struct BlobSaveOptions {
+  Integrity integrity = Integrity::kNone;
+  ShardNames shard_names = ShardNames::kTfjs;
+};
+
+// Reads "integrity" (default_integrity when absent) and "shard_names".
+// Content-addressed names imply digests; an explicit "integrity": "none"
+// with them is INVALID_ARGUMENT naming both options and the URL.
+inline BlobSaveOptions read_blob_save_options(Options& options, Integrity default_integrity) {
+  BlobSaveOptions out;
+  out.integrity = read_integrity(options, default_integrity);
+  out.shard_names = read_shard_names(options);
+  if (out.shard_names == ShardNames::kSha256) {
+    if (out.integrity == Integrity::kNone && options.has("integrity")) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "Options \"integrity\": \"none\" and \"shard_names\": \"sha256\" for " +
+                      options.url() +
+                      " contradict each other: content-addressed names are the files' digests");
+    }
+    out.integrity = Integrity::kSha256;
+  }
+  return out;
+}
+
 // Reads the path part of a URL ("a/b", "a/b/", "a/b/model.json"; empty
 // segments are dropped). A last segment ending in ".json" names the model
 // file; anything else is the folder. Throws Error(kInvalidArgument) naming
@@ -235,11 +285,13 @@ class BlobLayout {
   // many times in all; then it fails with UNAVAILABLE (retryable).
   static constexpr int kLoadAttempts = 4;
 
-  BlobLayout(BlobStore& store, BlobLocation location, uint64_t shard_size, std::string url)
+  BlobLayout(BlobStore& store, BlobLocation location, uint64_t shard_size, std::string url,
+             BlobSaveOptions save_options = {})
       : store_(store),
         location_(std::move(location)),
         shard_size_(shard_size),
-        url_(std::move(url)) {}
+        url_(std::move(url)),
+        save_options_(save_options) {}
 
   std::string model_key() const { return location_.folder + location_.model_name; }
 
@@ -300,19 +352,20 @@ class BlobLayout {
     check_weights(artifacts);
     static const WeightData kNone;
     const WeightData& data = artifacts.weight_data ? *artifacts.weight_data : kNone;
-    transact(artifacts, total_size(data), call,
-             [&](BlobStore::Transaction& txn, const std::vector<ShardPlan>& plan) {
-               Cursor cursor(data);
-               for (const ShardPlan& p : plan) {
-                 put(txn, location_.folder + p.path, cursor.take(p.size), p.size, call);
-                 call.check();
-               }
-             });
+    transact(artifacts, total_size(data), call, [&](ShardWriter& out) {
+      Cursor cursor(data);
+      for (size_t i = 0; i < out.plan().size(); ++i) {
+        const uint64_t size = out.plan()[i].size;
+        out.put(i, cursor.take(size));
+        call.check();
+      }
+    });
   }
 
   // save() from a WeightSource in either form. In the pull form each
   // shard is written as its bytes arrive and every buffer is released once
-  // written; nothing is published until the source said it ended (the host
+  // written (content-addressed: once its shard is named and written);
+  // nothing is published until the source said it ended (the host
   // fails the pull instead when the load behind it failed), and a failure
   // or cancellation before the commit aborts the transaction.
   void save_from(const ModelArtifacts& meta, WeightSource& weights, Call& call) const {
@@ -325,37 +378,33 @@ class BlobLayout {
     call.check();
     const uint64_t total = weights.total_bytes();
     check_total(meta, total);
-    transact(meta, total, call,
-             [&](BlobStore::Transaction& txn, const std::vector<ShardPlan>& plan) {
-               std::optional<Buffer> pending;  // the part of a pulled buffer not yet written
-               for (const ShardPlan& p : plan) {
-                 const uint64_t before = call.done();
-                 std::unique_ptr<BlobStore::Transaction::Writer> out =
-                     txn.open(location_.folder + p.path, p.size, call);
-                 for (uint64_t left = p.size; left > 0;) {
-                   if (!pending || pending->empty()) {
-                     pending = weights.next();
-                     if (!pending) throw short_source(total);
-                     continue;
-                   }
-                   const uint64_t k = std::min(left, pending->size());
-                   const bool whole = k == pending->size();
-                   out->write(whole ? *pending : pending->slice(0, k), call);
-                   pending = whole ? std::nullopt
-                                   : std::optional<Buffer>(pending->slice(k, pending->size() - k));
-                   left -= k;
-                   call.check();
-                 }
-                 out->close(call);
-                 const uint64_t reported = call.done() - before;
-                 if (reported < p.size) call.advance(p.size - reported);
-               }
-               // The end of the source is what says the load behind it succeeded.
-               while (pending || (pending = weights.next())) {
-                 if (!pending->empty()) throw short_source(total);
-                 pending.reset();
-               }
-             });
+    transact(meta, total, call, [&](ShardWriter& out) {
+      std::optional<Buffer> pending;  // the part of a pulled buffer not yet written
+      for (size_t i = 0; i < out.plan().size(); ++i) {
+        const uint64_t size = out.plan()[i].size;
+        out.open(i);
+        for (uint64_t left = size; left > 0;) {
+          if (!pending || pending->empty()) {
+            pending = weights.next();
+            if (!pending) throw short_source(total);
+            continue;
+          }
+          const uint64_t k = std::min(left, pending->size());
+          const bool whole = k == pending->size();
+          out.write(whole ? *pending : pending->slice(0, k));
+          pending =
+              whole ? std::nullopt : std::optional<Buffer>(pending->slice(k, pending->size() - k));
+          left -= k;
+          call.check();
+        }
+        out.close();
+      }
+      // The end of the source is what says the load behind it succeeded.
+      while (pending || (pending = weights.next())) {
+        if (!pending->empty()) throw short_source(total);
+        pending.reset();
+      }
+    });
   }
 
   // Every model at or under the location (only the named one when the
@@ -394,8 +443,9 @@ class BlobLayout {
     return out;
   }
 
-  // Deletes model.json first, then the weight files its manifest names.
-  // NOT_FOUND without model.json.
+  // Deletes model.json first, then the weight files its manifest names
+  // (content-addressed ones only when no other model file in the folder
+  // names them). NOT_FOUND without model.json.
   ModelArtifactsInfo remove(Call& call) const {
     call.check();
     std::unique_ptr<BlobStore::Reader> reader = store_.reader(call);
@@ -408,26 +458,155 @@ class BlobLayout {
                   "No model at " + url_ + ": " + store_.name_of(key) + " does not exist");
     }
     call.check();
+    drop_shared(keys, *reader, call);
     store_.remove(keys, call);
     return m->info;
   }
 
  private:
-  // The frame of every save of `total` weight bytes: model.json from the
-  // JSON fields of `model`, one transaction in which write_shards(txn, plan)
-  // writes the weight files, then model.json, the removal of the replaced
-  // model's stale files and the commit. An exception aborts it all.
+  // Writes the weight files of one save: hashes each piece as it goes to
+  // the transaction (integrity "sha256"), and for content-addressed names
+  // holds each file's pieces until its digest names it, then puts it, keeps
+  // the store's copy, or does nothing for bytes this save already wrote.
+  class ShardWriter {
+   public:
+    ShardWriter(const BlobLayout& layout, BlobStore::Transaction& txn, std::vector<ShardPlan> plan,
+                Call& call)
+        : layout_(layout), txn_(txn), plan_(std::move(plan)), call_(call) {}
+
+    const std::vector<ShardPlan>& plan() const noexcept { return plan_; }
+    bool hashing() const noexcept {
+      return layout_.save_options_.integrity == Integrity::kSha256 || addressed();
+    }
+    bool addressed() const noexcept {
+      return layout_.save_options_.shard_names == ShardNames::kSha256;
+    }
+    // One digest per file, in plan order; empty without integrity.
+    const std::vector<std::string>& digests() const noexcept { return digests_; }
+
+    // The whole file `i` at once.
+    void put(size_t i, const std::vector<Buffer>& pieces) {
+      for (const Buffer& piece : pieces) {
+        if (hashing()) hash_.update(piece.bytes());
+      }
+      if (addressed()) {
+        place(i, pieces);
+        return;
+      }
+      BlobLayout::put(txn_, key(i), pieces, plan_[i].size, call_);
+      if (hashing()) digests_.push_back(hash_.finish_hex());
+    }
+
+    // File `i` piece by piece.
+    void open(size_t i) {
+      index_ = i;
+      before_ = call_.done();
+      if (!addressed()) out_ = txn_.open(key(i), plan_[i].size, call_);
+    }
+    void write(const Buffer& piece) {
+      if (hashing()) hash_.update(piece.bytes());
+      if (addressed()) {
+        held_.push_back(piece);
+      } else {
+        out_->write(piece, call_);
+      }
+    }
+    void close() {
+      if (addressed()) {
+        std::vector<Buffer> pieces = std::move(held_);
+        held_.clear();
+        place(index_, pieces);
+        return;
+      }
+      out_->close(call_);
+      out_.reset();
+      const uint64_t reported = call_.done() - before_;
+      if (reported < plan_[index_].size) call_.advance(plan_[index_].size - reported);
+      if (hashing()) digests_.push_back(hash_.finish_hex());
+    }
+
+   private:
+    std::string key(size_t i) const { return layout_.location_.folder + plan_[i].path; }
+
+    // Names file `i` after its digest and stores it there.
+    void place(size_t i, const std::vector<Buffer>& pieces) {
+      std::string digest = hash_.finish_hex();
+      std::string name =
+          content_addressed_names({digest}, [&](const std::string& n, const std::string& d) {
+            auto used = named_.find(n);
+            if (used != named_.end()) return used->second != d;
+            return stored_digest(n).value_or(d) != d;
+          })[0];
+      plan_[i].path = name;
+      digests_.push_back(digest);
+      const uint64_t size = plan_[i].size;
+      if (!named_.emplace(name, digest).second) {
+        call_.advance(size);  // the same bytes as an earlier file of this save
+        return;
+      }
+      const std::string k = key(i);
+      if (stored_digest(name) == digest && txn_.keep(k, call_)) {
+        call_.advance(size);
+        return;
+      }
+      BlobLayout::put(txn_, k, pieces, size, call_);
+    }
+
+    // The digest of the file `name` in the model's folder as the store
+    // holds it now (read and hashed, whatever its name claims); nullopt when
+    // there is none. Each name is read once per save.
+    std::optional<std::string> stored_digest(const std::string& name) {
+      auto it = stored_.find(name);
+      if (it != stored_.end()) return it->second;
+      if (!reader_) reader_ = layout_.store_.reader(call_);
+      std::optional<std::string> digest;
+      try {
+        std::optional<Buffer> bytes = reader_->get(layout_.location_.folder + name, call_);
+        if (bytes) digest = sha256_hex(bytes->bytes());
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kDataLoss) throw;
+        digest = "unreadable";  // not a file of any digest: the name is taken
+      }
+      stored_.emplace(name, digest);
+      return digest;
+    }
+
+    const BlobLayout& layout_;
+    BlobStore::Transaction& txn_;
+    std::vector<ShardPlan> plan_;
+    Call& call_;
+    Sha256 hash_;
+    std::vector<std::string> digests_;
+    std::map<std::string, std::string> named_;  // content-addressed name -> digest, this save
+    std::map<std::string, std::optional<std::string>> stored_;  // stored_digest's reads
+    std::unique_ptr<BlobStore::Reader> reader_;
+    std::unique_ptr<BlobStore::Transaction::Writer> out_;
+    std::vector<Buffer> held_;
+    size_t index_ = 0;
+    uint64_t before_ = 0;
+  };
+
+  // The frame of every save of `total` weight bytes: one transaction in
+  // which write_shards(writer) writes the weight files, then model.json from
+  // the JSON fields of `model` with the files' final names (and digests),
+  // the removal of the replaced model's stale files and the commit. An
+  // exception aborts it all.
   template <typename WriteShards>
   void transact(const ModelArtifacts& model, uint64_t total, Call& call,
                 WriteShards&& write_shards) const {
     std::vector<ShardPlan> plan = plan_shards(total, shard_size_);
-    WeightGroup group;
-    for (const ShardPlan& p : plan) group.paths.push_back(p.path);
-    if (model.weight_specs) group.weights = *model.weight_specs;
-    std::string json = write_model_json(model, {group}, ModelJsonLayout::kTfjsNode);
-    call.progress(0, total + json.size());
+    // Progress counts model.json from the start (the weights reaching their
+    // total must not read as the save's end): its size with the planned
+    // names, or 16-digit digest names, and digests of the fixed length.
+    const bool addressed = save_options_.shard_names == ShardNames::kSha256;
+    const bool hashing = addressed || save_options_.integrity == Integrity::kSha256;
+    const uint64_t json_estimate =
+        model_json(
+            model, plan, addressed ? std::string(16, '0') + ".bin" : std::string(),
+            hashing ? std::optional<std::string>(std::string(kSha256HexSize, '0')) : std::nullopt)
+            .size();
+    call.progress(0, total + json_estimate);
 
-    std::vector<std::string> stale = stale_keys(plan, call);
     std::unique_ptr<BlobStore::Transaction> txn = store_.begin(call);
     struct Abort {
       BlobStore::Transaction* txn;
@@ -435,14 +614,33 @@ class BlobLayout {
         if (txn != nullptr) txn->abort();
       }
     } guard{txn.get()};
-    write_shards(*txn, plan);
+    ShardWriter writer(*this, *txn, std::move(plan), call);
+    write_shards(writer);
+    WeightGroup group;
+    for (const ShardPlan& p : writer.plan()) group.paths.push_back(p.path);
+    if (model.weight_specs) group.weights = *model.weight_specs;
+    if (writer.hashing()) group.sha256 = writer.digests();
+    std::string json = write_model_json(model, {group}, ModelJsonLayout::kTfjsNode);
     const uint64_t json_size = json.size();
+    if (json_size != json_estimate) call.set_total(total + json_size);  // longer names
+    std::vector<std::string> stale = stale_keys(writer.plan(), call);
     put(*txn, model_key(), {Buffer::from_string(std::move(json))}, json_size, call);
     if (!stale.empty()) txn->remove(stale, call);
     call.check();  // the last moment a cancellation leaves nothing behind
     txn->commit(call);
     guard.txn = nullptr;
     call.progress(total + json_size, total + json_size);
+  }
+
+  // model.json for `plan`: its paths, or each `name` when not empty, and
+  // `digest` for every file when given.
+  static std::string model_json(const ModelArtifacts& model, const std::vector<ShardPlan>& plan,
+                                const std::string& name, const std::optional<std::string>& digest) {
+    WeightGroup group;
+    for (const ShardPlan& p : plan) group.paths.push_back(name.empty() ? p.path : name);
+    if (model.weight_specs) group.weights = *model.weight_specs;
+    if (digest) group.sha256 = std::vector<std::string>(plan.size(), *digest);
+    return write_model_json(model, {group}, ModelJsonLayout::kTfjsNode);
   }
 
   // Hands out a shard's bytes as slices of the caller's buffers.
@@ -495,7 +693,46 @@ class BlobLayout {
     }
     std::sort(stale.begin(), stale.end());
     stale.erase(std::unique(stale.begin(), stale.end()), stale.end());
+    if (!stale.empty()) {
+      std::unique_ptr<BlobStore::Reader> reader = store_.reader(call);
+      drop_shared(stale, *reader, call);
+    }
     return stale;
+  }
+
+  // Takes out of `keys` (files about to be deleted) the content-addressed
+  // weight files that another model file in the folder names: digest-named
+  // files are meant to be shared, TF.js-named ones are each model's own
+  // (and are left as they are, at no cost of a listing).
+  void drop_shared(std::vector<std::string>& keys, BlobStore::Reader& reader, Call& call) const {
+    const bool addressed = std::any_of(keys.begin(), keys.end(), [&](const std::string& k) {
+      return !content_address_prefix(std::string_view(k).substr(location_.folder.size())).empty();
+    });
+    if (!addressed) return;
+    std::set<std::string> live;
+    for (const BlobInfo& b : store_.list(location_.folder, call)) {
+      std::string_view name = std::string_view(b.key).substr(location_.folder.size());
+      if (b.key == model_key() || name.find('/') != std::string_view::npos || name.size() <= 5 ||
+          !name.ends_with(".json")) {
+        continue;
+      }
+      try {
+        std::optional<Buffer> text = reader.get(b.key, call);
+        if (!text) continue;
+        ModelArtifacts other = parse_model_json(text->view(), store_.name_of(b.key));
+        for (const WeightGroup& group : other.weights_manifest.value_or(WeightsManifest{})) {
+          for (const std::string& path : group.paths) {
+            live.insert(weight_key(location_.folder, path, store_.name_of(b.key)));
+          }
+        }
+      } catch (const Error&) {
+        // Not a model file (any JSON may sit in the folder): it names nothing.
+      }
+    }
+    std::erase_if(keys, [&](const std::string& k) {
+      return k != model_key() && live.count(k) != 0 &&
+             !content_address_prefix(std::string_view(k).substr(location_.folder.size())).empty();
+    });
   }
 
   Error changing() const {
@@ -622,19 +859,25 @@ class BlobLayout {
   BlobLocation location_;
   uint64_t shard_size_;
   std::string url_;
+  BlobSaveOptions save_options_;
 };
 
 // A complete handler over a BlobStore at a fixed location.
 class BlobStoreHandler : public Handler {
  public:
-  // Reads the option "shard_size": bytes per weight file, 0 for one
-  // weights.bin (default_shard_size when absent).
+  // Reads the options "shard_size": bytes per weight file, 0 for one
+  // weights.bin (default_shard_size when absent), "integrity" (
+  // default_integrity when absent: a plugin that does not pass one records
+  // no digests unless its caller asks) and "shard_names" (see
+  // read_blob_save_options).
   BlobStoreHandler(std::string_view url, Options& options, std::unique_ptr<BlobStore> store,
-                   BlobLocation location, uint64_t default_shard_size = 0)
+                   BlobLocation location, uint64_t default_shard_size = 0,
+                   Integrity default_integrity = Integrity::kNone)
       : Handler(url),
         store_(std::move(store)),
         location_(std::move(location)),
-        shard_size_(options.get_uint64("shard_size", default_shard_size)) {}
+        shard_size_(options.get_uint64("shard_size", default_shard_size)),
+        save_options_(read_blob_save_options(options, default_integrity)) {}
 
   ModelArtifacts load(Call& call) override { return layout().load(call); }
   std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) override {
@@ -647,12 +890,15 @@ class BlobStoreHandler : public Handler {
  protected:
   BlobStore& store() const noexcept { return *store_; }
   const BlobLocation& location() const noexcept { return location_; }
-  BlobLayout layout() const { return BlobLayout(*store_, location_, shard_size_, url()); }
+  BlobLayout layout() const {
+    return BlobLayout(*store_, location_, shard_size_, url(), save_options_);
+  }
 
  private:
   std::unique_ptr<BlobStore> store_;
   BlobLocation location_;
   uint64_t shard_size_;
+  BlobSaveOptions save_options_;
 };
 
 }  // namespace stowage::plugin

@@ -1,8 +1,11 @@
 // The file:// benchmark program (bench/run.sh drives it and times it):
 //   file_load_bench make DIR [MIB]   writes (or reuses) a model of MIB MiB
 //                                    (default 1024) in 4 MiB converter shards
-//   file_load_bench load URL         stowage::load_model, then touches every
-//                                    byte of every buffer (touch.h)
+//   file_load_bench load URL [--no-verify-digests]
+//                                    stowage::load_model (checking the digests
+//                                    model.json records, unless told not to),
+//                                    then touches every byte of every buffer
+//                                    (touch.h)
 //   file_load_bench save URL DIR     load_model, then save_model to DIR in
 //                                    4 MiB shards with durable: false
 // Each prints bytes, the touch sum (load), seconds (save: also save_model
@@ -96,9 +99,11 @@ int make(const fs::path& dir, uint64_t mib) {
   return 0;
 }
 
-int load(const std::string& url) {
+int load(const std::string& url, bool verify_digests) {
+  stowage::CallContext call;
+  call.verify_digests = verify_digests;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto a = stowage::load_model(url);
+  const auto a = stowage::load_model(url, "{}", call);
   uint64_t sum = 0;
   uint64_t bytes = 0;
   for (const auto& b : *a.weight_data) {
@@ -130,9 +135,13 @@ int main(int argc, char** argv) {
     if (cmd == "make" && (argc == 3 || argc == 4)) {
       return make(argv[2], argc == 4 ? std::strtoull(argv[3], nullptr, 10) : 1024);
     }
-    if (cmd == "load" && argc == 3) return load(argv[2]);
+    if (cmd == "load" && argc == 3) return load(argv[2], true);
+    if (cmd == "load" && argc == 4 && std::strcmp(argv[3], "--no-verify-digests") == 0) {
+      return load(argv[2], false);
+    }
     if (cmd == "save" && argc == 4) return save(argv[2], argv[3]);
-    std::fprintf(stderr, "usage: file_load_bench make DIR [MIB] | load URL | save URL DIR\n");
+    std::fprintf(stderr, "usage: file_load_bench make DIR [MIB] | load URL [--no-verify-digests] | "
+                 "save URL DIR\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "file_load_bench: %s\n", e.what());

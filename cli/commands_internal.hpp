@@ -60,6 +60,8 @@ struct UrlOptions {
   std::string pair_flag = "-o";  // how messages name the KEY=VALUE flag
 };
 void add_url_options(CLI::App& sub, UrlOptions& options);
+// --no-verify-digests, for commands that load (CallContext::verify_digests).
+void add_no_verify_digests_flag(CLI::App& sub, bool& no_verify_digests);
 // The merged options object as compact JSON. Throws UsageError.
 std::string options_json(const UrlOptions& options, std::string_view what);
 

@@ -21,6 +21,7 @@ struct TransferArgs {
   bool no_verify = false;
   bool from_tfhub = false;
   bool no_streaming = false;
+  bool no_verify_digests = false;
   std::string verify_url;
   UrlOptions src_options;
   UrlOptions dst_options;
@@ -39,7 +40,8 @@ struct Written {
   std::vector<std::pair<std::string, uint64_t>> shards;  // path, bytes
 };
 
-Written reload(const std::string& dst, const ReadBack& back, const CommonOptions& common) {
+Written reload(const std::string& dst, const ReadBack& back, bool verify_digests,
+               const CommonOptions& common) {
   // These shape a save; a load has no use for them.
   std::string options = back.options_json;
   for (const char* key : {"shard_size", "integrity", "shard_names"}) {
@@ -54,7 +56,9 @@ Written reload(const std::string& dst, const ReadBack& back, const CommonOptions
   Progress progress(common, "verifying");
   ModelArtifacts artifacts;
   try {
-    artifacts = load_model(*handler, progress.context());
+    CallContext call = progress.context();
+    call.verify_digests = verify_digests;
+    artifacts = load_model(*handler, call);
   } catch (const Error& e) {
     // A plugin serving several schemes declares load for all of them; a
     // save-only one among them (downloads://) refuses here.
@@ -247,6 +251,7 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
   {
     Progress progress(common, a.move ? "moving" : "copying");
     options.call = progress.context();
+    options.call.verify_digests = !a.no_verify_digests;
     try {
       result = a.move ? move_model(src, dst, options) : copy_model(src, dst, options);
     } catch (const Error& e) {
@@ -261,7 +266,7 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
     const std::optional<ReadBack> back =
         read_back_target(dst, options.destination_options, result, options.verify_url);
     if (back) {
-      written = reload(dst, *back, common);
+      written = reload(dst, *back, !a.no_verify_digests, common);
     } else {
       written.unreadable = true;
     }
@@ -353,6 +358,7 @@ void add_transfer(CLI::App& app, CommonOptions& common, Runner& run, bool move) 
   sub->add_flag("--no-streaming", args->no_streaming,
                 "Hold the whole model in memory between the load and the save, even when the "
                 "destination can save from a stream (ABI 1.0's copy)");
+  add_no_verify_digests_flag(*sub, args->no_verify_digests);
   add_quantize_options(*sub, args->quantize);
   add_common_options(*sub, common);
   sub->callback(

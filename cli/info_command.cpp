@@ -16,6 +16,7 @@ struct InfoArgs {
   std::string url;
   UrlOptions options;
   bool stats = false;
+  bool no_verify_digests = false;
 };
 
 std::string field_text(const NullableString& s) {
@@ -354,7 +355,9 @@ int run_info(const InfoArgs& args, const CommonOptions& common) {
     if (!described) {
       {
         Progress progress(common, "loading");
-        r.artifacts = load_model(*handler, progress.context());
+        CallContext call = progress.context();
+        call.verify_digests = !args.no_verify_digests;
+        r.artifacts = load_model(*handler, call);
       }
       r.sizes = artifacts_info(r.artifacts);
       r.specs = r.artifacts.weight_specs.value_or(std::vector<WeightSpec>{});
@@ -395,6 +398,7 @@ void add_info_command(CLI::App& app, CommonOptions& common, Runner& run) {
                 "Decode every tensor and add min, max and mean of its (dequantised) values; "
                 "NaN values are skipped and counted");
   add_url_options(*sub, args->options);
+  add_no_verify_digests_flag(*sub, args->no_verify_digests);
   add_common_options(*sub, common);
   sub->callback(
       [&run, &common, args] { run = [&common, args] { return run_info(*args, common); }; });

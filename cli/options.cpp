@@ -65,6 +65,12 @@ void add_url_options(CLI::App& sub, UrlOptions& options) {
                  "One handler option KEY=VALUE (repeatable; VALUE is JSON or a string)");
 }
 
+void add_no_verify_digests_flag(CLI::App& sub, bool& no_verify_digests) {
+  sub.add_flag("--no-verify-digests", no_verify_digests,
+               "Do not check weight files against the SHA-256 digests model.json records (for a "
+               "store you trust); their sizes are still checked");
+}
+
 std::string options_json(const UrlOptions& options, std::string_view what) {
   std::string json = compact(parse_object(options.json, what));
   for (const std::string& pair : options.pairs) {

@@ -1,5 +1,6 @@
 // `stowage verify URL`: loads a model (which checks every weight group's
-// size), decodes every tensor and checks that weight names are unique.
+// size and every recorded SHA-256 digest), decodes every tensor and checks
+// that weight names are unique.
 #include <iostream>
 #include <map>
 
@@ -12,6 +13,7 @@ namespace {
 struct VerifyArgs {
   std::string url;
   UrlOptions options;
+  bool no_verify_digests = false;
 };
 
 struct Verified {
@@ -20,13 +22,18 @@ struct Verified {
   size_t groups = 0;
   size_t shards = 0;
   uint64_t weight_bytes = 0;
+  size_t digests_recorded = 0;
+  size_t digests_checked = 0;  // by the load; 0 with --no-verify-digests
 };
 
-Verified verify(const std::string& url, const std::string& options, const CommonOptions& common) {
+Verified verify(const std::string& url, const std::string& options, bool verify_digests,
+                const CommonOptions& common) {
   ModelArtifacts artifacts;
   {
     Progress progress(common, "verifying");
-    artifacts = load_model(url, options, progress.context());
+    CallContext call = progress.context();
+    call.verify_digests = verify_digests;
+    artifacts = load_model(url, options, call);
   }
   const std::vector<WeightSpec> specs = artifacts.weight_specs.value_or(std::vector<WeightSpec>{});
   static const WeightData kNoData;
@@ -64,6 +71,9 @@ Verified verify(const std::string& url, const std::string& options, const Common
     v.has_manifest = true;
     v.groups = artifacts.weights_manifest->size();
     for (const WeightGroup& group : *artifacts.weights_manifest) v.shards += group.paths.size();
+    v.digests_recorded = recorded_digest_count(*artifacts.weights_manifest);
+    // load_model returned, so it checked every one.
+    if (verify_digests) v.digests_checked = v.digests_recorded;
   }
   return v;
 }
@@ -73,7 +83,7 @@ int run_verify(const VerifyArgs& args, const CommonOptions& common) {
   const std::string options = options_json(args.options, "--options");
   Verified v;
   try {
-    v = verify(url, options, common);
+    v = verify(url, options, !args.no_verify_digests, common);
   } catch (const Error& e) {
     if (common.json) {
       // The verdict is the output; the one-line message still goes to stderr.
@@ -104,6 +114,10 @@ int run_verify(const VerifyArgs& args, const CommonOptions& common) {
     w.key("shards");
     v.has_manifest ? w.uint(v.shards) : w.null();
     w.key("weightBytes").uint(v.weight_bytes);
+    w.key("digests").begin_object();
+    w.key("recorded").uint(v.digests_recorded);
+    w.key("checked").uint(v.digests_checked);
+    w.end_object();
     w.end_object();
     std::cout << w.str();
   } else {  // the verdict is the answer, also with -q
@@ -116,6 +130,14 @@ int run_verify(const VerifyArgs& args, const CommonOptions& common) {
     }
     std::cout << "OK " << url << ": " << v.tensors << " tensor" << (v.tensors == 1 ? "" : "s")
               << " decoded, " << layout << ", " << bytes_text(v.weight_bytes) << " of weights\n";
+    std::cout << "digests: ";
+    if (v.digests_recorded == 0) {
+      std::cout << "none recorded\n";
+    } else if (v.digests_checked == v.digests_recorded) {
+      std::cout << v.digests_checked << " checked\n";
+    } else {
+      std::cout << v.digests_recorded << " recorded, not checked (--no-verify-digests)\n";
+    }
   }
   return kExitOk;
 }
@@ -126,10 +148,13 @@ void add_verify_command(CLI::App& app, CommonOptions& common, Runner& run) {
   auto args = std::make_shared<VerifyArgs>();
   CLI::App* sub = app.add_subcommand(
       "verify",
-      "Check a model: load it (every weight group's size is checked), decode every tensor and "
-      "check that weight names are unique. Prints OK with counts, or the failure");
+      "Check a model: load it (every weight group's size is checked, and every weight file "
+      "against the SHA-256 digest model.json records), decode every tensor and check that "
+      "weight names are unique. Prints OK with counts and how many digests were checked, or "
+      "the failure");
   sub->add_option("URL", args->url, "The model, e.g. file://models/a/model.json")->required();
   add_url_options(*sub, args->options);
+  add_no_verify_digests_flag(*sub, args->no_verify_digests);
   add_common_options(*sub, common);
   sub->callback(
       [&run, &common, args] { run = [&common, args] { return run_verify(*args, common); }; });

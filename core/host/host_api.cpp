@@ -84,6 +84,25 @@ void note_misuse(stowage_sink* sink, const char* what) noexcept {
   }
 }
 
+// The digest check of a streamed load's buffer (stream_digests_internal.hpp):
+// false when it failed, after failing the stream with the error.
+bool digest_ok(stowage_sink* sink, uint64_t index, const Buffer& b) noexcept {
+  if (!sink->digests) return true;
+  try {
+    sink->digests->check(sink->text ? &*sink->text : nullptr, index, b);
+    return true;
+  } catch (...) {
+    std::exception_ptr error = std::current_exception();
+    try {
+      std::lock_guard<std::mutex> lock(sink->failure_mu);
+      if (!sink->failure) sink->failure = error;
+    } catch (...) {
+    }
+    sink->stream->fail(error);
+    return false;
+  }
+}
+
 // ---- the table ----
 
 void status_set(stowage_status* st, int32_t code, int32_t retryable, const char* msg,
@@ -153,6 +172,7 @@ void sink_add_buffer(stowage_sink* sink, stowage_buffer* buf) noexcept {
       // A 1.0-style load into a stream waits for room like a put. A 1.0
       // plugin cannot hear that the consumer gave up: the buffer is dropped
       // and the copy fails on its own side.
+      if (!digest_ok(sink, sink->added++, b)) return;
       sink->stream->add(std::move(b));
       return;
     }
@@ -190,7 +210,10 @@ int32_t sink_put_buffer(stowage_sink* sink, uint64_t index, stowage_buffer* buf)
       note_misuse(sink, "a load called both sink_put_buffer and sink_add_buffer");
       return 1;
     }
-    if (sink->stream != nullptr) return sink->stream->put(index, std::move(b)) ? 0 : 1;
+    if (sink->stream != nullptr) {
+      if (!digest_ok(sink, index, b)) return 1;
+      return sink->stream->put(index, std::move(b)) ? 0 : 1;
+    }
     std::lock_guard<std::mutex> lock(sink->put_mu);
     if (index >= (uint64_t{1} << 32)) {
       note_misuse(sink, "sink_put_buffer got an index beyond any weights manifest");

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "stowage/abi.h"
 #include "stowage/buffer.hpp"
 #include "stowage/error.hpp"
+#include "stream_digests_internal.hpp"
 
 namespace stowage::host {
 class ModelStream;
@@ -59,6 +61,13 @@ struct stowage_sink {
   std::atomic<bool> used_add{false};
   std::atomic<bool> used_put{false};
   std::mutex misuse_mu;  // guards misuse
+  // A streamed load that verifies digests: each buffer is checked before it
+  // enters the stream; the first failure fails the stream and is kept in
+  // failure (under failure_mu) for the load to report.
+  std::unique_ptr<stowage::host::StreamDigests> digests;
+  std::atomic<uint64_t> added{0};  // the index of the next sink_add_buffer
+  std::mutex failure_mu;
+  std::exception_ptr failure;
 };
 
 namespace stowage::host {

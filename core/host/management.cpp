@@ -359,7 +359,10 @@ SaveResult transfer(std::string_view src, std::string_view dst, const TransferOp
   // The loaded buffers go straight into the save: no copy of the weights.
   ModelArtifacts artifacts = source->load(load_call);
   stats.peak_queued_bytes = artifacts.weight_data ? total_size(*artifacts.weight_data) : 0;
-  if (!is_plugin_handler(*source)) validate_weight_bytes(artifacts, s);
+  if (!is_plugin_handler(*source)) {
+    validate_weight_bytes(artifacts, s);
+    if (load_call.verify_digests) verify_weight_digests(artifacts, s);
+  }
   if (options.transform) options.transform(artifacts);
   SaveResult result = destination->save(artifacts, save_call);
   uint64_t bytes = artifacts.weight_data ? total_size(*artifacts.weight_data) : 0;
@@ -442,7 +445,10 @@ ModelArtifacts load_model(IOHandler& handler, const CallContext& call) {
   }
   ModelArtifacts artifacts = handler.load(call);
   // Plugin handlers validate inside load; a host's own handler is checked here.
-  if (!is_plugin_handler(handler)) validate_weight_bytes(artifacts, handler.url());
+  if (!is_plugin_handler(handler)) {
+    validate_weight_bytes(artifacts, handler.url());
+    if (call.verify_digests) verify_weight_digests(artifacts, handler.url());
+  }
   return artifacts;
 }
 

@@ -11,6 +11,7 @@
 #include "host_api_internal.hpp"
 #include "nested_internal.hpp"
 #include "stowage/error.hpp"
+#include "stowage/management.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/registry.hpp"
 
@@ -243,7 +244,12 @@ int32_t nested_load(stowage_nested* nested, const stowage_call* call, stowage_ar
   return guarded(st, [&] {
     require(nested);
     if (out == nullptr) throw Error(ErrorCode::kInvalidArgument, "nested_load: out is NULL");
-    ModelArtifacts a = nested->handler->load(context_of(call));
+    // Validated and digest-checked like any load (load_model; a handler that
+    // cannot load keeps its own message). abi.h's stowage_call cannot carry
+    // the outer call's verify_digests, so a nested load always checks.
+    IOHandler& handler = *nested->handler;
+    ModelArtifacts a =
+        handler.can_load() ? load_model(handler, context_of(call)) : handler.load(context_of(call));
     auto rest = std::make_unique<LoadedRest>();
     rest->json = load_json(a);
     if (a.weight_data) rest->data = std::move(*a.weight_data);

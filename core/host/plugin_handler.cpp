@@ -402,6 +402,7 @@ void PluginHandler::load_into(ModelStream& stream, const CallContext& call) {
     auto sink = std::make_unique<stowage_sink>(stowage_sink::Kind::kLoad, plugin_);
     sink->stream = &stream;
     sink->may_put = has(STOWAGE_CAP_STREAMING_LOAD);
+    if (call.verify_digests) sink->digests = std::make_unique<StreamDigests>(url_);
     stowage_status st;
     CallBridge bridge(call);
     try {
@@ -410,6 +411,11 @@ void PluginHandler::load_into(ModelStream& stream, const CallContext& call) {
         plugin_->ops.load(handle_, bridge.get(), sink.get(), &st);
       }
       bridge.rethrow_if_failed();
+      {
+        // A bad digest stopped the load (the plugin reports it cancelled).
+        std::lock_guard<std::mutex> lock(sink->failure_mu);
+        if (sink->failure) std::rethrow_exception(sink->failure);
+      }
       if (!sink->misuse.empty()) {
         throw Error(ErrorCode::kInternal, "plugin '" + plugin_->name +
                                               "' broke the ABI in load of '" + url_ +
@@ -426,7 +432,9 @@ void PluginHandler::load_into(ModelStream& stream, const CallContext& call) {
           ErrorCode::kInternal,
           "plugin '" + plugin_->name + "' returned no model JSON from its load of '" + url_ + "'");
     }
-    check_streamed_sizes(*sink->text, stream.sizes(), url_);
+    const std::vector<uint64_t> sizes = stream.sizes();
+    check_streamed_sizes(*sink->text, sizes, url_);
+    if (sink->digests) sink->digests->check_count(*sink->text, sizes.size());
   });
   stream.finish(url_);
 }
@@ -458,6 +466,7 @@ ModelArtifacts PluginHandler::load(const CallContext& call) {
     artifacts.weight_data = std::move(sink->buffers);
   }
   validate_weight_bytes(artifacts, url_);
+  if (call.verify_digests) verify_weight_digests(artifacts, url_);
   return artifacts;
 }
 

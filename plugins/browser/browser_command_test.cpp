@@ -117,7 +117,7 @@ TEST_CASE("verify of a store that keeps a flat weight list says so, not '0 group
   CHECK(r.code == 0);
   CHECK(r.out ==
         "OK indexeddb://zoo: 1 tensor decoded, one flat weight list (the store keeps no weight "
-        "files), 12 bytes of weights\n");
+        "files), 12 bytes of weights\ndigests: none recorded\n");
   r = run(t.path(), {"verify", "indexeddb://zoo", "--options", options(profile), "--json"});
   CHECK(r.code == 0);
   const rapidjson::Document doc = parse_json(r.out);

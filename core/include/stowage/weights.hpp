@@ -11,6 +11,7 @@
 
 #include "stowage/artifacts.hpp"
 #include "stowage/buffer.hpp"
+#include "stowage/error.hpp"
 
 namespace stowage {
 
@@ -64,5 +65,28 @@ float float16_to_float32(uint16_t half) noexcept;
 // (kInvalidArgument) for specs that cannot be sized (unknown dtype, negative
 // or overflowing shape).
 void validate_weight_bytes(const ModelArtifacts& artifacts, std::string_view source);
+
+// The check every load runs after validate_weight_bytes (docs/integrity.md):
+// each weight file of a manifest group that records "sha256" must hash to
+// its digest. All files are hashed at once on every core, split among the
+// threads by bytes (largest first), so an mmap'd file faults in while it is
+// hashed. Returns how many files were checked (0 when no digest is
+// recorded). Throws Error(kDataLoss) for the first differing file in
+// manifest order, naming `source`, the group, the file's position, path,
+// buffer label and size, and both digests; Error(kInternal) when digests
+// are recorded but the weight data is not one buffer per manifest path (the
+// loader broke its contract, and the bytes cannot be matched to files).
+// Thread-safety: reentrant; reads `artifacts` only (from several threads).
+size_t verify_weight_digests(const ModelArtifacts& artifacts, std::string_view source);
+
+// How many weight files `manifest` records a digest for.
+size_t recorded_digest_count(const std::vector<WeightGroup>& manifest) noexcept;
+
+// The Error(kDataLoss) of verify_weight_digests for file `file` of group
+// `group` (both 0-based, in range) of `manifest`, whose bytes `buffer` hash
+// to `actual`; for checks that hash each buffer as it arrives.
+Error weight_digest_mismatch(std::string_view source, const std::vector<WeightGroup>& manifest,
+                             size_t group, size_t file, const Buffer& buffer,
+                             std::string_view actual);
 
 }  // namespace stowage

@@ -26,6 +26,10 @@ struct CallContext {
   // TF.js's weightUrlConverter: maps a manifest path to the URL to fetch;
   // nullopt keeps the path as it is.
   std::function<std::optional<std::string>(std::string_view path)> weight_url_converter;
+  // Loads check every weight file against the SHA-256 its model.json
+  // records (docs/integrity.md); false skips the hashing, for stores the
+  // caller trusts. The byte-count check runs either way.
+  bool verify_digests = true;
 };
 
 // Thread-safety: a handler may be used from several threads at once (the

@@ -67,7 +67,9 @@ std::optional<ReadBack> read_back_target(std::string_view dst, std::string_view 
                                          Registry& registry = Registry::global());
 
 // Convenience wrappers over registry.open(url, options)->load()/save().
-// load_model validates every weight group's size before returning.
+// load_model validates every weight group's size, and checks every weight
+// file against the SHA-256 its model.json records unless
+// call.verify_digests is false, before returning.
 ModelArtifacts load_model(std::string_view url, std::string_view options_json = "{}",
                           const CallContext& call = {}, Registry& registry = Registry::global());
 SaveResult save_model(std::string_view url, const ModelArtifacts& artifacts,
@@ -88,7 +90,9 @@ SaveResult save_model(IOHandler& handler, const ModelArtifacts& artifacts,
 // queue_bytes of buffers wait for on_buffer at once. The buffers' sizes are
 // checked against the specs when the load ends (a mismatch then throws
 // Error(kDataLoss), after on_buffer saw what came before); a model with
-// string weights is checked whole before any buffer is handed over. An
+// string weights is checked whole before any buffer is handed over. With
+// call.verify_digests, each buffer is checked against its recorded digest
+// before on_buffer gets it (a mismatch throws Error(kDataLoss)). An
 // exception from a callback stops the load and is rethrown. Plugins without
 // streaming loads deliver everything at the end; the callbacks are the same.
 // Thread-safety: as load_model; the callbacks run on the calling thread.

@@ -1,0 +1,132 @@
+// verify_weight_digests: every weight file against the SHA-256 its manifest
+// group records, hashed on all cores.
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "stowage/digest.hpp"
+#include "stowage/weights.hpp"
+
+namespace stowage {
+namespace {
+
+// Below this many bytes, starting threads costs more than it saves.
+constexpr uint64_t kParallelBytes = 4ull << 20;
+
+struct Job {
+  size_t group;
+  size_t file;
+  size_t buffer;  // index into the weight data
+  std::string actual;
+};
+
+std::string file_count_text(size_t n) { return std::to_string(n) + (n == 1 ? " file" : " files"); }
+
+// Hashes every job's buffer. A file is the unit of work (SHA-256 is serial
+// within one); taking the largest first keeps every thread busy to the end.
+void hash_all(std::vector<Job>& jobs, const WeightData& data) {
+  std::vector<size_t> order(jobs.size());
+  uint64_t total = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    order[i] = i;
+    total += data[jobs[i].buffer].size();
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return data[jobs[a].buffer].size() > data[jobs[b].buffer].size();
+  });
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::mutex error_mu;
+  auto work = [&] {
+    try {
+      Sha256 sha;
+      for (size_t k;
+           !failed.load(std::memory_order_relaxed) && (k = next.fetch_add(1)) < order.size();) {
+        Job& job = jobs[order[k]];
+        sha.update(data[job.buffer].bytes());
+        job.actual = sha.finish_hex();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (!error) error = std::current_exception();
+      failed.store(true);
+    }
+  };
+  size_t threads = std::max<size_t>(1, std::thread::hardware_concurrency());
+  threads = total < kParallelBytes ? 1 : std::min(threads, jobs.size());
+  std::vector<std::thread> helpers;
+  helpers.reserve(threads - 1);
+  try {
+    for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+  } catch (...) {
+    // No thread to spare: the ones started (and this one) do all the work.
+  }
+  work();
+  for (std::thread& t : helpers) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+size_t recorded_digest_count(const std::vector<WeightGroup>& manifest) noexcept {
+  size_t n = 0;
+  for (const WeightGroup& g : manifest) {
+    if (g.sha256) n += g.paths.size();
+  }
+  return n;
+}
+
+Error weight_digest_mismatch(std::string_view source, const std::vector<WeightGroup>& manifest,
+                             size_t group, size_t file, const Buffer& buffer,
+                             std::string_view actual) {
+  const WeightGroup& g = manifest[group];
+  const std::string& path = g.paths[file];
+  const std::string where = buffer.label().empty() ? "" : buffer.label() + ", ";
+  return Error(ErrorCode::kDataLoss,
+               "model.json at " + std::string(source) + ": weight group " +
+                   std::to_string(group + 1) + " file " + std::to_string(file + 1) + " of " +
+                   std::to_string(g.paths.size()) + " '" + path + "' (" + where +
+                   std::to_string(buffer.size()) + " bytes) has SHA-256 " + std::string(actual) +
+                   ", but model.json records " + (*g.sha256)[file]);
+}
+
+size_t verify_weight_digests(const ModelArtifacts& artifacts, std::string_view source) {
+  if (!artifacts.weights_manifest) return 0;
+  const std::vector<WeightGroup>& manifest = *artifacts.weights_manifest;
+  const size_t recorded = recorded_digest_count(manifest);
+  if (recorded == 0) return 0;
+  const WeightData no_data;
+  const WeightData& data = artifacts.weight_data ? *artifacts.weight_data : no_data;
+  size_t path_count = 0;
+  for (const WeightGroup& g : manifest) path_count += g.paths.size();
+  if (data.size() != path_count) {
+    throw Error(ErrorCode::kInternal,
+                "model.json at " + std::string(source) + " records SHA-256 digests for " +
+                    file_count_text(recorded) + ", but its load handed over " +
+                    std::to_string(data.size()) + " weight buffer(s) for " +
+                    file_count_text(path_count) +
+                    " instead of one per file, so the digests cannot be checked (the loader "
+                    "must hand over each weight file as its own buffer)");
+  }
+  std::vector<Job> jobs;
+  jobs.reserve(recorded);
+  size_t first = 0;
+  for (size_t g = 0; g < manifest.size(); ++g) {
+    if (manifest[g].sha256) {
+      for (size_t i = 0; i < manifest[g].paths.size(); ++i) jobs.push_back({g, i, first + i, {}});
+    }
+    first += manifest[g].paths.size();
+  }
+  hash_all(jobs, data);
+  for (const Job& job : jobs) {
+    if (job.actual == (*manifest[job.group].sha256)[job.file]) continue;
+    throw weight_digest_mismatch(source, manifest, job.group, job.file, data[job.buffer],
+                                 job.actual);
+  }
+  return recorded;
+}
+
+}  // namespace stowage

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "http_util.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"
 
@@ -16,7 +17,31 @@ constexpr std::string_view kReadMethods = "GET, HEAD, OPTIONS";
 constexpr std::string_view kDefaultAllowedHeaders =
     "Authorization, Content-Type, Range, If-None-Match, If-Range";
 constexpr std::string_view kExposedHeaders =
-    "ETag, Content-Length, Content-Range, Accept-Ranges, Location, Stowage-Upload-Idempotent";
+    "ETag, Content-Length, Content-Range, Accept-Ranges, Location, Stowage-Upload-Idempotent, "
+    "Repr-Digest, Digest";
+// Seconds a cache may reuse model.json before asking again (see cache_control).
+constexpr int kModelJsonMaxAge = 10;
+
+// Stored models change under the same name: weight files with TF.js's
+// names are revalidated on every use (304 while the entity tag holds).
+// model.json may be reused for kModelJsonMaxAge seconds: a page that loads
+// a model several times asks once, yet a re-saved model is seen within
+// seconds (content-addressed shards of the old version are removed once no
+// model.json names them, so a long-cached model.json would point at files
+// that are gone). A digest-named file never changes: cached for a year.
+// Models behind a read token are private to each client's cache.
+std::string cache_control(Caching caching, bool auth_reads) {
+  const std::string scope = auth_reads ? "private" : "public";
+  switch (caching) {
+    case Caching::kImmutable:
+      return scope + ", max-age=31536000, immutable";
+    case Caching::kShortLived:
+      return scope + ", max-age=" + std::to_string(kModelJsonMaxAge) + ", must-revalidate";
+    case Caching::kRevalidate:
+      break;
+  }
+  return "no-cache";
+}
 
 bool is_read(std::string_view method) { return method == "GET" || method == "HEAD"; }
 bool is_write(std::string_view method) {
@@ -325,9 +350,14 @@ Reply App::resource_reply(const Request& request, const Resource& resource) cons
   reply.set("Content-Type", resource.content_type);
   reply.set("ETag", resource.etag);
   reply.set("Accept-Ranges", "bytes");
-  // Stored models change: caches must ask again, and get 304 while the
-  // entity tag holds.
-  reply.set("Cache-Control", "no-cache");
+  reply.set("Cache-Control", cache_control(resource.caching, options_.auth_reads));
+  if (!resource.sha256.empty()) {
+    // RFC 9530's field, and the RFC 3230 form it replaced, which older
+    // clients and proxies still read.
+    const std::string base64 = sha256_base64_of_hex(resource.sha256);
+    reply.set("Repr-Digest", "sha-256=:" + base64 + ":");
+    reply.set("Digest", "sha-256=" + base64);
+  }
 
   const std::string_view if_none_match = request.header("if-none-match");
   if (!if_none_match.empty() && etag_matches_any(if_none_match, resource.etag)) {

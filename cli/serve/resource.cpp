@@ -1,7 +1,6 @@
 #include "resource.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include <memory>
 
 #include "http_util.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage::serve {
@@ -100,28 +100,10 @@ Resource read_static_file(int root_fd, const std::vector<std::string>& path) {
                       std::string(media_type_for("index.html")));
 }
 
-std::string digest_hex(const WeightData& data) {
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    throw Error(ErrorCode::kInternal, "SHA-256 is not available");
-  }
-  for (const Buffer& b : data) {
-    if (!b.empty() && EVP_DigestUpdate(ctx.get(), b.data(), b.size()) != 1) {
-      throw Error(ErrorCode::kInternal, "SHA-256 failed");
-    }
-  }
-  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) {
-    throw Error(ErrorCode::kInternal, "SHA-256 failed");
-  }
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < 16 && i < length; ++i) {
-    out += kDigits[digest[i] >> 4];
-    out += kDigits[digest[i] & 15];
-  }
-  return out;
+std::string sha256_of(const WeightData& data) {
+  Sha256 hash;
+  for (const Buffer& b : data) hash.update(std::span<const uint8_t>(b.data(), b.size()));
+  return hash.finish_hex();
 }
 
 }  // namespace stowage::serve

@@ -12,10 +12,21 @@
 
 namespace stowage::serve {
 
+// How long caches may keep a resource (docs/serve.md, "Caching").
+enum class Caching {
+  kRevalidate,  // no-cache: stored models change under the same name
+  kShortLived,  // model.json: a few seconds, then revalidated
+  kImmutable,   // a digest-named weight file: its name fixes its bytes
+};
+
 struct Resource {
   WeightData data;
   std::string etag;  // a quoted strong entity tag
   std::string content_type;
+  // Lowercase hex SHA-256 of the whole of data (sent as Repr-Digest);
+  // empty when not known.
+  std::string sha256;
+  Caching caching = Caching::kRevalidate;
   uint64_t size() const { return total_size(data); }
 };
 
@@ -55,8 +66,7 @@ Resource read_file_at(int dir_fd, const std::string& name, const std::string& la
 // index.html. Symbolic links are not followed. Throws Error(kNotFound).
 Resource read_static_file(int root_fd, const std::vector<std::string>& path);
 
-// Lowercase hex SHA-256 of the concatenation of data, cut to 32 digits
-// (an entity tag for bytes that have no file behind them).
-std::string digest_hex(const WeightData& data);
+// Lowercase hex SHA-256 of the concatenation of data.
+std::string sha256_of(const WeightData& data);
 
 }  // namespace stowage::serve

@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "run_program.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
 #include "test_client.hpp"
@@ -112,6 +113,34 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+std::string sha256_of(const std::string& bytes) {
+  return sha256_hex(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
+
+// kModelJson naming one weights file `file`, recording `recorded` as its
+// digest unless empty.
+std::string model_json_naming(const std::string& file, const std::string& recorded) {
+  std::string json = kModelJson;
+  const std::string paths = "\"paths\":[\"./model.weights.bin\"]";
+  json.replace(json.find(paths), paths.size(), "\"paths\":[\"" + file + "\"]");
+  if (!recorded.empty()) {
+    const std::string end = "\"dtype\":\"float32\"}]}]";
+    json.replace(json.find(end), end.size(),
+                 "\"dtype\":\"float32\"}],\"sha256\":[\"" + recorded + "\"]}]");
+  }
+  return json;
+}
+
+// A model folder of a file:// store written directly.
+void write_model(const fs::path& folder, const std::string& file, const std::string& weights,
+                 const std::string& recorded) {
+  const std::string json = model_json_naming(file, recorded);
+  fs::create_directories(folder);
+  std::ofstream(folder / "model.json", std::ios::binary) << json;
+  std::ofstream(folder / file, std::ios::binary) << weights;
+}
+
 }  // namespace
 
 TEST_CASE("serve: a TF.js upload into file:// is stored atomically and served as stored") {
@@ -174,9 +203,12 @@ TEST_CASE("serve: memory:// is served as a rendered model.json and one weights f
   // TF.js's http layout (getModelJSONForModelArtifacts key order).
   CHECK(r.body.find("\"format\"") < r.body.find("\"weightsManifest\""));
   CHECK(contains(r.body, "\"paths\":[\"model.weights.bin\"]"));
+  CHECK(r.header("cache-control") == "public, max-age=10, must-revalidate");
   r = s.request("GET", "/models/team/m/model.weights.bin");
   CHECK(r.status == 200);
   CHECK(r.body == kWeights);
+  CHECK(r.header("repr-digest") == "sha-256=:" + sha256_base64_of_hex(sha256_of(kWeights)) + ":");
+  CHECK(r.header("cache-control") == "no-cache");
   const std::string etag = r.header("etag");
   CHECK(etag.size() > 2);
   CHECK(s.request("GET", "/models/team/m/model.weights.bin", {"If-None-Match: " + etag}).status ==
@@ -235,6 +267,119 @@ TEST_CASE("serve: ETag, If-None-Match, Range, If-Range and HEAD") {
   REQUIRE(s.upload("/models/m", tfjs_body(kModelJson, std::string(12, '\0')), {}, "PUT").status ==
           200);
   CHECK(s.request("GET", url, {"If-None-Match: " + etag}).status == 200);
+}
+
+TEST_CASE("serve: weight files carry Repr-Digest; digest-named ones are immutable") {
+  TempDir dir;
+  const fs::path store = dir.path() / "store";
+  const std::string hex = sha256_of(kWeights);
+  const std::string b64 = sha256_base64_of_hex(hex);
+  const std::string named = hex.substr(0, 16) + ".bin";
+  write_model(store / "plain", "weights.bin", kWeights, "");
+  write_model(store / "ca", named, kWeights, hex);
+  // Named like a digest, but not this file's.
+  write_model(store / "liar", "0123456789abcdef.bin", kWeights, hex);
+  TestServer s(file_store(dir));
+
+  // model.json: reused for a few seconds, then revalidated; no digest.
+  Response r = s.request("GET", "/models/plain/model.json");
+  CHECK(r.status == 200);
+  CHECK(r.header("cache-control") == "public, max-age=10, must-revalidate");
+  CHECK(r.header("repr-digest").empty());
+  CHECK(
+      s.request("GET", "/models/plain/model.json", {"If-None-Match: " + r.header("etag")}).status ==
+      304);
+
+  // A TF.js-named file without a recorded digest: computed from its bytes.
+  r = s.request("GET", "/models/plain/weights.bin");
+  CHECK(r.body == kWeights);
+  CHECK(r.header("repr-digest") == "sha-256=:" + b64 + ":");
+  CHECK(r.header("digest") == "sha-256=" + b64);
+  CHECK(r.header("cache-control") == "no-cache");
+  CHECK(s.request("HEAD", "/models/plain/weights.bin").header("repr-digest") ==
+        "sha-256=:" + b64 + ":");
+  // A new version of the file (another inode) gets its own digest.
+  const std::string other(12, '\x07');
+  std::ofstream(store / "plain" / "next.bin", std::ios::binary) << other;
+  fs::rename(store / "plain" / "next.bin", store / "plain" / "weights.bin");
+  r = s.request("GET", "/models/plain/weights.bin");
+  CHECK(r.body == other);
+  CHECK(r.header("repr-digest") == "sha-256=:" + sha256_base64_of_hex(sha256_of(other)) + ":");
+
+  // Digest-named: cached for a year, the digest is the entity tag.
+  r = s.request("GET", "/models/ca/" + named);
+  CHECK(r.status == 200);
+  CHECK(r.body == kWeights);
+  CHECK(r.header("cache-control") == "public, max-age=31536000, immutable");
+  CHECK(r.header("etag") == "\"" + hex + "\"");
+  CHECK(r.header("repr-digest") == "sha-256=:" + b64 + ":");
+  r = s.request("GET", "/models/ca/" + named, {"If-None-Match: \"" + hex + "\""});
+  CHECK(r.status == 304);
+  CHECK(r.header("cache-control") == "public, max-age=31536000, immutable");
+  CHECK(s.request("GET", "/models/ca/model.json").header("cache-control") ==
+        "public, max-age=10, must-revalidate");
+
+  r = s.request("GET", "/models/liar/0123456789abcdef.bin");
+  CHECK(r.status == 200);
+  CHECK(r.header("cache-control") == "no-cache");
+  CHECK(r.header("etag") != "\"" + hex + "\"");
+  CHECK(r.header("repr-digest") == "sha-256=:" + b64 + ":");
+
+  // Behind a read token, caches keep them private.
+  s.stop();
+  ServerOptions o = file_store(dir);
+  o.token = "t0ken";
+  o.auth_reads = true;
+  TestServer guarded(o);
+  r = guarded.request("GET", "/models/ca/" + named, {"Authorization: Bearer t0ken"});
+  CHECK(r.status == 200);
+  CHECK(r.header("cache-control") == "private, max-age=31536000, immutable");
+  CHECK(guarded.request("GET", "/models/ca/model.json", {"Authorization: Bearer t0ken"})
+            .header("cache-control") == "private, max-age=10, must-revalidate");
+}
+
+TEST_CASE("serve: a weight file that differs from its recorded digest is refused over http") {
+  TempDir dir;
+  const fs::path store = dir.path() / "store";
+  // The same size as the recorded bytes, one byte flipped on disk.
+  std::string rotted = kWeights;
+  rotted[5] = static_cast<char>(rotted[5] ^ 0x01);
+  const std::string hex = sha256_of(kWeights);
+  write_model(store / "rot", "weights.bin", rotted, hex);
+  write_model(store / "ok", "weights.bin", kWeights, hex);
+  TestServer s(file_store(dir));
+  const std::string base = "http://127.0.0.1:" + std::to_string(s.port()) + "/models/";
+
+  Response r = s.request("GET", "/models/rot/weights.bin");
+  CHECK(r.header("repr-digest") == "sha-256=:" + sha256_base64_of_hex(hex) + ":");
+  CHECK(r.body == rotted);
+
+  // An upload whose weights differ from the digest its model.json records
+  // is refused and leaves nothing.
+  r = s.upload("/models/damaged", tfjs_body(model_json_naming("./model.weights.bin", hex), rotted));
+  CHECK(r.status == 400);
+  CHECK(contains(r.body,
+                 "upload of model 'damaged': the weights file 'model.weights.bin' (12 "
+                 "bytes) does not match its digest in model.json: expected sha-256 (hex) " +
+                     hex + ", got " + sha256_of(rotted)));
+  CHECK_FALSE(fs::exists(store / "damaged"));
+  CHECK(
+      s.upload("/models/intact", tfjs_body(model_json_naming("./model.weights.bin", hex), kWeights))
+          .status == 201);
+
+  const ModelArtifacts ok = load_model(base + "ok/model.json");
+  CHECK(join(*ok.weight_data).view() == kWeights);
+  try {
+    load_model(base + "rot/model.json");
+    FAIL("the rotted file was accepted");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kDataLoss);
+    CHECK(std::string(e.what()) ==
+          "GET " + base +
+              "rot/weights.bin (weight file 1 of 1 \"weights.bin\"): the body's SHA-256 does not "
+              "match its Repr-Digest header: 12 bytes, expected sha-256 (hex) " +
+              hex + ", got " + sha256_of(rotted));
+  }
 }
 
 TEST_CASE("serve: a bearer token guards writes, and reads when asked; it is never logged") {

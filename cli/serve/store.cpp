@@ -1,6 +1,9 @@
 #include "store.hpp"
 
 #include <fcntl.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -12,6 +15,7 @@
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
 #include "stowage/model_json.hpp"
+#include "stowage/sharding.hpp"
 #include "upload.hpp"
 
 namespace stowage::serve {
@@ -22,6 +26,7 @@ constexpr size_t kMaxManifests = 1024;
 constexpr std::string_view kJsonType = "application/json";
 constexpr std::string_view kBinaryType = "application/octet-stream";
 constexpr std::string_view kOneFile = "model.weights.bin";
+constexpr size_t kMaxComputedDigests = 4096;
 
 bool valid_file_name(const std::string& file) {
   try {
@@ -40,6 +45,41 @@ void replace_all(std::string& text, std::string_view from, std::string_view to) 
   }
 }
 
+// A weight file's resource finished with its digest: a digest-named file
+// whose name agrees with its digest is immutable, and its entity tag is the
+// digest.
+void set_digest(Resource& r, const std::string& file, std::string sha256) {
+  r.sha256 = std::move(sha256);
+  const std::string_view prefix = content_address_prefix(file);
+  if (!prefix.empty() && r.sha256.compare(0, prefix.size(), prefix) == 0) {
+    r.caching = Caching::kImmutable;
+    r.etag = "\"" + r.sha256 + "\"";
+  }
+}
+
+// The store's options as a JSON object.
+rapidjson::Document parse_options(const std::string& options) {
+  rapidjson::Document doc;
+  doc.Parse(options.data(), options.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    throw Error(ErrorCode::kInvalidArgument, "the store's options are not a JSON object");
+  }
+  return doc;
+}
+
+std::string with_default_integrity(rapidjson::Document doc) {
+  doc.AddMember("integrity", "sha256", doc.GetAllocator());
+  rapidjson::StringBuffer out;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(out);
+  doc.Accept(writer);
+  return std::string(out.GetString(), out.GetSize());
+}
+
+bool names_unknown_integrity_option(const Error& e) {
+  return e.code() == ErrorCode::kInvalidArgument &&
+         std::string_view(e.what()).starts_with("Unknown option \"integrity\"");
+}
+
 }  // namespace
 
 // A model of a store without files: model.json as TF.js's http writer
@@ -47,8 +87,9 @@ void replace_all(std::string& text, std::string_view from, std::string_view to) 
 struct ModelStore::Rendered {
   Resource json;
   std::map<std::string, WeightData> files;
+  std::map<std::string, std::string> recorded;  // file -> sha256 from the loaded manifest
   std::mutex mu;
-  std::map<std::string, std::string> etags;  // filled on first request
+  std::map<std::string, std::string> digests;  // file -> sha256, filled on first request
 };
 
 // The weight files one file:// model.json names, for the model.json with
@@ -56,6 +97,7 @@ struct ModelStore::Rendered {
 struct ModelStore::FileManifest {
   std::string etag;
   std::set<std::string> files;
+  std::map<std::string, std::string> digests;  // file -> sha256, where model.json records one
 };
 
 struct ModelStore::Cache {
@@ -66,6 +108,9 @@ struct ModelStore::Cache {
   std::mutex mu;
   std::map<std::string, Entry> rendered;
   std::map<std::string, std::shared_ptr<const FileManifest>> manifests;
+  // Digests computed for file:// weight files without a recorded one, by
+  // "<model>/<file>", for the file version its entity tag names.
+  std::map<std::string, std::pair<std::string, std::string>> computed;  // -> {etag, sha256}
 };
 
 ModelStore::ModelStore(std::string_view store_url, std::string store_options, Registry& registry,
@@ -100,6 +145,23 @@ ModelStore::ModelStore(std::string_view store_url, std::string store_options, Re
   // (loading its plugin) and lets the plugin check the options, as every
   // request will.
   registry_.open(url_, options_);
+  // Saves record digests by default (docs/integrity.md). A plugin built
+  // before the "integrity" option refuses it as unknown: such a store
+  // saves without digests, which records_digests() reports.
+  save_options_ = options_;
+  rapidjson::Document given = parse_options(options_);
+  if (auto it = given.FindMember("integrity"); it != given.MemberEnd()) {
+    records_digests_ = it->value.IsString() && std::string_view(it->value.GetString()) == "sha256";
+  } else {
+    std::string with = with_default_integrity(std::move(given));
+    try {
+      registry_.open(url_, with);
+      save_options_ = std::move(with);
+      records_digests_ = true;
+    } catch (const Error& e) {
+      if (!names_unknown_integrity_option(e)) throw;
+    }
+  }
   if (!file_root_.empty()) {
     std::error_code ec;
     const auto status = std::filesystem::status(file_root_, ec);
@@ -186,8 +248,10 @@ std::shared_ptr<ModelStore::Rendered> ModelStore::rendered(const std::string& na
     manifest = *a.weights_manifest;
     size_t i = 0;
     for (const WeightGroup& group : manifest) {
-      for (const std::string& path : group.paths) {
-        r->files[manifest_file_name(path)] = {(*a.weight_data)[i++]};
+      for (size_t k = 0; k < group.paths.size(); ++k) {
+        const std::string file = manifest_file_name(group.paths[k]);
+        r->files[file] = {(*a.weight_data)[i++]};
+        if (group.sha256) r->recorded[file] = (*group.sha256)[k];
       }
     }
   } else if (a.weight_specs) {
@@ -197,7 +261,8 @@ std::shared_ptr<ModelStore::Rendered> ModelStore::rendered(const std::string& na
   std::string json = write_model_json(a, manifest, ModelJsonLayout::kTfjsHttp);
   r->json.content_type = kJsonType;
   r->json.data.push_back(Buffer::from_string(std::move(json)));
-  r->json.etag = "\"" + digest_hex(r->json.data) + "\"";
+  r->json.etag = "\"" + sha256_of(r->json.data).substr(0, 32) + "\"";
+  r->json.caching = Caching::kShortLived;
 
   std::lock_guard<std::mutex> lock(cache_->mu);
   if (cache_->rendered.size() >= kMaxRendered) {
@@ -214,8 +279,10 @@ std::shared_ptr<ModelStore::Rendered> ModelStore::rendered(const std::string& na
 Resource ModelStore::model_json(const std::string& name, const CallContext& call) {
   if (file_root_.empty()) return rendered(name, call)->json;
   const UniqueFd dir = open_folder(AT_FDCWD, file_root_ + "/" + name, "model '" + name + "'");
-  return read_file_at(dir.get(), "model.json", "model.json of model '" + name + "'",
-                      std::string(kJsonType));
+  Resource r = read_file_at(dir.get(), "model.json", "model.json of model '" + name + "'",
+                            std::string(kJsonType));
+  r.caching = Caching::kShortLived;
+  return r;
 }
 
 Resource ModelStore::weights_file(const std::string& name, const std::string& file,
@@ -228,10 +295,17 @@ Resource ModelStore::weights_file(const std::string& name, const std::string& fi
     Resource out;
     out.data = it->second;
     out.content_type = kBinaryType;
-    std::lock_guard<std::mutex> lock(r->mu);
-    std::string& etag = r->etags[file];
-    if (etag.empty()) etag = "\"" + digest_hex(out.data) + "\"";
-    out.etag = etag;
+    std::string sha256;
+    if (auto rec = r->recorded.find(file); rec != r->recorded.end()) {
+      sha256 = rec->second;
+    } else {
+      std::lock_guard<std::mutex> lock(r->mu);
+      std::string& computed = r->digests[file];
+      if (computed.empty()) computed = sha256_of(out.data);
+      sha256 = computed;
+    }
+    out.etag = "\"" + sha256.substr(0, 32) + "\"";
+    set_digest(out, file, std::move(sha256));
     return out;
   }
 
@@ -251,7 +325,11 @@ Resource ModelStore::weights_file(const std::string& name, const std::string& fi
     const Buffer text = join(json.data);
     const ModelArtifacts a = parse_model_json(text.view(), "model.json of model '" + name + "'");
     for (const WeightGroup& group : a.weights_manifest.value_or(WeightsManifest{})) {
-      for (const std::string& path : group.paths) m->files.insert(manifest_file_name(path));
+      for (size_t k = 0; k < group.paths.size(); ++k) {
+        const std::string file = manifest_file_name(group.paths[k]);
+        m->files.insert(file);
+        if (group.sha256) m->digests[file] = (*group.sha256)[k];
+      }
     }
     manifest = m;
     std::lock_guard<std::mutex> lock(cache_->mu);
@@ -259,13 +337,37 @@ Resource ModelStore::weights_file(const std::string& name, const std::string& fi
     cache_->manifests[name] = m;
   }
   if (!manifest->files.count(file)) throw Error(ErrorCode::kNotFound, missing);
-  return read_file_at(dir.get(), file, "weights file '" + file + "' of model '" + name + "'",
-                      std::string(kBinaryType));
+  Resource out =
+      read_file_at(dir.get(), file, "weights file '" + file + "' of model '" + name + "'",
+                   std::string(kBinaryType));
+  // model.json's digest is what the file must hold: a client that checks
+  // Repr-Digest then refuses a file that rotted on disk.
+  if (auto rec = manifest->digests.find(file); rec != manifest->digests.end()) {
+    set_digest(out, file, rec->second);
+    return out;
+  }
+  const std::string key = name + "/" + file;
+  {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    auto it = cache_->computed.find(key);
+    if (it != cache_->computed.end() && it->second.first == out.etag) {
+      set_digest(out, file, it->second.second);
+      return out;
+    }
+  }
+  std::string sha256 = sha256_of(out.data);
+  {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    if (cache_->computed.size() >= kMaxComputedDigests) cache_->computed.clear();
+    cache_->computed[key] = {out.etag, sha256};
+  }
+  set_digest(out, file, std::move(sha256));
+  return out;
 }
 
 SaveResult ModelStore::save(const std::string& name, const ModelArtifacts& artifacts,
                             const CallContext& call) {
-  SaveResult result = save_model(model_url(name), artifacts, options_, call, registry_);
+  SaveResult result = save_model(model_url(name), artifacts, save_options_, call, registry_);
   forget(name);
   return result;
 }

@@ -12,6 +12,11 @@
 // `cache_ttl` so the shard requests that follow a model.json request do
 // not load it again; this server's own saves and removals drop them at once.
 //
+// Weight files are served with their SHA-256 (Resource::sha256): the one
+// model.json records, else computed on first request and kept per file
+// version. Saves record digests (option "integrity": "sha256") unless the
+// store's options say "integrity": "none".
+//
 // Thread-safety: every member may be called from several threads at once.
 #pragma once
 
@@ -52,6 +57,10 @@ class ModelStore {
   const std::string& url() const { return url_; }
   // True when the constructor made the file:// folder.
   bool created() const { return created_; }
+  // True when saves record weight-file digests: the store's options set
+  // "integrity" to "sha256", or leave it out (serve's default) and the
+  // store's plugin takes that option.
+  bool records_digests() const { return records_digests_; }
   // The stowage URL of model `name` (already checked with check_model_name).
   std::string model_url(std::string_view name) const;
 
@@ -80,10 +89,12 @@ class ModelStore {
   std::string url_path_;    // url_ without its query and fragment
   std::string url_suffix_;  // "?query#fragment" of url_, or ""
   std::string options_;
+  std::string save_options_;  // options_ with serve's default integrity
   Registry& registry_;
   std::chrono::milliseconds cache_ttl_;
   std::string file_root_;  // set for file:// stores
   bool created_ = false;
+  bool records_digests_ = false;
   struct Cache;
   std::unique_ptr<Cache> cache_;
 };

@@ -77,6 +77,7 @@ void UploadCollector::on_part_data(std::string_view bytes) {
     const size_t room = part.current.capacity() - part.current.size();
     const size_t n = std::min(room, bytes.size());
     part.current.insert(part.current.end(), bytes.begin(), bytes.begin() + static_cast<long>(n));
+    part.hash.update(bytes.substr(0, n));
     part.size += n;
     bytes.remove_prefix(n);
   }
@@ -88,6 +89,7 @@ void UploadCollector::on_part_end() {
     return;
   }
   seal(*open_);
+  open_->sha256 = open_->hash.finish_hex();
   open_ = nullptr;
 }
 
@@ -110,7 +112,8 @@ ModelArtifacts UploadCollector::take_artifacts() {
   const bool needs_bytes = a.weight_specs && !a.weight_specs->empty();
   if (a.weights_manifest) {
     for (const WeightGroup& group : *a.weights_manifest) {
-      for (const std::string& path : group.paths) {
+      for (size_t k = 0; k < group.paths.size(); ++k) {
+        const std::string& path = group.paths[k];
         const std::string file = manifest_file_name(path);
         auto it = parts_.find(file);
         if (it == parts_.end()) {
@@ -122,6 +125,16 @@ ModelArtifacts UploadCollector::take_artifacts() {
         if (!used.insert(file).second) {
           throw Error(ErrorCode::kInvalidArgument,
                       source_ + ": the weights manifest names '" + file + "' twice");
+        }
+        // The sender recorded what it sent: a part that differs was damaged
+        // on the way, and is not stored.
+        if (group.sha256 && (*group.sha256)[k] != it->second.sha256) {
+          throw Error(ErrorCode::kDataLoss,
+                      source_ + ": the weights file '" + file + "' (" +
+                          std::to_string(it->second.size) +
+                          " bytes) does not match its digest in model.json: expected sha-256 "
+                          "(hex) " +
+                          (*group.sha256)[k] + ", got " + it->second.sha256);
         }
         for (Buffer& b : it->second.blocks) data.push_back(std::move(b));
       }

@@ -14,6 +14,7 @@
 
 #include "multipart.hpp"
 #include "stowage/artifacts.hpp"
+#include "stowage/digest.hpp"
 
 namespace stowage::serve {
 
@@ -33,7 +34,8 @@ class UploadCollector final : public MultipartHandler {
   // their sizes checked against the weight specs. Throws
   // Error(kInvalidArgument) when model.json is missing or bad, when a
   // weights file the manifest names was not sent, or a part was sent that
-  // it does not name; Error(kDataLoss) when the bytes do not match the specs.
+  // it does not name; Error(kDataLoss) when the bytes do not match the specs
+  // or a weights file does not match the digest model.json records for it.
   ModelArtifacts take_artifacts();
 
  private:
@@ -41,6 +43,8 @@ class UploadCollector final : public MultipartHandler {
     WeightData blocks;
     std::vector<uint8_t> current;
     uint64_t size = 0;
+    Sha256 hash;         // of the bytes as they arrive
+    std::string sha256;  // set at the part's end
   };
   void seal(Part& part);
 

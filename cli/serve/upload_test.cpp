@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage::serve {
@@ -148,6 +149,34 @@ TEST_CASE("upload: missing, extra, duplicate and wrong-sized parts are refused")
 
   CHECK(failure({{"model.json", kJson}, {"model.weights.bin", kWeights}}, &message, 16) ==
         ErrorCode::kResourceExhausted);
+}
+
+TEST_CASE("upload: weight parts are checked against the digests model.json records") {
+  const std::string hex = sha256_hex(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(kWeights.data()), kWeights.size()));
+  auto with_digest = [](const std::string& digest) {
+    std::string json = kJson;
+    const std::string end = R"("dtype":"float32"}]}])";
+    json.replace(json.find(end), end.size(),
+                 R"("dtype":"float32"}],"sha256":[")" + digest + R"("]}])");
+    return json;
+  };
+  // Received in small pieces: the hash follows the bytes as they arrive.
+  const ModelArtifacts a =
+      collect({{"model.json", with_digest(hex)}, {"model.weights.bin", kWeights}}, 7);
+  CHECK(join(*a.weight_data).view() == kWeights);
+
+  std::string flipped = kWeights;
+  flipped[0] = '\x01';
+  std::string message;
+  CHECK(failure({{"model.json", with_digest(hex)}, {"model.weights.bin", flipped}}, &message) ==
+        ErrorCode::kDataLoss);
+  CHECK(message ==
+        "upload of model 'm': the weights file 'model.weights.bin' (12 bytes) does not "
+        "match its digest in model.json: expected sha-256 (hex) " +
+            hex + ", got " +
+            sha256_hex(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(flipped.data()),
+                                                flipped.size())));
 }
 
 TEST_CASE("upload: manifest paths as file names") {

@@ -43,7 +43,11 @@
 //           an error naming the shard, its URL, status, content type, and
 //           the expected and actual bytes (TF.js would take a 404 page as
 //           weights; stowage does not). A missing (404) weight file is
-//           DATA_LOSS; a missing model.json is NOT_FOUND.
+//           DATA_LOSS; a missing model.json is NOT_FOUND. A 200 answer
+//           with a Repr-Digest (RFC 9530) or Digest (RFC 3230) sha-256 is
+//           checked against its bytes as they arrive (stowage::net), with or
+//           without digests in model.json: a mismatch, or a malformed
+//           sha-256 in such a header, is DATA_LOSS naming the URL.
 //           In a streaming copy each weight file goes to the host as soon
 //           as its GET completes, in whatever order they complete; a group
 //           whose files do not add up fails the load once all are in.
@@ -77,6 +81,10 @@
 //                       another origin than model.json get no "headers".
 //     "weight_path_prefix"  TF.js's weightPathPrefix (plain concatenation).
 //     "max_parallel"    shard requests at once (1..64, default 6).
+//     "integrity"       for save: "none" (default: the multipart bytes TF.js
+//                       sends) or "sha256": model.json's weight group
+//                       records the SHA-256 of model.weights.bin
+//                       (docs/integrity.md).
 //     "connect_timeout_ms", "read_timeout_ms", "max_connections_per_host",
 //     "max_redirects", "ca_file", "ca_path", "insecure_skip_tls_verify":
 //                       connection settings (plugins/net/client_options.hpp).
@@ -102,6 +110,7 @@
 #include "client_options.hpp"
 #include "http_client.hpp"
 #include "parallel.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/plugin.hpp"
 #include "stowage/text.hpp"
 #include "stowage/weights.hpp"
@@ -245,7 +254,8 @@ class HttpHandler final : public plugin::Handler {
         weight_path_prefix_(options.get_string("weight_path_prefix")),
         has_prefix_(options.has("weight_path_prefix")),
         max_parallel_(options.get_uint64("max_parallel", 6)),
-        client_options_(net::read_client_options(options)) {
+        client_options_(net::read_client_options(options)),
+        integrity_(plugin::read_integrity(options, plugin::Integrity::kNone)) {
     if (max_parallel_ == 0 || max_parallel_ > 64) {
       throw Error(ErrorCode::kInvalidArgument,
                   "Option \"max_parallel\" for " + redacted() + " must be from 1 to 64");
@@ -278,6 +288,16 @@ class HttpHandler final : public plugin::Handler {
     WeightsManifest manifest{
         WeightGroup{{"./" + std::string(kWeightsFile)},
                     artifacts.weight_specs.value_or(std::vector<WeightSpec>{})}};
+    if (integrity_ == plugin::Integrity::kSha256 && artifacts.weight_data) {
+      // model.json is the form's first part (TF.js's order, which receivers
+      // may rely on), so the digest is needed before the weights leave: one
+      // pass over the weight bytes, already in memory.
+      Sha256 hash;
+      for (const Buffer& b : *artifacts.weight_data) {
+        hash.update(std::span<const uint8_t>(b.data(), b.size()));
+      }
+      manifest[0].sha256 = std::vector<std::string>{hash.finish_hex()};
+    }
     std::string model_json = write_model_json(artifacts, manifest, ModelJsonLayout::kTfjsHttp);
     std::vector<net::FormPart> parts;
     parts.push_back({"model.json",
@@ -699,6 +719,7 @@ class HttpHandler final : public plugin::Handler {
   const bool has_prefix_;
   const uint64_t max_parallel_;
   const net::ClientOptions client_options_;
+  const plugin::Integrity integrity_;
   std::once_flag client_once_;
   std::unique_ptr<Client> client_;
 };

@@ -13,6 +13,7 @@
 #include <map>
 
 #include "plugin_test_util.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/management.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/registry.hpp"
@@ -307,6 +308,68 @@ TEST_CASE("save sends TF.js's multipart form") {
   CHECK(busy.code() == ErrorCode::kUnavailable);
   CHECK(has(busy.what(), "not retried"));
   CHECK(!has(busy.what(), "attempts"));
+}
+
+TEST_CASE("save option integrity: sha256 records the weights file's digest in model.json") {
+  Site site;
+  const std::string bytes = weight_bytes(site.model);
+  const std::string hex = sha256_hex(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  auto model_json_sent = [&](const std::string& options) {
+    SaveResult r = registry().open(site.url("/echo"), options)->save(site.model);
+    rapidjson::Document outer;
+    outer.Parse(r.responses->c_str());
+    rapidjson::Document server_saw;
+    server_saw.Parse(outer[0]["body"].GetString());
+    return std::string(server_saw["parts"][0]["text"].GetString());
+  };
+  WeightsManifest manifest{WeightGroup{{"./model.weights.bin"}, *site.model.weight_specs}};
+  // "none" (the default) sends TF.js's bytes.
+  const std::string tfjs = write_model_json(site.model, manifest, ModelJsonLayout::kTfjsHttp);
+  CHECK(model_json_sent("{}") == tfjs);
+  CHECK(model_json_sent(R"({"integrity":"none"})") == tfjs);
+  manifest[0].sha256 = std::vector<std::string>{hex};
+  CHECK(model_json_sent(R"({"integrity":"sha256"})") ==
+        write_model_json(site.model, manifest, ModelJsonLayout::kTfjsHttp));
+
+  // A receiver that stores it serves it back with the digest.
+  registry().open(site.url("/store/with-digest"), R"({"integrity":"sha256"})")->save(site.model);
+  ModelArtifacts back = site.load("/store/with-digest");
+  REQUIRE(back.weights_manifest);
+  CHECK((*back.weights_manifest)[0].sha256 == std::optional<std::vector<std::string>>({hex}));
+  CHECK(weight_bytes(back) == bytes);
+
+  Error bad = error_of([&] { registry().open(site.url("/echo"), R"({"integrity":"md5"})"); });
+  CHECK(bad.code() == ErrorCode::kInvalidArgument);
+  CHECK(has(bad.what(), "integrity"));
+}
+
+TEST_CASE("a shard's Repr-Digest or Digest header is checked, without digests in model.json") {
+  Site site;
+  for (const char* mode : {"repr", "legacy", "chunked"}) {
+    CAPTURE(mode);
+    CHECK(weight_bytes(site.load("/digest/" + std::string(mode) + "/m/model.json")) ==
+          weight_bytes(site.model));
+  }
+  const std::string bytes = weight_bytes(site.model);
+  const std::string actual = sha256_hex(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  const std::string claimed = sha256_hex(std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>((bytes + "x").data()), bytes.size() + 1));
+  Error e = site.load_error("/digest/wrong/single/model.json");
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK(std::string(e.what()) ==
+        "GET " + site.url("/digest/wrong/single/weights.bin") +
+            " (weight file 1 of 1 \"weights.bin\"): the body's SHA-256 does not match its "
+            "Repr-Digest header: 12000 bytes, expected sha-256 (hex) " +
+            claimed + ", got " + actual);
+  // A malformed claim is refused too (see http_client.hpp).
+  e = site.load_error("/digest/bad/single/model.json");
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK(std::string(e.what()) ==
+        "GET " + site.url("/digest/bad/single/weights.bin") +
+            " (weight file 1 of 1 \"weights.bin\"): the Repr-Digest header's sha-256 is malformed "
+            "(not 32 bytes of padded base64) or contradicts another digest header");
 }
 
 TEST_CASE("options are strict and secrets stay out of messages") {
@@ -716,6 +779,10 @@ TEST_CASE("a streaming http:// copy that fails midway leaves the destination as 
            Case{"a missing shard", "/status/404/", ErrorCode::kDataLoss,
                 "weight file 3 of 3 \"group1-shard3of3.bin\" from " +
                     site.url("/status/404/m/group1-shard3of3.bin") + ": HTTP 404"},
+           Case{"a shard unlike its Repr-Digest", "/digest/wrong/", ErrorCode::kDataLoss,
+                "GET " + site.url("/digest/wrong/m/group1-shard3of3.bin") +
+                    " (weight file 3 of 3 \"group1-shard3of3.bin\"): the body's SHA-256 does "
+                    "not match its Repr-Digest header: 2000 bytes, expected sha-256 (hex) "},
        }) {
     CAPTURE(c.name);
     TransferStats stats;

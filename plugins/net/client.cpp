@@ -34,6 +34,7 @@
 #include <thread>
 
 #include "http_client.hpp"
+#include "stowage/digest.hpp"
 
 namespace stowage::net {
 namespace {
@@ -88,6 +89,25 @@ class CommitGuard {
   CallState* call_;
 };
 
+struct Op;
+
+// Hashes a final 200 body as it arrives when its headers claim a sha-256,
+// and refuses it at the end when the bytes differ (see http_client.hpp).
+class DigestCheck {
+ public:
+  DigestCheck(const Op& op, const Response& head, bool final);
+  void update(const uint8_t* data, uint64_t n) {
+    if (hash_ && n > 0) hash_->update(std::span<const uint8_t>(data, static_cast<size_t>(n)));
+  }
+  // n: the body's size.
+  void finish(uint64_t n);
+
+ private:
+  const Op& op_;
+  DigestHeader claim_;
+  std::optional<Sha256> hash_;  // only while a claim is to be checked
+};
+
 // Thrown inside a coroutine whose call was stopped by another request's
 // failure, a cancellation or a deadline; the call's recorded error wins.
 struct Stopped {};
@@ -113,6 +133,31 @@ struct Op {
     if (conn != nullptr) conn->lowest().cancel();
   }
 };
+
+DigestCheck::DigestCheck(const Op& op, const Response& head, bool final) : op_(op) {
+  if (!final || head.status != 200 || !op.request->check_digest_headers) return;
+  claim_ = sha256_from_digest_headers(head.headers);
+  if (!claim_.malformed.empty()) {
+    // A server that claims a digest it cannot spell (or two that disagree)
+    // has given no trustworthy claim; the body is refused rather than used
+    // unchecked.
+    throw Error(ErrorCode::kDataLoss, op.where() + "the " + claim_.malformed +
+                                          " header's sha-256 is malformed (not 32 bytes of "
+                                          "padded base64) or contradicts another digest header");
+  }
+  if (!claim_.hex.empty()) hash_.emplace();
+}
+
+void DigestCheck::finish(uint64_t n) {
+  if (!hash_) return;
+  const std::string actual = hash_->finish_hex();
+  if (actual != claim_.hex) {
+    throw Error(ErrorCode::kDataLoss, op_.where() + "the body's SHA-256 does not match its " +
+                                          claim_.header + " header: " + std::to_string(n) +
+                                          " bytes, expected sha-256 (hex) " + claim_.hex +
+                                          ", got " + actual);
+  }
+}
 
 struct CallState {
   const std::vector<Request>* requests = nullptr;
@@ -601,7 +646,9 @@ struct Client::Impl {
       if (final && n > 0 && control.on_received) control.on_received(n);
     };
     const std::string label = op.url;
+    DigestCheck digest(op, ex.head, final);
     if (parser.is_done()) {
+      digest.finish(0);
       ex.head.body = Buffer::wrap(nullptr, 0, nullptr, label);
       ex.lease.end(parser.keep_alive());
       co_return;
@@ -621,6 +668,7 @@ struct Client::Impl {
       asio::buffer_copy(asio::buffer(data, static_cast<size_t>(have)), c.buffer.data());
       const bool extra = c.buffer.size() > n;
       c.buffer.consume(static_cast<size_t>(have));
+      digest.update(data, have);
       received(have);
       while (have < n) {
         c.lowest().expires_after(options.read_timeout);
@@ -642,9 +690,11 @@ struct Client::Impl {
           fail(op, ec, "reading the response body");
         }
         check(op);
+        digest.update(data + have - got, got);
         received(got);
       }
       op.conn = nullptr;
+      digest.finish(n);
       ex.head.body = Buffer::wrap(data, n, std::move(owner), label);
       ex.lease.end(parser.keep_alive() && !extra);
       co_return;
@@ -671,6 +721,7 @@ struct Client::Impl {
         fail(op, ec, "reading the response body");
       }
       check(op);
+      digest.update(data.data() + used - got, got);
       received(got);
       if (used > limit) {
         throw Error(ErrorCode::kDataLoss, op.where() + "the response body is longer than the " +
@@ -678,6 +729,7 @@ struct Client::Impl {
       }
     }
     op.conn = nullptr;
+    digest.finish(used);
     data.resize(used);
     data.shrink_to_fit();
     ex.head.body = Buffer::from_vector(std::move(data), label);

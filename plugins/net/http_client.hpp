@@ -30,6 +30,9 @@
 //   - A kept-alive connection the server closed while idle is replaced and
 //     the request sent again on a fresh connection (only when no byte of an
 //     answer had arrived on the old one).
+//   - A 200 answer whose Repr-Digest (RFC 9530) or Digest (RFC 3230) header
+//     gives a sha-256 has its body hashed as it arrives and checked against
+//     it (Request::check_digest_headers); see sha256_from_digest_headers().
 //
 // Errors: transport failures throw stowage::Error; an HTTP status is never an
 // error here (callers decide, see status_error() below). Codes:
@@ -38,7 +41,9 @@
 //                     connect or read timeout — retryable; an unknown host,
 //                     a TLS handshake or certificate failure, a redirect
 //                     loop or too many redirects — not retryable
-//   kDataLoss         a body longer than max_body_bytes
+//   kDataLoss         a body longer than max_body_bytes; a body whose SHA-256
+//                     differs from its Repr-Digest/Digest header, or such a
+//                     header with a malformed sha-256 (not retryable)
 //   kCancelled        Control::cancelled returned true
 //   kDeadlineExceeded Control::deadline passed (not retryable)
 //   (none)            an HTTP status is never thrown; see status_error()
@@ -135,6 +140,10 @@ struct Request {
   std::function<void(const Response& head)> on_head;
   // A name for messages ("shard 3 of 7"); may be empty.
   std::string label;
+  // Check a 200 answer's body against the sha-256 of its Repr-Digest or
+  // Digest header, when it has one (other algorithms are ignored; 206
+  // answers are not checked: the header describes the whole file).
+  bool check_digest_headers = true;
 };
 
 struct Response {
@@ -245,6 +254,19 @@ Error status_error(int status, std::string_view reason, const std::string& what,
 // A printable excerpt of a body for error messages: at most max_chars,
 // control characters replaced, "..." when cut; "" for binary bytes.
 std::string body_excerpt(const Buffer& body, size_t max_chars = 200);
+
+// The sha-256 a response's headers claim for its whole representation:
+// Repr-Digest's "sha-256=:<base64>:" member (RFC 9530), else Digest's
+// "sha-256=<base64>" (RFC 3230, algorithm name in any case). `hex` is empty
+// when neither names sha-256; `malformed` names the header ("Repr-Digest"
+// or "Digest") whose sha-256 is not 32 bytes of padded base64, or that
+// disagrees with another sha-256 claim.
+struct DigestHeader {
+  std::string hex;        // lowercase hex
+  std::string header;     // the header hex came from
+  std::string malformed;  // empty when every sha-256 claim is well-formed and agrees
+};
+DigestHeader sha256_from_digest_headers(const Headers& headers);
 
 // ---- multipart/form-data ----------------------------------------------------
 

@@ -13,6 +13,7 @@
 
 #include "http_client.hpp"
 #include "plugin_test_util.hpp"
+#include "stowage/digest.hpp"
 #include "test_server.hpp"
 
 namespace fs = std::filesystem;
@@ -230,6 +231,81 @@ TEST_CASE("the client reads bodies whole, over kept-alive connections") {
   CHECK(!missing.ok());
   CHECK(missing.content_type() == "text/html");
   CHECK(body_excerpt(missing.body).find("status 404") != std::string::npos);
+}
+
+TEST_CASE("sha256_from_digest_headers reads RFC 9530 and RFC 3230 sha-256 claims") {
+  // sha-256 of "abc".
+  const std::string hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  const std::string b64 = "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=";
+  DigestHeader d = sha256_from_digest_headers({{"Repr-Digest", "sha-256=:" + b64 + ":"}});
+  CHECK(d.hex == hex);
+  CHECK(d.header == "Repr-Digest");
+  CHECK(d.malformed.empty());
+  // Other algorithms and parameters are skipped; the legacy header is case-blind.
+  d = sha256_from_digest_headers({{"repr-digest", "sha-512=:AAAA:, sha-256=:" + b64 + ":;p=1"}});
+  CHECK(d.hex == hex);
+  d = sha256_from_digest_headers({{"Digest", "MD5=xyz, SHA-256=" + b64}});
+  CHECK(d.hex == hex);
+  CHECK(d.header == "Digest");
+  CHECK(sha256_from_digest_headers({{"Repr-Digest", "sha-512=:AAAA:"}}).hex.empty());
+  CHECK(sha256_from_digest_headers({{"ETag", "\"x\""}}).malformed.empty());
+  // Malformed: truncated, not padded, bad characters, non-zero spare bits,
+  // not a byte sequence, or two claims that disagree.
+  for (const std::string& bad :
+       {"sha-256=:" + b64.substr(0, 20) + ":", "sha-256=:" + b64.substr(0, 43) + ":",
+        "sha-256=:" + b64.substr(0, 42) + "!=:", "sha-256=:" + b64.substr(0, 42) + "b=:",
+        "sha-256=" + b64, std::string("sha-256")}) {
+    CAPTURE(bad);
+    d = sha256_from_digest_headers({{"Repr-Digest", bad}});
+    CHECK(d.malformed == "Repr-Digest");
+  }
+  d = sha256_from_digest_headers(
+      {{"Repr-Digest", "sha-256=:" + b64 + ":"},
+       {"Digest", "sha-256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}});
+  CHECK(d.malformed == "Digest");
+}
+
+TEST_CASE("a 200 body is checked against its Repr-Digest or Digest header as it arrives") {
+  Fixture f;
+  auto server = start(f);
+  Client client;
+  for (const char* mode : {"repr", "legacy", "chunked"}) {
+    CAPTURE(mode);
+    Response r =
+        client.send(Request{"GET", server.base() + "/digest/" + std::string(mode) + "/big.bin"});
+    CHECK(r.status == 200);
+    CHECK(r.body.view() == f.big);
+  }
+  const std::string actual = sha256_hex(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(f.big.data()), f.big.size()));
+  const std::string other = sha256_hex(std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>((f.big + "x").data()), f.big.size() + 1));
+  Request wrong{"GET", server.base() + "/digest/wrong/big.bin"};
+  wrong.label = "shard 1 of 1";
+  Error e = error_of([&] { client.send(wrong); });
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK_FALSE(e.retryable());
+  CHECK(std::string(e.what()) ==
+        "GET " + server.base() +
+            "/digest/wrong/big.bin (shard 1 of 1): the body's SHA-256 does not match its "
+            "Repr-Digest header: 3145728 bytes, expected sha-256 (hex) " +
+            other + ", got " + actual);
+  e = error_of([&] { client.send(Request{"GET", server.base() + "/digest/bad/big.bin"}); });
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK(std::string(e.what()) ==
+        "GET " + server.base() +
+            "/digest/bad/big.bin: the Repr-Digest header's sha-256 is malformed (not 32 bytes "
+            "of padded base64) or contradicts another digest header");
+  // Opting out, and answers that are not the whole file, are not checked.
+  wrong.check_digest_headers = false;
+  CHECK(client.send(wrong).body.view() == f.big);
+  std::vector<Request> parallel;
+  for (int i = 0; i < 4; ++i) parallel.push_back({"GET", server.base() + "/digest/repr/big.bin"});
+  parallel.push_back({"GET", server.base() + "/digest/wrong/small.txt"});
+  e = error_of([&] { client.send_all(parallel, {}, 5); });
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK(std::string(e.what()).find("/digest/wrong/small.txt: the body's SHA-256 does not match") !=
+        std::string::npos);
 }
 
 TEST_CASE("send_all runs in parallel within the per-host cap and keeps order") {

@@ -22,6 +22,11 @@ path under it.
   /redirect/<n>/<p>       302 chains <n> long, ending at /files/<p>
   /see-other              a POST answered 303 to /echo
   /goto?to=<url>          302 to <url>
+  /digest/<mode>/<p>      the file, and for files not ending in .json a digest header:
+                          mode "repr" Repr-Digest: sha-256=:<base64>:, "legacy"
+                          Digest: SHA-256=<base64>, "wrong" Repr-Digest of other
+                          bytes, "bad" a malformed Repr-Digest, "chunked" the
+                          right Repr-Digest on a chunked body
   /then-close/<p>         the file, then the connection is closed without
                           "Connection: close" (a kept-alive connection gone stale)
   /auth/<p>               the file only with "Authorization: Bearer secret", else 401
@@ -54,6 +59,7 @@ path under it.
                           model's web page (200, HTML)
 """
 import argparse
+import base64
 import email.parser
 import email.utils
 import email.policy
@@ -248,6 +254,31 @@ class Handler(BaseHTTPRequestHandler):
         elif route == "goto":
             target = query[3:] if query.startswith("to=") else "/"
             self.send_bytes(302, b"", "text/plain", [("Location", target)])
+        elif route == "digest":
+            mode, rel = seg[1], "/".join(seg[2:])
+            data = self.read_file(rel)
+            if data is None:
+                return self.html(404, "no file " + rel)
+            if rel.endswith(".json"):
+                return self.send_bytes(200, data, "application/json")
+            b64 = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            other = base64.b64encode(hashlib.sha256(data + b"x").digest()).decode()
+            header = {"repr": ("Repr-Digest", "sha-256=:%s:" % b64),
+                      "chunked": ("Repr-Digest", "sha-512=:AAAA:, sha-256=:%s:" % b64),
+                      "legacy": ("Digest", "SHA-256=%s" % b64),
+                      "wrong": ("Repr-Digest", "sha-256=:%s:" % other),
+                      "bad": ("Repr-Digest", "sha-256=:%s:" % b64[:20])}[mode]
+            if mode != "chunked":
+                return self.send_bytes(200, data, "application/octet-stream", [header])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header(*header)
+            self.end_headers()
+            for i in range(0, len(data), 1000):
+                piece = data[i:i + 1000]
+                self.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
         elif route == "then-close":
             self.serve_file(rest)
             self.close_connection = True

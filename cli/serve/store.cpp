@@ -147,11 +147,15 @@ ModelStore::ModelStore(std::string_view store_url, std::string store_options, Re
   registry_.open(url_, options_);
   // Saves record digests by default (docs/integrity.md). A plugin built
   // before the "integrity" option refuses it as unknown: such a store
-  // saves without digests, which records_digests() reports.
+  // saves without digests, which records_digests() reports. memory:// keeps
+  // its default ("none"): it holds the uploaded bytes in this process, where
+  // nothing can rot, and is served in TF.js's one-file layout.
   save_options_ = options_;
   rapidjson::Document given = parse_options(options_);
   if (auto it = given.FindMember("integrity"); it != given.MemberEnd()) {
     records_digests_ = it->value.IsString() && std::string_view(it->value.GetString()) == "sha256";
+  } else if (url_.starts_with("memory://")) {
+    records_digests_ = false;
   } else {
     std::string with = with_default_integrity(std::move(given));
     try {

@@ -153,8 +153,10 @@ TEST_CASE("a streaming copy whose source fails midway leaves every destination a
 
   const std::vector<Fault> faults = {
       {"cancelled half way through the save", "[]", ErrorCode::kCancelled, "", true},
+      // The source records digests (file://'s default), so the short buffer
+      // is refused by its digest as it is put, before the sizes are summed.
       {"a short read of the second object", R"([{"op":"load","short_read":4,"buffer":1}])",
-       ErrorCode::kDataLoss, "3145724"},
+       ErrorCode::kDataLoss, "1048572 bytes) has SHA-256 "},
       {"a failure after the last byte", R"([{"op":"load","error":"data_loss","when":"after"}])",
        ErrorCode::kDataLoss, ""},
   };

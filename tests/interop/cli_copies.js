@@ -7,6 +7,7 @@
 'use strict';
 
 const childProcess = require('child_process');
+const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 
@@ -23,6 +24,17 @@ const bin = arg('--stowage');
 const models = path.resolve(arg('--models'));
 const out = path.resolve(arg('--out'));
 const index = JSON.parse(fs.readFileSync(path.join(models, 'index.json'), 'utf8'));
+
+// Every group lists one SHA-256 per path, each the digest of that file.
+function digestsRecorded(folder) {
+  const json = JSON.parse(fs.readFileSync(path.join(folder, 'model.json'), 'utf8'));
+  return (json.weightsManifest || []).every(
+      (g) => Array.isArray(g.sha256) && g.sha256.length === g.paths.length &&
+          g.paths.every((p, i) => g.sha256[i] ===
+                            crypto.createHash('sha256')
+                                .update(fs.readFileSync(path.join(folder, p)))
+                                .digest('hex')));
+}
 
 let failures = 0;
 let copies = 0;
@@ -41,6 +53,11 @@ for (const m of index.models) {
     } else if (!fs.existsSync(path.join(dst, 'model.json'))) {
       ++failures;
       process.stderr.write(`FAIL stowage ${argv.join(' ')}: no model.json written\n`);
+    } else if (kind === 'cli_sharded' && !digestsRecorded(dst)) {
+      // file://'s default integrity "sha256": the copies TF.js loads next
+      // carry digests, which it must ignore.
+      ++failures;
+      process.stderr.write(`FAIL stowage ${argv.join(' ')}: digests missing or wrong\n`);
     } else {
       ++copies;
     }

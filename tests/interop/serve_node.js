@@ -16,6 +16,7 @@
 'use strict';
 
 const assert = require('assert');
+const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const common = require('./common');
@@ -76,6 +77,22 @@ async function checkSame(original, loaded, what) {
   x.dispose();
 }
 
+// Serve's store records every weight file's SHA-256 (docs/integrity.md):
+// each group of the stored model.json lists one digest per path, and each is
+// the digest of that file. TF.js, which loaded the model, ignores the key.
+function assertRecordedDigests(folder) {
+  const json = JSON.parse(fs.readFileSync(path.join(folder, 'model.json'), 'utf8'));
+  for (const group of json.weightsManifest) {
+    assert.ok(Array.isArray(group.sha256), `no sha256 in ${folder}/model.json`);
+    assert.strictEqual(group.sha256.length, group.paths.length);
+    group.paths.forEach((p, i) => {
+      const actual = crypto.createHash('sha256')
+                         .update(fs.readFileSync(path.join(folder, p))).digest('hex');
+      assert.strictEqual(group.sha256[i], actual, `${folder}/${p}`);
+    });
+  }
+}
+
 async function roundTrip(server, name, seed, saveOptions, loadOptions) {
   const model = makeModel(seed);
   const target = saveOptions ? tf.io.http(`${server.url}/models/${name}`, saveOptions) :
@@ -104,6 +121,7 @@ async function main() {
     assert.deepStrictEqual(
         fs.readdirSync(path.join(fileStore, 'mlp')).sort(), ['model.json', 'weights.bin']);
     assert.match(serve.verify(stowage, `file://${fileStore}/mlp`), /^OK /);
+    assertRecordedDigests(path.join(fileStore, 'mlp'));
     // PUT replaces it, through tf.io.http's requestInit.
     const put = await roundTrip(server, 'mlp', 2, {requestInit: {method: 'PUT'}});
     assert.strictEqual(put.status, 200);
@@ -127,6 +145,7 @@ async function main() {
                         .filter((r) => r.method === 'GET' && r.path.endsWith('.bin'));
     assert.strictEqual(fetched.length, shards.length, 'one GET per shard');
     assert.match(serve.verify(stowage, `file://${sharded}/mlp`), /^OK /);
+    assertRecordedDigests(path.join(sharded, 'mlp'));
 
     // memory://: model.json rendered in TF.js's http layout, one weights file.
     server = await serve.startServe(stowage, ['--store', 'memory://interop']);

@@ -13,17 +13,16 @@
 #include <string>
 #include <vector>
 
-#include "http_client.hpp"
 #include "plugin_test_util.hpp"
-#include "s3_client.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/management.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/registry.hpp"
-#include "testing/s3_test_server.hpp"
+#include "testing/proxied_bucket.hpp"
 
 using namespace stowage;
-using stowage::s3::testing::S3TestServer;
+using stowage::s3::testing::ProxiedBucket;
+using stowage::s3::testing::unique_name;
 using testing::error_of;
 using testing::float_model;
 using testing::ramp;
@@ -40,46 +39,13 @@ Registry& registry() {
   return *r;
 }
 
-S3TestServer& server() {
-  static std::unique_ptr<S3TestServer> s = [] {
-    auto out =
-        std::make_unique<S3TestServer>(std::vector<std::string>{"--proxy", "--bucket", kBucket});
-    ::setenv("AWS_ACCESS_KEY_ID", out->access_key_id.c_str(), 1);
-    ::setenv("AWS_SECRET_ACCESS_KEY", out->secret_access_key.c_str(), 1);
-    return out;
-  }();
-  return *s;
-}
-
-std::string url(const std::string& path) {
-  return std::string("s3://") + kBucket + "/" + path + "?endpoint=" + server().endpoint;
-}
-
-std::string unique(const std::string& name) {
-  static int n = 0;
-  return name + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
-}
-
-// Direct S3 access for checks, past the plugin and the proxy.
-s3::S3Client& direct() {
-  static std::unique_ptr<s3::S3Client> client = [] {
-    s3::ClientConfig config;
-    config.endpoint = server().moto;
-    config.addressing = s3::Addressing::kPath;
-    config.credentials = s3::Credentials{server().access_key_id, server().secret_access_key, ""};
-    return std::make_unique<s3::S3Client>(config);
-  }();
-  return *client;
-}
-
-std::set<std::string> keys_under(const std::string& prefix) {
-  std::set<std::string> out;
-  for (const auto& o : direct().list(kBucket, prefix, {})) out.insert(o.key);
-  return out;
+ProxiedBucket& bucket() {
+  static ProxiedBucket b(kBucket);
+  return b;
 }
 
 std::string object(const std::string& key) {
-  std::optional<s3::Object> o = direct().get(kBucket, key, {});
+  std::optional<s3::Object> o = bucket().direct().get(kBucket, key, {});
   REQUIRE(o);
   return std::string(o->body.view());
 }
@@ -106,30 +72,10 @@ void check_digests(const std::string& prefix, size_t files) {
   }
 }
 
-// The proxy's request log, as "METHOD target" lines.
-net::Client& control_client() {
-  static net::Client client;
-  return client;
-}
-void clear_log() {
-  REQUIRE(control_client().send({"POST", server().endpoint + "/__log/clear"}).ok());
-}
-std::vector<std::string> requests() {
-  net::Response r = control_client().send({"GET", server().endpoint + "/__log"});
-  REQUIRE(r.ok());
-  static const std::regex kEntry(R"re("method": "([A-Z]+)", "target": "([^"]*)")re");
-  std::vector<std::string> out;
-  const std::string log(r.body.view());
-  for (auto it = std::sregex_iterator(log.begin(), log.end(), kEntry); it != std::sregex_iterator();
-       ++it) {
-    out.push_back((*it)[1].str() + " " + (*it)[2].str());
-  }
-  return out;
-}
 // PUTs of weight objects under prefix (model.json not counted).
 size_t weight_puts(const std::string& prefix) {
   size_t n = 0;
-  for (const std::string& line : requests()) {
+  for (const std::string& line : bucket().requests()) {
     if (line.starts_with("PUT ") && line.find(prefix) != std::string::npos &&
         line.find("model.json") == std::string::npos) {
       ++n;
@@ -160,43 +106,44 @@ const std::regex kContentName(R"([0-9a-f]{16}\.bin)");
 
 TEST_CASE("s3:// saves record each weight object's SHA-256 by default") {
   SUBCASE("one object") {
-    const std::string prefix = unique("dig/one") + "/";
-    save_model(url(prefix), model(3, 4 * kKiB, 1.0f), "{}", {}, registry());
+    const std::string prefix = unique_name("dig/one") + "/";
+    save_model(bucket().url(prefix), model(3, 4 * kKiB, 1.0f), "{}", {}, registry());
     check_digests(prefix, 1);
   }
   SUBCASE("shards") {
-    const std::string prefix = unique("dig/shards") + "/";
-    save_model(url(prefix), model(3, 4 * kKiB, 2.0f), R"({"shard_size": 5000})", {}, registry());
+    const std::string prefix = unique_name("dig/shards") + "/";
+    save_model(bucket().url(prefix), model(3, 4 * kKiB, 2.0f), R"({"shard_size": 5000})", {},
+               registry());
     check_digests(prefix, 3);
   }
   SUBCASE("a multipart upload: its digest is the whole object's") {
-    const std::string prefix = unique("dig/multi") + "/";
+    const std::string prefix = unique_name("dig/multi") + "/";
     ModelArtifacts m = model(3, 4 * kMiB + 4, 3.0f);
-    save_model(url(prefix), m, R"({"multipart_threshold": 5242880, "part_size": 5242880})", {},
-               registry());
+    save_model(bucket().url(prefix), m, R"({"multipart_threshold": 5242880, "part_size": 5242880})",
+               {}, registry());
     check_digests(prefix, 1);
     CHECK(model_json_at(prefix).weights_manifest->front().sha256->front() ==
           digest_of(weight_bytes(m)));
   }
   SUBCASE("a streaming copy, single objects and a multipart one") {
-    const std::string src = "memory://" + unique("dig-src");
+    const std::string src = "memory://" + unique_name("dig-src");
     ModelArtifacts m = model(8, 2 * kMiB, 4.0f);
     save_model(src, m, "{}", {}, registry());
-    const std::string prefix = unique("dig/stream") + "/";
+    const std::string prefix = unique_name("dig/stream") + "/";
     TransferStats stats;
     TransferOptions t;
     t.destination_options =
         R"({"shard_size": 7340032, "multipart_threshold": 5242880, "part_size": 5242880})";
     t.queue_bytes = 4 * kMiB;
     t.stats = &stats;
-    copy_model(src, url(prefix), t, registry());
+    copy_model(src, bucket().url(prefix), t, registry());
     CHECK(stats.streamed);
     check_digests(prefix, 3);  // 7 MiB (multipart), 7 MiB, 2 MiB
   }
   SUBCASE("integrity none: model.json is TF.js's, byte for byte") {
-    const std::string prefix = unique("dig/none") + "/";
+    const std::string prefix = unique_name("dig/none") + "/";
     ModelArtifacts m = model(2, 4 * kKiB, 5.0f);
-    save_model(url(prefix), m, R"({"integrity": "none"})", {}, registry());
+    save_model(bucket().url(prefix), m, R"({"integrity": "none"})", {}, registry());
     ModelArtifacts back = model_json_at(prefix);
     REQUIRE(back.weights_manifest);
     CHECK_FALSE(back.weights_manifest->front().sha256);
@@ -211,7 +158,7 @@ TEST_CASE("s3:// saves record each weight object's SHA-256 by default") {
 }
 
 TEST_CASE("integrity and shard_names are checked when the URL is opened") {
-  const std::string u = url("dig/options");
+  const std::string u = bucket().url("dig/options");
   Error e = error_of([&] { registry().open(u, R"({"integrity": "md5"})"); });
   CHECK(e.code() == ErrorCode::kInvalidArgument);
   CHECK(std::string(e.what()) ==
@@ -229,11 +176,11 @@ TEST_CASE("integrity and shard_names are checked when the URL is opened") {
 }
 
 TEST_CASE("content-addressed saves upload only the objects that changed") {
-  const std::string prefix = unique("ca/m") + "/";
+  const std::string prefix = unique_name("ca/m") + "/";
   const std::string opts = R"({"shard_names": "sha256", "shard_size": 65536})";
   ModelArtifacts first = model(8, 64 * kKiB, 1.0f);  // 8 shards
-  clear_log();
-  save_model(url(prefix), first, opts, {}, registry());
+  bucket().clear_log();
+  save_model(bucket().url(prefix), first, opts, {}, registry());
   CHECK(weight_puts(prefix) == 8);
   check_digests(prefix, 8);
   ModelArtifacts json = model_json_at(prefix);
@@ -242,18 +189,18 @@ TEST_CASE("content-addressed saves upload only the objects that changed") {
   for (size_t i = 0; i < g.paths.size(); ++i) {
     CHECK(std::regex_match(g.paths[i], kContentName));
     CHECK(g.paths[i] == g.sha256->at(i).substr(0, 16) + ".bin");
-    auto head = direct().head(kBucket, prefix + g.paths[i], {});
+    auto head = bucket().direct().head(kBucket, prefix + g.paths[i], {});
     REQUIRE(head);
     CHECK(head->sha256 == g.sha256->at(i));  // kept as x-amz-meta-sha256
     expected.insert(prefix + g.paths[i]);
   }
-  CHECK(keys_under(prefix) == expected);
+  CHECK(bucket().keys_under(prefix) == expected);
 
   // One value changed in the fourth shard: that shard alone goes up, and the
   // object it replaces is deleted.
   ModelArtifacts second = changed(first, 3 * 16384 + 7, -1.0f);
-  clear_log();
-  save_model(url(prefix), second, opts, {}, registry());
+  bucket().clear_log();
+  save_model(bucket().url(prefix), second, opts, {}, registry());
   CHECK(weight_puts(prefix) == 1);
   check_digests(prefix, 8);
   ModelArtifacts json2 = model_json_at(prefix);
@@ -263,18 +210,19 @@ TEST_CASE("content-addressed saves upload only the objects that changed") {
     CHECK((g2.paths[i] == g.paths[i]) == (i != 3));
     expected2.insert(prefix + g2.paths[i]);
   }
-  CHECK(keys_under(prefix) == expected2);
-  CHECK(weight_bytes(load_model(url(prefix), "{}", {}, registry())) == weight_bytes(second));
+  CHECK(bucket().keys_under(prefix) == expected2);
+  CHECK(weight_bytes(load_model(bucket().url(prefix), "{}", {}, registry())) ==
+        weight_bytes(second));
 
   // The same model again uploads nothing but model.json.
-  clear_log();
-  save_model(url(prefix), second, opts, {}, registry());
+  bucket().clear_log();
+  save_model(bucket().url(prefix), second, opts, {}, registry());
   CHECK(weight_puts(prefix) == 0);
-  CHECK(keys_under(prefix) == expected2);
+  CHECK(bucket().keys_under(prefix) == expected2);
 
   // Remove deletes exactly what model.json names.
-  remove_model(url(prefix), registry());
-  CHECK(keys_under(prefix).empty());
+  remove_model(bucket().url(prefix), registry());
+  CHECK(bucket().keys_under(prefix).empty());
 }
 
 TEST_CASE("content-addressed names: an object without the digest recorded is another file") {
@@ -285,48 +233,49 @@ TEST_CASE("content-addressed names: an object without the digest recorded is ano
   const std::string long_name = digest.substr(0, 32) + ".bin";
 
   SUBCASE("the right bytes, but no x-amz-meta-sha256") {
-    const std::string prefix = unique("ca/bare") + "/";
-    direct().put(kBucket, prefix + short_name, {Buffer::from_string(weight_bytes(m))}, {});
-    save_model(url(prefix), m, opts, {}, registry());
+    const std::string prefix = unique_name("ca/bare") + "/";
+    bucket().direct().put(kBucket, prefix + short_name, {Buffer::from_string(weight_bytes(m))}, {});
+    save_model(bucket().url(prefix), m, opts, {}, registry());
     CHECK(model_json_at(prefix).weights_manifest->front().paths ==
           std::vector<std::string>{long_name});
-    CHECK(direct().head(kBucket, prefix + short_name, {})->sha256.empty());  // left as it was
-    CHECK(direct().head(kBucket, prefix + long_name, {})->sha256 == digest);
+    CHECK(bucket().direct().head(kBucket, prefix + short_name, {})->sha256.empty());  // left as it
+                                                                                      // was
+    CHECK(bucket().direct().head(kBucket, prefix + long_name, {})->sha256 == digest);
   }
   SUBCASE("another digest recorded") {
-    const std::string prefix = unique("ca/other") + "/";
-    direct().put(kBucket, prefix + short_name, {Buffer::from_string("other bytes")}, {},
-                 {std::string(64, 'a'), true});
-    save_model(url(prefix), m, opts, {}, registry());
+    const std::string prefix = unique_name("ca/other") + "/";
+    bucket().direct().put(kBucket, prefix + short_name, {Buffer::from_string("other bytes")}, {},
+                          {std::string(64, 'a'), true});
+    save_model(bucket().url(prefix), m, opts, {}, registry());
     CHECK(model_json_at(prefix).weights_manifest->front().paths ==
           std::vector<std::string>{long_name});
     CHECK(object(prefix + short_name) == "other bytes");
   }
   SUBCASE("the digest recorded: taken as the file, not uploaded again") {
-    const std::string prefix = unique("ca/same") + "/";
-    direct().put(kBucket, prefix + short_name, {Buffer::from_string(weight_bytes(m))}, {},
-                 {digest, true});
-    clear_log();
-    save_model(url(prefix), m, opts, {}, registry());
+    const std::string prefix = unique_name("ca/same") + "/";
+    bucket().direct().put(kBucket, prefix + short_name, {Buffer::from_string(weight_bytes(m))}, {},
+                          {digest, true});
+    bucket().clear_log();
+    save_model(bucket().url(prefix), m, opts, {}, registry());
     CHECK(weight_puts(prefix) == 0);
     CHECK(model_json_at(prefix).weights_manifest->front().paths ==
           std::vector<std::string>{short_name});
-    CHECK(weight_bytes(load_model(url(prefix), "{}", {}, registry())) == weight_bytes(m));
+    CHECK(weight_bytes(load_model(bucket().url(prefix), "{}", {}, registry())) == weight_bytes(m));
   }
 }
 
 TEST_CASE("a streaming copy into a content-addressed s3:// save") {
-  const std::string src = "memory://" + unique("ca-src");
+  const std::string src = "memory://" + unique_name("ca-src");
   ModelArtifacts m = model(4, 64 * kKiB, 6.0f);
   save_model(src, m, "{}", {}, registry());
-  const std::string prefix = unique("ca/copy") + "/";
+  const std::string prefix = unique_name("ca/copy") + "/";
   TransferOptions t;
   t.destination_options = R"({"shard_names": "sha256", "shard_size": 65536})";
-  copy_model(src, url(prefix), t, registry());
+  copy_model(src, bucket().url(prefix), t, registry());
   check_digests(prefix, 4);
   const ModelArtifacts json = model_json_at(prefix);
   for (const std::string& p : json.weights_manifest->front().paths) {
     CHECK(std::regex_match(p, kContentName));
   }
-  CHECK(weight_bytes(load_model(url(prefix), "{}", {}, registry())) == weight_bytes(m));
+  CHECK(weight_bytes(load_model(bucket().url(prefix), "{}", {}, registry())) == weight_bytes(m));
 }

@@ -16,15 +16,14 @@
 #include <string>
 #include <vector>
 
-#include "http_client.hpp"
 #include "plugin_test_util.hpp"
-#include "s3_client.hpp"
 #include "stowage/management.hpp"
 #include "stowage/registry.hpp"
-#include "testing/s3_test_server.hpp"
+#include "testing/proxied_bucket.hpp"
 
 using namespace stowage;
-using stowage::s3::testing::S3TestServer;
+using stowage::s3::testing::ProxiedBucket;
+using stowage::s3::testing::unique_name;
 using testing::error_of;
 using testing::float_model;
 using testing::ramp;
@@ -47,44 +46,9 @@ Registry& registry() {
   return *r;
 }
 
-S3TestServer& server() {
-  static std::unique_ptr<S3TestServer> s = [] {
-    auto out =
-        std::make_unique<S3TestServer>(std::vector<std::string>{"--proxy", "--bucket", kBucket});
-    // moto refuses unsigned requests to a private bucket; its keys are not
-    // checked.
-    ::setenv("AWS_ACCESS_KEY_ID", out->access_key_id.c_str(), 1);
-    ::setenv("AWS_SECRET_ACCESS_KEY", out->secret_access_key.c_str(), 1);
-    return out;
-  }();
-  return *s;
-}
-
-std::string url(const std::string& path) {
-  return std::string("s3://") + kBucket + "/" + path + "?endpoint=" + server().endpoint;
-}
-
-std::string unique(const std::string& name) {
-  static int n = 0;
-  return name + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
-}
-
-// Direct S3 access for checks, past the plugin and the proxy.
-s3::S3Client& direct() {
-  static std::unique_ptr<s3::S3Client> client = [] {
-    s3::ClientConfig config;
-    config.endpoint = server().moto;
-    config.addressing = s3::Addressing::kPath;
-    config.credentials = s3::Credentials{server().access_key_id, server().secret_access_key, ""};
-    return std::make_unique<s3::S3Client>(config);
-  }();
-  return *client;
-}
-
-std::set<std::string> keys_under(const std::string& prefix) {
-  std::set<std::string> out;
-  for (const auto& o : direct().list(kBucket, prefix, {})) out.insert(o.key);
-  return out;
+ProxiedBucket& bucket() {
+  static ProxiedBucket b(kBucket);
+  return b;
 }
 
 // Every object under prefix by its name below it, with the save's tag
@@ -92,8 +56,8 @@ std::set<std::string> keys_under(const std::string& prefix) {
 std::map<std::string, std::string> objects_untagged(const std::string& prefix) {
   static const std::regex kTag(R"(\.[0-9a-f]{8}\.bin)");
   std::map<std::string, std::string> out;
-  for (const std::string& key : keys_under(prefix)) {
-    std::optional<s3::Object> o = direct().get(kBucket, key, {});
+  for (const std::string& key : bucket().keys_under(prefix)) {
+    std::optional<s3::Object> o = bucket().direct().get(kBucket, key, {});
     REQUIRE(o);
     std::string name = std::regex_replace(key.substr(prefix.size()), kTag, ".<tag>.bin");
     std::string bytes(o->body.view());
@@ -103,26 +67,6 @@ std::map<std::string, std::string> objects_untagged(const std::string& prefix) {
   return out;
 }
 
-// The proxy's request log, as "METHOD target" lines.
-net::Client& control_client() {
-  static net::Client client;
-  return client;
-}
-void clear_log() {
-  REQUIRE(control_client().send({"POST", server().endpoint + "/__log/clear"}).ok());
-}
-std::vector<std::string> requests() {
-  net::Response r = control_client().send({"GET", server().endpoint + "/__log"});
-  REQUIRE(r.ok());
-  static const std::regex kEntry(R"re("method": "([A-Z]+)", "target": "([^"]*)")re");
-  std::vector<std::string> out;
-  const std::string log(r.body.view());
-  for (auto it = std::sregex_iterator(log.begin(), log.end(), kEntry); it != std::sregex_iterator();
-       ++it) {
-    out.push_back((*it)[1].str() + " " + (*it)[2].str());
-  }
-  return out;
-}
 size_t count_matching(const std::vector<std::string>& lines, const std::regex& re) {
   size_t n = 0;
   for (const std::string& l : lines) n += std::regex_search(l, re) ? 1 : 0;
@@ -144,9 +88,9 @@ TEST_CASE("a streamed copy into s3:// holds at most the queue and writes what a 
     // buffers span files. Two uploads in flight and one file gathered hold
     // well under the 512 KiB queue; the model is 2 MiB.
     const std::string opts = R"({"shard_size": 98304, "concurrency": 2})";
-    const std::string src = "memory://" + unique("s3-stream-small");
-    const std::string dst = unique("stream/small");
-    const std::string reference = unique("stream/small-array");
+    const std::string src = "memory://" + unique_name("s3-stream-small");
+    const std::string dst = unique_name("stream/small");
+    const std::string reference = unique_name("stream/small-array");
     ModelArtifacts m = model(32, 64 * kKiB, 1.0f);
     save_model(src, m, "{}", {}, registry());
 
@@ -155,27 +99,27 @@ TEST_CASE("a streamed copy into s3:// holds at most the queue and writes what a 
     options.queue_bytes = 512 * kKiB;
     options.destination_options = opts;
     options.stats = &stats;
-    clear_log();
-    copy_model(src, url(dst), options, registry());
+    bucket().clear_log();
+    copy_model(src, bucket().url(dst), options, registry());
     CHECK(stats.streamed);
     CHECK(stats.peak_queued_bytes <= 512 * kKiB);
     CHECK(stats.peak_queued_bytes >= 64 * kKiB);
     const std::regex weight_put("^PUT /" + std::string(kBucket) + "/" + dst +
                                 R"(/group1-shard\d+of22\.[0-9a-f]{8}\.bin$)");
-    CHECK(count_matching(requests(), weight_put) == 22);
+    CHECK(count_matching(bucket().requests(), weight_put) == 22);
 
-    save_model(url(reference), m, opts, {}, registry());  // the array form
+    save_model(bucket().url(reference), m, opts, {}, registry());  // the array form
     std::map<std::string, std::string> streamed = objects_untagged(dst + "/");
     CHECK(streamed.size() == 23);
     CHECK(streamed == objects_untagged(reference + "/"));
-    CHECK(weight_bytes(load_model(url(dst), "{}", {}, registry())) == weight_bytes(m));
+    CHECK(weight_bytes(load_model(bucket().url(dst), "{}", {}, registry())) == weight_bytes(m));
   }
 
   SUBCASE("buffers larger than the weight files: one buffer feeds several files") {
     const std::string opts = R"({"shard_size": 98304, "concurrency": 3})";
-    const std::string src = "memory://" + unique("s3-stream-wide");
-    const std::string dst = unique("stream/wide");
-    const std::string reference = unique("stream/wide-array");
+    const std::string src = "memory://" + unique_name("s3-stream-wide");
+    const std::string dst = unique_name("stream/wide");
+    const std::string reference = unique_name("stream/wide-array");
     ModelArtifacts m = model(4, 512 * kKiB, 6.0f);
     save_model(src, m, "{}", {}, registry());
 
@@ -184,9 +128,9 @@ TEST_CASE("a streamed copy into s3:// holds at most the queue and writes what a 
     options.queue_bytes = 1 * kMiB;
     options.destination_options = opts;
     options.stats = &stats;
-    copy_model(src, url(dst), options, registry());
+    copy_model(src, bucket().url(dst), options, registry());
     CHECK(stats.streamed);
-    save_model(url(reference), m, opts, {}, registry());
+    save_model(bucket().url(reference), m, opts, {}, registry());
     std::map<std::string, std::string> streamed = objects_untagged(dst + "/");
     CHECK(streamed.size() == 23);
     CHECK(streamed == objects_untagged(reference + "/"));
@@ -197,9 +141,9 @@ TEST_CASE("a streamed copy into s3:// holds at most the queue and writes what a 
     // uploading and one gathered stay under the 12 MiB queue.
     const std::string opts =
         R"({"multipart_threshold": 5242880, "part_size": 5242880, "concurrency": 1})";
-    const std::string src = "memory://" + unique("s3-stream-multipart");
-    const std::string dst = unique("stream/multipart");
-    const std::string reference = unique("stream/multipart-array");
+    const std::string src = "memory://" + unique_name("s3-stream-multipart");
+    const std::string dst = unique_name("stream/multipart");
+    const std::string reference = unique_name("stream/multipart-array");
     ModelArtifacts m = model(16, kMiB, -3.0f);
     save_model(src, m, "{}", {}, registry());
 
@@ -208,42 +152,43 @@ TEST_CASE("a streamed copy into s3:// holds at most the queue and writes what a 
     options.queue_bytes = 12 * kMiB;
     options.destination_options = opts;
     options.stats = &stats;
-    clear_log();
-    copy_model(src, url(dst), options, registry());
+    bucket().clear_log();
+    copy_model(src, bucket().url(dst), options, registry());
     CHECK(stats.streamed);
     CHECK(stats.peak_queued_bytes <= 12 * kMiB);
     CHECK(stats.peak_queued_bytes >= kMiB);
-    const std::vector<std::string> log = requests();
+    const std::vector<std::string> log = bucket().requests();
     CHECK(count_matching(log, std::regex(R"(^PUT .*/weights\.[0-9a-f]{8}\.bin\?.*partNumber=)")) ==
           4);
     CHECK(count_matching(log, std::regex(R"(^POST .*/weights\.[0-9a-f]{8}\.bin\?uploadId=)")) == 1);
 
-    save_model(url(reference), m, opts, {}, registry());
+    save_model(bucket().url(reference), m, opts, {}, registry());
     std::map<std::string, std::string> streamed = objects_untagged(dst + "/");
     CHECK(streamed.size() == 2);
     CHECK(streamed == objects_untagged(reference + "/"));
     // Parts cut at the same offsets: the same multipart ETag.
     auto etag_of = [](const std::string& prefix) {
-      for (const std::string& k : keys_under(prefix)) {
-        if (k.find("/weights.") != std::string::npos) return direct().head(kBucket, k, {})->etag;
+      for (const std::string& k : bucket().keys_under(prefix)) {
+        if (k.find("/weights.") != std::string::npos)
+          return bucket().direct().head(kBucket, k, {})->etag;
       }
       return std::string();
     };
     CHECK(etag_of(dst + "/").find("-4\"") != std::string::npos);
     CHECK(etag_of(dst + "/") == etag_of(reference + "/"));
-    CHECK(direct().list_multipart_uploads(kBucket, dst + "/", {}).empty());
+    CHECK(bucket().direct().list_multipart_uploads(kBucket, dst + "/", {}).empty());
   }
 }
 
 TEST_CASE("a source failing midway leaves the destination's old model and no stray objects") {
   SUBCASE("small weight files: the uploaded ones are deleted") {
     const std::string opts = R"({"shard_size": 98304, "concurrency": 2})";
-    const std::string src = "testmem://" + unique("s3-stream-fail");
-    const std::string dst = unique("stream/fail");
+    const std::string src = "testmem://" + unique_name("s3-stream-fail");
+    const std::string dst = unique_name("stream/fail");
     save_model(src, model(32, 64 * kKiB, 2.0f), "{}", {}, registry());
     ModelArtifacts old = model(3, 4 * kKiB, 7.0f);
-    save_model(url(dst), old, opts, {}, registry());
-    const std::set<std::string> before = keys_under(dst + "/");
+    save_model(bucket().url(dst), old, opts, {}, registry());
+    const std::set<std::string> before = bucket().keys_under(dst + "/");
 
     TransferStats stats;
     TransferOptions options;
@@ -252,15 +197,15 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
     // 30 of the 32 buffers arrive, then the load fails (DATA_LOSS).
     options.source_options = R"({"fail_load_after": 30, "fail_code": 6, "fail_retryable": false})";
     options.stats = &stats;
-    clear_log();
-    Error e = error_of([&] { copy_model(src, url(dst), options, registry()); });
+    bucket().clear_log();
+    Error e = error_of([&] { copy_model(src, bucket().url(dst), options, registry()); });
     CHECK(e.code() == ErrorCode::kDataLoss);
     CHECK(std::string(e.what()) == "testmem: load failed midway");
     CHECK(stats.streamed);
 
     // Files were uploaded before the failure (at most two in flight while
     // the 20 files of the 30 buffers were gathered), and each is gone.
-    const std::vector<std::string> log = requests();
+    const std::vector<std::string> log = bucket().requests();
     const std::regex weight_put(R"(^PUT .*/group1-shard\d+of22\.[0-9a-f]{8}\.bin$)");
     CHECK(count_matching(log, weight_put) >= 10);
     // Each uploaded file is deleted. A PUT the failure cut off is not in the
@@ -276,19 +221,19 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
     }
     CHECK(std::includes(deleted.begin(), deleted.end(), put.begin(), put.end()));
     CHECK(deleted.size() <= put.size() + 2);
-    CHECK(keys_under(dst + "/") == before);
-    ModelArtifacts after = load_model(url(dst), "{}", {}, registry());
+    CHECK(bucket().keys_under(dst + "/") == before);
+    ModelArtifacts after = load_model(bucket().url(dst), "{}", {}, registry());
     CHECK(weight_bytes(after) == weight_bytes(old));
   }
 
   SUBCASE("a cancelled copy: what it uploaded is deleted, the old model stays") {
     const std::string opts = R"({"shard_size": 98304, "concurrency": 2})";
-    const std::string src = "memory://" + unique("s3-stream-cancel");
-    const std::string dst = unique("stream/cancel");
+    const std::string src = "memory://" + unique_name("s3-stream-cancel");
+    const std::string dst = unique_name("stream/cancel");
     save_model(src, model(32, 64 * kKiB, 5.0f), "{}", {}, registry());
     ModelArtifacts old = model(3, 4 * kKiB, 8.0f);
-    save_model(url(dst), old, opts, {}, registry());
-    const std::set<std::string> before = keys_under(dst + "/");
+    save_model(bucket().url(dst), old, opts, {}, registry());
+    const std::set<std::string> before = bucket().keys_under(dst + "/");
 
     TransferStats stats;
     TransferOptions options;
@@ -302,23 +247,23 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
       if (done >= 3 * kMiB) cancel = true;
     };
     options.call.is_cancelled = [&] { return cancel.load(); };
-    clear_log();
-    Error e = error_of([&] { copy_model(src, url(dst), options, registry()); });
+    bucket().clear_log();
+    Error e = error_of([&] { copy_model(src, bucket().url(dst), options, registry()); });
     CHECK(e.code() == ErrorCode::kCancelled);
     CHECK(stats.streamed);
-    const std::vector<std::string> log = requests();
+    const std::vector<std::string> log = bucket().requests();
     const std::regex weight_put(R"(^PUT .*/group1-shard\d+of22\.[0-9a-f]{8}\.bin$)");
     CHECK(count_matching(log, weight_put) >= 1);
     CHECK(count_matching(log, std::regex(R"(^PUT .*/model\.json)")) == 0);
-    CHECK(keys_under(dst + "/") == before);
-    CHECK(weight_bytes(load_model(url(dst), "{}", {}, registry())) == weight_bytes(old));
+    CHECK(bucket().keys_under(dst + "/") == before);
+    CHECK(weight_bytes(load_model(bucket().url(dst), "{}", {}, registry())) == weight_bytes(old));
   }
 
   SUBCASE("a multipart weight file: its upload is aborted, no model stays no model") {
     const std::string opts =
         R"({"multipart_threshold": 5242880, "part_size": 5242880, "concurrency": 1})";
-    const std::string src = "testmem://" + unique("s3-stream-fail-multipart");
-    const std::string dst = unique("stream/fail-multipart");
+    const std::string src = "testmem://" + unique_name("s3-stream-fail-multipart");
+    const std::string dst = unique_name("stream/fail-multipart");
     save_model(src, model(16, kMiB, 4.0f), "{}", {}, registry());
 
     TransferOptions options;
@@ -326,17 +271,17 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
     options.destination_options = opts;
     // 12 MiB arrive: parts 1 and 2 are gathered, so part 1 went up.
     options.source_options = R"({"fail_load_after": 12, "fail_code": 6, "fail_retryable": false})";
-    clear_log();
-    Error e = error_of([&] { copy_model(src, url(dst), options, registry()); });
+    bucket().clear_log();
+    Error e = error_of([&] { copy_model(src, bucket().url(dst), options, registry()); });
     CHECK(e.code() == ErrorCode::kDataLoss);
-    const std::vector<std::string> log = requests();
+    const std::vector<std::string> log = bucket().requests();
     CHECK(count_matching(
               log, std::regex(R"(^PUT .*/weights\.[0-9a-f]{8}\.bin\?.*partNumber=1(&|$))")) == 1);
     CHECK(count_matching(log, std::regex(R"(^DELETE .*/weights\.[0-9a-f]{8}\.bin\?uploadId=)")) ==
           1);
-    CHECK(direct().list_multipart_uploads(kBucket, dst + "/", {}).empty());
-    CHECK(keys_under(dst + "/").empty());
-    CHECK(error_of([&] { load_model(url(dst), "{}", {}, registry()); }).code() ==
+    CHECK(bucket().direct().list_multipart_uploads(kBucket, dst + "/", {}).empty());
+    CHECK(bucket().keys_under(dst + "/").empty());
+    CHECK(error_of([&] { load_model(bucket().url(dst), "{}", {}, registry()); }).code() ==
           ErrorCode::kNotFound);
   }
 }

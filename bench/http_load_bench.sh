@@ -17,7 +17,18 @@
 #   stowage bench/http_load_bench load: stowage::load_model over http (6
 #           shard requests at once, the default); the weights end in memory
 #   stowage1  the same with max_parallel 1
+#   stowage_nv  the same as stowage with --no-verify-digests (model.json
+#           records every shard's sha256; the default load checks them)
 #   tfjs    bench/http_load_tfjs.js: tf.io.http(url).load() in Node
+# and the machine's floors, timed the same way in the same rounds:
+#   cat     cat of every shard > /dev/null (page cache)
+#   touch   bench/fresh_touch.c: fault in MIB of fresh anonymous memory
+#   touchhuge  the same with MADV_HUGEPAGE
+#   recv_*  bench/recv_into.c: the shards' bytes sent by sendfile over
+#           loopback and received in 4 MiB bodies into fresh anonymous
+#           memory (anon), MAP_POPULATE'd memory (populate), a reused buffer
+#           written to a memfd (memfd: curl -> /dev/shm's path) or spliced
+#           into a memfd (splice: stowage's path for plain http)
 # After the timed rounds, one untimed run of each with a touch of every byte
 # (touch.h): stowage's and TF.js's sums must agree, and curl's files must
 # equal the served ones, or the script fails.
@@ -31,7 +42,8 @@ mib=${BENCH_MIB:-256}
 reps=${REPS:-5}
 settle=${SETTLE:-1}
 server_kind=${SERVER:-serve}
-for exe in "$bin/http_load_bench" "$bin/file_load_bench" "$bin/stowage"; do
+for exe in "$bin/http_load_bench" "$bin/file_load_bench" "$bin/stowage" "$bin/fresh_touch" \
+  "$bin/recv_into"; do
   [[ -x $exe ]] || { echo "http_load_bench.sh: $exe is missing; build the project first" >&2; exit 2; }
 done
 for tool in /usr/bin/time curl node python3; do
@@ -45,6 +57,8 @@ model=$data/store/model
 "$bin/file_load_bench" make "$model" "$mib" >/dev/null
 shards=("$model"/group1-shard*.bin)
 weight_bytes=$(cat "${shards[@]}" | wc -c)
+blob=$data/shards.bin  # every shard in one file, for recv_into
+[[ -f $blob && $(stat -c %s "$blob") == "$weight_bytes" ]] || cat "${shards[@]}" >"$blob"
 shm=/dev/shm/stowage-bench-curl-$$
 log=$(mktemp -d)
 server_pid=
@@ -93,14 +107,20 @@ set_cmd() {
     curl1) cmd=(curl "${curl_args[@]}") ;;
     stowage) cmd=("$bin/http_load_bench" load "$model_url") ;;
     stowage1) cmd=("$bin/http_load_bench" load "$model_url" '{"max_parallel": 1}') ;;
+    stowage_nv) cmd=("$bin/http_load_bench" load "$model_url" --no-verify-digests) ;;
     tfjs) cmd=(node "$here/http_load_tfjs.js" "$model_url") ;;
+    cat) cmd=(sh -c 'cat "$@" >/dev/null' cat "${shards[@]}") ;;
+    touch) cmd=("$bin/fresh_touch" "$mib") ;;
+    touchhuge) cmd=("$bin/fresh_touch" "$mib" huge) ;;
+    recv_*) cmd=("$bin/recv_into" "${1#recv_}" "$blob") ;;
   esac
 }
 prep() {
   rm -rf "$shm"
   mkdir -p "$shm"
 }
-variants=(curl6 curl1 stowage stowage1 tfjs)
+variants=(curl6 curl1 stowage stowage1 stowage_nv tfjs cat touch touchhuge recv_anon recv_populate
+  recv_memfd recv_splice)
 
 for ((round = 0; round <= reps; ++round)); do
   order=("${variants[@]}")
@@ -139,6 +159,7 @@ for v in "${variants[@]}"; do
   printf -v "${v}_all" '%s' "$(awk '{printf "%s%.3f", (NR > 1 ? " " : ""), $1 / 1e9}' "$log/$v.times")"
 done
 stowage_load=$(median "$log/stowage.loads")
+stowage_nv_load=$(median "$log/stowage_nv.loads")
 tfjs_load=$(median "$log/tfjs.loads")
 
 sum_of() { sed -n 's/.*sum=\([0-9a-f]*\).*/\1/p' "$log/$1.check"; }
@@ -151,19 +172,36 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 mibps() { awk -v b="$weight_bytes" -v s="$1" 'BEGIN { printf "%.0f", b / s / 1048576 }'; }
 best_curl=$curl6_s
 if awk -v a="$curl1_s" -v b="$curl6_s" 'BEGIN { exit !(a < b) }'; then best_curl=$curl1_s; fi
+row() {  # label variant
+  local s=${2}_s rss=${2}_rss all=${2}_all
+  printf '  %-44s %s   [%s]  %5s MiB/s  peak RSS %s KiB\n' "$1" "${!s}" "${!all}" \
+    "$(mibps "${!s}")" "${!rss}"
+}
 cat <<REPORT
-model: $weight_bytes weight bytes in ${#shards[@]} shards, served by $([[ $server_kind == serve ]] && echo "stowage serve" || echo "python3 -m http.server") at $model_url
+http_load_bench $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)
+model: $weight_bytes weight bytes in ${#shards[@]} shards (sha256 of each in model.json), served by $([[ $server_kind == serve ]] && echo "stowage serve" || echo "python3 -m http.server") at $model_url
 median of $reps runs, wall-clock seconds incl. process start (every run in brackets):
-  curl, 6 at once -> /dev/shm   $curl6_s   [$curl6_all]  $(mibps "$curl6_s") MiB/s  peak RSS $curl6_rss KiB
-  curl, 1 at once -> /dev/shm   $curl1_s   [$curl1_all]  $(mibps "$curl1_s") MiB/s  peak RSS $curl1_rss KiB
-  stowage load, 6 at once       $stowage_s   [$stowage_all]  $(mibps "$stowage_s") MiB/s  peak RSS $stowage_rss KiB
-  stowage load, 1 at once       $stowage1_s   [$stowage1_all]  $(mibps "$stowage1_s") MiB/s  peak RSS $stowage1_rss KiB
-  TF.js load                    $tfjs_s   [$tfjs_all]  $(mibps "$tfjs_s") MiB/s  peak RSS $tfjs_rss KiB
-in-process load only (median): stowage $stowage_load s, TF.js $tfjs_load s
+floors of this machine:
+$(row "cat shards > /dev/null (page cache)" cat)
+$(row "fault in ${mib} MiB of fresh memory" touch)
+$(row "the same with MADV_HUGEPAGE" touchhuge)
+$(row "loopback receive into fresh memory" recv_anon)
+$(row "loopback receive into MAP_POPULATE memory" recv_populate)
+$(row "loopback receive, buffer -> memfd write" recv_memfd)
+$(row "loopback receive, splice -> memfd" recv_splice)
+loads:
+$(row "curl, 6 at once -> /dev/shm" curl6)
+$(row "curl, 1 at once -> /dev/shm" curl1)
+$(row "stowage load, 6 at once" stowage)
+$(row "stowage load, 1 at once" stowage1)
+$(row "stowage load, 6 at once, digests unchecked" stowage_nv)
+$(row "TF.js load" tfjs)
+in-process load only (median): stowage $stowage_load s, digests unchecked $stowage_nv_load s, TF.js $tfjs_load s
 ratios:
-  stowage throughput / best curl's   $(ratio "$best_curl" "$stowage_s")   (target >= 0.8; default settings)
+  stowage throughput / best curl's   $(ratio "$best_curl" "$stowage_s")   (target >= 0.8; default settings: every shard's sha256 checked)
+  the same, digests unchecked        $(ratio "$best_curl" "$stowage_nv_s")   (curl checks none)
   same concurrency: 6 at once $(ratio "$curl6_s" "$stowage_s"), 1 at once $(ratio "$curl1_s" "$stowage1_s")
   TF.js time / stowage time           $(ratio "$tfjs_s" "$stowage_s")   (target >= 5; in-process load only: $(ratio "$tfjs_load" "$stowage_load"))
   stowage peak RSS / TF.js's          $(ratio "$stowage_rss" "$tfjs_rss")   (target <= 0.5)
-  stowage peak RSS / weight bytes     $(ratio "$((stowage_rss * 1024))" "$weight_bytes")
+  stowage peak RSS / weight bytes     $(ratio "$((stowage_rss * 1024))" "$weight_bytes")   (target <= 1.1; digests unchecked: $(ratio "$((stowage_nv_rss * 1024))" "$weight_bytes"), the bytes untouched)
 REPORT

@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 constexpr const char* kKnownKeys =
     "plugin_paths, plugins, allow, aliases, scheme_plugins, defaults, sha256, retry, "
-    "list_locations";
+    "list_locations, cache, offline";
 
 class Parser {
  public:
@@ -153,6 +153,11 @@ class Parser {
           }
         }
         config.list_locations = std::move(urls);
+      } else if (key == "cache") {
+        config.cache_schemes = cache_schemes(v, key);
+      } else if (key == "offline") {
+        if (!v.IsBool()) wrong_type(key, "true or false", v);
+        config.offline = v.GetBool();
       } else {
         fail(key, std::string("unknown key (known keys: ") + kKnownKeys + ")");
       }
@@ -171,6 +176,32 @@ class Parser {
                      std::to_string(n));
     }
     return n;
+  }
+
+  // "cache": {"schemes": [...]}; the cache's own options go in
+  // "defaults": {"cache": {...}} like any scheme's.
+  std::vector<std::string> cache_schemes(const rapidjson::Value& v, const std::string& path) const {
+    std::vector<std::string> schemes;
+    for (const auto& m : object(v, path).GetObject()) {
+      const std::string sub = path + "." + std::string(view_of(m.name));
+      if (std::string_view(view_of(m.name)) != "schemes") {
+        fail(sub,
+             "unknown key (known keys: schemes; the cache's options go in "
+             "\"defaults\": {\"cache\": {...}})");
+      }
+      const auto& a = array(m.value, sub);
+      for (rapidjson::SizeType i = 0; i < a.Size(); ++i) {
+        const std::string item = sub + "[" + std::to_string(i) + "]";
+        std::string scheme = non_empty(a[i], item);
+        if (!host::is_valid_scheme(scheme) || scheme.find('+') != std::string::npos) {
+          fail(item, "'" + scheme +
+                         "' is not a scheme to cache (lowercase letters, digits, '-' or '.', "
+                         "without '://', e.g. \"https\")");
+        }
+        schemes.push_back(std::move(scheme));
+      }
+    }
+    return schemes;
   }
 
   RetrySettings retry(const rapidjson::Value& v, const std::string& path) const {

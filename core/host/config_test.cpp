@@ -21,7 +21,9 @@ TEST_CASE("parse_config reads every key and resolves relative paths") {
     "scheme_plugins": {"http": "http-beast"},
     "defaults": {"s3": {"endpoint": "http://127.0.0.1:9000", "retries": 3, "path_style": true}},
     "sha256": {"file": ")" + hash +
-                              R"("}
+                              R"("},
+    "cache": {"schemes": ["https", "s3"]},
+    "offline": true
   })",
                           "host.json", "/etc/app");
   REQUIRE(c.plugin_paths.size() == 2);
@@ -40,6 +42,8 @@ TEST_CASE("parse_config reads every key and resolves relative paths") {
   CHECK(c.defaults.at("s3") ==
         R"({"endpoint":"http://127.0.0.1:9000","retries":3,"path_style":true})");
   CHECK(c.sha256.at("file") == std::string(64, 'a'));
+  CHECK(c.cache_schemes == std::vector<std::string>{"https", "s3"});
+  CHECK(c.offline == true);
   CHECK(c.base_dir == "/etc/app");
 }
 
@@ -106,6 +110,15 @@ TEST_CASE("parse_config names the source and the key path of every error") {
        "cfg.json: retry.attempts: unknown key (known keys: max_attempts, initial_backoff_ms, "
        "max_backoff_ms, total_deadline_ms)"},
       {R"({"sha256": {"file": "xyz"}})", "cfg.json: sha256.file: expected 64 hexadecimal digits"},
+      {R"({"cache": ["https"]})", "cfg.json: cache: expected an object, got an array"},
+      {R"({"cache": {"max_age": 60}})",
+       "cfg.json: cache.max_age: unknown key (known keys: schemes; the cache's options go in "
+       "\"defaults\": {\"cache\": {...}})"},
+      {R"({"cache": {"schemes": ["cache+https"]}})",
+       "cfg.json: cache.schemes[0]: 'cache+https' is not a scheme to cache"},
+      {R"({"cache": {"schemes": "https"}})",
+       "cfg.json: cache.schemes: expected an array, got a string"},
+      {R"({"offline": "yes"})", "cfg.json: offline: expected true or false, got a string"},
       {R"({"locked": true})", "cfg.json: locked: unknown key (known keys: plugin_paths, plugins"},
       {R"([1, 2])", "cfg.json: expected a JSON object at the top, got an array"},
       {R"({"allow": [)", "cfg.json: invalid JSON at offset 11"},

@@ -84,6 +84,10 @@ CallContext context_of(const stowage_call* c) {
       c->progress(c->host_context, done, total);
     };
   }
+  if (call_has<uint64_t>(c, offsetof(stowage_call, flags))) {
+    ctx.shallow_stat = (c->flags & STOWAGE_CALL_STAT_SHALLOW) != 0;
+    ctx.verify_digests = (c->flags & STOWAGE_CALL_SKIP_DIGESTS) == 0;
+  }
   if (call_has<void*>(c, offsetof(stowage_call, convert_weight_url)) &&
       c->convert_weight_url != nullptr) {
     ctx.weight_url_converter = [c](std::string_view path) -> std::optional<std::string> {
@@ -203,6 +207,14 @@ NestScope::NestScope(Registry& registry, std::string_view requested, const std::
 
 NestScope::~NestScope() { t_chain.pop_back(); }
 
+bool opened_by_wrapper_of(std::string_view url) {
+  if (t_chain.empty()) return false;
+  const std::string_view outer = t_chain.back().resolved;
+  if (outer.size() <= url.size() || outer.substr(outer.size() - url.size()) != url) return false;
+  const std::string_view prefix = outer.substr(0, outer.size() - url.size());
+  return prefix.size() >= 2 && prefix.back() == '+' && prefix.find("://") == std::string_view::npos;
+}
+
 int32_t nested_open(const char* url, size_t url_len, const char* options_json, size_t options_len,
                     stowage_nested** out, stowage_status* st) noexcept {
   if (out != nullptr) *out = nullptr;
@@ -245,8 +257,8 @@ int32_t nested_load(stowage_nested* nested, const stowage_call* call, stowage_ar
     require(nested);
     if (out == nullptr) throw Error(ErrorCode::kInvalidArgument, "nested_load: out is NULL");
     // Validated and digest-checked like any load (load_model; a handler that
-    // cannot load keeps its own message). abi.h's stowage_call cannot carry
-    // the outer call's verify_digests, so a nested load always checks.
+    // cannot load keeps its own message) unless the call says
+    // STOWAGE_CALL_SKIP_DIGESTS.
     IOHandler& handler = *nested->handler;
     ModelArtifacts a =
         handler.can_load() ? load_model(handler, context_of(call)) : handler.load(context_of(call));

@@ -43,6 +43,11 @@ class NestScope {
   NestScope& operator=(const NestScope&) = delete;
 };
 
+// Whether the innermost URL being opened on this thread wraps `url` as a
+// composed scheme does ("cache+" + url): the decorator is opening the URL
+// it wraps, which the registry must not wrap again.
+bool opened_by_wrapper_of(std::string_view url);
+
 int32_t nested_open(const char* url, size_t url_len, const char* options_json, size_t options_len,
                     stowage_nested** out, stowage_status* st) noexcept;
 void nested_close(stowage_nested* nested) noexcept;

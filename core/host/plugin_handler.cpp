@@ -30,6 +30,8 @@ class CallBridge {
     call_.is_cancelled = &CallBridge::is_cancelled;
     call_.progress = &CallBridge::progress;
     call_.convert_weight_url = &CallBridge::convert;
+    if (ctx.shallow_stat) call_.flags |= STOWAGE_CALL_STAT_SHALLOW;
+    if (!ctx.verify_digests) call_.flags |= STOWAGE_CALL_SKIP_DIGESTS;
   }
   CallBridge(const CallBridge&) = delete;
   CallBridge& operator=(const CallBridge&) = delete;

@@ -103,6 +103,11 @@ uint64_t LoadedPlugin::capabilities_of(std::string_view scheme) const noexcept {
   for (size_t i = 0; i < schemes.size() && i < scheme_capabilities.size(); ++i) {
     if (schemes[i] == scheme) return scheme_capabilities[i];
   }
+  // A composed scheme a+b (cache+https) is served by the plugin of a, so it
+  // has a's operations.
+  if (const size_t plus = scheme.find('+'); plus != std::string_view::npos && plus > 0) {
+    return capabilities_of(scheme.substr(0, plus));
+  }
   return 0;
 }
 

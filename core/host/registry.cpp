@@ -63,6 +63,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The model cache's scheme and the prefix the config's "cache" section
+// puts before the URLs it caches (docs/config.md).
+constexpr std::string_view kCacheScheme = "cache";
+constexpr std::string_view kCachePrefix = "cache+";
+
 int source_rank(std::string_view source) {
   if (source == "api") return 0;
   if (source == "config") return 1;
@@ -158,6 +163,8 @@ struct Registry::Impl {
   std::vector<fs::path> folders;
   host::RetryPolicy retry;
   std::optional<std::vector<std::string>> list_locations;
+  std::set<std::string> cache_schemes;  // the config's "cache": {"schemes": [...]}
+  bool offline = false;                 // the config's "offline"
 
   // REQUIRES: mu held.
   bool allowed(const PluginRecord& r) const {
@@ -259,6 +266,34 @@ struct Registry::Impl {
       msg += " Plugin manifests that could not be read: " + join(broken, "; ") + ".";
     }
     return msg;
+  }
+
+  // REQUIRES: mu held.
+  bool serves(const std::string& scheme) const {
+    if (factories.count(scheme) != 0) return true;
+    for (const auto& r : records) {
+      if (!r->broken && std::find(r->schemes.begin(), r->schemes.end(), scheme) != r->schemes.end())
+        return true;
+    }
+    return false;
+  }
+
+  // The scheme whose handler opens a URL of `scheme`: itself when a plugin
+  // or factory claims it, else for a composed scheme "a+b" (a decorator
+  // over a URL of scheme b, e.g. "cache+https") the one of "a", which gets
+  // the whole URL. REQUIRES: mu held.
+  std::string serving_scheme(const std::string& scheme) const {
+    const size_t plus = scheme.find('+');
+    if (plus == std::string::npos || serves(scheme)) return scheme;
+    const std::string outer = scheme.substr(0, plus);
+    return serves(outer) ? outer : scheme;
+  }
+
+  // url, or "cache+<url>" when the config caches its scheme, except for the
+  // cache's own open of the URL it wraps. REQUIRES: mu held.
+  std::string through_cache(std::string url) const {
+    if (cache_schemes.count(url_scheme(url)) == 0 || host::opened_by_wrapper_of(url)) return url;
+    return std::string(kCachePrefix) + url;
   }
 
   // The record that serves scheme. REQUIRES: mu held.
@@ -417,6 +452,8 @@ void Registry::apply_config(const Config& config) {
     }
     for (const auto& [k, v] : config.sha256) impl_->name_pins[k] = v;
     if (config.list_locations) impl_->list_locations = config.list_locations;
+    impl_->cache_schemes.insert(config.cache_schemes.begin(), config.cache_schemes.end());
+    if (config.offline) impl_->offline = *config.offline;
     if (config.retry) {
       impl_->retry = {config.retry->max_attempts, config.retry->initial_backoff,
                       config.retry->max_backoff, config.retry->total_deadline};
@@ -621,17 +658,22 @@ std::unique_ptr<IOHandler> Registry::open(std::string_view url_in, std::string_v
   {
     std::shared_lock<std::shared_mutex> lock(impl_->mu);
     std::vector<std::string> chain;  // the aliases taken, in order
-    url = impl_->resolve_aliases(url_in, chain);
-    const std::string scheme = url_scheme(url);
+    url = impl_->through_cache(impl_->resolve_aliases(url_in, chain));
+    const std::string full_scheme = url_scheme(url);
+    const std::string scheme = impl_->serving_scheme(full_scheme);
 
-    // Defaults of the scheme served, then of each alias from the innermost
-    // out, then the call's own options: the more specific wins.
+    // Defaults of the scheme served (with the config's "offline" for the
+    // cache), of a composed scheme ("cache+https"), then of each alias from
+    // the innermost out, then the call's own options: the more specific wins.
     std::vector<std::pair<std::string, const std::string*>> layers;
     auto add_layer = [&](const std::string& s) {
       auto d = impl_->defaults.find(s);
       if (d != impl_->defaults.end()) layers.emplace_back(s, &d->second);
     };
     add_layer(scheme);
+    static const std::string kOfflineLayer = R"({"offline":true})";
+    if (impl_->offline && scheme == kCacheScheme) layers.emplace_back(scheme, &kOfflineLayer);
+    if (full_scheme != scheme) add_layer(full_scheme);
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) add_layer(*it);
     for (const auto& [s, json] : layers) {
       auto source = impl_->defaults_source.find(s);
@@ -731,8 +773,8 @@ Route Registry::route(std::string_view url) const {
   std::shared_lock<std::shared_mutex> lock(impl_->mu);
   std::vector<std::string> chain;
   Route out;
-  out.url = impl_->resolve_aliases(url, chain);
-  out.scheme = url_scheme(out.url);
+  out.url = impl_->through_cache(impl_->resolve_aliases(url, chain));
+  out.scheme = impl_->serving_scheme(url_scheme(out.url));
   out.aliases = std::move(chain);
   if (impl_->factories.count(out.scheme) != 0) {
     out.in_process = true;

@@ -275,6 +275,59 @@ TEST_CASE("per-scheme defaults are merged under the call's options") {
   r.open(url, R"({"fail_times":0})")->remove();
 }
 
+TEST_CASE("a composed scheme a+b is served by the plugin of a, unless it has its own") {
+  Registry r;
+  std::vector<std::string> opened;
+  auto recorder = [&](std::string_view url, std::string_view options) {
+    opened.push_back(std::string(url) + " " + std::string(options));
+    return std::make_unique<EchoHandler>(std::string(url), std::string(options));
+  };
+  r.register_scheme("wrap", recorder);
+  r.register_scheme("wrap+own", recorder);
+  Config c;
+  c.defaults["wrap"] = R"({"outer":1})";
+  c.defaults["wrap+https"] = R"({"inner":2})";
+  r.apply_config(c);
+  CHECK(r.open("wrap+https://h/m/model.json")->url() == "wrap+https://h/m/model.json");
+  CHECK(r.open("wrap+own://x")->url() == "wrap+own://x");
+  REQUIRE(opened.size() == 2);
+  CHECK(opened[0] == R"(wrap+https://h/m/model.json {"outer":1,"inner":2})");
+  CHECK(opened[1] == "wrap+own://x {}");
+  CHECK(r.route("wrap+file:///m").scheme == "wrap");
+
+  Error none = error_of([&] { r.open("nope+https://h/m"); });
+  CHECK(none.code() == ErrorCode::kNotFound);
+  CHECK(contains(none.what(), "No handler for scheme 'nope+https' in URL 'nope+https://h/m'."));
+}
+
+TEST_CASE("the config's cache schemes open through cache+, except the cache's own inner open") {
+  Registry r;
+  std::vector<std::string> opened;
+  r.register_scheme("mem", [&](std::string_view url, std::string_view options) {
+    opened.push_back(std::string(url) + " " + std::string(options));
+    return std::make_unique<EchoHandler>(std::string(url), std::string(options));
+  });
+  r.register_scheme("cache", [&](std::string_view url, std::string_view options) {
+    opened.push_back(std::string(url) + " " + std::string(options));
+    r.open(url.substr(std::string_view("cache+").size()));  // the decorator's inner open
+    return std::make_unique<EchoHandler>(std::string(url), std::string(options));
+  });
+  Config c;
+  c.cache_schemes = {"mem"};
+  c.offline = true;
+  c.defaults["cache"] = R"({"max_age":60})";
+  r.apply_config(c);
+  CHECK(r.open("mem://m")->url() == "cache+mem://m");
+  CHECK(r.open("cache+mem://n", R"({"offline":false})")->url() == "cache+mem://n");
+  REQUIRE(opened.size() == 4);
+  CHECK(opened[0] == R"(cache+mem://m {"max_age":60,"offline":true})");
+  CHECK(opened[1] == "mem://m {}");
+  CHECK(opened[2] == R"(cache+mem://n {"max_age":60,"offline":false})");
+  CHECK(opened[3] == "mem://n {}");
+  CHECK(r.route("mem://m").url == "cache+mem://m");
+  CHECK(r.route("mem://m").scheme == "cache");
+}
+
 TEST_CASE("an in-process scheme wins over a plugin for that scheme") {
   Registry r;
   r.add_plugin(manifest("testmem"));

@@ -59,8 +59,19 @@
 //                     the disk holding the profile (Chromium), counting weight
 //                     bytes plus the UTF-8 bytes of the records' JSON.
 //       "durable"     false skips fsync (synchronous=OFF); default true.
+//       "integrity"   "sha256" or "none"; default "sha256" for indexeddb,
+//                     "none" for localstorage (TF.js's five items alone).
+//                     "sha256" records the weight data's SHA-256, computed as
+//                     it is written: indexeddb in the models_store record's
+//                     "weightDataSha256", localstorage in a sixth item
+//                     tensorflowjs_models/<path>/weight_data_sha256. Loads of
+//                     a model with one are checked by the host
+//                     (docs/integrity.md).
 //     indexeddb:
-//       "chunk_size"  bytes per weight buffer a load hands out; default 8388608.
+//       "chunk_size"  bytes per weight buffer a load hands out; default
+//                     8388608. A record with a digest comes back as one
+//                     buffer (the whole mapped file, not copied), which the
+//                     host's digest check needs.
 //     downloads:
 //       "folder"      default XDG_DOWNLOAD_DIR (user-dirs.dirs) or ~/Downloads.
 //       "durable"     as above.
@@ -149,6 +160,12 @@ class BrowserHandler final : public plugin::Handler {
     where.origin = normalize_origin(options.get_string("origin", std::string(kDefaultOrigin)));
     Database::Settings settings;
     settings.durable = durable;
+    // IndexedDB is stowage's own kind of store; localStorage's items are
+    // read by pages, so its default keeps TF.js's five items alone.
+    sha256_ =
+        plugin::read_integrity(options, scheme_ == Scheme::kIndexedDb ? plugin::Integrity::kSha256
+                                                                      : plugin::Integrity::kNone) ==
+        plugin::Integrity::kSha256;
     if (scheme_ == Scheme::kLocalStorage) {
       local_.emplace(std::move(where), options.get_uint64("quota", kDefaultLocalStorageQuota),
                      settings);
@@ -188,9 +205,9 @@ class BrowserHandler final : public plugin::Handler {
   std::optional<std::string> save(const ModelArtifacts& artifacts, Call& call) override {
     call.check();
     if (scheme_ == Scheme::kLocalStorage) {
-      local_->save_model(model_path(), artifacts, pace_of(call));
+      local_->save_model(model_path(), artifacts, sha256_, pace_of(call));
     } else if (scheme_ == Scheme::kIndexedDb) {
-      indexed_->save_model(model_path(), artifacts, pace_of(call));
+      indexed_->save_model(model_path(), artifacts, sha256_, pace_of(call));
     } else {
       const DownloadedFiles files = save_download(folder_, download_prefix(path_), artifacts,
                                                   durable_, sha256_, pace_of(call));
@@ -282,7 +299,7 @@ class BrowserHandler final : public plugin::Handler {
   std::optional<IndexedDb> indexed_;
   fs::path folder_;
   bool durable_ = true;
-  bool sha256_ = false;  // downloads: record the weights file's digest
+  bool sha256_ = false;  // record the weight data's digest (option "integrity")
 };
 
 }  // namespace

@@ -21,6 +21,7 @@
 
 #include "base64_internal.hpp"
 #include "indexed_db_internal.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"
 
@@ -39,17 +40,69 @@ Error not_found(const std::string& path) {
                "Cannot find model with path " + quoted_path(path) + " in IndexedDB.");
 }
 
+// The models_store record's key for the weight data's SHA-256 (beside
+// modelPath, modelArtifacts and modelArtifactsInfo: TF.js's load returns the
+// record's modelArtifacts alone, so it never sees the key). The SQLite store
+// keeps it as the meta row "weight_sha256/<blob id>": a digest belongs to one
+// immutable blob file, so a record a stowage without digests rewrites (a new
+// file) can never be checked against its predecessor's digest.
+constexpr std::string_view kDigestKey = "weightDataSha256";
+constexpr std::string_view kDigestPrefix = "weight_sha256/";
+// What the key adds to the record's JSON: ,"weightDataSha256":"<64 hex>".
+constexpr uint64_t kDigestRecordBytes = 1 + (kDigestKey.size() + 2) + 1 + (kSha256HexSize + 2);
+
 // Bytes the records of one model count against the quota.
 uint64_t record_bytes(const std::string& path, const std::string& artifacts,
-                      const std::string& info, uint64_t weight_bytes) {
-  return 2 * (path.size() + info.size()) + artifacts.size() + weight_bytes;
+                      const std::string& info, uint64_t weight_bytes, bool digest) {
+  return 2 * (path.size() + info.size()) + artifacts.size() + weight_bytes +
+         (digest ? kDigestRecordBytes : 0);
 }
 
+// ?2 is kDigestRecordBytes, ?3 kDigestPrefix.
 constexpr const char* kUsageSql =
     "SELECT (SELECT COALESCE(SUM(length(CAST(model_path AS BLOB)) + length(CAST(artifacts AS "
-    "BLOB)) + length(CAST(info AS BLOB)) + weight_bytes), 0) FROM idb_models_store WHERE "
+    "BLOB)) + length(CAST(info AS BLOB)) + weight_bytes + (CASE WHEN EXISTS(SELECT 1 FROM meta "
+    "WHERE key = ?3 || weight_blob) THEN ?2 ELSE 0 END)), 0) FROM idb_models_store WHERE "
     "model_path IS NOT ?1) + (SELECT COALESCE(SUM(length(CAST(model_path AS BLOB)) + "
     "length(CAST(info AS BLOB))), 0) FROM idb_model_info_store WHERE model_path IS NOT ?1)";
+
+std::string digest_meta_key(std::string_view blob) {
+  return std::string(kDigestPrefix) + std::string(blob);
+}
+
+// The digest recorded for a blob file; none for a record saved without one.
+std::optional<std::string> blob_digest(Database& db, std::string_view blob) {
+  const std::string key = digest_meta_key(blob);  // bound, not copied: lives past step()
+  Statement s(db, "SELECT value FROM meta WHERE key = ?");
+  s.bind_text(0, key);
+  if (!s.step()) return std::nullopt;
+  return std::string(s.column_text(0));
+}
+
+// Drops the digests of blob files no record names any more (replaced or
+// removed models). Runs inside the caller's write transaction.
+void forget_unnamed_digests(Database& db) {
+  Statement s(db,
+              "DELETE FROM meta WHERE substr(key, 1, ?1) = ?2 AND substr(key, ?1 + 1) NOT IN "
+              "(SELECT weight_blob FROM idb_models_store WHERE weight_blob IS NOT NULL)");
+  s.bind_int(0, static_cast<int64_t>(kDigestPrefix.size())).bind_text(1, kDigestPrefix);
+  s.step();
+}
+
+// The weight data of a record with a digest, as one buffer described by a
+// manifest of one group, one path and that digest: the host checks it as it
+// checks any weight file (docs/integrity.md).
+void describe_by_digest(ModelArtifacts& a, std::string digest, const std::string& url) {
+  if (!is_sha256_hex(digest)) {
+    throw Error(ErrorCode::kDataLoss, url + ": the recorded " + std::string(kDigestKey) +
+                                          " of its weight data is not 64 lowercase hex digits");
+  }
+  WeightGroup group;
+  group.paths = {"weightData"};
+  group.weights = a.weight_specs.value_or(std::vector<WeightSpec>{});
+  group.sha256 = std::vector<std::string>{std::move(digest)};
+  a.weights_manifest = WeightsManifest{std::move(group)};
+}
 
 // The origin's usage, leaving out the records of `path` (none for "").
 uint64_t usage(Database& db, const std::string& path) {
@@ -59,6 +112,7 @@ uint64_t usage(Database& db, const std::string& path) {
   } else {
     s.bind_text(0, path);
   }
+  s.bind_int(1, static_cast<int64_t>(kDigestRecordBytes)).bind_text(2, kDigestPrefix);
   s.step();
   return static_cast<uint64_t>(s.column_int(0));
 }
@@ -153,17 +207,25 @@ class BlobWriter {
   const std::string& id() const { return id_; }
   fs::path path() const { return folder_ / id_; }
 
-  void write(const WeightData& data, const Pace& pace) {
+  // Writes the buffers in order; with `digest`, each piece is hashed just
+  // before it is written (one pass over the bytes).
+  void write(const WeightData& data, const Pace& pace, Sha256* digest = nullptr) {
     constexpr uint64_t kStep = 8ull << 20;
     for (const Buffer& b : data) {
       for (uint64_t at = 0; at < b.size();) {
-        const ssize_t w = ::write(fd_, b.data() + at, std::min(kStep, b.size() - at));
-        if (w < 0) {
-          if (errno == EINTR) continue;
-          throw sys_error(errno, "Cannot write " + path().string());
+        const uint64_t n = std::min(kStep, b.size() - at);
+        if (digest != nullptr) digest->update(b.bytes().subspan(at, n));
+        uint64_t put = 0;
+        while (put < n) {
+          const ssize_t w = ::write(fd_, b.data() + at + put, n - put);
+          if (w < 0) {
+            if (errno == EINTR) continue;
+            throw sys_error(errno, "Cannot write " + path().string());
+          }
+          put += static_cast<uint64_t>(w);
         }
-        at += static_cast<uint64_t>(w);
-        if (pace.advance) pace.advance(static_cast<uint64_t>(w));
+        at += n;
+        if (pace.advance) pace.advance(n);
         if (pace.check) pace.check();
       }
     }
@@ -186,13 +248,15 @@ class BlobWriter {
 };
 
 // Puts a models_store record, replacing one at `path`; blob is the weight
-// file's id, or none for no weightData. Returns the id of the file of the
+// file's id, or none for no weightData, and digest its SHA-256 when one is
+// recorded. Returns the id of the file of the
 // record it replaced, which the caller deletes after the commit. Runs inside
 // the caller's transaction.
 std::optional<std::string> put_model_record(Database& db, const std::string& path,
                                             const std::string& artifacts, const std::string& info,
                                             const std::optional<std::string>& blob,
-                                            uint64_t weight_bytes) {
+                                            uint64_t weight_bytes,
+                                            const std::optional<std::string>& digest) {
   std::optional<std::string> old_blob;
   {
     Statement old(db, "SELECT weight_blob FROM idb_models_store WHERE model_path = ?");
@@ -210,6 +274,12 @@ std::optional<std::string> put_model_record(Database& db, const std::string& pat
   }
   put.bind_int(4, static_cast<int64_t>(weight_bytes));
   put.step();
+  if (blob && digest) {
+    Statement(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)")
+        .bind_text(0, digest_meta_key(*blob))
+        .bind_text(1, *digest)
+        .step();
+  }
   return old_blob;
 }
 
@@ -316,7 +386,7 @@ void IndexedDb::check_quota(Database& db, const std::string& path, uint64_t need
 }
 
 ModelArtifactsInfo IndexedDb::save_model(const std::string& path, const ModelArtifacts& artifacts,
-                                         const Pace& pace) const {
+                                         bool record_digest, const Pace& pace) const {
   const ModelArtifactsInfo info = artifacts_info(artifacts);
   const std::string info_json = info_to_json(info);
   ModelArtifacts record = artifacts;
@@ -324,7 +394,8 @@ ModelArtifactsInfo IndexedDb::save_model(const std::string& path, const ModelArt
   record.weights_manifest.reset();
   const std::string artifacts_json = artifacts_to_json(record);
   const uint64_t weight_bytes = artifacts.weight_data ? total_size(*artifacts.weight_data) : 0;
-  const uint64_t needed = record_bytes(path, artifacts_json, info_json, weight_bytes);
+  const bool digest = record_digest && artifacts.weight_data.has_value();
+  const uint64_t needed = record_bytes(path, artifacts_json, info_json, weight_bytes, digest);
   if (pace.set_total) pace.set_total(weight_bytes);
   if (pace.check) pace.check();
 
@@ -336,10 +407,13 @@ ModelArtifactsInfo IndexedDb::save_model(const std::string& path, const ModelArt
   }
   const fs::path folder = blob_folder(where_);
   std::optional<BlobWriter> blob;
+  std::optional<std::string> digest_hex;
   if (artifacts.weight_data) {
     make_folder(folder);
     blob.emplace(folder);
-    blob->write(*artifacts.weight_data, pace);
+    Sha256 hash;
+    blob->write(*artifacts.weight_data, pace, digest ? &hash : nullptr);
+    if (digest) digest_hex = hash.finish_hex();
     blob->finish(settings_.durable);
     if (settings_.durable) sync_folder(folder);
   }
@@ -350,8 +424,9 @@ ModelArtifactsInfo IndexedDb::save_model(const std::string& path, const ModelArt
     check_quota(*db, path, needed);
     replaced = put_model_record(*db, path, artifacts_json, info_json,
                                 blob ? std::optional<std::string>(blob->id()) : std::nullopt,
-                                weight_bytes);
+                                weight_bytes, digest_hex);
     put_info_record(*db, path, info_json);
+    forget_unnamed_digests(*db);
     bump_generations(*db, kGenerationStore, {path});
     t.commit();
   }
@@ -369,6 +444,7 @@ ModelArtifacts IndexedDb::load_model(const std::string& path, const Pace& pace) 
   ModelArtifacts a;
   std::optional<Fd> file;
   uint64_t size = 0;
+  std::optional<std::string> digest;
   {
     Transaction t(*db, /*write=*/false);
     Statement s(*db,
@@ -380,7 +456,9 @@ ModelArtifacts IndexedDb::load_model(const std::string& path, const Pace& pace) 
     a.weights_manifest.reset();
     if (!s.is_null(1)) {
       size = static_cast<uint64_t>(s.column_int(2));
-      file.emplace(open_blob(blob_folder(where_), std::string(s.column_text(1)), size, url));
+      const std::string blob(s.column_text(1));
+      file.emplace(open_blob(blob_folder(where_), blob, size, url));
+      digest = blob_digest(*db, blob);
     }
   }
   if (!file) return a;
@@ -399,13 +477,16 @@ ModelArtifacts IndexedDb::load_model(const std::string& path, const Pace& pace) 
     std::shared_ptr<const void> owner(
         addr, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
     const auto* bytes = static_cast<const uint8_t*>(addr);
-    data.reserve(static_cast<size_t>((size + chunk_size_ - 1) / chunk_size_));
-    for (uint64_t at = 0; at < size; at += chunk_size_) {
-      data.push_back(Buffer::wrap(bytes + at, std::min(chunk_size_, size - at), owner, url));
+    // With a digest, one slice: the host checks one buffer per manifest path.
+    const uint64_t chunk = digest ? size : chunk_size_;
+    data.reserve(static_cast<size_t>((size + chunk - 1) / chunk));
+    for (uint64_t at = 0; at < size; at += chunk) {
+      data.push_back(Buffer::wrap(bytes + at, std::min(chunk, size - at), owner, url));
     }
   }
   if (pace.advance) pace.advance(size);
   a.weight_data = std::move(data);
+  if (digest) describe_by_digest(a, std::move(*digest), url);
   return a;
 }
 
@@ -436,6 +517,9 @@ ModelStat IndexedDb::stat_model(const std::string& path) const {
     const auto size = static_cast<uint64_t>(s.column_int(3));
     open_blob(blob_folder(where_), blob, size, url);
     out.info.weight_data_bytes = size;  // load gives the file's bytes, in one buffer or more
+    if (std::optional<std::string> digest = blob_digest(*db, blob)) {
+      describe_by_digest(out.model, std::move(*digest), url);
+    }
   }
   // The blob file's name is new with every save of weights, also by a
   // stowage that writes no generations.
@@ -478,6 +562,7 @@ ModelArtifactsInfo IndexedDb::remove_model(const std::string& path) const {
         .bind_text(0, path)
         .step();
     forget_generation(*db, kGenerationStore, path);
+    forget_unnamed_digests(*db);
     t.commit();
   }
   const fs::path folder = blob_folder(where_);
@@ -538,6 +623,11 @@ void IndexedDb::export_json(const std::function<void(std::string_view)>& write) 
       }
       text += ",\"modelArtifactsInfo\":";
       text += s.column_text(2);
+      if (!s.is_null(3)) {
+        if (std::optional<std::string> digest = blob_digest(*db, s.column_text(3))) {
+          text += ",\"" + std::string(kDigestKey) + "\":" + json::quote(*digest);
+        }
+      }
       text += "}";
       write(text);
     }
@@ -592,6 +682,7 @@ size_t IndexedDb::import_json(std::string_view dump, bool clear, const Pace& pac
   struct ModelRecord {
     std::string path, artifacts, info;
     std::optional<WeightData> data;
+    std::optional<std::string> digest;  // weightDataSha256, checked against data
   };
   struct InfoRecord {
     std::string path, info;
@@ -651,6 +742,15 @@ size_t IndexedDb::import_json(std::string_view dump, bool clear, const Pace& pac
     rec.artifacts = stringify(copy, where + ".modelArtifacts");
     parse_model_json(rec.artifacts, "The IndexedDB dump's " + where + ".modelArtifacts");
     rec.info = info_of(r, where);
+    if (auto d = r.FindMember(kDigestKey.data()); d != r.MemberEnd()) {
+      const std::string key = where + "." + std::string(kDigestKey);
+      if (!d->value.IsString() ||
+          !is_sha256_hex({d->value.GetString(), d->value.GetStringLength()})) {
+        throw bad(key, "must be 64 lowercase hex digits (the SHA-256 of the weight data)");
+      }
+      if (!rec.data) throw bad(key, "is recorded for a record without weightData");
+      rec.digest.emplace(d->value.GetString(), d->value.GetStringLength());
+    }
     model_records.push_back(std::move(rec));
   }
   std::vector<InfoRecord> info_records;
@@ -669,10 +769,22 @@ size_t IndexedDb::import_json(std::string_view dump, bool clear, const Pace& pac
   const fs::path folder = blob_folder(where_);
   std::vector<std::unique_ptr<BlobWriter>> blobs(model_records.size());
   for (size_t i = 0; i < model_records.size(); ++i) {
-    if (!model_records[i].data) continue;
+    const ModelRecord& r = model_records[i];
+    if (!r.data) continue;
     make_folder(folder);
     blobs[i] = std::make_unique<BlobWriter>(folder);
-    blobs[i]->write(*model_records[i].data, pace);
+    Sha256 hash;
+    blobs[i]->write(*r.data, pace, r.digest ? &hash : nullptr);
+    if (r.digest) {
+      const std::string actual = hash.finish_hex();
+      if (actual != *r.digest) {
+        throw Error(ErrorCode::kDataLoss, "The IndexedDB dump's models_store[" + std::to_string(i) +
+                                              "] (modelPath " + quoted_path(r.path) +
+                                              ") has weight data with SHA-256 " + actual +
+                                              ", but its " + std::string(kDigestKey) + " records " +
+                                              *r.digest + "; nothing was written");
+      }
+    }
     blobs[i]->finish(settings_.durable);
   }
   if (settings_.durable && std::any_of(blobs.begin(), blobs.end(), [](auto& b) { return !!b; })) {
@@ -695,9 +807,10 @@ size_t IndexedDb::import_json(std::string_view dump, bool clear, const Pace& pac
       const ModelRecord& r = model_records[i];
       put_model_record(*db, r.path, r.artifacts, r.info,
                        blobs[i] ? std::optional<std::string>(blobs[i]->id()) : std::nullopt,
-                       r.data ? total_size(*r.data) : 0);
+                       r.data ? total_size(*r.data) : 0, r.digest);
     }
     for (const auto& r : info_records) put_info_record(*db, r.path, r.info);
+    forget_unnamed_digests(*db);
     const uint64_t after = usage(*db, "");
     if (after > quota_ && after > before) {
       throw Error(ErrorCode::kResourceExhausted,

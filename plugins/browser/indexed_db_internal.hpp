@@ -47,13 +47,19 @@ class IndexedDb {
   const StoreLocation& location() const noexcept { return where_; }
 
   // BrowserIndexedDB.save: both records, replacing the model at `path`, in
-  // one transaction. Error(kResourceExhausted) past the quota, saying how
-  // many bytes were needed and free; the previous model stays.
+  // one transaction. With record_digest (and weight data), the weight data's
+  // SHA-256, hashed as the blob file is written, goes into the record as
+  // "weightDataSha256" (a key TF.js's load never reads; docs/integrity.md)
+  // and counts against the quota as those bytes of the record's JSON.
+  // Error(kResourceExhausted) past the quota, saying how many bytes were
+  // needed and free; the previous model stays.
   ModelArtifactsInfo save_model(const std::string& path, const ModelArtifacts& artifacts,
-                                const Pace& pace) const;
+                                bool record_digest, const Pace& pace) const;
   // The models_store record; Error(kNotFound) "Cannot find model with path
   // '<path>' in IndexedDB." Weight data as chunk_size slices of the mapped
-  // blob file.
+  // blob file; a record with a digest gives it as one slice (still not
+  // copied) with a weightsManifest of one group, path "weightData" and that
+  // digest, so the host's load check verifies it (docs/integrity.md).
   ModelArtifacts load_model(const std::string& path, const Pace& pace) const;
   // What load_model would give, without reading the weight data (its blob
   // file is opened and its size checked, as a load does): the fields, the
@@ -69,16 +75,21 @@ class IndexedDb {
   ModelArtifactsInfo remove_model(const std::string& path) const;
 
   // The records of both stores as the page-side export snippet writes them
-  // (docs/browser.md), written out piece by piece.
+  // (docs/browser.md), written out piece by piece; a record with a digest
+  // has its "weightDataSha256" after modelArtifactsInfo.
   void export_json(const std::function<void(std::string_view)>& write) const;
   // Puts the records of such a dump in one transaction (after deleting every
   // record when clear). Returns the number of models_store records.
-  // Error(kInvalidArgument) naming the record for malformed input,
-  // Error(kResourceExhausted) past the quota.
+  // Error(kInvalidArgument) naming the record for malformed input (a
+  // "weightDataSha256" that is not 64 lowercase hex digits or has no
+  // weightData), Error(kDataLoss) when a record's weight data does not hash
+  // to its "weightDataSha256", Error(kResourceExhausted) past the quota;
+  // nothing is written then.
   size_t import_json(std::string_view dump, bool clear, const Pace& pace) const;
 
   // Bytes the origin's records count against the quota: the UTF-8 bytes of
-  // their JSON text plus the weight bytes, in both object stores.
+  // their JSON text (with "weightDataSha256" where recorded) plus the weight
+  // bytes, in both object stores.
   uint64_t used_bytes() const;
   uint64_t quota() const noexcept { return quota_; }
 

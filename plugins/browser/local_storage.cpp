@@ -1,10 +1,13 @@
 // TF.js's BrowserLocalStorage (spec §4.2) over an origin's SQLite store.
+#include <rapidjson/document.h>
+
 #include <algorithm>
 #include <array>
 #include <map>
 
 #include "base64_internal.hpp"
 #include "local_storage_internal.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"
 
@@ -14,6 +17,9 @@ namespace {
 // The items of one model, in the order TF.js sets them.
 constexpr std::array<std::string_view, 5> kParts = {"info", "model_topology", "weight_specs",
                                                     "weight_data", "model_metadata"};
+// stowage's sixth item, beside them: the weight data's digest
+// (docs/integrity.md). TF.js's listModels reads only ".../info" keys.
+constexpr std::string_view kDigestPart = "weight_data_sha256";
 
 std::string item_key(const std::string& path, std::string_view part) {
   return std::string(kLocalStoragePrefix) + path + "/" + std::string(part);
@@ -53,7 +59,8 @@ std::string metadata_json(const ModelArtifacts& a) {
   return out + "}";
 }
 
-std::string weight_data_base64(const ModelArtifacts& a, const Pace& pace) {
+// With `digest`, each piece is also hashed as it is encoded (one pass).
+std::string weight_data_base64(const ModelArtifacts& a, const Pace& pace, Sha256* digest) {
   std::string out;
   if (!a.weight_data) return out;
   out.reserve((total_size(*a.weight_data) + 2) / 3 * 4);
@@ -62,7 +69,9 @@ std::string weight_data_base64(const ModelArtifacts& a, const Pace& pace) {
   for (const Buffer& b : *a.weight_data) {
     for (uint64_t at = 0; at < b.size(); at += kStep) {
       const uint64_t n = std::min(kStep, b.size() - at);
-      encoder.add(b.bytes().subspan(static_cast<size_t>(at), static_cast<size_t>(n)), out);
+      const auto piece = b.bytes().subspan(static_cast<size_t>(at), static_cast<size_t>(n));
+      if (digest != nullptr) digest->update(piece);
+      encoder.add(piece, out);
       if (pace.advance) pace.advance(n);
       if (pace.check) pace.check();
     }
@@ -82,12 +91,12 @@ uint64_t sum_units(Database& db) {
   return static_cast<uint64_t>(s.column_int(0));
 }
 
-// The stored items of one model, by part name.
+// The stored items of one model (TF.js's and the digest item), by part name.
 std::map<std::string, std::string, std::less<>> read_model(Database& db, const std::string& path) {
-  Statement s(db, "SELECT key, value FROM local_storage WHERE key IN (?, ?, ?, ?, ?)");
-  std::array<std::string, 5> keys;
-  for (size_t i = 0; i < kParts.size(); ++i) {
-    keys[i] = item_key(path, kParts[i]);
+  Statement s(db, "SELECT key, value FROM local_storage WHERE key IN (?, ?, ?, ?, ?, ?)");
+  std::array<std::string, 6> keys;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    keys[i] = item_key(path, i < kParts.size() ? kParts[i] : kDigestPart);
     s.bind_text(static_cast<int>(i), keys[i]);
   }
   std::map<std::string, std::string, std::less<>> out;
@@ -101,6 +110,40 @@ std::string quoted_path(const std::string& path) { return "'" + path + "'"; }
 // The store's name in the generation keys.
 constexpr std::string_view kGenerationStore = "localstorage";
 
+// The value of the digest item: the weight data's SHA-256 and the dateSaved
+// of the info item written with it. TF.js never reads or removes the item,
+// so a model TF.js saves over one stowage saved leaves it behind; its
+// dateSaved then differs from the info item's, and the digest is not used.
+std::string digest_item(std::string_view sha256, const ModelArtifactsInfo& info) {
+  return "{\"sha256\":" + json::quote(sha256) +
+         ",\"dateSaved\":" + json::quote(iso_date(info.date_saved)) + "}";
+}
+
+// The digest the item records for the model whose info is `info`; none
+// when the item belongs to an earlier save. Error(kInvalidArgument) naming
+// the item when it is not what digest_item writes.
+std::optional<std::string> read_digest_item(std::string_view value, const ModelArtifactsInfo& info,
+                                            const std::string& source) {
+  rapidjson::Document doc;
+  doc.Parse(value.data(), value.size());
+  auto member = [&doc](const char* name) -> std::optional<std::string_view> {
+    if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+    auto it = doc.FindMember(name);
+    if (it == doc.MemberEnd() || !it->value.IsString()) return std::nullopt;
+    return std::string_view(it->value.GetString(), it->value.GetStringLength());
+  };
+  const std::optional<std::string_view> sha256 = member("sha256");
+  const std::optional<std::string_view> date = member("dateSaved");
+  if (!sha256 || !is_sha256_hex(*sha256) || !date) {
+    throw Error(ErrorCode::kInvalidArgument,
+                source +
+                    " must be {\"sha256\": 64 lowercase hex digits, \"dateSaved\": the info "
+                    "item's dateSaved}");
+  }
+  if (*date != iso_date(info.date_saved)) return std::nullopt;
+  return std::string(*sha256);
+}
+
 }  // namespace
 
 uint64_t local_storage_cost(std::string_view key, std::string_view value) noexcept {
@@ -108,23 +151,29 @@ uint64_t local_storage_cost(std::string_view key, std::string_view value) noexce
 }
 
 ModelArtifactsInfo LocalStorage::save_model(const std::string& path,
-                                            const ModelArtifacts& artifacts,
+                                            const ModelArtifacts& artifacts, bool record_digest,
                                             const Pace& pace) const {
   const ModelArtifactsInfo info = artifacts_info(artifacts);
   if (pace.set_total)
     pace.set_total(artifacts.weight_data ? total_size(*artifacts.weight_data) : 0);
-  std::array<std::string, 5> values = {
+  const bool digest = record_digest && artifacts.weight_data.has_value();
+  Sha256 hash;
+  std::array<std::string, 6> values = {
       info_to_json(info),
       artifacts.model_topology ? *artifacts.model_topology : std::string(kUndefined),
       artifacts.weight_specs ? specs_to_json(*artifacts.weight_specs) : std::string(kUndefined),
-      weight_data_base64(artifacts, pace),
+      weight_data_base64(artifacts, pace, digest ? &hash : nullptr),
       metadata_json(artifacts),
+      digest ? digest_item(hash.finish_hex(), info) : std::string(),
   };
-  std::array<std::string, 5> keys;
+  // TF.js's five items, then the digest item when one is recorded.
+  const size_t count = digest ? 6 : 5;
+  std::array<std::string, 6> keys;
   uint64_t needed_units = 0;
-  std::array<uint64_t, 5> units{};
-  for (size_t i = 0; i < kParts.size(); ++i) {
-    keys[i] = item_key(path, kParts[i]);
+  std::array<uint64_t, 6> units{};
+  for (size_t i = 0; i < keys.size(); ++i) {
+    keys[i] = item_key(path, i < kParts.size() ? kParts[i] : kDigestPart);
+    if (i >= count) continue;
     units[i] = utf16_units(keys[i]) + utf16_units(values[i]);
     needed_units += units[i];
   }
@@ -133,7 +182,8 @@ ModelArtifactsInfo LocalStorage::save_model(const std::string& path,
   auto db = open_db(where_, /*create=*/true, settings_);
   Transaction t(*db, /*write=*/true);
   const uint64_t used = sum_units(*db);
-  Statement old(*db, "SELECT COALESCE(SUM(units), 0) FROM local_storage WHERE key IN (?,?,?,?,?)");
+  Statement old(*db,
+                "SELECT COALESCE(SUM(units), 0) FROM local_storage WHERE key IN (?,?,?,?,?,?)");
   for (size_t i = 0; i < keys.size(); ++i) old.bind_text(static_cast<int>(i), keys[i]);
   old.step();
   const uint64_t replaced = static_cast<uint64_t>(old.column_int(0));
@@ -158,11 +208,14 @@ ModelArtifactsInfo LocalStorage::save_model(const std::string& path,
                     ".");
   }
   Statement put(*db, "INSERT OR REPLACE INTO local_storage(key, value, units) VALUES(?, ?, ?)");
-  for (size_t i = 0; i < keys.size(); ++i) {
+  for (size_t i = 0; i < count; ++i) {
     put.bind_text(0, keys[i]).bind_text(1, values[i]).bind_int(2, static_cast<int64_t>(units[i]));
     put.step();
     put.reset();
   }
+  // A save without a digest drops the one an earlier save recorded.
+  if (!digest)
+    Statement(*db, "DELETE FROM local_storage WHERE key = ?").bind_text(0, keys[5]).step();
   bump_generations(*db, kGenerationStore, {path});
   if (pace.check) pace.check();
   t.commit();
@@ -233,6 +286,23 @@ Error bad_weight_data(const std::string& path, uint64_t bad, uint64_t size) {
                                          std::to_string(bad) + " of " + std::to_string(size) + ")");
 }
 
+// The weight data (one buffer) described by a manifest of one group with one
+// path and the digest the digest item records, when it records one for this
+// save (docs/integrity.md).
+void describe_by_digest(ModelArtifacts& a, const Items& items, const ModelArtifactsInfo& info,
+                        const std::string& path) {
+  const std::string* item = find_item(items, kDigestPart);
+  if (item == nullptr) return;
+  std::optional<std::string> digest = read_digest_item(
+      *item, info, "localstorage://" + path + " (item " + item_key(path, kDigestPart) + ")");
+  if (!digest) return;
+  WeightGroup group;
+  group.paths = {std::string(kParts[3])};
+  group.weights = a.weight_specs.value_or(std::vector<WeightSpec>{});
+  group.sha256 = std::vector<std::string>{std::move(*digest)};
+  a.weights_manifest = WeightsManifest{std::move(group)};
+}
+
 // A topology-only save stores no specs and "" as data: load gives back no data.
 bool loads_no_data(std::string_view data, const ModelArtifacts& fields) {
   return data.empty() && !fields.weight_specs;
@@ -272,6 +342,8 @@ ModelArtifacts LocalStorage::load_model(const std::string& path, const Pace& pac
     base64_decode(*data, bytes.get());
     const uint8_t* p = bytes.get();
     a.weight_data = WeightData{Buffer::wrap(p, *size, std::move(bytes), url)};
+    // 6. stowage's: the recorded digest, which the host checks.
+    describe_by_digest(a, items, info, path);
   }
   if (pace.advance) pace.advance(*size);
   return a;
@@ -291,12 +363,13 @@ ModelStat LocalStorage::stat_model(const std::string& path) const {
   // the units column, not from the value).
   Statement s(*db,
               "SELECT key, CASE WHEN key = ?5 THEN NULL ELSE value END, units, rowid FROM "
-              "local_storage WHERE key IN (?1, ?2, ?3, ?4, ?5)");
-  std::array<std::string, 5> keys;
+              "local_storage WHERE key IN (?1, ?2, ?3, ?4, ?5, ?6)");
+  std::array<std::string, 6> keys;
   for (size_t i = 0; i < kParts.size(); ++i) keys[i] = item_key(path, kParts[i]);
+  keys[5] = item_key(path, kDigestPart);
   // ?5 is the weight data's key.
   s.bind_text(0, keys[0]).bind_text(1, keys[1]).bind_text(2, keys[2]).bind_text(3, keys[4]);
-  s.bind_text(4, keys[3]);
+  s.bind_text(4, keys[3]).bind_text(5, keys[5]);
   Items items;
   std::optional<uint64_t> data_length;
   int64_t info_row = 0;
@@ -342,6 +415,7 @@ ModelStat LocalStorage::stat_model(const std::string& path) const {
       if (!size) throw bad_weight_data(path, bad, text.size());
       out.info.weight_data_bytes = *size;
     }
+    describe_by_digest(out.model, items, stored, path);
   }
   // The rowid changes with every write of the info item, also by a stowage
   // that writes no generations.
@@ -390,8 +464,8 @@ ModelArtifactsInfo LocalStorage::remove_model(const std::string& path) const {
       info_from_json(get.column_text(0), "localstorage item " + info_key);
   get.reset();
   Statement del(*db, "DELETE FROM local_storage WHERE key = ?");
-  for (std::string_view part : kParts) {
-    const std::string key = item_key(path, part);
+  for (size_t i = 0; i <= kParts.size(); ++i) {
+    const std::string key = item_key(path, i < kParts.size() ? kParts[i] : kDigestPart);
     del.bind_text(0, key).step();
     del.reset();
   }

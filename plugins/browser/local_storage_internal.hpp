@@ -1,7 +1,8 @@
 // localStorage of one origin, and TF.js's BrowserLocalStorage on top of it
 // (spec §4.2): five string items per model under
-// "tensorflowjs_models/<path>/", values exactly as TF.js writes them, and a
-// per-origin quota counted as Chromium counts it.
+// "tensorflowjs_models/<path>/", values exactly as TF.js writes them (and a
+// sixth, the weight data's digest, when one is recorded), and a per-origin
+// quota counted as Chromium counts it.
 //
 // Thread-safety: a LocalStorage may be used from several threads at once;
 // each call opens its own connection, and every save and remove is one
@@ -35,11 +36,20 @@ class LocalStorage {
   const StoreLocation& location() const noexcept { return where_; }
 
   // BrowserLocalStorage.save: all five items or none, replacing the model at
-  // `path` in one transaction. Error(kResourceExhausted) past the quota,
-  // saying how many bytes were needed and free; the previous model stays.
+  // `path` in one transaction. With record_digest (and weight data), a sixth
+  // item ".../weight_data_sha256" holds {"sha256": the weight data's SHA-256,
+  // hashed as it is encoded, "dateSaved": the info item's}, counted against
+  // the quota as any item; without, an earlier save's is removed.
+  // Error(kResourceExhausted) past the quota, saying how many bytes were
+  // needed and free; the previous model stays.
   ModelArtifactsInfo save_model(const std::string& path, const ModelArtifacts& artifacts,
-                                const Pace& pace) const;
-  // BrowserLocalStorage.load, step by step with TF.js's messages.
+                                bool record_digest, const Pace& pace) const;
+  // BrowserLocalStorage.load, step by step with TF.js's messages. With a
+  // digest item of the same dateSaved as the info item, the weight data
+  // comes with a weightsManifest of one group, path "weight_data" and that
+  // digest, which the host's load check verifies (docs/integrity.md); a
+  // digest item that is not digest_item's form is Error(kInvalidArgument)
+  // naming it.
   ModelArtifacts load_model(const std::string& path, const Pace& pace) const;
   // What load_model would give, without decoding the weight data: the
   // fields, the info (load's, with the info item's dateSaved) and a version
@@ -50,7 +60,8 @@ class LocalStorage {
   // Models whose path is `prefix`, or under "prefix/" (all for "").
   std::vector<std::pair<std::string, ModelArtifactsInfo>> list_models(
       std::string_view prefix) const;
-  // The five items; Error(kNotFound) "Cannot find model at path '<path>'".
+  // The five items and the digest item; Error(kNotFound) "Cannot find model
+  // at path '<path>'".
   ModelArtifactsInfo remove_model(const std::string& path) const;
 
   // Every item of the origin, in key order (for export).

@@ -179,6 +179,11 @@ struct Forwarded {
     call.is_cancelled = &Forwarded::is_cancelled;
     call.progress = &Forwarded::progress;
     call.convert_weight_url = &Forwarded::convert;
+    // The caller's STOWAGE_CALL_* bits (a shallow stat, skipped digests)
+    // reach the wrapped URL unchanged.
+    if (host->struct_size >= offsetof(stowage_call, flags) + sizeof host->flags) {
+      call.flags = host->flags;
+    }
   }
 };
 

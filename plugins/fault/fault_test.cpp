@@ -554,3 +554,36 @@ TEST_CASE("decorators stack up to 8 URLs deep; a ninth fails with the chain") {
                 what(e));
   CHECK_MESSAGE(contains(e, "-> fault://memory://nest/deep -> memory://nest/deep"), what(e));
 }
+
+// abi.h STOWAGE_CALL_SKIP_DIGESTS: the caller's opt-out reaches the wrapped
+// URL's load, which the host otherwise checks whatever the outer call says.
+TEST_CASE("verify_digests false reaches the wrapped URL's load; by default both loads check") {
+  const fs::path dir =
+      fs::temp_directory_path() / ("stowage-fault-digests-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const std::string inner = "file://" + (dir / "m").string();
+  registry().open(inner)->save(old_model());  // file:// records SHA-256 digests by default
+  fs::path shard;
+  for (const auto& e : fs::directory_iterator(dir / "m")) {
+    if (e.path().extension() == ".bin") shard = e.path();
+  }
+  REQUIRE_FALSE(shard.empty());
+  {
+    std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(100);
+    const char c = static_cast<char>(f.get());
+    f.seekp(100);
+    f.put(static_cast<char>(~c));
+  }
+  const std::string url = "fault://" + inner;
+  const Error e = error_of([&] { registry().open(url)->load(); });
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK_MESSAGE(contains(e, "has SHA-256"), what(e));
+
+  CallContext trusting;
+  trusting.verify_digests = false;
+  const ModelArtifacts got = registry().open(url)->load(trusting);
+  REQUIRE(got.weight_data);
+  CHECK(total_size(*got.weight_data) == 12000);
+  fs::remove_all(dir);
+}

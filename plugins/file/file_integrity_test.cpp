@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -262,4 +263,50 @@ TEST_CASE("replace and remove keep the digest-named files another model file nam
   CHECK(weight_bytes(load(tmp.url("m/other.json"))) == weight_bytes(model()));
   remove_model(tmp.url("m/other.json"), registry());
   CHECK_FALSE(fs::exists(m));
+}
+
+// A model of 1 MiB or more held in memory is hashed on a second thread while
+// its files are written (blob_store.hpp, ShardWriter::put_all): the two
+// threads meet somewhere in the middle, and every file must still get its
+// own digest, in order.
+ModelArtifacts large_model() {
+  ModelArtifacts a;
+  a.model_topology = R"({"class_name":"Sequential","config":{"name":"large","layers":[]}})";
+  a.weight_specs.emplace();
+  a.weight_data.emplace();
+  for (int i = 0; i < 24; ++i) {  // 24 x 100,000 floats: 9.6e6 bytes
+    a.weight_specs->push_back(WeightSpec{"t" + std::to_string(i), {100000}, "float32", {}, {}});
+    a.weight_data->push_back(Buffer::copy_of(float_bytes(ramp(100000, i * 1.0e6f))));
+  }
+  return a;
+}
+
+TEST_CASE("a large model's files hashed on a second thread each get their own digest, in order") {
+  TempDir tmp;
+  const ModelArtifacts a = large_model();
+  save(tmp.url("large"), a, R"({"shard_size": 65536})");
+  check_digests(tmp.path() / "large");
+  const WeightGroup g = group_of(tmp.path() / "large" / "model.json");
+  CHECK(g.paths.size() == 147);  // 9,600,000 / 65,536, rounded up
+  CHECK(std::set<std::string>(g.sha256->begin(), g.sha256->end()).size() == g.paths.size());
+  CHECK(weight_bytes(load(tmp.url("large"))) == weight_bytes(a));
+}
+
+TEST_CASE("a large save cancelled while a second thread hashes publishes nothing") {
+  TempDir tmp;
+  const ModelArtifacts old_model = model();
+  save(tmp.url("m"), old_model, R"({"shard_size": 4096})");
+  const std::string old_json = read_file(tmp.path() / "m" / "model.json");
+  std::atomic<bool> stop{false};
+  CallContext call;
+  call.on_progress = [&](uint64_t done, uint64_t) {
+    if (done >= 3 * 65536) stop = true;
+  };
+  call.is_cancelled = [&] { return stop.load(); };
+  const Error e = error_of([&] {
+    registry().open(tmp.url("m"), R"({"shard_size": 65536})")->save(large_model(), call);
+  });
+  CHECK(e.code() == ErrorCode::kCancelled);
+  CHECK(read_file(tmp.path() / "m" / "model.json") == old_json);
+  CHECK(weight_bytes(load(tmp.url("m"))) == weight_bytes(old_model));
 }

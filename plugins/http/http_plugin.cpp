@@ -45,9 +45,11 @@
 //           weights; stowage does not). A missing (404) weight file is
 //           DATA_LOSS; a missing model.json is NOT_FOUND. A 200 answer
 //           with a Repr-Digest (RFC 9530) or Digest (RFC 3230) sha-256 is
-//           checked against its bytes as they arrive (stowage::net), with or
-//           without digests in model.json: a mismatch, or a malformed
-//           sha-256 in such a header, is DATA_LOSS naming the URL.
+//           checked against its bytes as they arrive (stowage::net) when
+//           model.json records no digest for the file (one it records is
+//           checked by the host instead, so every byte is hashed once): a
+//           mismatch, or a malformed sha-256 in such a header, is DATA_LOSS
+//           naming the URL.
 //           In a streaming copy each weight file goes to the host as soon
 //           as its GET completes, in whatever order they complete; a group
 //           whose files do not add up fails the load once all are in.
@@ -57,7 +59,8 @@
 //           query keeps it, "tfjs-format=file" joined to it with "&" (TF.js
 //           appends a second "?", which breaks such URLs).
 //   stat    model.json by GET and each weight file by HEAD (refused as load
-//           refuses a shard). The version is a digest of model.json's bytes,
+//           refuses a shard); a shallow stat (abi.h STOWAGE_CALL_STAT_SHALLOW)
+//           makes the GET alone. The version is a digest of model.json's bytes,
 //           ETag and Last-Modified, and each weight file's ETag,
 //           Last-Modified and Content-Length: a weight file replaced behind
 //           an unchanged model.json changes it when the server sends a
@@ -410,7 +413,14 @@ class HttpHandler final : public plugin::Handler {
                                       plugin::version_token({std::string(r.body.view())})};
     uint64_t weight_bytes = 0;
     size_t files = 0;
-    if (out.model.weights_manifest) {
+    if (out.model.weights_manifest && call.shallow_stat()) {
+      // abi.h STOWAGE_CALL_STAT_SHALLOW: model.json alone, its weight bytes
+      // as the specs need them.
+      for (const WeightGroup& group : *out.model.weights_manifest) {
+        files += group.paths.size();
+        weight_bytes += group_bytes(group).value_or(0);
+      }
+    } else if (out.model.weights_manifest) {
       const WeightsManifest& manifest = *out.model.weights_manifest;
       std::vector<std::string> urls = weight_urls(manifest, call);
       const std::string origin = parsed_.origin();
@@ -605,6 +615,10 @@ class HttpHandler final : public plugin::Handler {
       const std::optional<uint64_t> need = needs[group_of[i]];
       const bool single = manifest[group_of[i]].paths.size() == 1;
       if (need) req.max_body_bytes = *need;
+      // A file whose digest model.json records is checked against it by the
+      // host after the load (on every core); hashing it here as well against
+      // the same claim in a Repr-Digest header would read every byte twice.
+      req.check_digest_headers = !manifest[group_of[i]].sha256.has_value();
       req.on_head = [this, name = names[i], need, single, &call, total](const Response& head) {
         shard_head_check(head, name, need, single);
         if (!total && head.content_length) call.set_total(call.total() + *head.content_length);

@@ -54,6 +54,12 @@ struct Site {
     dir = tmpl;
     registry().open("file://" + (dir / "m").string(), R"({"shard_size":5000})")->save(model);
     registry().open("file://" + (dir / "single").string())->save(model);
+    // The same without digests in model.json, for the client's own check of
+    // digest headers (a digest model.json records is the host's to check).
+    registry()
+        .open("file://" + (dir / "plain-m").string(), R"({"shard_size":5000,"integrity":"none"})")
+        ->save(model);
+    registry().open("file://" + (dir / "plain").string(), R"({"integrity":"none"})")->save(model);
     std::vector<std::string> args{kServerScript, "--root", dir.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     server = std::make_unique<testing::PythonServer>(args);
@@ -348,7 +354,7 @@ TEST_CASE("a shard's Repr-Digest or Digest header is checked, without digests in
   Site site;
   for (const char* mode : {"repr", "legacy", "chunked"}) {
     CAPTURE(mode);
-    CHECK(weight_bytes(site.load("/digest/" + std::string(mode) + "/m/model.json")) ==
+    CHECK(weight_bytes(site.load("/digest/" + std::string(mode) + "/plain-m/model.json")) ==
           weight_bytes(site.model));
   }
   const std::string bytes = weight_bytes(site.model);
@@ -356,20 +362,41 @@ TEST_CASE("a shard's Repr-Digest or Digest header is checked, without digests in
       std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
   const std::string claimed = sha256_hex(std::span<const uint8_t>(
       reinterpret_cast<const uint8_t*>((bytes + "x").data()), bytes.size() + 1));
-  Error e = site.load_error("/digest/wrong/single/model.json");
+  Error e = site.load_error("/digest/wrong/plain/model.json");
   CHECK(e.code() == ErrorCode::kDataLoss);
   CHECK(std::string(e.what()) ==
-        "GET " + site.url("/digest/wrong/single/weights.bin") +
+        "GET " + site.url("/digest/wrong/plain/weights.bin") +
             " (weight file 1 of 1 \"weights.bin\"): the body's SHA-256 does not match its "
             "Repr-Digest header: 12000 bytes, expected sha-256 (hex) " +
             claimed + ", got " + actual);
   // A malformed claim is refused too (see http_client.hpp).
-  e = site.load_error("/digest/bad/single/model.json");
+  e = site.load_error("/digest/bad/plain/model.json");
   CHECK(e.code() == ErrorCode::kDataLoss);
   CHECK(std::string(e.what()) ==
-        "GET " + site.url("/digest/bad/single/weights.bin") +
+        "GET " + site.url("/digest/bad/plain/weights.bin") +
             " (weight file 1 of 1 \"weights.bin\"): the Repr-Digest header's sha-256 is malformed "
             "(not 32 bytes of padded base64) or contradicts another digest header");
+}
+
+TEST_CASE("a weight file whose digest model.json records is hashed once, against that record") {
+  Site site;
+  // The header is not consulted: its claim is wrong, the bytes are the ones
+  // model.json records.
+  CHECK(weight_bytes(site.load("/digest/wrong/single/model.json")) == weight_bytes(site.model));
+  // Bytes changed on the server (the header describes the changed bytes) are
+  // caught by the host's check of model.json's digest.
+  const fs::path weights = site.dir / "single" / "weights.bin";
+  std::string bytes = weight_bytes(site.model);
+  bytes[100] = static_cast<char>(bytes[100] ^ 1);
+  std::ofstream(weights, std::ios::binary | std::ios::trunc) << bytes;
+  Error e = site.load_error("/digest/repr/single/model.json");
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  const std::string actual = sha256_hex(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  CHECK_MESSAGE(
+      has(e.what(), "'weights.bin' (" + site.url("/digest/repr/single/weights.bin") +
+                        ", 12000 bytes) has SHA-256 " + actual + ", but model.json records "),
+      e.what());
 }
 
 TEST_CASE("options are strict and secrets stay out of messages") {
@@ -685,9 +712,18 @@ TEST_CASE("stat: model.json by GET, each weight file's validators by HEAD") {
   CHECK(s.info.weight_data_bytes == std::optional<uint64_t>(12000));
   CHECK(s.info.model_topology_bytes == artifacts_info(loaded).model_topology_bytes);
   CHECK(stat("/files/m/model.json").version == s.version);
+  // A shallow stat (abi.h STOWAGE_CALL_STAT_SHALLOW) reads model.json alone.
+  CallContext shallow;
+  shallow.shallow_stat = true;
+  auto shallow_stat = [&] {
+    return registry().open(site.url("/files/m/model.json"))->stat(shallow);
+  };
+  const ModelStat light = shallow_stat();
+  CHECK(light.model.weight_specs == loaded.weight_specs);
+  CHECK(light.info.weight_data_bytes == std::optional<uint64_t>(12000));
 
   // Other bytes of the same size behind an unchanged model.json: only the
-  // weight file's HEAD can tell.
+  // weight file's HEAD can tell, so the shallow stat does not.
   const fs::path shard = site.dir / "m" / "group1-shard2of3.bin";
   std::string bytes = testing::read_file(shard);
   for (char& c : bytes) c = static_cast<char>(~c);
@@ -695,11 +731,18 @@ TEST_CASE("stat: model.json by GET, each weight file's validators by HEAD") {
   const std::string changed = stat("/files/m/model.json").version;
   CHECK(changed != s.version);
   CHECK(stat("/files/m/model.json").version == changed);
+  CHECK(shallow_stat().version == light.version);
 
   fs::remove(site.dir / "m" / "group1-shard3of3.bin");
   Error gone = error_of([&] { stat("/files/m/model.json"); });
   CHECK(gone.code() == ErrorCode::kDataLoss);
   CHECK(has(gone.what(), "group1-shard3of3.bin"));
+  CHECK(shallow_stat().version == light.version);  // no HEAD, so the missing file goes unseen
+
+  // A changed model.json changes the shallow version too.
+  const fs::path json = site.dir / "m" / "model.json";
+  testing::write_file(json, testing::read_file(json) + " ");
+  CHECK(shallow_stat().version != light.version);
 
   Error missing = error_of([&] { stat("/files/nope/model.json"); });
   CHECK(missing.code() == ErrorCode::kNotFound);
@@ -728,12 +771,12 @@ bool has_temp_folder(const fs::path& dir) {
 
 // Shard `slow` (1-based) of /files/m comes from `route` instead, e.g. /slow/
 // so the others complete before it.
-std::function<std::optional<std::string>(std::string_view)> shard_from(const Site& site, int shard,
-                                                                       const std::string& route) {
-  return [&site, shard, route](std::string_view path) -> std::optional<std::string> {
+std::function<std::optional<std::string>(std::string_view)> shard_from(
+    const Site& site, int shard, const std::string& route, const std::string& folder = "m") {
+  return [&site, shard, route, folder](std::string_view path) -> std::optional<std::string> {
     const std::string p(path);
     const bool hit = p.find("shard" + std::to_string(shard) + "of") != std::string::npos;
-    return site.url((hit ? route : std::string("/files/")) + "m/" + p);
+    return site.url((hit ? route : std::string("/files/")) + folder + "/" + p);
   };
 }
 
@@ -773,6 +816,7 @@ TEST_CASE("a streaming http:// copy that fails midway leaves the destination as 
     std::string route;  // where shard 3 of 3 comes from
     ErrorCode code;
     std::string message;
+    std::string folder = "m";  // the source model
   };
   for (const Case& c : {
            Case{"a short read", "/truncate/", ErrorCode::kUnavailable, "group1-shard3of3.bin"},
@@ -780,18 +824,20 @@ TEST_CASE("a streaming http:// copy that fails midway leaves the destination as 
                 "weight file 3 of 3 \"group1-shard3of3.bin\" from " +
                     site.url("/status/404/m/group1-shard3of3.bin") + ": HTTP 404"},
            Case{"a shard unlike its Repr-Digest", "/digest/wrong/", ErrorCode::kDataLoss,
-                "GET " + site.url("/digest/wrong/m/group1-shard3of3.bin") +
+                "GET " + site.url("/digest/wrong/plain-m/group1-shard3of3.bin") +
                     " (weight file 3 of 3 \"group1-shard3of3.bin\"): the body's SHA-256 does "
-                    "not match its Repr-Digest header: 2000 bytes, expected sha-256 (hex) "},
+                    "not match its Repr-Digest header: 2000 bytes, expected sha-256 (hex) ",
+                "plain-m"},
        }) {
     CAPTURE(c.name);
     TransferStats stats;
     TransferOptions options;
     options.queue_bytes = 5000;
     options.stats = &stats;
-    options.call.weight_url_converter = shard_from(site, 3, c.route);
-    Error e =
-        error_of([&] { copy_model(site.url("/files/m/model.json"), dst, options, registry()); });
+    options.call.weight_url_converter = shard_from(site, 3, c.route, c.folder);
+    Error e = error_of([&] {
+      copy_model(site.url("/files/" + c.folder + "/model.json"), dst, options, registry());
+    });
     CHECK(stats.streamed);
     CHECK_MESSAGE(e.code() == c.code, e.what());
     CHECK_MESSAGE(has(e.what(), c.message), e.what());

@@ -23,8 +23,10 @@
 //     body. Authorization, Cookie and Proxy-Authorization are dropped when a
 //     redirect leaves the origin, unless the request says otherwise.
 //   - Response bodies with a Content-Length are read straight into one
-//     buffer allocated once at that size (no intermediate copies); chunked
-//     bodies grow a buffer.
+//     buffer allocated once at that size (no intermediate copies); from
+//     256 KiB on plain TCP that buffer is a memfd the kernel splices the
+//     socket's bytes into, handed out as a read-only mapping (memfd_body.hpp);
+//     chunked bodies grow a buffer.
 //   - Request bodies are written from a list of Buffers as they are (gather
 //     writes), so a multipart upload never joins the weight bytes.
 //   - A kept-alive connection the server closed while idle is replaced and

@@ -296,6 +296,12 @@ TEST_CASE("a 200 body is checked against its Repr-Digest or Digest header as it 
         "GET " + server.base() +
             "/digest/bad/big.bin: the Repr-Digest header's sha-256 is malformed (not 32 bytes "
             "of padded base64) or contradicts another digest header");
+  // A HEAD answer's header describes the body a GET would get, not its own
+  // empty one (stat heads every weight file of a model that records digests).
+  Response head = client.send(Request{"HEAD", server.base() + "/digest/repr/big.bin"});
+  CHECK(head.status == 200);
+  CHECK(head.body.size() == 0);
+  CHECK(head.header("Repr-Digest").has_value());
   // Opting out, and answers that are not the whole file, are not checked.
   wrong.check_digest_headers = false;
   CHECK(client.send(wrong).body.view() == f.big);
@@ -407,6 +413,59 @@ TEST_CASE("redirects are followed, loops and long chains refused") {
   CHECK(other.find("Bearer secret") == std::string::npos);
   CHECK(other.find("\"x-other\": \"kept\"") != std::string::npos);
   CHECK(via("localhost", true).find("Bearer secret") != std::string::npos);
+}
+
+TEST_CASE("large plain-TCP bodies arrive in a memfd mapping, whole, however they are paced") {
+  Fixture f;
+  const std::string mid = random_bytes(300 << 10, 2);  // above the 256 KiB threshold
+  write_file(f.dir / "mid.bin", mid);
+  auto server = start(f);
+  ClientOptions options;
+  options.read_timeout = std::chrono::milliseconds(400);
+  Client client(options);
+  auto mapped_from_memfd = [](const Buffer& b) {
+    std::ifstream maps("/proc/self/maps");
+    char start[32];
+    std::snprintf(start, sizeof start, "%lx-", reinterpret_cast<unsigned long>(b.data()));
+    for (std::string line; std::getline(maps, line);) {
+      if (line.rfind(start, 0) == 0) return line.find("memfd:stowage-body") != std::string::npos;
+    }
+    return false;
+  };
+
+  // Paced in 4 KiB pieces, the receive waits for the socket again and again.
+  uint64_t received = 0;
+  Control control;
+  control.on_received = [&](uint64_t n) { received += n; };
+  Response slow = client.send(Request{"GET", server.base() + "/slow/mid.bin"}, control);
+  CHECK(slow.body.view() == mid);
+  CHECK(received == mid.size());
+  CHECK(mapped_from_memfd(slow.body));
+  // The connection (and its pipe) serves the next large body.
+  Response big = client.send(Request{"GET", server.base() + "/files/big.bin"});
+  CHECK(big.body.view() == f.big);
+  CHECK(mapped_from_memfd(big.body));
+  CHECK(client.open_connections() == 1);
+  // Small bodies stay on the heap.
+  CHECK_FALSE(
+      mapped_from_memfd(client.send(Request{"GET", server.base() + "/files/small.txt"}).body));
+
+  // Half the body, then silence: the read timeout, naming the URL.
+  Error stall = error_of([&] {
+    client.send(Request{"GET", server.base() + "/stall-body/mid.bin"});
+  });
+  CHECK(stall.code() == ErrorCode::kUnavailable);
+  CHECK(stall.retryable());
+  CHECK(std::string(stall.what()) == "GET " + server.base() +
+                                         "/stall-body/mid.bin: the server sent nothing for 400 ms "
+                                         "(read timeout)");
+
+  // A wrong Repr-Digest on a large body is still caught.
+  Error wrong = error_of([&] {
+    client.send(Request{"GET", server.base() + "/digest/wrong/mid.bin"});
+  });
+  CHECK(wrong.code() == ErrorCode::kDataLoss);
+  CHECK(std::string(wrong.what()).find("got " + sha256_hex(mid)) != std::string::npos);
 }
 
 TEST_CASE("faults are clear errors, transient ones retryable") {

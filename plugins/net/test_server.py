@@ -17,6 +17,7 @@ path under it.
   /truncate/<p>           the full Content-Length, half the bytes, then close
   /reset/<p>              the connection is reset (RST) without an answer
   /stall/<p>              the head is read, then nothing is sent for 60 s
+  /stall-body/<p>         the full Content-Length, half the bytes, then nothing for 60 s
   /slow/<p>               the file in 4 KiB pieces, 20 ms apart
   /loop/<x>               302 to /loop/<x>x, and /loop/xxx back to /loop/x
   /redirect/<n>/<p>       302 chains <n> long, ending at /files/<p>
@@ -220,6 +221,17 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif route == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+        elif route == "stall-body":
+            data = self.read_file(rest) or b""
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            for _ in range(600):
+                time.sleep(0.1)
             self.close_connection = True
         elif route == "stall":
             for _ in range(600):

@@ -214,6 +214,30 @@ ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const
       throw Error(ErrorCode::kNotFound, "No model at " + url + ": " + name + " does not exist");
     ModelStat out;
     out.model = parse_model_json(text->body.view(), name);
+    // ETags change with the bytes (an MD5 or a multipart digest); the size
+    // and the time tell apart stores whose ETags do not.
+    auto part = [](const ObjectInfo& info) {
+      const auto time = info.last_modified ? info.last_modified->time_since_epoch().count() : 0;
+      return info.etag + "|" + std::to_string(info.size) + "|" + std::to_string(time);
+    };
+    if (call.shallow_stat()) {
+      // abi.h STOWAGE_CALL_STAT_SHALLOW: model.json alone, its weight bytes
+      // as the specs need them.
+      uint64_t weight_bytes = 0;
+      size_t files = 0;
+      if (out.model.weights_manifest) {
+        for (const WeightGroup& group : *out.model.weights_manifest) {
+          files += group.paths.size();
+          for (const WeightSpec& spec : group.weights) {
+            weight_bytes += fixed_byte_size(spec).value_or(0);
+          }
+        }
+      }
+      out.version = plugin::version_token({part(text->info)});
+      out.info = plugin::stat_info(out.model, weight_bytes, files);
+      if (text->info.last_modified) out.info.date_saved = *text->info.last_modified;
+      return out;
+    }
     std::vector<std::pair<std::string, std::string>> objects;
     if (out.model.weights_manifest) {
       objects = weight_objects(store, location, *out.model.weights_manifest, name, call);
@@ -225,12 +249,6 @@ ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const
           heads[i] = client.head(objects[i].first, objects[i].second, child_control(control, stop));
         });
     if (!unchanged_since(store, key, name, text->info, attempt, "read", call)) continue;
-    // ETags change with the bytes (an MD5 or a multipart digest); the size
-    // and the time tell apart stores whose ETags do not.
-    auto part = [](const ObjectInfo& info) {
-      const auto time = info.last_modified ? info.last_modified->time_since_epoch().count() : 0;
-      return info.etag + "|" + std::to_string(info.size) + "|" + std::to_string(time);
-    };
     std::vector<std::string> parts = {part(text->info)};
     uint64_t weight_bytes = 0;
     for (size_t i = 0; i < heads.size(); ++i) {

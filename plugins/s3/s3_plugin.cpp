@@ -35,7 +35,8 @@
 //   remove  model.json, then exactly the weight files its manifest names.
 //   stat    GETs model.json and HEADs each weight file: the version is a
 //           digest of their ETags, sizes and times, so a weight object
-//           replaced behind an unchanged model.json changes it.
+//           replaced behind an unchanged model.json changes it. A shallow
+//           stat (abi.h STOWAGE_CALL_STAT_SHALLOW) makes the GET alone.
 //   copy    Within one store (same endpoint and access key) a weight file
 //           that arrives unchanged is copied server-side (CopyObject) rather
 //           than uploaded again.

@@ -720,9 +720,16 @@ TEST_CASE("stat: model.json and a HEAD of each weight object; a weight replaced 
   CHECK(first.info.weight_data_bytes == std::optional<uint64_t>(256));
   CHECK(first.info.model_topology_bytes == artifacts_info(loaded).model_topology_bytes);
   CHECK(stat("stat/m").version == first.version);
+  // A shallow stat (abi.h STOWAGE_CALL_STAT_SHALLOW) reads model.json alone.
+  CallContext shallow;
+  shallow.shallow_stat = true;
+  auto shallow_stat = [&] { return registry().open(url(s, "stat/m"))->stat(shallow); };
+  const ModelStat light = shallow_stat();
+  CHECK(light.model.weight_specs == loaded.weight_specs);
+  CHECK(light.info.weight_data_bytes == std::optional<uint64_t>(256));
 
   // Other bytes of the same size under a weight object's key, model.json
-  // untouched: only the weight's HEAD can tell.
+  // untouched: only the weight's HEAD can tell (the shallow stat cannot).
   const std::string shard = "stat/m/" + (*loaded.weights_manifest)[0].paths[1];
   std::optional<s3::Object> old = direct(s).get(kBucket, shard, {});
   REQUIRE(old);
@@ -732,11 +739,20 @@ TEST_CASE("stat: model.json and a HEAD of each weight object; a weight replaced 
   const std::string changed = stat("stat/m").version;
   CHECK(changed != first.version);
   CHECK(stat("stat/m").version == changed);
+  CHECK(shallow_stat().version == light.version);
 
   direct(s).remove(kBucket, shard, {});
   Error gone = error_from([&] { stat("stat/m"); });
   CHECK(gone.code() == ErrorCode::kDataLoss);
   CHECK(std::string(gone.what()).find(shard) != std::string::npos);
+  CHECK(shallow_stat().version == light.version);  // no HEAD, so the missing object goes unseen
+
+  // A rewritten model.json changes the shallow version too.
+  std::optional<s3::Object> json = direct(s).get(kBucket, "stat/m/model.json", {});
+  REQUIRE(json);
+  direct(s).put(kBucket, "stat/m/model.json",
+                {Buffer::from_string(std::string(json->body.view()) + " ")}, {});
+  CHECK(shallow_stat().version != light.version);
 
   Error missing = error_from([&] { stat("stat/none"); });
   CHECK(missing.code() == ErrorCode::kNotFound);

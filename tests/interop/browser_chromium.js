@@ -284,6 +284,9 @@ async function stowageToBrowser(page, origin) {
   for (const scheme of ['localstorage', 'indexeddb']) {
     stowage(['copy', `file://${source}`, `${scheme}://r`, '--dst-options', options, '-q']);
   }
+  // localStorage's sixth item, the digest (indexeddb://r has its digest by default).
+  stowage(['copy', `file://${source}`, 'localstorage://rd', '--dst-options', options,
+           '--integrity', 'sha256', '-q']);
   const where = ['--origin', origin, '--profile', profile];
   const lsText = stowage(['browser', 'export', '--scheme', 'localstorage', ...where]).stdout;
   const idbFile = path.join(work, 'stowage-indexeddb.json');
@@ -302,10 +305,12 @@ async function stowageToBrowser(page, origin) {
     await importIndexedDB(idbText);
     const x = tf.tensor2d([[0.1, -0.2, 0.3, 0.4], [1, 2, 3, 4], [-1, 0.5, 0, 2]]);
     const out = {predictions: {}, listed: await tf.io.listModels()};
-    for (const url of ['localstorage://r', 'indexeddb://r']) {
+    for (const url of ['localstorage://r', 'indexeddb://r', 'localstorage://rd']) {
       const model = await tf.loadLayersModel(url);
       out.predictions[url] = Array.from(model.predict(x).dataSync());
     }
+    // What the page holds now, digests included, for stowage to import back.
+    out.back = {ls: exportLocalStorage(), idb: await exportIndexedDB()};
     // What TF.js itself writes for the same artifacts, to compare.
     await tf.io.getSaveHandlers('localstorage://r_tfjs')[0].save(window.reverseArtifacts);
     await tf.io.getSaveHandlers('indexeddb://r_tfjs')[0].save(window.reverseArtifacts);
@@ -320,7 +325,7 @@ async function stowageToBrowser(page, origin) {
     return out;
   }, {lsText, idbText});
 
-  for (const url of ['localstorage://r', 'indexeddb://r']) {
+  for (const url of ['localstorage://r', 'indexeddb://r', 'localstorage://rd']) {
     check(floatBits(result.predictions[url]) === floatBits(made.y),
           `${url}: tf.loadLayersModel of what stowage saved predicts exactly the original's outputs`);
     check(result.listed[url] !== undefined &&
@@ -343,6 +348,27 @@ async function stowageToBrowser(page, origin) {
             canonical(withoutDate(recOurs.modelArtifactsInfo)) ===
                 canonical(withoutDate(recTheirs.modelArtifactsInfo)),
         'indexeddb: the models_store record stowage wrote is TF.js\'s (dateSaved aside)');
+
+  // The digests TF.js ignored came through the browser: stowage checks them after importing
+  // what the page exported.
+  const digest = require('crypto').createHash('sha256')
+                     .update(Buffer.from(made.data, 'base64')).digest('hex');
+  check(recOurs && recOurs.weightDataSha256 === digest,
+        'indexeddb: the record in the browser keeps weightDataSha256, the weight data\'s SHA-256');
+  const backProfile = path.join(work, 'profile-reverse-back');
+  const backWhere = ['--origin', origin, '--profile', backProfile];
+  fs.writeFileSync(path.join(work, 'back-localstorage.json'), result.back.ls);
+  fs.writeFileSync(path.join(work, 'back-indexeddb.json'), result.back.idb);
+  stowage(['browser', 'import', '--scheme', 'localstorage', ...backWhere,
+           path.join(work, 'back-localstorage.json'), '-q']);
+  stowage(['browser', 'import', '--scheme', 'indexeddb', ...backWhere,
+           path.join(work, 'back-indexeddb.json'), '-q']);
+  const backOptions = JSON.stringify({profile: backProfile, origin});
+  for (const url of ['localstorage://rd', 'indexeddb://r']) {
+    const out = stowage(['verify', url, '--options', backOptions]).stdout;
+    check(out.endsWith('digests: 1 checked\n'),
+          `${url}: back from the browser, stowage checks the digest stowage recorded (${out.trim()})`);
+  }
 }
 
 // ---- 3. quota -----------------------------------------------------------------------

@@ -42,7 +42,7 @@ extern "C" {
 #endif
 
 #define STOWAGE_ABI_MAJOR 1u
-#define STOWAGE_ABI_MINOR 1u
+#define STOWAGE_ABI_MINOR 2u
 
 /* The only symbol a plugin exports. The major version is part of the name. */
 #define STOWAGE_ENTRY_SYMBOL "stowage_plugin_entry_v1"
@@ -118,7 +118,26 @@ typedef struct stowage_call {
    * holds the converted URL, -1 on failure with st set. */
   int32_t (*convert_weight_url)(void* host_context, const char* path, size_t path_len,
                                 stowage_sink* out, stowage_status* st);
+  /* ABI 1.2 additions: read them only when struct_size covers them. */
+  /* STOWAGE_CALL_* bits saying how the caller wants this call done. A
+   * plugin ignores bits it does not know; a host sets only these. */
+  uint64_t flags;
 } stowage_call;
+
+/*
+ * stat: the caller needs model.json and a version token cheaply (a cache
+ * revalidating). The plugin may read model.json alone (one request), and
+ * then its version token covers model.json's bytes and the store's
+ * validators of model.json only, and info's weightDataBytes is what the
+ * manifest's specs need. A plugin may ignore the bit and stat in full.
+ */
+#define STOWAGE_CALL_STAT_SHALLOW (1ull << 0)
+/*
+ * load through nested_load: the host skips its check of the weight files
+ * against the SHA-256 digests model.json records (the caller checks them
+ * itself, or trusts the store). The byte-count checks still run.
+ */
+#define STOWAGE_CALL_SKIP_DIGESTS (1ull << 1)
 
 /*
  * Artifacts handed to save. Host-owned, borrowed for the call.

@@ -29,6 +29,10 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
 #include "stowage/plugin.hpp"
 
 #pragma GCC visibility push(hidden)
@@ -148,10 +152,13 @@ class NestedUrl {
   // The model, validated by the host; its weight buffers are host
   // references in the form load() returns (one per manifest path, or the
   // flat weight data).
-  ModelArtifacts load(Call& call) const {
+  // `flags`: abi.h STOWAGE_CALL_* bits added to the call for the inner
+  // load (STOWAGE_CALL_SKIP_DIGESTS).
+  ModelArtifacts load(Call& call, uint64_t flags = 0) const {
     detail::OwnStatus st;
     stowage_artifacts* a = nullptr;
-    st.check(host().nested_load(handle_, call.raw(), &a, st.get()));
+    const stowage_call inner = with_flags(call, flags);
+    st.check(host().nested_load(handle_, &inner, &a, st.get()));
     std::unique_ptr<stowage_artifacts, void (*)(stowage_artifacts*)> held(
         a, host().nested_artifacts_free);
     ModelArtifacts out =
@@ -226,10 +233,13 @@ class NestedUrl {
     return info_from_json(out.text().value_or(""), "remove of " + url_);
   }
 
-  ModelStat stat(Call& call) const {
+  // `flags`: abi.h STOWAGE_CALL_* bits added to the call for the inner
+  // stat (STOWAGE_CALL_STAT_SHALLOW).
+  ModelStat stat(Call& call, uint64_t flags = 0) const {
     detail::OwnStatus st;
     detail::OwnText out;
-    st.check(host().nested_stat(handle_, call.raw(), out.get(), st.get()));
+    const stowage_call inner = with_flags(call, flags);
+    st.check(host().nested_stat(handle_, &inner, out.get(), st.get()));
     const std::string what = "stat of " + url_;
     rapidjson::Document doc = detail::parse_host_json(out.text().value_or(""), what);
     if (!doc.IsObject() || !doc.HasMember("modelJson") || !doc.HasMember("version") ||
@@ -245,6 +255,17 @@ class NestedUrl {
 
  private:
   std::string url_;
+  // The outer call with `flags` added: the same deadline, callbacks and
+  // host context, for one inner call.
+  static stowage_call with_flags(const Call& call, uint64_t flags) {
+    stowage_call out{};
+    const stowage_call* c = call.raw();
+    if (c != nullptr) std::memcpy(&out, c, std::min<size_t>(c->struct_size, sizeof out));
+    out.struct_size = sizeof out;
+    out.flags |= flags;
+    return out;
+  }
+
   stowage_nested* handle_ = nullptr;
 };
 

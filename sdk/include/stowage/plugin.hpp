@@ -41,6 +41,8 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <atomic>
@@ -255,6 +257,19 @@ class Options {
     return child;
   }
 
+  // An object handed on whole as its JSON text ("{}" when absent), e.g. a
+  // decorator's options for the URL it wraps; its keys are the wrapped
+  // handler's to check, not this object's finish().
+  std::string get_object_json(std::string_view key) {
+    const rapidjson::Value* v = read(key);
+    if (v == nullptr) return "{}";
+    if (!v->IsObject()) wrong_type(key, "an object", *v);
+    rapidjson::StringBuffer out;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(out);
+    v->Accept(writer);
+    return std::string(out.GetString(), out.GetSize());
+  }
+
   // An object of strings (e.g. HTTP headers) where every key is accepted.
   std::map<std::string, std::string> get_string_map(std::string_view key) {
     std::map<std::string, std::string> out;
@@ -429,6 +444,13 @@ class Call {
   }
   uint64_t done() const noexcept { return done_.load(); }
   uint64_t total() const noexcept { return total_.load(); }
+
+  // abi.h STOWAGE_CALL_* bits (0 from a host older than ABI 1.2).
+  uint64_t flags() const noexcept {
+    return has(offsetof(stowage_call, flags) + sizeof(stowage_call::flags)) ? raw_->flags : 0;
+  }
+  // stat may read model.json alone (STOWAGE_CALL_STAT_SHALLOW).
+  bool shallow_stat() const noexcept { return (flags() & STOWAGE_CALL_STAT_SHALLOW) != 0; }
 
   // TF.js's weightUrlConverter: the URL to fetch for a manifest path, or
   // nullopt when the caller has none (use the path as it is). A failing

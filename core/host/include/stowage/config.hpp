@@ -49,6 +49,11 @@ struct Config {
   // in order; nullopt keeps the default: localstorage://, indexeddb:// and
   // memory://, those whose scheme is served.
   std::optional<std::vector<std::string>> list_locations;
+  // Schemes whose URLs open through the model cache ("cache": {"schemes":
+  // [...]}): "https://h/m" opens as "cache+https://h/m".
+  std::vector<std::string> cache_schemes;
+  // "offline": the cache's option "offline" for every cache+ URL.
+  std::optional<bool> offline;
   // Relative paths in the config resolve against this folder.
   std::filesystem::path base_dir;
   // Where the config came from (its file, for load_config_file), named by

@@ -30,6 +30,9 @@ struct CallContext {
   // records (docs/integrity.md); false skips the hashing, for stores the
   // caller trusts. The byte-count check runs either way.
   bool verify_digests = true;
+  // stat may read model.json alone, for a version token of model.json only
+  // (abi.h STOWAGE_CALL_STAT_SHALLOW); a handler may stat in full anyway.
+  bool shallow_stat = false;
 };
 
 // Thread-safety: a handler may be used from several threads at once (the

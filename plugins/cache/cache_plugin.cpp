@@ -1,0 +1,468 @@
+// cache+<URL> — a pull-through model cache in front of any stowage URL: a
+// decorator (like fault://) that opens the wrapped URL through the host's
+// registry, keeps each model it loads in a local folder, and serves it from
+// there, mapped, while the store says it is unchanged, or while the host is
+// offline. Layout, locking and guarantees: docs/cache.md.
+//
+// USAGE
+//
+//   cache+<wrapped URL>          e.g. cache+https://cdn.example.com/m/model.json,
+//                                cache+s3://bucket/m?region=eu-west-1
+//   options:
+//     "dir"             the cache folder; else $STOWAGE_CACHE_DIR, else
+//                       $XDG_CACHE_HOME/stowage, else ~/.cache/stowage
+//     "max_age"         seconds a cached model is used without asking the
+//                       store (0, the default: every load revalidates with
+//                       the wrapped scheme's stat)
+//     "offline"         true: never call the store; a model not fully cached
+//                       fails UNAVAILABLE. Also STOWAGE_OFFLINE=1.
+//     "stale_if_error"  true (default): when the store is unreachable
+//                       (UNAVAILABLE, DEADLINE_EXCEEDED) serve the cached
+//                       copy, with a warning in the log
+//     "max_bytes"       bound on the cached weight bytes, kept by evicting
+//                       least-recently-used whole models after each fill
+//                       (default: 10 GiB or 10 % of the filesystem, the
+//                       smaller)
+//     "inner_options"   the wrapped URL's own options, merged over the
+//                       host's defaults for its scheme
+//
+//   Operations: load; stat (the wrapped stat, or the snapshot's when it
+//   is fresh, offline or stale-if-error); list (the wrapped list, each URL
+//   with "cache+" in front). No save or remove: those go to the wrapped
+//   URL itself. With a host without nested URLs (ABI 1.0) every open fails
+//   with UNIMPLEMENTED. Every message names the cache+ URL redacted.
+//
+//   LOAD
+//     fresh snapshot (validated within max_age)  -> blobs, no store call
+//     otherwise, under the model's lock           -> wrapped stat; same
+//       version: blobs (validated_at updated); other version or none:
+//       wrapped load, each buffer stored once by its SHA-256, snapshot
+//       published, LRU eviction down to max_bytes.
+//   Every blob served is mapped and checked against its SHA-256 before the
+//   load returns; a mismatch removes it and fetches the model again (or,
+//   offline, fails DATA_LOSS naming the file).
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache_key_internal.hpp"
+#include "cache_store_internal.hpp"
+#include "stowage/abi.h"
+#include "stowage/digest.hpp"
+#include "stowage/model_json.hpp"
+#include "stowage/nested_url.hpp"
+#include "stowage/plugin.hpp"
+#include "stowage/text.hpp"
+
+namespace stowage::cache {
+namespace {
+
+using Clock = std::chrono::system_clock;
+namespace fs = std::filesystem;
+
+constexpr std::string_view kPrefix = "cache+";
+constexpr uint64_t kDefaultMaxBytes = 10ull << 30;
+
+// Millisecond precision: the snapshot's dates are ISO strings in ms.
+Clock::time_point now_ms() {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(Clock::now());
+}
+
+fs::path default_dir(const std::string& url) {
+  if (const char* d = std::getenv("STOWAGE_CACHE_DIR"); d != nullptr && *d != '\0') return d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') {
+    return fs::path(x) / "stowage";
+  }
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
+    return fs::path(h) / ".cache" / "stowage";
+  }
+  throw Error(ErrorCode::kInvalidArgument,
+              "No cache folder for " + redact_url(url) +
+                  ": set option \"dir\", STOWAGE_CACHE_DIR, XDG_CACHE_HOME or HOME");
+}
+
+bool offline_env() {
+  const char* v = std::getenv("STOWAGE_OFFLINE");
+  return v != nullptr && std::string_view(v) == "1";
+}
+
+// The failures stale_if_error covers: the store did not answer, as opposed
+// to answering that the model is gone or forbidden.
+bool unreachable(const Error& e) {
+  return e.code() == ErrorCode::kUnavailable || e.code() == ErrorCode::kDeadlineExceeded;
+}
+
+// A cached model opened for serving: its snapshot and, when every blob it
+// names is there, the blobs mapped (not yet checked).
+struct Opened {
+  Snapshot snapshot;
+  std::optional<WeightData> weights;
+  std::string missing;  // the first blob that is not there, when weights is nullopt
+};
+
+// The inner load's artifacts JSON as it set it, and its buffers.
+struct Fetched {
+  std::string json;
+  bool has_weight_data = false;
+  WeightData weights;
+};
+
+class CacheHandler : public plugin::Handler {
+ public:
+  CacheHandler(std::string_view url, plugin::Options& options)
+      : Handler(url), redacted_(redact_url(url)) {
+    if (url.substr(0, kPrefix.size()) != kPrefix || url.find("://") == std::string_view::npos ||
+        url.find("://") <= kPrefix.size()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "'" + redacted_ +
+                      "' does not wrap a URL: write cache+<scheme>://..., e.g. "
+                      "cache+https://host/m/model.json");
+    }
+    inner_url_ = std::string(url.substr(kPrefix.size()));
+    key_ = cache_key(inner_url_);
+    const std::string dir = options.get_string("dir");
+    dir_ = dir.empty() ? default_dir(this->url()) : fs::path(dir);
+    max_age_ = std::chrono::seconds(options.get_uint64("max_age", 0));
+    offline_ = options.get_bool("offline", false) || offline_env();
+    stale_if_error_ = options.get_bool("stale_if_error", true);
+    if (options.has("max_bytes")) max_bytes_ = options.get_uint64("max_bytes", 0);
+    const std::string inner_options = options.get_object_json("inner_options");
+    // Through the host's registry: its allow-list, pins and retry policy
+    // cover the wrapped URL. Opening reads nothing, also offline.
+    inner_.emplace(inner_url_, inner_options);
+  }
+
+  ModelArtifacts load(plugin::Call& call) override {
+    const CacheStore& store = this->store();
+    const Clock::time_point started = now_ms();
+    if (offline_) return load_offline(store, call);
+
+    if (std::optional<Opened> hit = open_cached(store); hit && fresh(hit->snapshot, started)) {
+      if (std::optional<ModelArtifacts> served = serve(store, *hit, call)) return *served;
+    }
+    // One filler per model across threads and processes; the others wait
+    // here and then find the model it published.
+    FileLock filling = store.lock_model(key_);
+    std::optional<Opened> cached = open_cached(store);
+    if (cached && fresh(cached->snapshot, started)) {
+      if (std::optional<ModelArtifacts> served = serve(store, *cached, call)) return *served;
+    }
+    std::optional<std::string> version;
+    if (cached) {
+      try {
+        version = inner_version(call);
+      } catch (const Error& e) {
+        if (std::optional<ModelArtifacts> stale = serve_stale(store, *cached, call, e)) {
+          return *stale;
+        }
+        throw;
+      }
+      if (!version->empty() && *version == cached->snapshot.version) {
+        Snapshot validated = cached->snapshot;
+        validated.validated_at = now_ms();
+        {
+          FileLock shared = store.lock_cache(FileLock::Mode::kShared);
+          store.publish_snapshot(key_, validated);
+        }
+        if (std::optional<ModelArtifacts> served = serve(store, *cached, call)) return *served;
+      }
+    }
+    try {
+      return fill(store, call, std::move(version));
+    } catch (const Error& e) {
+      if (cached) {
+        if (std::optional<ModelArtifacts> stale = serve_stale(store, *cached, call, e)) {
+          return *stale;
+        }
+      }
+      throw;
+    }
+  }
+
+  ModelStat stat(plugin::Call& call) override {
+    const Clock::time_point started = now_ms();
+    if (offline_ || max_age_.count() > 0) {
+      std::optional<Snapshot> s = store().read_snapshot(key_);
+      if (s && (offline_ || fresh(*s, started))) return stat_of(*s);
+      if (offline_) throw not_cached_offline();
+    }
+    try {
+      return inner_->stat(call);
+    } catch (const Error& e) {
+      if (!stale_if_error_ || !unreachable(e)) throw;
+      std::optional<Snapshot> s = store().read_snapshot(key_);
+      if (!s) throw;
+      warn_stale(*s, e);
+      return stat_of(*s);
+    }
+  }
+
+  std::vector<ListedModel> list(plugin::Call& call) override {
+    if (offline_) {
+      throw Error(ErrorCode::kUnavailable,
+                  "Cannot list " + redacted_ +
+                      ": listing asks the store, and the host is offline (STOWAGE_OFFLINE=1 or "
+                      "option \"offline\")");
+    }
+    std::vector<ListedModel> models = inner_->list(call);
+    for (ListedModel& m : models) m.url = std::string(kPrefix) + m.url;
+    return models;
+  }
+
+ private:
+  const CacheStore& store() {
+    std::lock_guard<std::mutex> lock(store_mu_);
+    if (!store_) {
+      // Made on first use, not at open: opening a handler writes nothing.
+      store_.emplace(dir_);
+      if (!max_bytes_) max_bytes_ = default_max_bytes(dir_);
+    }
+    return *store_;
+  }
+
+  static uint64_t default_max_bytes(const fs::path& dir) {
+    struct statvfs fs_info;
+    if (::statvfs(dir.c_str(), &fs_info) != 0) return kDefaultMaxBytes;
+    const uint64_t tenth = static_cast<uint64_t>(fs_info.f_blocks) * fs_info.f_frsize / 10;
+    return std::min(kDefaultMaxBytes, tenth);
+  }
+
+  // Validated within max_age, or since this load began (another thread or
+  // process revalidated or filled it while this one waited for the lock).
+  bool fresh(const Snapshot& s, Clock::time_point started) const {
+    return s.validated_at >= started ||
+           (max_age_.count() > 0 && now_ms() - s.validated_at < max_age_);
+  }
+
+  // The snapshot and its blobs, read under the cache-wide shared lock, so
+  // an eviction cannot remove a blob between the two.
+  std::optional<Opened> open_cached(const CacheStore& store) const {
+    FileLock shared = store.lock_cache(FileLock::Mode::kShared);
+    std::optional<Snapshot> s = store.read_snapshot(key_);
+    if (!s) return std::nullopt;
+    Opened out{std::move(*s), WeightData{}, {}};
+    for (const CachedFile& f : out.snapshot.files) {
+      std::optional<Buffer> b = store.map_blob(f.sha256, f.size);
+      if (!b) {
+        out.missing = store.blob_path(f.sha256).string();
+        out.weights.reset();
+        break;
+      }
+      out.weights->push_back(std::move(*b));
+    }
+    return out;
+  }
+
+  // The path of the first mapped blob whose bytes do not hash to its name,
+  // after removing it; nullopt when all match.
+  static std::optional<std::string> corrupt_blob(const CacheStore& store, const Opened& o) {
+    for (size_t i = 0; i < o.weights->size(); ++i) {
+      const std::string& sha = o.snapshot.files[i].sha256;
+      if (!CacheStore::blob_matches(sha, (*o.weights)[i])) {
+        store.remove_blob(sha);
+        return store.blob_path(sha).string();
+      }
+    }
+    return std::nullopt;
+  }
+
+  // The cached model, checked, as the inner load gave it; nullopt when a
+  // blob is missing or corrupt (a corrupt one is removed and logged).
+  std::optional<ModelArtifacts> serve(const CacheStore& store, const Opened& o,
+                                      plugin::Call& call) const {
+    if (!o.weights) return std::nullopt;
+    if (std::optional<std::string> bad = corrupt_blob(store, o)) {
+      plugin::log(2, "cache: the cached file " + *bad + " of " + redacted_ +
+                         " does not match its SHA-256; it was removed and the model is fetched "
+                         "again");
+      return std::nullopt;
+    }
+    return artifacts_of(store, o, call);
+  }
+
+  ModelArtifacts artifacts_of(const CacheStore& store, const Opened& o, plugin::Call& call) const {
+    ModelArtifacts a =
+        parse_model_json(o.snapshot.artifacts_json, store.snapshot_path(key_).string());
+    const uint64_t total = total_size(*o.weights);
+    if (o.snapshot.has_weight_data) a.weight_data = *o.weights;
+    store.touch(key_);
+    call.progress(total, total);
+    return a;
+  }
+
+  std::optional<ModelArtifacts> serve_stale(const CacheStore& store, const Opened& o,
+                                            plugin::Call& call, const Error& e) const {
+    if (!stale_if_error_ || !unreachable(e)) return std::nullopt;
+    std::optional<ModelArtifacts> served = serve(store, o, call);
+    if (served) warn_stale(o.snapshot, e);
+    return served;
+  }
+
+  void warn_stale(const Snapshot& s, const Error& e) const {
+    plugin::log(2, "cache: serving the cached copy of " + redacted_ + " (validated " +
+                       iso_date(s.validated_at) +
+                       ") because the store did not answer: " + e.what());
+  }
+
+  Error not_cached_offline() const {
+    return Error(ErrorCode::kUnavailable,
+                 "Cannot load " + redacted_ + ": it is not in the cache (" + dir_.string() +
+                     ") and the host is offline (STOWAGE_OFFLINE=1 or option \"offline\")");
+  }
+
+  ModelArtifacts load_offline(const CacheStore& store, plugin::Call& call) const {
+    std::optional<Opened> o = open_cached(store);
+    if (!o) throw not_cached_offline();
+    if (!o->weights) {
+      throw Error(ErrorCode::kUnavailable,
+                  "Cannot load " + redacted_ + ": it is not fully in the cache (" + o->missing +
+                      " is missing) and the host is offline (STOWAGE_OFFLINE=1 or option "
+                      "\"offline\")");
+    }
+    if (std::optional<std::string> bad = corrupt_blob(store, *o)) {
+      throw Error(ErrorCode::kDataLoss,
+                  "The cached file " + *bad + " of " + redacted_ +
+                      " does not match its SHA-256 (damaged on disk or edited); it was removed, "
+                      "and the host is offline, so the model cannot be fetched again");
+    }
+    return artifacts_of(store, *o, call);
+  }
+
+  // The wrapped store's version token; "" when its scheme has no stat (the
+  // model is then fetched again at every revalidation). Shallow: one
+  // request for model.json (abi.h STOWAGE_CALL_STAT_SHALLOW), whose token a
+  // weight file rewritten behind an unchanged model.json does not change;
+  // a manifest with digests changes with every weight file.
+  std::string inner_version(plugin::Call& call) const {
+    try {
+      return inner_->stat(call, STOWAGE_CALL_STAT_SHALLOW).version;
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kUnimplemented) return "";
+      throw;
+    }
+  }
+
+  Fetched fetch(plugin::Call& call) const {
+    plugin::detail::OwnStatus st;
+    stowage_artifacts* a = nullptr;
+    st.check(plugin::host().nested_load(inner_->raw(), call.raw(), &a, st.get()));
+    std::unique_ptr<stowage_artifacts, void (*)(stowage_artifacts*)> held(
+        a, plugin::host().nested_artifacts_free);
+    Fetched out;
+    out.json.assign(a->json, static_cast<size_t>(a->json_size));
+    out.has_weight_data = a->has_weight_data != 0;
+    for (uint64_t i = 0; i < a->buffer_count; ++i) {
+      out.weights.push_back(plugin::detail::share_in(a->buffers[i]));
+    }
+    return out;
+  }
+
+  // Fetches the model, stores every buffer not held yet, publishes the
+  // snapshot, evicts down to max_bytes. `version`: the token a stat made
+  // before this fill already read (it must come before the load: a model
+  // replaced in between is then fetched again, never recorded as newer).
+  ModelArtifacts fill(const CacheStore& store, plugin::Call& call,
+                      std::optional<std::string> version) const {
+    if (!version) version = inner_version(call);
+    const Clock::time_point fetched_at = now_ms();
+    Fetched f = fetch(call);
+    ModelArtifacts a = parse_model_json(f.json, redacted_);
+    std::vector<std::optional<std::string>> paths;
+    std::vector<std::optional<std::string>> recorded;
+    if (a.weights_manifest) {
+      for (const WeightGroup& g : *a.weights_manifest) {
+        for (size_t i = 0; i < g.paths.size(); ++i) {
+          paths.emplace_back(g.paths[i]);
+          recorded.push_back(g.sha256 ? std::optional<std::string>((*g.sha256)[i]) : std::nullopt);
+        }
+      }
+      if (paths.size() != f.weights.size()) {
+        throw Error(ErrorCode::kInternal, "cache: the load of " + redacted_ + " gave " +
+                                              std::to_string(f.weights.size()) +
+                                              " weight buffers for " +
+                                              std::to_string(paths.size()) + " manifest paths");
+      }
+    } else {
+      paths.resize(f.weights.size());
+      recorded.resize(f.weights.size());
+    }
+    Snapshot s;
+    s.url = normalise_url(inner_url_);
+    s.version = *version;
+    s.fetched_at = fetched_at;
+    s.validated_at = fetched_at;
+    s.artifacts_json = f.json;
+    s.has_weight_data = f.has_weight_data;
+    {
+      // Shared with readers, exclusive of eviction: the blobs written here
+      // cannot be collected before the snapshot naming them is published.
+      FileLock shared = store.lock_cache(FileLock::Mode::kShared);
+      for (size_t i = 0; i < f.weights.size(); ++i) {
+        const Buffer& b = f.weights[i];
+        std::string sha;
+        // A recorded digest was checked by the host on the way in: a blob
+        // of that name is the same bytes, kept without a second write.
+        if (recorded[i] && store.has_blob(*recorded[i])) {
+          sha = *recorded[i];
+        } else {
+          sha = sha256_hex(b.bytes());
+          if (recorded[i] && *recorded[i] != sha) {
+            throw Error(ErrorCode::kDataLoss,
+                        "cache: weight file " + paths[i].value_or("") + " of " + redacted_ +
+                            " does not match the SHA-256 its manifest records");
+          }
+          if (!store.has_blob(sha)) store.put_blob(sha, b.bytes());
+        }
+        s.files.push_back({paths[i], b.size(), sha});
+      }
+      call.check();  // cancelled or late: publish nothing
+      store.publish_snapshot(key_, s);
+    }
+    if (store.blob_bytes() > *max_bytes_) {
+      FileLock exclusive = store.lock_cache(FileLock::Mode::kExclusive);
+      Eviction e = store.evict(*max_bytes_, key_);
+      if (!e.models.empty()) {
+        plugin::log(1, "cache: evicted " + std::to_string(e.models.size()) + " models (" +
+                           std::to_string(e.bytes_before - e.bytes_after) + " bytes) from " +
+                           dir_.string() + " to stay under max_bytes");
+      }
+    }
+    if (f.has_weight_data) a.weight_data = std::move(f.weights);
+    return a;
+  }
+
+  static ModelStat stat_of(const Snapshot& s) {
+    ModelStat out;
+    out.model = parse_model_json(s.artifacts_json, s.url);
+    out.version = s.version;
+    uint64_t bytes = 0;
+    for (const CachedFile& f : s.files) bytes += f.size;
+    out.info = plugin::stat_info(out.model, bytes, s.files.size());
+    return out;
+  }
+
+  std::string redacted_;
+  std::string inner_url_;
+  std::string key_;
+  fs::path dir_;
+  std::chrono::seconds max_age_{0};
+  bool offline_ = false;
+  bool stale_if_error_ = true;
+  std::optional<plugin::NestedUrl> inner_;
+  std::mutex store_mu_;  // guards store_ and max_bytes_ until they are set
+  std::optional<CacheStore> store_;
+  std::optional<uint64_t> max_bytes_;
+};
+
+}  // namespace
+}  // namespace stowage::cache
+
+STOWAGE_PLUGIN(stowage::cache::CacheHandler, "cache", STOWAGE_PLUGIN_VERSION,
+               STOWAGE_CAP_LOAD | STOWAGE_CAP_LIST | STOWAGE_CAP_STAT, "cache");

@@ -1,0 +1,288 @@
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <system_error>
+
+#include "cache_store_internal.hpp"
+#include "stowage/digest.hpp"
+#include "stowage/plugin.hpp"
+
+namespace fs = std::filesystem;
+
+namespace stowage::cache {
+namespace {
+
+constexpr char kLayoutFile[] = "stowage-cache.json";
+// https://bford.info/cachedir/: the signature line must come first, as is.
+constexpr char kCacheDirTag[] =
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by stowage (cache+ URLs).\n"
+    "# For information about cache directory tags, see https://bford.info/cachedir/\n";
+// A file in tmp/ this old belongs to a fill that died; nothing live writes
+// for that long without renaming.
+constexpr auto kStaleTemp = std::chrono::hours(1);
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+void make_dir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw plugin::errno_error(ec.value(), "Cannot create the cache folder " + dir.string());
+}
+
+std::optional<std::string> read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::span<const uint8_t> bytes_of(std::string_view text) {
+  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+}
+
+void write_all(int fd, std::span<const uint8_t> bytes, const std::string& path) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw plugin::errno_error(errno, "Cannot write " + path);
+    }
+    bytes = bytes.subspan(static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+CacheStore::CacheStore(fs::path root) : root_(std::move(root)) {
+  for (const char* sub : {"blobs/sha256", "models", "locks", "tmp"}) make_dir(root_ / sub);
+  const fs::path layout = root_ / kLayoutFile;
+  if (std::optional<std::string> text = read_file(layout)) {
+    // Any other text is a layout this code predates (or a damaged file,
+    // which a user removes with the folder): refuse rather than guess.
+    const std::string expected = "{\"layout\":" + std::to_string(kLayoutVersion) + "}\n";
+    if (*text != expected) {
+      throw Error(ErrorCode::kUnimplemented,
+                  "The cache folder " + root_.string() + " has another layout (" + layout.string() +
+                      " reads " + text->substr(0, 64) + "); this stowage writes layout " +
+                      std::to_string(kLayoutVersion) +
+                      ": use another folder (option \"dir\", STOWAGE_CACHE_DIR) or clear this one");
+    }
+  } else {
+    write_atomically(layout, bytes_of("{\"layout\":" + std::to_string(kLayoutVersion) + "}\n"));
+  }
+  if (!fs::exists(root_ / "CACHEDIR.TAG")) {
+    write_atomically(root_ / "CACHEDIR.TAG", bytes_of(kCacheDirTag));
+  }
+}
+
+fs::path CacheStore::blob_path(const std::string& sha256) const {
+  return root_ / "blobs" / "sha256" / sha256.substr(0, 2) / sha256;
+}
+
+fs::path CacheStore::snapshot_path(const std::string& key) const {
+  return root_ / "models" / (key + ".json");
+}
+
+void CacheStore::write_atomically(const fs::path& to, std::span<const uint8_t> bytes) const {
+  std::string temp = (root_ / "tmp" / (to.filename().string() + ".XXXXXX")).string();
+  Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
+  if (!fd) throw plugin::errno_error(errno, "Cannot create a file in " + (root_ / "tmp").string());
+  try {
+    write_all(fd.get(), bytes, temp);
+    // Durable before it is visible: after a crash a name in the cache never
+    // leads to a file with missing bytes.
+    if (::fsync(fd.get()) != 0) throw plugin::errno_error(errno, "Cannot sync " + temp);
+    if (::fchmod(fd.get(), 0644) != 0) throw plugin::errno_error(errno, "Cannot chmod " + temp);
+    if (::rename(temp.c_str(), to.c_str()) != 0) {
+      throw plugin::errno_error(errno, "Cannot rename " + temp + " to " + to.string());
+    }
+  } catch (...) {
+    ::unlink(temp.c_str());
+    throw;
+  }
+}
+
+std::optional<Snapshot> CacheStore::read_snapshot(const std::string& key) const {
+  const fs::path path = snapshot_path(key);
+  std::optional<std::string> text = read_file(path);
+  if (!text) return std::nullopt;
+  try {
+    return snapshot_from_json(*text, path.string());
+  } catch (const Error& e) {
+    plugin::log(2, std::string("cache: ") + e.what() + "; it is fetched again");
+    return std::nullopt;
+  }
+}
+
+void CacheStore::publish_snapshot(const std::string& key, const Snapshot& snapshot) const {
+  write_atomically(snapshot_path(key), bytes_of(snapshot_to_json(snapshot)));
+}
+
+void CacheStore::touch(const std::string& key) const {
+  const std::string path = snapshot_path(key).string();
+  if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0 && errno != ENOENT) {
+    throw plugin::errno_error(errno, "Cannot touch " + path);
+  }
+}
+
+void CacheStore::remove_snapshot(const std::string& key) const {
+  const std::string path = snapshot_path(key).string();
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    throw plugin::errno_error(errno, "Cannot remove " + path);
+  }
+}
+
+bool CacheStore::has_blob(const std::string& sha256) const {
+  struct stat st;
+  return ::stat(blob_path(sha256).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void CacheStore::put_blob(const std::string& sha256, std::span<const uint8_t> bytes) const {
+  const fs::path path = blob_path(sha256);
+  make_dir(path.parent_path());
+  write_atomically(path, bytes);
+}
+
+std::optional<Buffer> CacheStore::map_blob(const std::string& sha256, uint64_t size) const {
+  const std::string path = blob_path(sha256).string();
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
+    if (errno == ENOENT) return std::nullopt;
+    throw plugin::errno_error(errno, "Cannot open the cached file " + path);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) throw plugin::errno_error(errno, "Cannot stat " + path);
+  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != size) return std::nullopt;
+  if (size == 0) return Buffer::wrap(nullptr, 0, nullptr, path);
+  // Writable but private, as file:// maps: the bytes may end up in a
+  // writable JavaScript ArrayBuffer, where a stray write copies the page.
+  void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
+  if (addr == MAP_FAILED) throw plugin::errno_error(errno, "Cannot map the cached file " + path);
+  ::madvise(addr, size, MADV_SEQUENTIAL);
+  std::shared_ptr<const void> owner(
+      addr, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
+  return Buffer::wrap(static_cast<const uint8_t*>(addr), size, std::move(owner), path);
+}
+
+bool CacheStore::blob_matches(const std::string& sha256, const Buffer& bytes) {
+  return sha256_hex(bytes.bytes()) == sha256;
+}
+
+void CacheStore::remove_blob(const std::string& sha256) const {
+  const std::string path = blob_path(sha256).string();
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    throw plugin::errno_error(errno, "Cannot remove the cached file " + path);
+  }
+}
+
+FileLock CacheStore::lock_model(const std::string& key) const {
+  return FileLock((root_ / "locks" / (key + ".lock")).string(), FileLock::Mode::kExclusive);
+}
+
+FileLock CacheStore::lock_cache(FileLock::Mode mode) const {
+  return FileLock((root_ / "locks" / "cache.lock").string(), mode);
+}
+
+uint64_t CacheStore::blob_bytes() const {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root_ / "blobs", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+Eviction CacheStore::evict(uint64_t max_bytes, const std::string& keep) const {
+  struct Model {
+    std::string key;
+    fs::file_time_type used;
+    Snapshot snapshot;
+  };
+  std::vector<Model> models;
+  std::error_code ec;
+  for (fs::directory_iterator it(root_ / "models", ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path path = it->path();
+    if (path.extension() != ".json") continue;
+    const std::string key = path.stem().string();
+    std::optional<Snapshot> s = read_snapshot(key);
+    if (!s) {
+      // Unreadable: it serves nobody, and its blobs are free to go.
+      remove_snapshot(key);
+      continue;
+    }
+    models.push_back({key, fs::last_write_time(path, ec), std::move(*s)});
+  }
+  // Every blob on disk with its size, and how many kept models name it.
+  std::map<std::string, uint64_t> sizes;
+  for (fs::recursive_directory_iterator it(root_ / "blobs" / "sha256", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (it->is_regular_file(ec)) sizes[it->path().filename().string()] = it->file_size(ec);
+  }
+  Eviction out;
+  for (const auto& [name, size] : sizes) out.bytes_before += size;
+  std::map<std::string, int> refs;
+  uint64_t kept_bytes = 0;
+  auto name_blobs = [&](const Snapshot& s, int delta) {
+    std::set<std::string> distinct;
+    for (const CachedFile& f : s.files) distinct.insert(f.sha256);
+    for (const std::string& sha : distinct) {
+      auto size = sizes.find(sha);
+      if (size == sizes.end()) continue;
+      int& n = refs[sha];
+      if (n == 0 && delta > 0) kept_bytes += size->second;
+      n += delta;
+      if (n == 0 && delta < 0) kept_bytes -= size->second;
+    }
+  };
+  for (const Model& m : models) name_blobs(m.snapshot, +1);
+  std::sort(models.begin(), models.end(),
+            [](const Model& a, const Model& b) { return a.used < b.used; });
+  for (const Model& m : models) {
+    if (kept_bytes <= max_bytes) break;
+    if (m.key == keep) continue;
+    remove_snapshot(m.key);
+    name_blobs(m.snapshot, -1);
+    out.models.push_back(m.snapshot.url);
+  }
+  for (const auto& [name, size] : sizes) {
+    auto r = refs.find(name);
+    if (r != refs.end() && r->second > 0) continue;
+    if (!is_sha256_hex(name)) continue;  // not ours: left alone
+    remove_blob(name);
+    ++out.blobs;
+  }
+  out.bytes_after = kept_bytes;
+  const auto stale = fs::file_time_type::clock::now() - kStaleTemp;
+  for (fs::directory_iterator it(root_ / "tmp", ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code time_ec;
+    if (it->last_write_time(time_ec) < stale && !time_ec) fs::remove(it->path(), time_ec);
+  }
+  return out;
+}
+
+}  // namespace stowage::cache

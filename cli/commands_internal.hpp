@@ -113,6 +113,7 @@ void add_info_command(CLI::App& app, CommonOptions& common, Runner& run);
 void add_verify_command(CLI::App& app, CommonOptions& common, Runner& run);
 void add_plugins_command(CLI::App& app, CommonOptions& common, Runner& run);
 void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run);
+void add_cache_command(CLI::App& app, CommonOptions& common, Runner& run);
 
 // ---- URLs and options JSON (options.cpp) ----------------------------------
 

@@ -26,6 +26,7 @@ int run_main(int argc, char** argv) {
   add_verify_command(app, common, run);
   add_plugins_command(app, common, run);
   add_serve_command(app, common, run);
+  add_cache_command(app, common, run);
 
   // A plugin's command takes its arguments as they are, so it is found
   // before parsing; the built-in commands always win over a plugin's.

@@ -76,13 +76,7 @@ Clock::time_point now_ms() {
 }
 
 fs::path default_dir(const std::string& url) {
-  if (const char* d = std::getenv("STOWAGE_CACHE_DIR"); d != nullptr && *d != '\0') return d;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') {
-    return fs::path(x) / "stowage";
-  }
-  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
-    return fs::path(h) / ".cache" / "stowage";
-  }
+  if (std::optional<fs::path> dir = default_cache_dir()) return *dir;
   throw Error(ErrorCode::kInvalidArgument,
               "No cache folder for " + redact_url(url) +
                   ": set option \"dir\", STOWAGE_CACHE_DIR, XDG_CACHE_HOME or HOME");

@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -75,28 +77,83 @@ void write_all(int fd, std::span<const uint8_t> bytes, const std::string& path) 
   }
 }
 
+std::string layout_text() { return "{\"layout\":" + std::to_string(kLayoutVersion) + "}\n"; }
+
+// Any other text is a layout this code predates (or a damaged file, which a
+// user removes with the folder): refuse rather than guess.
+void check_layout(const fs::path& root, const std::string& text) {
+  if (text == layout_text()) return;
+  std::string shown = text.substr(0, 64);
+  while (!shown.empty() && std::isspace(static_cast<unsigned char>(shown.back()))) {
+    shown.pop_back();
+  }
+  throw Error(
+      ErrorCode::kUnimplemented,
+      "The cache folder " + root.string() + " has another layout (" +
+          (root / kLayoutFile).string() + " reads " + shown + "); this stowage writes layout " +
+          std::to_string(kLayoutVersion) +
+          ": use another folder (option \"dir\", STOWAGE_CACHE_DIR, --dir) or remove this one");
+}
+
+// When the file was last modified, as the system clock tells time.
+std::chrono::system_clock::time_point mtime_of(const struct stat& st) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+}
+
 }  // namespace
+
+std::optional<fs::path> default_cache_dir() {
+  if (const char* d = std::getenv("STOWAGE_CACHE_DIR"); d != nullptr && *d != '\0') return d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') {
+    return fs::path(x) / "stowage";
+  }
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
+    return fs::path(h) / ".cache" / "stowage";
+  }
+  return std::nullopt;
+}
 
 CacheStore::CacheStore(fs::path root) : root_(std::move(root)) {
   for (const char* sub : {"blobs/sha256", "models", "locks", "tmp"}) make_dir(root_ / sub);
   const fs::path layout = root_ / kLayoutFile;
   if (std::optional<std::string> text = read_file(layout)) {
-    // Any other text is a layout this code predates (or a damaged file,
-    // which a user removes with the folder): refuse rather than guess.
-    const std::string expected = "{\"layout\":" + std::to_string(kLayoutVersion) + "}\n";
-    if (*text != expected) {
-      throw Error(ErrorCode::kUnimplemented,
-                  "The cache folder " + root_.string() + " has another layout (" + layout.string() +
-                      " reads " + text->substr(0, 64) + "); this stowage writes layout " +
-                      std::to_string(kLayoutVersion) +
-                      ": use another folder (option \"dir\", STOWAGE_CACHE_DIR) or clear this one");
-    }
+    check_layout(root_, *text);
   } else {
-    write_atomically(layout, bytes_of("{\"layout\":" + std::to_string(kLayoutVersion) + "}\n"));
+    write_atomically(layout, bytes_of(layout_text()));
   }
   if (!fs::exists(root_ / "CACHEDIR.TAG")) {
     write_atomically(root_ / "CACHEDIR.TAG", bytes_of(kCacheDirTag));
   }
+}
+
+CacheStore::CacheStore(fs::path root, Existing) : root_(std::move(root)) {
+  const fs::path layout = root_ / kLayoutFile;
+  std::optional<std::string> text = read_file(layout);
+  if (!text) {
+    throw Error(ErrorCode::kInvalidArgument, "The folder " + root_.string() +
+                                                 " is not a stowage cache (it has no " +
+                                                 kLayoutFile + "); nothing in it was touched");
+  }
+  check_layout(root_, *text);
+  // Ours: a folder a later stowage expects is made, as a load would.
+  for (const char* sub : {"blobs/sha256", "models", "locks", "tmp"}) make_dir(root_ / sub);
+}
+
+std::optional<CacheStore> CacheStore::open_existing(const fs::path& root) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(root, ec);
+  if (st.type() == fs::file_type::not_found) return std::nullopt;
+  if (ec) throw plugin::errno_error(ec.value(), "Cannot read the cache folder " + root.string());
+  if (!fs::is_directory(st)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                root.string() + " is not a folder, so not a stowage cache; nothing was touched");
+  }
+  const bool empty = fs::is_empty(root, ec);
+  if (ec) throw plugin::errno_error(ec.value(), "Cannot read the cache folder " + root.string());
+  if (empty) return std::nullopt;
+  return CacheStore(root, Existing{});
 }
 
 fs::path CacheStore::blob_path(const std::string& sha256) const {
@@ -217,33 +274,63 @@ uint64_t CacheStore::blob_bytes() const {
   return total;
 }
 
-Eviction CacheStore::evict(uint64_t max_bytes, const std::string& keep) const {
-  struct Model {
-    std::string key;
-    fs::file_time_type used;
-    Snapshot snapshot;
-  };
-  std::vector<Model> models;
+std::optional<CachedModel> CacheStore::model(const std::string& key) const {
+  const fs::path path = snapshot_path(key);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  std::optional<std::string> text = read_file(path);
+  if (!text) return std::nullopt;  // removed meanwhile
+  CachedModel m;
+  m.key = key;
+  m.last_used = mtime_of(st);
+  try {
+    m.snapshot = snapshot_from_json(*text, path.string());
+  } catch (const Error& e) {
+    m.error = e.what();
+  }
+  return m;
+}
+
+std::vector<CachedModel> CacheStore::models() const {
+  std::vector<CachedModel> out;
   std::error_code ec;
   for (fs::directory_iterator it(root_ / "models", ec), end; !ec && it != end; it.increment(ec)) {
     const fs::path path = it->path();
     if (path.extension() != ".json") continue;
-    const std::string key = path.stem().string();
-    std::optional<Snapshot> s = read_snapshot(key);
-    if (!s) {
+    if (std::optional<CachedModel> m = model(path.stem().string())) out.push_back(std::move(*m));
+  }
+  std::sort(out.begin(), out.end(), [](const CachedModel& a, const CachedModel& b) {
+    return a.last_used != b.last_used ? a.last_used < b.last_used : a.key < b.key;
+  });
+  return out;
+}
+
+Eviction CacheStore::evict(uint64_t max_bytes, const std::string& keep) const {
+  EvictionPolicy policy;
+  policy.max_bytes = max_bytes;
+  policy.keep = keep;
+  return evict(policy);
+}
+
+Eviction CacheStore::evict(const EvictionPolicy& policy) const {
+  Eviction out;
+  std::vector<CachedModel> models;
+  for (CachedModel& m : this->models()) {
+    if (!m.snapshot) {
       // Unreadable: it serves nobody, and its blobs are free to go.
-      remove_snapshot(key);
+      remove_snapshot(m.key);
+      ++out.unreadable;
       continue;
     }
-    models.push_back({key, fs::last_write_time(path, ec), std::move(*s)});
+    models.push_back(std::move(m));
   }
   // Every blob on disk with its size, and how many kept models name it.
   std::map<std::string, uint64_t> sizes;
+  std::error_code ec;
   for (fs::recursive_directory_iterator it(root_ / "blobs" / "sha256", ec), end; !ec && it != end;
        it.increment(ec)) {
     if (it->is_regular_file(ec)) sizes[it->path().filename().string()] = it->file_size(ec);
   }
-  Eviction out;
   for (const auto& [name, size] : sizes) out.bytes_before += size;
   std::map<std::string, int> refs;
   uint64_t kept_bytes = 0;
@@ -259,15 +346,30 @@ Eviction CacheStore::evict(uint64_t max_bytes, const std::string& keep) const {
       if (n == 0 && delta < 0) kept_bytes -= size->second;
     }
   };
-  for (const Model& m : models) name_blobs(m.snapshot, +1);
-  std::sort(models.begin(), models.end(),
-            [](const Model& a, const Model& b) { return a.used < b.used; });
-  for (const Model& m : models) {
-    if (kept_bytes <= max_bytes) break;
-    if (m.key == keep) continue;
+  for (const CachedModel& m : models) name_blobs(*m.snapshot, +1);
+  // models() is ordered oldest use first.
+  std::vector<bool> gone(models.size(), false);
+  auto remove = [&](size_t i, EvictedModel::Reason reason) {
+    const CachedModel& m = models[i];
     remove_snapshot(m.key);
-    name_blobs(m.snapshot, -1);
-    out.models.push_back(m.snapshot.url);
+    name_blobs(*m.snapshot, -1);
+    gone[i] = true;
+    out.models.push_back({m.key, m.snapshot->url, m.last_used, reason});
+  };
+  for (size_t i = 0; i < models.size(); ++i) {
+    if (models[i].key == policy.keep) continue;
+    if (policy.all) {
+      remove(i, EvictedModel::Reason::kAll);
+    } else if (policy.unused_since && models[i].last_used < *policy.unused_since) {
+      remove(i, EvictedModel::Reason::kUnused);
+    }
+  }
+  if (policy.max_bytes) {
+    for (size_t i = 0; i < models.size(); ++i) {
+      if (kept_bytes <= *policy.max_bytes) break;
+      if (gone[i] || models[i].key == policy.keep) continue;
+      remove(i, EvictedModel::Reason::kMaxBytes);
+    }
   }
   for (const auto& [name, size] : sizes) {
     auto r = refs.find(name);
@@ -277,10 +379,84 @@ Eviction CacheStore::evict(uint64_t max_bytes, const std::string& keep) const {
     ++out.blobs;
   }
   out.bytes_after = kept_bytes;
-  const auto stale = fs::file_time_type::clock::now() - kStaleTemp;
+  // Under the exclusive lock nothing writes to tmp/ but a process making
+  // the layout files (the constructor, which takes no lock): theirs are
+  // left for an hour, whatever temp_age says.
+  const auto now = fs::file_time_type::clock::now();
   for (fs::directory_iterator it(root_ / "tmp", ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code time_ec;
-    if (it->last_write_time(time_ec) < stale && !time_ec) fs::remove(it->path(), time_ec);
+    const std::string name = it->path().filename().string();
+    const bool layout =
+        name.starts_with(std::string(kLayoutFile) + ".") || name.starts_with("CACHEDIR.TAG.");
+    const auto age = layout ? std::max<fs::file_time_type::duration>(kStaleTemp, policy.temp_age)
+                            : fs::file_time_type::duration(policy.temp_age);
+    std::error_code file_ec;
+    const auto written = it->last_write_time(file_ec);
+    if (file_ec || written > now - age) continue;
+    const uint64_t size = it->is_regular_file(file_ec) ? it->file_size(file_ec) : 0;
+    if (fs::remove(it->path(), file_ec) && !file_ec) {
+      ++out.temp_files;
+      out.temp_bytes += size;
+    }
+  }
+  return out;
+}
+
+std::vector<Problem> CacheStore::verify() const {
+  std::vector<Problem> out;
+  std::error_code ec;
+  // Missing is allowed (a process killed while making the layout; the next
+  // load writes it), partial is not.
+  const fs::path tag = root_ / "CACHEDIR.TAG";
+  if (std::optional<std::string> text = read_file(tag); text && *text != kCacheDirTag) {
+    out.push_back({tag.string(), "not the cache-directory tag stowage writes"});
+  }
+  for (fs::directory_iterator it(root_ / "models", ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path path = it->path();
+    if (path.extension() != ".json" || !is_sha256_hex(path.stem().string())) {
+      out.push_back({path.string(), "not a snapshot name (<64 hex digits>.json)"});
+    }
+  }
+  for (const CachedModel& m : models()) {
+    const std::string path = snapshot_path(m.key).string();
+    if (!m.snapshot) {
+      out.push_back({path, m.error});
+      continue;
+    }
+    for (const CachedFile& f : m.snapshot->files) {
+      const fs::path blob = blob_path(f.sha256);
+      struct stat st;
+      if (::stat(blob.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        out.push_back({path, "names the blob " + blob.string() + " (" + f.path.value_or("-") +
+                                 "), which is missing"});
+      } else if (static_cast<uint64_t>(st.st_size) != f.size) {
+        out.push_back({path, "names the blob " + blob.string() + " with " + std::to_string(f.size) +
+                                 " bytes, but it has " + std::to_string(st.st_size)});
+      }
+    }
+  }
+  for (fs::recursive_directory_iterator it(root_ / "blobs", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const fs::path path = it->path();
+    const std::string name = path.filename().string();
+    const fs::path rel = path.lexically_relative(root_ / "blobs");
+    std::error_code type_ec;
+    if (it->is_directory(type_ec)) {
+      const bool fan_out = rel == "sha256" || (rel.parent_path() == "sha256" && name.size() == 2);
+      if (!fan_out) out.push_back({path.string(), "a folder the layout has no place for"});
+      continue;
+    }
+    if (!is_sha256_hex(name) || rel.parent_path() != fs::path("sha256") / name.substr(0, 2)) {
+      out.push_back({path.string(), "a file the layout has no place for"});
+      continue;
+    }
+    const uint64_t size = it->file_size(type_ec);
+    std::optional<Buffer> bytes = type_ec ? std::nullopt : map_blob(name, size);
+    if (!bytes) {
+      out.push_back({path.string(), "cannot be read"});
+    } else if (!blob_matches(name, *bytes)) {
+      out.push_back({path.string(), "its bytes do not hash to its name (SHA-256 " +
+                                        sha256_hex(bytes->bytes()) + ")"});
+    }
   }
   return out;
 }

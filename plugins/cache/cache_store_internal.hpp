@@ -13,11 +13,15 @@
 // published only after every blob it names. Blobs are checked against their
 // names when they are mapped, never trusted.
 //
+// The plugin and `stowage cache` (the command line) both use this store, so
+// the two agree on the layout and on the locking.
+//
 // Thread-safety: every member function may be called from several threads
 // and processes at once; cross-process exclusion is the caller's, through
 // lock_model() and lock_cache(). Ownership: holds paths only.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -35,12 +39,55 @@ namespace stowage::cache {
 
 inline constexpr int kLayoutVersion = 1;
 
+// The cache folder when none is given: $STOWAGE_CACHE_DIR, else
+// $XDG_CACHE_HOME/stowage, else $HOME/.cache/stowage (empty variables count
+// as unset); nullopt when none of them is set.
+std::optional<std::filesystem::path> default_cache_dir();
+
+// One file of models/ as found: its key (the file name), when the model was
+// last used (the snapshot's mtime) and its snapshot, or why it is unreadable.
+struct CachedModel {
+  std::string key;
+  std::chrono::system_clock::time_point last_used;
+  std::optional<Snapshot> snapshot;
+  std::string error;  // when snapshot is nullopt
+};
+
+// What an eviction removes. Models go whole: first every model last used
+// before unused_since, then least-recently-used ones until the blobs still
+// named take at most max_bytes; `all` removes every model (clear). Then
+// every blob no remaining snapshot names, every unreadable snapshot, and the
+// files in tmp/ older than temp_age.
+struct EvictionPolicy {
+  std::optional<uint64_t> max_bytes;
+  std::optional<std::chrono::system_clock::time_point> unused_since;
+  bool all = false;
+  std::string keep;  // a key never evicted (the model just filled)
+  std::chrono::seconds temp_age = std::chrono::hours(1);
+};
+
+struct EvictedModel {
+  std::string key;
+  std::string url;  // the normalised URL
+  std::chrono::system_clock::time_point last_used;
+  enum class Reason { kUnused, kMaxBytes, kAll } reason = Reason::kMaxBytes;
+};
+
 // What one eviction removed.
 struct Eviction {
-  uint64_t bytes_before = 0;
-  uint64_t bytes_after = 0;
-  std::vector<std::string> models;  // the normalised URLs of the models removed
-  uint64_t blobs = 0;               // blob files removed
+  uint64_t bytes_before = 0;  // blob bytes on disk before
+  uint64_t bytes_after = 0;   // and after
+  std::vector<EvictedModel> models;
+  uint64_t blobs = 0;       // blob files removed
+  uint64_t unreadable = 0;  // snapshots removed because they did not parse
+  uint64_t temp_files = 0;  // files removed from tmp/
+  uint64_t temp_bytes = 0;
+};
+
+// One thing wrong in a cache folder (CacheStore::verify).
+struct Problem {
+  std::string path;
+  std::string what;
 };
 
 class CacheStore {
@@ -50,6 +97,13 @@ class CacheStore {
   // this code does not know, and an errno Error naming the path when the
   // folder cannot be made.
   explicit CacheStore(std::filesystem::path root);
+
+  // The cache at root without creating anything: nullopt when root does
+  // not exist or is an empty folder (nothing was ever cached there).
+  // Throws Error(kInvalidArgument) naming root when it holds files but no
+  // stowage-cache.json (not a stowage cache: nothing there is touched), and
+  // Error(kUnimplemented) for another layout, as the constructor does.
+  static std::optional<CacheStore> open_existing(const std::filesystem::path& root);
 
   const std::filesystem::path& root() const noexcept { return root_; }
   std::filesystem::path blob_path(const std::string& sha256) const;
@@ -81,14 +135,34 @@ class CacheStore {
   FileLock lock_model(const std::string& key) const;
   FileLock lock_cache(FileLock::Mode mode) const;
 
+  // The snapshot file of key as found; nullopt when there is none.
+  std::optional<CachedModel> model(const std::string& key) const;
+  // Every snapshot file of models/, oldest use first.
+  std::vector<CachedModel> models() const;
+
   // Removes least-recently-used whole models (oldest snapshot mtime first,
   // never `keep`) until the blobs take at most max_bytes, then every blob
   // no remaining snapshot names. REQUIRES: lock_cache(kExclusive) held.
   Eviction evict(uint64_t max_bytes, const std::string& keep) const;
+  // The same for any policy (above). REQUIRES: lock_cache(kExclusive) held.
+  Eviction evict(const EvictionPolicy& policy) const;
   // Bytes of every blob file.
   uint64_t blob_bytes() const;
 
+  // Everything that is not whole and consistent: a snapshot that does not
+  // parse or names a blob that is missing, of another size or whose bytes
+  // do not hash to its name; a blob (named or not) whose bytes do not hash
+  // to its name; a file in models/ or blobs/ the layout has no place for;
+  // a CACHEDIR.TAG that is not whole.
+  // Files in tmp/ are not looked at: they are allowed to be partial.
+  // Reads every blob. REQUIRES: lock_cache held (shared is enough: fills
+  // only ever add whole files).
+  std::vector<Problem> verify() const;
+
  private:
+  struct Existing {};
+  CacheStore(std::filesystem::path root, Existing);
+
   // Writes bytes to a new file in tmp/ and renames it to `to`.
   void write_atomically(const std::filesystem::path& to, std::span<const uint8_t> bytes) const;
 

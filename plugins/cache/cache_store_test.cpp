@@ -176,6 +176,12 @@ TEST_CASE("blobs are published whole, mapped, and checked against their names") 
   CHECK(!store.has_blob(name));
 }
 
+std::vector<std::string> urls_of(const Eviction& e) {
+  std::vector<std::string> out;
+  for (const EvictedModel& m : e.models) out.push_back(m.url);
+  return out;
+}
+
 TEST_CASE("eviction removes least-recently-used whole models and keeps shared blobs") {
   const fs::path dir = fresh_dir("stowage-cache-evict");
   CacheStore store(dir);
@@ -203,7 +209,7 @@ TEST_CASE("eviction removes least-recently-used whole models and keeps shared bl
   }
   SUBCASE("the oldest model goes; its blob shared with a kept model stays") {
     Eviction e = store.evict(3000, "kc");
-    CHECK(e.models == std::vector<std::string>{"u://a"});
+    CHECK(urls_of(e) == std::vector<std::string>{"u://a"});
     CHECK(!fs::exists(store.snapshot_path("ka")));
     CHECK(store.has_blob(sha(shared)));
     CHECK(!store.has_blob(sha(a_only)));
@@ -214,7 +220,7 @@ TEST_CASE("eviction removes least-recently-used whole models and keeps shared bl
   SUBCASE("the model to keep stays even when it alone is over the bound") {
     store.touch("ka");  // now the most recent: kb goes first, then kc
     Eviction e = store.evict(1000, "ka");
-    CHECK(e.models == std::vector<std::string>{"u://b", "u://c"});
+    CHECK(urls_of(e) == std::vector<std::string>{"u://b", "u://c"});
     CHECK(fs::exists(store.snapshot_path("ka")));
     CHECK(store.has_blob(sha(shared)));
     CHECK(store.has_blob(sha(a_only)));
@@ -231,4 +237,116 @@ TEST_CASE("an unreadable snapshot reads as a miss") {
   put_model(store, "k", s, {"x"});
   REQUIRE(store.read_snapshot("k"));
   CHECK(store.read_snapshot("k")->files.size() == 1);
+}
+
+TEST_CASE("open_existing creates nothing and refuses a folder that is not a cache") {
+  const fs::path dir = fresh_dir("stowage-cache-existing");
+  CHECK(!CacheStore::open_existing(dir));  // missing
+  CHECK(!fs::exists(dir));
+  fs::create_directories(dir);
+  CHECK(!CacheStore::open_existing(dir));  // empty
+  CHECK(fs::is_empty(dir));
+  std::ofstream(dir / "notes.txt") << "mine";
+  try {
+    CacheStore::open_existing(dir);
+    FAIL("a folder without stowage-cache.json was opened");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+    CHECK(std::string(e.what()) == "The folder " + dir.string() +
+                                       " is not a stowage cache (it has no stowage-cache.json); "
+                                       "nothing in it was touched");
+  }
+  CHECK(!fs::exists(dir / "models"));
+  fs::remove(dir / "notes.txt");
+  { CacheStore made(dir); }
+  std::optional<CacheStore> store = CacheStore::open_existing(dir);
+  REQUIRE(store);
+  CHECK(store->root() == dir);
+}
+
+TEST_CASE("eviction by last use, and of everything; temporary files by age") {
+  const fs::path dir = fresh_dir("stowage-cache-policy");
+  CacheStore store(dir);
+  const std::string shared(100, 's');
+  const std::string a_only(100, 'a');
+  const std::string b_only(100, 'b');
+  put_model(store, "ka", snapshot_of("u://a", {shared, a_only}), {shared, a_only});
+  put_model(store, "kb", snapshot_of("u://b", {shared, b_only}), {shared, b_only});
+  set_mtime(store.snapshot_path("ka"), 7200);
+  set_mtime(store.snapshot_path("kb"), 60);
+  std::ofstream(dir / "tmp" / "old.XXXXXX") << "0123456789";
+  set_mtime(dir / "tmp" / "old.XXXXXX", 7200);
+  std::ofstream(dir / "tmp" / "new.XXXXXX") << "01234";
+  FileLock lock = store.lock_cache(FileLock::Mode::kExclusive);
+
+  SUBCASE("unused for an hour: a goes, its shared blob stays, the old temporary goes") {
+    EvictionPolicy policy;
+    policy.unused_since = std::chrono::system_clock::now() - std::chrono::hours(1);
+    Eviction e = store.evict(policy);
+    REQUIRE(e.models.size() == 1);
+    CHECK(e.models[0].url == "u://a");
+    CHECK(e.models[0].key == "ka");
+    CHECK(e.models[0].reason == EvictedModel::Reason::kUnused);
+    CHECK(e.blobs == 1);
+    CHECK(store.has_blob(sha(shared)));
+    CHECK(!store.has_blob(sha(a_only)));
+    CHECK(e.bytes_before == 300);
+    CHECK(e.bytes_after == 200);
+    CHECK(e.temp_files == 1);
+    CHECK(e.temp_bytes == 10);
+    CHECK(!fs::exists(dir / "tmp" / "old.XXXXXX"));
+    CHECK(fs::exists(dir / "tmp" / "new.XXXXXX"));
+  }
+  SUBCASE("all: every model, blob and temporary file; the layout stays") {
+    EvictionPolicy policy;
+    policy.all = true;
+    policy.temp_age = std::chrono::seconds(0);
+    std::ofstream(store.snapshot_path("kc")) << "{\"format\":1,";  // unreadable
+    Eviction e = store.evict(policy);
+    CHECK(e.models.size() == 2);
+    CHECK(e.unreadable == 1);
+    CHECK(e.blobs == 3);
+    CHECK(e.bytes_after == 0);
+    CHECK(e.temp_files == 2);
+    CHECK(store.models().empty());
+    CHECK(store.blob_bytes() == 0);
+    CHECK(fs::is_empty(dir / "tmp"));
+    CHECK(fs::exists(dir / "stowage-cache.json"));
+    CHECK(fs::exists(dir / "CACHEDIR.TAG"));
+  }
+}
+
+TEST_CASE("verify finds damaged snapshots and blobs, and stray files") {
+  const fs::path dir = fresh_dir("stowage-cache-verify");
+  CacheStore store(dir);
+  // Real keys: verify also names a snapshot file that is not <64 hex>.json.
+  const std::string ka = sha("ka");
+  const std::string kb = sha("kb");
+  const std::string x(100, 'x');
+  const std::string y(50, 'y');
+  put_model(store, ka, snapshot_of("u://a", {x, y}), {x, y});
+  CHECK(store.verify().empty());
+  std::ofstream(dir / "tmp" / "partial.XXXXXX") << "half";  // tmp/ may hold anything
+  CHECK(store.verify().empty());
+
+  // A blob that lost its tail, as a write without rename would leave it.
+  fs::resize_file(store.blob_path(sha(y)), 20);
+  std::vector<Problem> p = store.verify();
+  REQUIRE(p.size() == 2);
+  CHECK(p[0].path == store.snapshot_path(ka).string());
+  CHECK(p[0].what ==
+        "names the blob " + store.blob_path(sha(y)).string() + " with 50 bytes, but it has 20");
+  CHECK(p[1].path == store.blob_path(sha(y)).string());
+  CHECK(p[1].what.starts_with("its bytes do not hash to its name"));
+
+  store.remove_blob(sha(y));
+  std::ofstream(store.snapshot_path(kb)) << "{\"format\":1,";
+  std::ofstream(dir / "models" / "stray.txt") << "?";
+  p = store.verify();
+  REQUIRE(p.size() == 3);
+  CHECK(p[0].path == (dir / "models" / "stray.txt").string());
+  CHECK(p[1].what == "names the blob " + store.blob_path(sha(y)).string() +
+                         " (group1-shard2), which is missing");
+  CHECK(p[2].path == store.snapshot_path(kb).string());
+  CHECK(p[2].what.starts_with("Cache snapshot "));
 }

@@ -8,15 +8,8 @@
 // the destructor unlocks and closes it.
 #pragma once
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <string>
 #include <utility>
-
-#include "stowage/plugin.hpp"
 
 #pragma GCC visibility push(hidden)
 
@@ -28,20 +21,8 @@ class FileLock {
 
   // Blocks until the lock is granted. Throws Error naming path when the
   // file cannot be opened or locked.
-  FileLock(const std::string& path, Mode mode) {
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw plugin::errno_error(errno, "Cannot open the cache lock " + path);
-    const int op = mode == Mode::kShared ? LOCK_SH : LOCK_EX;
-    while (::flock(fd_, op) != 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd_);
-      throw plugin::errno_error(err, "Cannot lock " + path);
-    }
-  }
-  ~FileLock() {
-    if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the lock
-  }
+  FileLock(const std::string& path, Mode mode);
+  ~FileLock();
   FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
   FileLock& operator=(FileLock&&) = delete;
   FileLock(const FileLock&) = delete;

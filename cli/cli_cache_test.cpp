@@ -8,12 +8,17 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <rapidjson/document.h>
+#include <spawn.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli_test_util.hpp"
@@ -21,6 +26,8 @@
 #include "stowage/artifacts.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/model_json.hpp"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::system_clock;
@@ -566,4 +573,36 @@ TEST_CASE("cache verify passes a filled cache and names a damaged blob") {
   CHECK(gone.code == 4);
   CHECK(contains(gone.out, "names the blob " + damaged.string() +
                                " (group1-shard2of2.bin), which is missing\n"));
+}
+
+TEST_CASE("prune and clear wait for the cache lock a load holds; list does not") {
+  TempDir tmp;
+  const fs::path cache = tmp.path() / "cache";
+  const std::string m = make_model(tmp.path() / "m", {shard('l')});
+  fill(tmp.path(), cache, m);
+  // What a load holds while it reads a snapshot and opens its blobs.
+  const int lock = ::open((cache / "locks" / "cache.lock").c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(lock >= 0);
+  REQUIRE(::flock(lock, LOCK_SH) == 0);
+  CHECK(run(tmp.path(), {"cache", "list", "--dir", cache.string()}).code == 0);
+  for (const std::string sub : {"prune", "clear"}) {
+    CAPTURE(sub);
+    REQUIRE(::flock(lock, LOCK_SH) == 0);
+    const std::string exe = STOWAGE_CLI_EXE;
+    std::vector<std::string> args{exe, "cache", sub, "--dir", cache.string(), "-q"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    REQUIRE(::posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), environ) == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    int status = 0;
+    CHECK(::waitpid(pid, &status, WNOHANG) == 0);  // still waiting for the lock
+    REQUIRE(::flock(lock, LOCK_UN) == 0);
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  ::close(lock);
+  CHECK(files_in(cache / "models") == 0);  // clear ran once the lock was free
 }

@@ -69,8 +69,9 @@ std::chrono::seconds parse_duration(const std::string& text) {
     default:
       throw UsageError(usage);
   }
-  // Beyond a million years nobody means it, and the clock would overflow.
-  if (n > 366ull * 1000000 * 86400 / unit) throw UsageError(usage + ": too long");
+  // A century is plenty, and the clock (nanoseconds) overflows not far beyond.
+  constexpr uint64_t kMaxSeconds = 36500ull * 86400;
+  if (n > kMaxSeconds / unit) throw UsageError("--older-than " + text + ": at most 36500d");
   return std::chrono::seconds(n * unit);
 }
 

@@ -430,6 +430,10 @@ TEST_CASE("cache prune: --older-than, then --max-bytes least recently used; shar
                        ": expected a whole number and a unit, d, h, m or s (30d, 12h, 90m, "
                        "3600s)\n");
   }
+  const ProgramResult far =
+      run(tmp.path(), {"cache", "prune", "--older-than", "99999999999d", "--dir", cache.string()});
+  CHECK(far.code == 2);
+  CHECK(far.err == "stowage: error: --older-than 99999999999d: at most 36500d\n");
 }
 
 TEST_CASE("cache prune keeps a model in use's shared blobs under --max-bytes 0") {

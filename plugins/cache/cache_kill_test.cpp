@@ -167,6 +167,7 @@ size_t files_in(const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("200 SIGKILLs during fills leave no torn entry, and the next load succeeds") {
+  ::unsetenv("STOWAGE_OFFLINE");  // the children fill; they must not be offline
   const fs::path cache = scratch() / "cache";
   const uint64_t seed = std::random_device{}();
   MESSAGE("seed ", seed);

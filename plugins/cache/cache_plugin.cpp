@@ -162,8 +162,15 @@ class CacheHandler : public plugin::Handler {
         Snapshot validated = cached->snapshot;
         validated.validated_at = now_ms();
         {
+          // An eviction (another process's fill, `stowage cache prune` or
+          // `clear`) may have removed the model since it was opened: then
+          // it stays removed, never a snapshot naming blobs that are gone.
+          // The blobs mapped above still serve this load.
           FileLock shared = store.lock_cache(FileLock::Mode::kShared);
-          store.publish_snapshot(key_, validated);
+          const bool still_cached =
+              std::all_of(validated.files.begin(), validated.files.end(),
+                          [&store](const CachedFile& f) { return store.has_blob(f.sha256); });
+          if (still_cached) store.publish_snapshot(key_, validated);
         }
         if (std::optional<ModelArtifacts> served = serve(store, *cached, call)) return *served;
       }

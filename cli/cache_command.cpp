@@ -1,10 +1,13 @@
 // `stowage cache list|info|prune|clear|verify`: the pull-through cache's
 // folder (docs/cache.md) from the command line, read and pruned with the
 // cache plugin's own store code, under the same locks its loads take.
+#include <rapidjson/document.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -14,6 +17,7 @@
 #include "cache_key_internal.hpp"
 #include "cache_store_internal.hpp"
 #include "commands_internal.hpp"
+#include "stowage/config.hpp"
 
 namespace stowage::cli {
 namespace {
@@ -32,8 +36,36 @@ struct CacheArgs {
   std::string older_than;
 };
 
-fs::path cache_dir(const CacheArgs& a) {
+// The "dir" of a configuration's defaults for the cache scheme, as a cache+
+// URL opened through the registry would get it; "" when it sets none.
+std::string configured_dir(const fs::path& file) {
+  const Config config = load_config_file(file);
+  auto it = config.defaults.find("cache");
+  if (it == config.defaults.end()) return "";
+  rapidjson::Document doc;
+  doc.Parse(it->second.c_str(), it->second.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("dir")) return "";
+  if (!doc["dir"].IsString()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                file.string() + ": defaults.cache.dir: expected a string (the cache folder)");
+  }
+  return doc["dir"].GetString();
+}
+
+// As the plugin picks its folder: --dir (its option "dir"), else the "dir"
+// of the cache defaults of the configuration in force (--config, which
+// replaces STOWAGE_CONFIG's defaults for a scheme it sets), else the
+// environment.
+fs::path cache_dir(const CacheArgs& a, const CommonOptions& common) {
   if (!a.dir.empty()) return a.dir;
+  std::vector<fs::path> configs;
+  if (!common.config.empty()) configs.emplace_back(common.config);
+  // The registry ignores STOWAGE_CONFIG under setuid/setgid; so does this.
+  const char* env = std::getenv("STOWAGE_CONFIG");
+  if (::getauxval(AT_SECURE) == 0 && env != nullptr && *env != '\0') configs.emplace_back(env);
+  for (const fs::path& file : configs) {
+    if (std::string dir = configured_dir(file); !dir.empty()) return dir;
+  }
   if (std::optional<fs::path> dir = cache::default_cache_dir()) return *dir;
   throw UsageError("no cache folder: give --dir, or set STOWAGE_CACHE_DIR, XDG_CACHE_HOME or HOME");
 }
@@ -108,7 +140,7 @@ std::string missing_note(const fs::path& dir) {
 // ---- list ------------------------------------------------------------------
 
 int run_list(const CacheArgs& a, const CommonOptions& common) {
-  const fs::path dir = cache_dir(a);
+  const fs::path dir = cache_dir(a, common);
   std::optional<CacheStore> store = CacheStore::open_existing(dir);
   std::vector<cache::CachedModel> models;
   uint64_t blob_bytes = 0;
@@ -203,7 +235,7 @@ int run_info(const CacheArgs& a, const CommonOptions& common) {
   }
   const std::string url = cache::normalise_url(inner);
   const std::string key = cache::cache_key(inner);
-  const fs::path dir = cache_dir(a);
+  const fs::path dir = cache_dir(a, common);
   std::optional<CacheStore> store = CacheStore::open_existing(dir);
   auto not_cached = [&] {
     return Error(ErrorCode::kNotFound, "cache+" + url + " is not in the cache " + dir.string());
@@ -338,7 +370,7 @@ int run_prune(const CacheArgs& a, const CommonOptions& common) {
   cache::EvictionPolicy policy;
   policy.max_bytes = a.max_bytes;
   if (!a.older_than.empty()) policy.unused_since = Clock::now() - parse_duration(a.older_than);
-  const fs::path dir = cache_dir(a);
+  const fs::path dir = cache_dir(a, common);
   std::optional<CacheStore> store = CacheStore::open_existing(dir);
   if (!store) {
     if (common.json) {
@@ -357,7 +389,7 @@ int run_prune(const CacheArgs& a, const CommonOptions& common) {
 }
 
 int run_clear(const CacheArgs& a, const CommonOptions& common) {
-  const fs::path dir = cache_dir(a);
+  const fs::path dir = cache_dir(a, common);
   std::optional<CacheStore> store = CacheStore::open_existing(dir);
   if (!store) {
     if (common.json) {
@@ -379,7 +411,7 @@ int run_clear(const CacheArgs& a, const CommonOptions& common) {
 // ---- verify ----------------------------------------------------------------
 
 int run_verify(const CacheArgs& a, const CommonOptions& common) {
-  const fs::path dir = cache_dir(a);
+  const fs::path dir = cache_dir(a, common);
   std::optional<CacheStore> store = CacheStore::open_existing(dir);
   std::vector<cache::Problem> problems;
   size_t models = 0;
@@ -430,8 +462,8 @@ CLI::App* add_cache_subcommand(CLI::App& cache, CommonOptions& common, Runner& r
                                int (*body)(const CacheArgs&, const CommonOptions&)) {
   CLI::App* sub = cache.add_subcommand(name, description);
   sub->add_option("--dir", args->dir,
-                  "The cache folder (default: $STOWAGE_CACHE_DIR, else $XDG_CACHE_HOME/stowage, "
-                  "else ~/.cache/stowage)");
+                  "The cache folder (default: the config's defaults.cache.dir, else "
+                  "$STOWAGE_CACHE_DIR, else $XDG_CACHE_HOME/stowage, else ~/.cache/stowage)");
   add_common_options(*sub, common);
   sub->callback(
       [&run, &common, args, body] { run = [&common, args, body] { return body(*args, common); }; });

@@ -271,6 +271,30 @@ TEST_CASE("cache list: a missing or empty folder lists nothing; the default fold
     REQUIRE(d["models"].GetArray().Size() == 1);
     CHECK(d["models"][0]["url"].GetString() == m);
   }
+  // The "dir" of the configuration's cache defaults, which the plugin gets
+  // through the registry: --config FILE, or STOWAGE_CONFIG; --dir wins.
+  const fs::path configured = tmp.path() / "configured-cache";
+  write_file(tmp.path() / "cache-config.json",
+             R"({"defaults":{"cache":{"dir":")" + configured.string() + R"("}}})");
+  const std::string config = (tmp.path() / "cache-config.json").string();
+  const std::vector<std::string> with_env_dir = {"STOWAGE_CACHE_DIR=" + env_dir.string()};
+  REQUIRE(run(tmp.path(), {"--config", config, "verify", "cache+" + m}, with_env_dir).code == 0);
+  for (const auto& [args, env] :
+       std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>{
+           {{"cache", "list", "--config", config, "--json"}, with_env_dir},
+           {{"--config", config, "cache", "list", "--json"}, with_env_dir},
+           {{"cache", "list", "--json"}, {"STOWAGE_CONFIG=" + config}}}) {
+    CAPTURE(args.size());
+    const ProgramResult l = run(tmp.path(), args, env);
+    REQUIRE(l.code == 0);
+    const rapidjson::Document d = parse_json(l.out);
+    CHECK(d["dir"].GetString() == configured.string());
+    CHECK(d["models"].GetArray().Size() == 1);
+  }
+  const ProgramResult given =
+      run(tmp.path(), {"cache", "list", "--config", config, "--dir", env_dir.string(), "--json"});
+  CHECK(parse_json(given.out)["dir"].GetString() == env_dir.string());
+
   const ProgramResult none = run(tmp.path(), {"cache", "list"});
   CHECK(none.code == 2);
   CHECK(none.err ==

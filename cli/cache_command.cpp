@@ -113,8 +113,8 @@ uint64_t bytes_of(const cache::Snapshot& s) {
   return total;
 }
 
-// Every blob the snapshot names is there with its size (not hashed: a
-// load does that, and `cache verify`).
+// The file's blob is there with its size (not hashed: a load does that,
+// and `cache verify`).
 bool blob_present(const CacheStore& store, const cache::CachedFile& f) {
   struct stat st;
   const fs::path path = store.blob_path(f.sha256);

@@ -20,9 +20,19 @@ Each variant is a fresh process, timed wall-clock (start-up included):
          aws s3 cp --recursive s3://... /dev/shm/...
 Every object is moved whole by both: 4 MiB is below the aws CLI's 8 MiB
 multipart threshold and stowage's 16 MiB one, and both GET each object
-whole (moto serves ranged GETs slowly, so the comparison avoids them).
-Both clients run with their defaults: the aws CLI 10 requests at once,
-stowage 8.
+whole. Both clients run with their defaults: the aws CLI 10 requests at
+once, stowage 8.
+
+The same bytes as one object (a model saved with one weights.<tag>.bin, as
+stowage and tfjs-node write it), loaded three ways:
+  load 1 file        stowage copy --no-verify s3://...single file:///dev/shm/...:
+                     parallel ranged GETs of 16 MiB (the default part_size)
+  load 1 file, 1 GET the same with multipart_threshold=1099511627776 in the URL:
+                     one GET of the whole object
+  aws load 1 file    aws s3 cp of the object: ranged GETs of 8 MiB, 10 at once
+moto answers a ranged GET by reading the whole object and slicing it, so
+on moto ranges cost the server far more than on S3; the single-GET line
+shows that cost.
 
 One untimed round warms everything up; then REPS rounds follow, alternating
 the order of the variants. The median counts. Every download is compared
@@ -30,6 +40,7 @@ with the source files, or the script fails. Ratios are aws time / stowage
 time (above 1.0 stowage is faster), whole and minus each client's no-op.
 """
 import filecmp
+import hashlib
 import os
 import shutil
 import statistics
@@ -132,6 +143,46 @@ def main():
 
         # The object loads read: the model as the aws CLI uploads it.
         run(aws + ["cp", "--recursive", "--only-show-errors", model, f"s3://{BUCKET}/source"], env)
+        # The same weights as one object, and their digest for the checks.
+        run([stowage, "copy", "-q", "--no-verify", "file://" + model,
+             f"s3://{BUCKET}/single{q}"], env)
+        digest = hashlib.sha256()
+        for n in sorted(n for n in os.listdir(model) if n.endswith(".bin")):
+            with open(os.path.join(model, n), "rb") as f:
+                digest.update(f.read())
+        single_sha256 = digest.hexdigest()
+        single_key = next(o for o in subprocess.run(
+            aws + ["ls", f"s3://{BUCKET}/single/"], env=env, capture_output=True, text=True,
+            check=True).stdout.split() if o.startswith("weights."))
+
+        def file_sha256(path):
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            return h.hexdigest()
+
+        def stowage_load_single(query):
+            out = os.path.join(shm, "stowage-single")
+            shutil.rmtree(out, ignore_errors=True)
+            t = run([stowage, "copy", "-q", "--no-verify", "--dst-options",
+                     '{"durable": false}', f"s3://{BUCKET}/single{q}{query}", "file://" + out],
+                    env)
+            bins = [n for n in os.listdir(out) if n.endswith(".bin")]
+            if len(bins) != 1 or file_sha256(os.path.join(out, bins[0])) != single_sha256:
+                raise SystemExit("s3_bench: stowage's single-file download differs from the source")
+            shutil.rmtree(out)
+            return t
+
+        def aws_load_single():
+            out = os.path.join(shm, "aws-single.bin")
+            t = run(aws + ["cp", "--only-show-errors", f"s3://{BUCKET}/single/{single_key}", out],
+                    env)
+            if file_sha256(out) != single_sha256:
+                raise SystemExit("s3_bench: the aws CLI's single-file download differs")
+            os.remove(out)
+            return t
+
         # Start-up and one request, to tell the transfer from the process:
         # the aws CLI spends seconds importing Python modules here.
         def stowage_noop():
@@ -143,7 +194,11 @@ def main():
 
         variants = {"stowage save": stowage_save, "aws save": aws_save,
                     "stowage load": stowage_load, "aws load": aws_load,
-                    "stowage no-op": stowage_noop, "aws no-op": aws_noop}
+                    "stowage no-op": stowage_noop, "aws no-op": aws_noop,
+                    "stowage load 1 file": lambda: stowage_load_single(""),
+                    "stowage load 1 file, 1 GET":
+                        lambda: stowage_load_single("&multipart_threshold=1099511627776"),
+                    "aws load 1 file": aws_load_single}
         times = {name: [] for name in variants}
         order = list(variants)
         for rnd in range(reps + 1):
@@ -157,7 +212,7 @@ def main():
               f" weight files; {reps} timed rounds; median seconds (MiB/s):")
         for name in variants:
             rate = "" if name.endswith("no-op") else f"({mb / med[name]:6.1f} MiB/s)"
-            print(f"  {name:13s} {med[name]:7.2f} s  {rate:16s}  "
+            print(f"  {name:26s} {med[name]:7.2f} s  {rate:16s}  "
                   f"all: {' '.join(f'{t:.2f}' for t in times[name])}")
         for op in ("save", "load"):
             whole = med[f"aws {op}"] / med[f"stowage {op}"]
@@ -165,6 +220,10 @@ def main():
                    max(med[f"stowage {op}"] - med["stowage no-op"], 1e-9))
             print(f"{op}: aws / stowage = {whole:.2f}x; without each one's no-op time "
                   f"(start-up and one request) {net:.2f}x (target >= 1.0)")
+        whole = med["aws load 1 file"] / med["stowage load 1 file"]
+        print(f"load of 1 file: aws / stowage = {whole:.2f}x; stowage ranged / sharded load = "
+              f"{med['stowage load 1 file'] / med['stowage load']:.2f}x; "
+              f"ranged / one GET = {med['stowage load 1 file'] / med['stowage load 1 file, 1 GET']:.2f}x")
     finally:
         server.stop()
         shutil.rmtree(shm, ignore_errors=True)

@@ -54,6 +54,7 @@ constexpr auto kUseAwaitable = asio::use_awaitable;
 constexpr size_t kWriteChunk = 1u << 20;         // progress/timeout granularity of writes
 constexpr uint64_t kDrainLimit = 64u << 10;      // redirect bodies read and dropped up to this
 constexpr uint64_t kMmapThreshold = 256u << 10;  // bodies this large get their own mapping
+constexpr size_t kCopyChunk = 256u << 10;        // TLS bytes decrypted per copy into a memfd
 constexpr uint32_t kHeaderLimit = 64u << 10;
 
 using Parser = http::response_parser<http::buffer_body>;
@@ -650,10 +651,10 @@ struct Client::Impl {
   // Receives the n-byte body of a plain-TCP response into a memfd
   // (memfd_body.hpp): the bytes that came with the head, then spliced from
   // the socket as they arrive, waiting for readability in between.
-  awaitable<Buffer> splice_body(Op& op, Connection& c, uint64_t n, const std::string& label,
-                                const std::function<void(uint64_t)>& received) {
+  awaitable<void> splice_body(Op& op, Connection& c, MemfdBody& body,
+                              const std::function<void(uint64_t)>& received) {
     using namespace asio::experimental::awaitable_operators;
-    MemfdBody body(n, label);
+    const uint64_t n = body.size();
     const uint64_t early = std::min<uint64_t>(c.buffer.size(), n);
     body.append(static_cast<const uint8_t*>(c.buffer.data().data()), early);
     c.buffer.consume(static_cast<size_t>(early));
@@ -695,7 +696,43 @@ struct Client::Impl {
       }
       check(op);
     }
-    co_return body.finish();
+  }
+
+  // Receives the n-byte body of a TLS response into `body` through a small
+  // buffer: TLS decrypts in user space, so there is nothing to splice.
+  awaitable<void> copy_body(Op& op, Connection& c, MemfdBody& body,
+                            const std::function<void(uint64_t)>& received) {
+    const uint64_t n = body.size();
+    const uint64_t early = std::min<uint64_t>(c.buffer.size(), n);
+    body.append(static_cast<const uint8_t*>(c.buffer.data().data()), early);
+    c.buffer.consume(static_cast<size_t>(early));
+    received(early);
+    std::vector<uint8_t> chunk(kCopyChunk);
+    while (body.received() < n) {
+      c.lowest().expires_after(options.read_timeout);
+      error_code ec;
+      const size_t want =
+          static_cast<size_t>(std::min<uint64_t>(chunk.size(), n - body.received()));
+      size_t got = co_await on_stream(c, [&](auto& s) {
+        return s.async_read_some(asio::buffer(chunk.data(), want),
+                                 asio::redirect_error(kUseAwaitable, ec));
+      });
+      body.append(chunk.data(), got);
+      if (ec) {
+        op.conn = nullptr;
+        check(op);
+        if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+          throw Error(ErrorCode::kUnavailable,
+                      op.where() + "the connection closed after " +
+                          std::to_string(body.received()) + " of " + std::to_string(n) +
+                          " body bytes (truncated response)",
+                      /*retryable=*/true);
+        }
+        fail(op, ec, "reading the response body");
+      }
+      check(op);
+      received(got);
+    }
   }
 
   // Reads the body of ex into one buffer and gives the connection back.
@@ -722,10 +759,31 @@ struct Client::Impl {
                                               std::to_string(n) + " bytes, more than the " +
                                               std::to_string(limit) + " allowed");
       }
+      const Request& req = *op.request;
+      if (final && ex.head.status == 206 && req.into) {
+        if (n != req.into_length) {
+          throw Error(ErrorCode::kDataLoss, op.where() + "the ranged answer announces " +
+                                                std::to_string(n) + " bytes, the range asked for " +
+                                                std::to_string(req.into_length));
+        }
+        const bool extra = c.buffer.size() > n;
+        MemfdBody part(*req.into, req.into_offset, n, label);
+        if (c.secure) {
+          co_await copy_body(op, c, part, received);
+        } else {
+          co_await splice_body(op, c, part, received);
+        }
+        op.conn = nullptr;
+        ex.head.body = part.finish();
+        ex.lease.end(parser.keep_alive() && !extra);
+        co_return;
+      }
       if (!c.secure && n >= kMmapThreshold) {
         // Bytes past the body before it is read: the connection is not reused.
         const bool extra = c.buffer.size() > n;
-        Buffer body = co_await splice_body(op, c, n, label, received);
+        MemfdBody memfd(n, label);
+        co_await splice_body(op, c, memfd, received);
+        Buffer body = memfd.finish();
         op.conn = nullptr;
         digest.update(body.data(), n);
         digest.finish(n);
@@ -770,6 +828,11 @@ struct Client::Impl {
       ex.head.body = Buffer::wrap(data, n, std::move(owner), label);
       ex.lease.end(parser.keep_alive() && !extra);
       co_return;
+    }
+    if (final && ex.head.status == 206 && op.request->into) {
+      throw Error(ErrorCode::kDataLoss, op.where() +
+                                            "the ranged answer has no Content-Length (chunked or "
+                                            "delimited by the connection's end)");
     }
     // Chunked, or delimited by the end of the connection.
     std::vector<uint8_t> data;

@@ -26,7 +26,8 @@
 //     buffer allocated once at that size (no intermediate copies); from
 //     256 KiB on plain TCP that buffer is a memfd the kernel splices the
 //     socket's bytes into, handed out as a read-only mapping (memfd_body.hpp);
-//     chunked bodies grow a buffer.
+//     chunked bodies grow a buffer. A ranged answer can go into its part of
+//     a buffer shared with the other ranges (Request::into).
 //   - Request bodies are written from a list of Buffers as they are (gather
 //     writes), so a multipart upload never joins the weight bytes.
 //   - A kept-alive connection the server closed while idle is replaced and
@@ -112,6 +113,7 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 std::optional<std::string_view> find_header(const Headers& headers, std::string_view name);
 
 struct Response;
+class SharedBody;  // memfd_body.hpp
 
 struct Request {
   Request() = default;
@@ -146,6 +148,15 @@ struct Request {
   // Digest header, when it has one (other algorithms are ignored; 206
   // answers are not checked: the header describes the whole file).
   bool check_digest_headers = true;
+  // A 206 answer's body goes into [into_offset, into_offset + into_length)
+  // of `into` instead of a buffer of its own, so the parallel ranged GETs of
+  // one large object fill one mapping without a copy (SharedBody in
+  // memfd_body.hpp; it must stay alive until the call returns). Its
+  // Content-Length must be into_length, else kDataLoss; Response::body is
+  // then empty. Answers of any other status are read as usual.
+  std::shared_ptr<SharedBody> into;
+  uint64_t into_offset = 0;
+  uint64_t into_length = 0;
 };
 
 struct Response {

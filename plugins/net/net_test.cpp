@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "http_client.hpp"
+#include "memfd_body.hpp"
 #include "plugin_test_util.hpp"
 #include "stowage/digest.hpp"
 #include "test_server.hpp"
@@ -83,6 +84,28 @@ int server_connections(const testing::PythonServer& s) {
   auto at = body.find("\"connections\": ");
   REQUIRE(at != std::string::npos);
   return std::atoi(body.c_str() + at + 15);
+}
+
+// GETs `size` bytes of url in `parts` ranges at once, each received into its
+// place in one SharedBody, and maps it.
+Buffer ranged_into(Client& client, const std::string& url, uint64_t size, uint64_t parts) {
+  auto whole = std::make_shared<SharedBody>(size, url);
+  std::vector<Request> requests;
+  const uint64_t part = (size + parts - 1) / parts;
+  for (uint64_t from = 0; from < size; from += part) {
+    const uint64_t to = std::min(size, from + part) - 1;
+    Request r{"GET", url};
+    r.headers.emplace_back("Range", "bytes=" + std::to_string(from) + "-" + std::to_string(to));
+    r.into = whole;
+    r.into_offset = from;
+    r.into_length = to - from + 1;
+    requests.push_back(std::move(r));
+  }
+  for (const Response& r : client.send_all(requests, {}, requests.size())) {
+    CHECK(r.status == 206);
+    CHECK(r.body.empty());
+  }
+  return whole->map();
 }
 
 }  // namespace
@@ -562,6 +585,36 @@ TEST_CASE("cancellation, deadlines and on_head stop every request of a call") {
   CHECK(client.send(Request{"GET", server.base() + "/files/small.txt"}).body.view() == f.small);
 }
 
+TEST_CASE("ranged answers fill their places in one shared body") {
+  Fixture f;
+  auto server = start(f);
+  Client client;
+  // Ranges of every size, plain TCP: spliced into the memfd at their offsets.
+  for (uint64_t parts : {1, 2, 7}) {
+    Buffer whole = ranged_into(client, server.base() + "/range/big.bin", f.big.size(), parts);
+    CHECK(whole.view() == f.big);
+  }
+  // An answer whose length is not the range asked for fails, naming it.
+  auto into = std::make_shared<SharedBody>(f.big.size(), "big");
+  Request shortened{"GET", server.base() + "/range/short/big.bin"};
+  shortened.headers.emplace_back("Range", "bytes=0-1048575");
+  shortened.into = into;
+  shortened.into_length = 1048576;
+  Error e = error_of([&] { client.send(shortened); });
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK(std::string(e.what()) == "GET " + server.base() +
+                                     "/range/short/big.bin: the ranged answer announces 1048575 "
+                                     "bytes, the range asked for 1048576");
+  // A 200 (a server that ignores Range) is read into a buffer of its own.
+  Request plain{"GET", server.base() + "/files/big.bin"};
+  plain.headers.emplace_back("Range", "bytes=0-1048575");
+  plain.into = into;
+  plain.into_length = 1048576;
+  Response full = client.send(plain);
+  CHECK(full.status == 200);
+  CHECK(full.body.view() == f.big);
+}
+
 TEST_CASE("https verifies certificates and host names") {
   if (std::system("openssl version > /dev/null 2>&1") != 0) {
     FAIL("the openssl command is needed to make the test certificates");
@@ -596,6 +649,9 @@ TEST_CASE("https verifies certificates and host names") {
   CHECK(client.send(Request{"GET", url}).body.view() == f.small);
   CHECK(client.send(Request{"GET", server.base("https", "localhost") + "/files/big.bin"})
             .body.view() == f.big);
+  // Ranged answers over TLS are copied into their places in one shared body.
+  CHECK(ranged_into(client, server.base("https", "localhost") + "/range/big.bin", f.big.size(), 3)
+            .view() == f.big);
 
   // The certificate does not name 127.0.0.1.
   Error wrong_name = error_of([&] {

@@ -11,6 +11,8 @@ path under it.
   /replay?prefix=<case>/  (a ListObjectsV2) the bytes of <case>/list.http
   /files/<p>              the file (Content-Length, ETag, Last-Modified, keep-alive)
   /chunked/<p>            the file, Transfer-Encoding: chunked
+  /range/<p>              the file, and for "Range: bytes=<a>-<b>" those bytes (206 with
+                          Content-Range); "/range/short/<p>" answers a range one byte short
   /flaky/<n>/<code>/<p>   <code> for the first <n> requests of this URL, then the file
   /status/<code>/<p>      <code> with a small HTML page
   /html/<p>               200 with an HTML page instead of the file
@@ -67,6 +69,7 @@ import email.policy
 import hashlib
 import json
 import os
+import re
 import socket
 import ssl
 import struct
@@ -185,6 +188,20 @@ class Handler(BaseHTTPRequestHandler):
             self.replay(seg[1:], query)
         elif route == "files":
             self.serve_file(rest)
+        elif route == "range":
+            short = seg[1] == "short"
+            rel = "/".join(seg[2:]) if short else rest
+            data = self.read_file(rel)
+            if data is None:
+                return self.html(404, "no file")
+            m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+            if not m:
+                return self.send_bytes(200, data)
+            first, last = int(m.group(1)), min(int(m.group(2)), len(data) - 1)
+            if short:
+                last -= 1
+            self.send_bytes(206, data[first:last + 1], extra=(
+                ("Content-Range", "bytes %d-%d/%d" % (first, last, len(data))),))
         elif route == "chunked":
             data = self.read_file(rest)
             if data is None:

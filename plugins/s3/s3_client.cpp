@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/beast/core/string.hpp>
 
+#include "memfd_body.hpp"
 #include "parallel.hpp"
 #include "stowage/error.hpp"
 
@@ -115,6 +116,10 @@ struct S3Client::Request {
   std::string payload_sha256;  // computed from body when empty
   uint64_t max_body = UINT64_MAX;
   std::function<void(const net::Response&)> on_head;
+  // A 206 answer's body goes here (net::Request::into).
+  std::shared_ptr<net::SharedBody> into;
+  uint64_t into_offset = 0;
+  uint64_t into_length = 0;
 };
 
 S3Client::S3Client(ClientConfig config) : config_(std::move(config)) {
@@ -194,6 +199,9 @@ net::Response S3Client::send(const Request& request, const net::Control& control
   out.label = request.op;
   out.body = request.body;
   out.on_head = request.on_head;
+  out.into = request.into;
+  out.into_offset = request.into_offset;
+  out.into_length = request.into_length;
   out.headers.emplace_back("Host", url.authority());
   out.headers.emplace_back("x-amz-date", amz_date(std::chrono::system_clock::now()));
   out.headers.emplace_back("x-amz-content-sha256", payload);
@@ -285,6 +293,134 @@ std::optional<Object> S3Client::get(const std::string& bucket, const std::string
   o.info.sha256 = header_or(resp, kMetaSha256);
   o.body = std::move(resp.body);
   o.body.set_label(name(bucket, key));
+  return o;
+}
+
+namespace {
+
+// "bytes <first>-<last>/<total>" of a Content-Range header; nullopt when it
+// is not that (an unknown total "*" included).
+struct ContentRange {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  uint64_t total = 0;
+};
+std::optional<ContentRange> parse_content_range(std::string_view v) {
+  if (!v.starts_with("bytes ")) return std::nullopt;
+  v.remove_prefix(6);
+  ContentRange r;
+  auto number = [&v](uint64_t& out, char stop) {
+    size_t i = 0;
+    out = 0;
+    while (i < v.size() && v[i] >= '0' && v[i] <= '9' && i < 19) out = out * 10 + (v[i++] - '0');
+    if (i == 0 || (stop != 0 && (i >= v.size() || v[i] != stop))) return false;
+    v.remove_prefix(stop != 0 ? i + 1 : i);
+    return true;
+  };
+  if (!number(r.first, '-') || !number(r.last, '/') || !number(r.total, 0) || !v.empty() ||
+      r.first > r.last || r.last >= r.total) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+std::string byte_range(uint64_t first, uint64_t last) {
+  return "bytes=" + std::to_string(first) + "-" + std::to_string(last);
+}
+
+}  // namespace
+
+std::optional<Object> S3Client::get_ranged(const std::string& bucket, const std::string& key,
+                                           const net::Control& control,
+                                           std::function<void(uint64_t)> on_size) {
+  const uint64_t part = std::max<uint64_t>(config_.part_size, 1);
+  const std::string where = name(bucket, key);
+  Request first{"GetObject", "GET", bucket,    key, {}, {{"Range", byte_range(0, part - 1)}},
+                {},          {},    UINT64_MAX};
+  if (on_size) {
+    first.on_head = [on_size](const net::Response& head) {
+      if (head.status == 206) {
+        if (auto r = parse_content_range(head.header("content-range").value_or(""))) {
+          on_size(r->total);
+        }
+      } else if (head.ok() && head.content_length) {
+        on_size(*head.content_length);
+      }
+    };
+  }
+  net::Response resp = send(first, control);
+  if (resp.status == 404) {
+    std::optional<S3Error> e = parse_error(resp.body.view());
+    if (!e || e->code == "NoSuchKey") return std::nullopt;
+  }
+  if (!resp.ok()) fail(first, resp);
+  Object o;
+  o.info.etag = header_or(resp, "ETag");
+  o.info.last_modified = parse_http_date(header_or(resp, "Last-Modified"));
+  o.info.sha256 = header_or(resp, kMetaSha256);
+  if (resp.status != 206) {
+    // A store that ignores Range sends the whole object.
+    o.info.size = resp.body.size();
+    o.body = std::move(resp.body);
+    o.body.set_label(where);
+    return o;
+  }
+  const std::string header = header_or(resp, "Content-Range");
+  std::optional<ContentRange> range = parse_content_range(header);
+  if (!range || range->first != 0 || range->last + 1 != resp.body.size()) {
+    throw Error(ErrorCode::kDataLoss, "GetObject " + where + ": the answer to Range " +
+                                          byte_range(0, part - 1) + " has Content-Range \"" +
+                                          header + "\" and " + std::to_string(resp.body.size()) +
+                                          " bytes");
+  }
+  o.info.size = range->total;
+  if (range->total == resp.body.size()) {
+    o.body = std::move(resp.body);
+    o.body.set_label(where);
+    return o;
+  }
+  if (o.info.etag.empty()) {
+    throw Error(ErrorCode::kDataLoss,
+                "GetObject " + where + ": the store gave no ETag, so the parts of a " +
+                    std::to_string(range->total) + "-byte object cannot be read as one version");
+  }
+  // The other parts go straight into their places in one memfd, each asking
+  // for the version the first part came from (If-Match): an object replaced
+  // meanwhile fails the read instead of mixing two versions.
+  auto whole = std::make_shared<net::SharedBody>(range->total, where);
+  whole->write_at(0, resp.body.data(), resp.body.size());
+  const uint64_t start = resp.body.size();
+  resp.body = Buffer();
+  const uint64_t rest = range->total - start;
+  const size_t parts = static_cast<size_t>((rest + part - 1) / part);
+  run_parallel(parts, config_.concurrency, [&](size_t i, const std::atomic<bool>& stop) {
+    const uint64_t from = start + i * part;
+    const uint64_t to = std::min(range->total, from + part) - 1;
+    Request r{"GetObject", "GET", bucket,
+              key,         {},    {{"Range", byte_range(from, to)}, {"If-Match", o.info.etag}},
+              {},          {},    UINT64_MAX};
+    r.into = whole;
+    r.into_offset = from;
+    r.into_length = to - from + 1;
+    net::Response answer = send(r, child_control(control, stop));
+    if (answer.status == 412 || answer.status == 404) {
+      throw Error(ErrorCode::kUnavailable,
+                  "GetObject " + where + ": the object was replaced or removed while it was " +
+                      "read in parts (its ETag is no longer " + o.info.etag + ")",
+                  /*retryable=*/true);
+    }
+    if (!answer.ok()) fail(r, answer);
+    const std::string got = header_or(answer, "Content-Range");
+    std::optional<ContentRange> gr = parse_content_range(got);
+    if (answer.status != 206 || !gr || gr->first != from || gr->last != to ||
+        gr->total != range->total) {
+      throw Error(ErrorCode::kDataLoss, "GetObject " + where + ": the answer to Range " +
+                                            byte_range(from, to) + " is HTTP " +
+                                            std::to_string(answer.status) +
+                                            " with Content-Range \"" + got + "\"");
+    }
+  });
+  o.body = whole->map();
   return o;
 }
 

@@ -62,7 +62,9 @@ struct ClientConfig {
   std::string searched;            // where credentials were looked for
   bool unsigned_payload = false;
   // Objects larger than this go up as multipart uploads of part_size parts
-  // (made larger when 10,000 parts would not hold the object).
+  // (made larger when 10,000 parts would not hold the object), and weight
+  // files a load expects to be larger come down as parallel ranged GETs of
+  // part_size (get_ranged).
   uint64_t multipart_threshold = 16ull << 20;
   uint64_t part_size = 16ull << 20;
   // Requests in flight at once for one operation (parts, shards, deletes).
@@ -120,6 +122,16 @@ class S3Client {
   std::optional<Object> get(const std::string& bucket, const std::string& key,
                             const net::Control& control,
                             std::function<void(uint64_t)> on_size = nullptr);
+  // As get, in parallel ranged GETs of part_size bytes (at most concurrency
+  // at once) received into one memfd mapping: for objects the caller expects
+  // to be large. The first range's answer gives the size and the ETag; the
+  // other ranges ask for that ETag (If-Match), so an object replaced during
+  // the read fails with kUnavailable (retryable) instead of mixing versions.
+  // A store that ignores Range answers the first request with the whole
+  // object, which is used as it is.
+  std::optional<Object> get_ranged(const std::string& bucket, const std::string& key,
+                                   const net::Control& control,
+                                   std::function<void(uint64_t)> on_size = nullptr);
   std::optional<ObjectInfo> head(const std::string& bucket, const std::string& key,
                                  const net::Control& control);
   // Stores body (the concatenation of the pieces) at key: one PutObject, or

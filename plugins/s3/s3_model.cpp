@@ -200,6 +200,42 @@ std::vector<std::pair<std::string, std::string>> weight_objects(
   return objects;
 }
 
+// The size each weight file of the manifest must have, in weight_objects'
+// order, where the manifest says: a group of one file holds exactly the
+// group's bytes. nullopt for the files of a group split over several (where
+// the split falls is the saver's choice) and for string tensors.
+std::vector<std::optional<uint64_t>> expected_sizes(const WeightsManifest& manifest) {
+  std::vector<std::optional<uint64_t>> out;
+  for (const WeightGroup& group : manifest) {
+    std::optional<uint64_t> size;
+    if (group.paths.size() == 1) {
+      size = 0;
+      for (const WeightSpec& spec : group.weights) {
+        std::optional<uint64_t> n = fixed_byte_size(spec);
+        if (!n) {
+          size.reset();
+          break;
+        }
+        *size += *n;
+      }
+    }
+    out.insert(out.end(), group.paths.size(), size);
+  }
+  return out;
+}
+
+// A weight file, in parallel ranged GETs when it is expected to be larger
+// than multipart_threshold (one large weights.bin loads as fast as shards).
+std::optional<Object> get_weight_file(S3Client& client,
+                                      const std::pair<std::string, std::string>& object,
+                                      std::optional<uint64_t> expected, const net::Control& control,
+                                      std::function<void(uint64_t)> on_size) {
+  if (expected && *expected > client.config().multipart_threshold) {
+    return client.get_ranged(object.first, object.second, control, std::move(on_size));
+  }
+  return client.get(object.first, object.second, control, std::move(on_size));
+}
+
 }  // namespace
 
 ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const std::string& url,
@@ -284,15 +320,17 @@ ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location,
     std::vector<std::pair<std::string, std::string>> objects =
         weight_objects(store, location, *artifacts.weights_manifest, name, call);
 
+    const std::vector<std::optional<uint64_t>> expected =
+        expected_sizes(*artifacts.weights_manifest);
     std::vector<std::optional<Object>> shards(objects.size());
     net::Control control = control_of(call, Progress::kDownload);
     std::atomic<uint64_t> announced{0};  // Content-Lengths seen so far
-    run_parallel(
-        objects.size(), client.config().concurrency, [&](size_t i, const std::atomic<bool>& stop) {
-          shards[i] =
-              client.get(objects[i].first, objects[i].second, child_control(control, stop),
-                         [&](uint64_t size) { call.set_total(announced.fetch_add(size) + size); });
-        });
+    run_parallel(objects.size(), client.config().concurrency,
+                 [&](size_t i, const std::atomic<bool>& stop) {
+                   shards[i] = get_weight_file(
+                       client, objects[i], expected[i], child_control(control, stop),
+                       [&](uint64_t size) { call.set_total(announced.fetch_add(size) + size); });
+                 });
 
     if (!unchanged_since(store, key, name, text->info, attempt, "loaded", call)) continue;
     WeightData data;
@@ -342,6 +380,8 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
     std::atomic<bool> delivered{false};
     std::optional<size_t> missing;   // a weight file that is gone
     std::atomic<bool> newer{false};  // one written after the model.json read
+    const std::vector<std::optional<uint64_t>> expected =
+        expected_sizes(*artifacts.weights_manifest);
     net::Control control = control_of(call, Progress::kDownload);
     std::atomic<uint64_t> announced{0};  // Content-Lengths seen so far
     std::atomic<uint64_t> bytes{0};
@@ -349,8 +389,8 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
       run_parallel(
           objects.size(), client.config().concurrency,
           [&](size_t i, const std::atomic<bool>& stop) {
-            std::optional<Object> shard = client.get(
-                objects[i].first, objects[i].second, child_control(control, stop),
+            std::optional<Object> shard = get_weight_file(
+                client, objects[i], expected[i], child_control(control, stop),
                 [&](uint64_t size) { call.set_total(announced.fetch_add(size) + size); });
             if (!shard) {
               std::lock_guard<std::mutex> lock(model_mu);

@@ -28,8 +28,11 @@
 //           multipart_threshold) bytes, not the model.
 //   load    GETs model.json, then the weight files in parallel (at most
 //           "concurrency" at once), each handed out as it arrived, labelled
-//           s3://bucket/key. In a streaming copy each goes to the host as
-//           soon as its GET completes, in whatever order they complete.
+//           s3://bucket/key. A file that model.json says is larger than
+//           "multipart_threshold" (a group of one file) comes down as
+//           parallel ranged GETs of "part_size" into one mapping, each range
+//           asking for the first one's ETag (If-Match). In a streaming copy each goes to the host
+//           as soon as its GET completes, in whatever order they complete.
 //   list    Every model.json under the prefix (ListObjectsV2, all pages),
 //           listed by URL (with this URL's query, so it loads the same way).
 //   remove  model.json, then exactly the weight files its manifest names.
@@ -57,8 +60,10 @@
 //                       credentials (never in the URL); else the environment
 //                       and the shared files, see credentials.hpp
 //     shard_size*       bytes per weight file; 0 (default) one weights.<tag>.bin
-//     multipart_threshold*  bytes; default 16 MiB
-//     part_size*        bytes per multipart part; default 16 MiB, at least 5 MiB
+//     multipart_threshold*  bytes; default 16 MiB: larger weight files go up
+//                       as multipart uploads and come down as ranged GETs
+//     part_size*        bytes per multipart part or ranged GET; default
+//                       16 MiB, at least 5 MiB
 //     concurrency*      requests in flight per operation; default 8
 //     integrity         "sha256" (default): each weight file's SHA-256, computed
 //                       as it is uploaded, goes into model.json's group

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -324,6 +325,135 @@ TEST_CASE("large weight files go up as parallel multipart uploads") {
   CHECK(head->etag.find("-3\"") != std::string::npos);  // a 3-part upload's ETag
   CHECK(weight_bytes(load(url(s, "multi/m"), R"({"concurrency": 2})")) == weight_bytes(a));
   CHECK(direct(s).list_multipart_uploads(kBucket, "multi/", {}).empty());
+}
+
+// The proxy log's entries for GETs with a Range header, as "range|if_match".
+std::vector<std::string> ranged_gets(const std::string& log) {
+  static const std::regex kEntry(
+      R"re("method": "GET", "target": "[^"]*", "copy_source": "[^"]*", "range": "(bytes=[^"]*)", "if_match": "((?:[^"\\]|\\.)*)")re");
+  std::vector<std::string> out;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), kEntry); it != std::sregex_iterator();
+       ++it) {
+    out.push_back((*it)[1].str() + "|" + (*it)[2].str());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Waits (up to 30 s) until the proxy has seen a request whose log entry
+// contains needle.
+void wait_for_request(const std::string& needle) {
+  for (int i = 0; i < 600 && proxy_log().find(needle) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(proxy_log().find(needle) != std::string::npos);
+}
+
+TEST_CASE("a large weight file comes down as parallel ranged GETs of one version") {
+  S3TestServer& s = faulty_server();
+  set_faults("[]");
+  ModelArtifacts a = model(3 * 1024 * 1024 + 5, 0.75f);  // one weights.bin of 12 MiB + 20 bytes
+  const std::string parts = R"({"multipart_threshold": 5242880, "part_size": 5242880})";
+  save(url(s, "ranged/m"), a, parts);
+  const std::string key = key_of(s, "ranged/m/", "weights.");
+  const std::string etag = direct(s).head(kBucket, key, {})->etag;
+  const std::string quoted = std::regex_replace(etag, std::regex("\""), "\\\"");
+
+  clear_log();
+  CHECK(weight_bytes(load(url(s, "ranged/m"), parts)) == weight_bytes(a));
+  // The first range gives the size and the ETag; the others ask for it.
+  CHECK(ranged_gets(proxy_log()) == std::vector<std::string>{"bytes=0-5242879|",
+                                                             "bytes=10485760-12582931|" + quoted,
+                                                             "bytes=5242880-10485759|" + quoted});
+
+  // Above the default threshold (16 MiB) only: the same file in one GET.
+  clear_log();
+  CHECK(weight_bytes(load(url(s, "ranged/m"))) == weight_bytes(a));
+  CHECK(ranged_gets(proxy_log()).empty());
+
+  // The client alone: the object in one mapping, labelled with its URL.
+  s3::ClientConfig config;
+  config.endpoint = s.endpoint;
+  config.addressing = s3::Addressing::kPath;
+  config.credentials = s3::Credentials{s.access_key_id, s.secret_access_key, ""};
+  config.part_size = 5242880;
+  config.concurrency = 2;
+  s3::S3Client client(config);
+  std::optional<s3::Object> whole = client.get_ranged(kBucket, key, {});
+  REQUIRE(whole);
+  CHECK(whole->info.size == 12582932);
+  CHECK(whole->info.etag == etag);
+  CHECK(whole->body.label() == "s3://stowage-models/" + key);
+  CHECK(std::string(whole->body.view()) ==
+        std::string(direct(s).get(kBucket, key, {})->body.view()));
+  CHECK(!client.get_ranged(kBucket, "ranged/m/no-such-file.bin", {}));
+
+  // A store that ignores Range answers the first request with the whole
+  // object, which is used as it is.
+  clear_log();
+  set_faults(R"([{"method":"GET","range":"bytes=0-","strip_range":true,"times":1}])");
+  std::optional<s3::Object> unranged = client.get_ranged(kBucket, key, {});
+  REQUIRE(unranged);
+  CHECK(unranged->body.view() == whole->body.view());
+  CHECK(ranged_gets(proxy_log()) == std::vector<std::string>{"bytes=0-5242879|"});
+  set_faults("[]");
+}
+
+TEST_CASE("a weight file replaced while its ranges are read: never a mix of versions") {
+  S3TestServer& s = faulty_server();
+  set_faults("[]");
+  ModelArtifacts a = model(3 * 1024 * 1024 + 5, 0.75f);
+  // No digests in model.json: the replacement has the same size and other
+  // bytes, and only the ranges' If-Match can tell.
+  const std::string parts =
+      R"({"multipart_threshold": 5242880, "part_size": 5242880, "integrity": "none"})";
+  save(url(s, "replaced/m"), a, parts);
+  const std::string key = key_of(s, "replaced/m/", "weights.");
+  const std::string old_etag = direct(s).head(kBucket, key, {})->etag;
+  std::vector<float> other = ramp(3 * 1024 * 1024 + 5, 9.0f);
+  const std::vector<uint8_t> other_bytes = testing::float_bytes(other);
+  auto put_other = [&](const std::string& k) {
+    direct(s).put(kBucket, k, {Buffer::copy_of(other_bytes)}, {});
+  };
+
+  // The client alone: the second range is held back by the proxy while the
+  // object is replaced, then answered 412 by the store.
+  s3::ClientConfig config;
+  config.endpoint = s.endpoint;
+  config.addressing = s3::Addressing::kPath;
+  config.credentials = s3::Credentials{s.access_key_id, s.secret_access_key, ""};
+  config.part_size = 5242880;
+  config.concurrency = 1;
+  s3::S3Client client(config);
+  clear_log();
+  set_faults(R"([{"method":"GET","range":"bytes=5242880-","delay_ms":1500,"times":1}])");
+  std::future<Error> failed = std::async(
+      std::launch::async, [&] { return error_from([&] { client.get_ranged(kBucket, key, {}); }); });
+  wait_for_request("bytes=5242880-10485759");
+  put_other(key);
+  Error e = failed.get();
+  CHECK(e.code() == ErrorCode::kUnavailable);
+  CHECK(e.retryable());
+  CHECK(std::string(e.what()) ==
+        "GetObject s3://stowage-models/" + key +
+            ": the object was replaced or removed while it was read in parts (its ETag is no "
+            "longer " +
+            old_etag + ")");
+
+  // Through the host: the retry reads the new version whole.
+  save(url(s, "replaced/m"), a, parts);
+  const std::string key2 = key_of(s, "replaced/m/", "weights.");
+  clear_log();
+  set_faults(R"([{"method":"GET","range":"bytes=5242880-","delay_ms":1500,"times":1}])");
+  std::future<ModelArtifacts> loaded =
+      std::async(std::launch::async, [&] { return load(url(s, "replaced/m"), parts); });
+  wait_for_request("bytes=5242880-10485759");
+  put_other(key2);
+  ModelArtifacts got = loaded.get();
+  CHECK(weight_bytes(got) == weight_bytes(float_model(other)));
+  // The first attempt's three ranges, then the retry's three.
+  CHECK(ranged_gets(proxy_log()).size() == 6);
+  set_faults("[]");
 }
 
 TEST_CASE("replacing a model: the old one stays whole until model.json changes") {

@@ -79,12 +79,16 @@ class FaultProxy:
       POST /__faults   JSON list of rules, replacing the current ones:
          {"method": "PUT", "contains": "partNumber=2", "status": 500,
           "code": "InternalError", "times": 1}
-         "contains" is matched against "METHOD /path?query"; "times" is how
+         "contains" is matched against "METHOD /path?query", "range" (when
+         given) against the request's Range header; "times" is how
          many matching requests fail (then the rule is spent); "drop": true
          closes the connection without an answer instead; "delay_ms": d
-         forwards the request after d ms instead of failing it.
+         forwards the request after d ms instead of failing it;
+         "strip_range": true forwards it without its Range header (a
+         store that ignores Range).
       GET  /__log      JSON list of {"method", "target", "copy_source",
-                       "checksums"} of every request forwarded or failed so
+                       "range", "if_match", "checksums"} of every request
+                       forwarded or failed so
                        far; "checksums" names any checksum header sent
                        (x-amz-checksum-*, x-amz-sdk-checksum-*, x-amz-trailer,
                        Content-MD5, aws-chunked encoding).
@@ -141,6 +145,8 @@ class FaultProxy:
                         checksums.append("content-encoding: aws-chunked")
                     proxy.log.append({"method": self.command, "target": self.path,
                                       "copy_source": self.headers.get("x-amz-copy-source", ""),
+                                      "range": self.headers.get("Range", ""),
+                                      "if_match": self.headers.get("If-Match", ""),
                                       "checksums": checksums})
                     rule = None
                     for r in proxy.rules:
@@ -150,11 +156,14 @@ class FaultProxy:
                             continue
                         if r.get("contains") and r["contains"] not in line:
                             continue
+                        if r.get("range") and r["range"] not in self.headers.get("Range", ""):
+                            continue
                         r["times"] = r.get("times", 1) - 1
                         rule = r
                         break
-                if rule is not None and rule.get("delay_ms"):
-                    time.sleep(rule["delay_ms"] / 1000.0)
+                strip_range = rule is not None and rule.get("strip_range")
+                if rule is not None and (rule.get("delay_ms") or strip_range):
+                    time.sleep(rule.get("delay_ms", 0) / 1000.0)
                     rule = None  # then forwarded as usual
                 if rule is not None:
                     if rule.get("drop"):
@@ -175,6 +184,8 @@ class FaultProxy:
                                     skip_accept_encoding=True)
                     for k, v in self.headers.items():
                         if k.lower() in ("connection", "keep-alive"):
+                            continue
+                        if strip_range and k.lower() == "range":
                             continue
                         conn.putheader(k, v)
                     conn.endheaders(body if body else None)

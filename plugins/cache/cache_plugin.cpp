@@ -45,6 +45,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -349,6 +350,17 @@ class CacheHandler : public plugin::Handler {
     }
   }
 
+  // True when the wrapped load checked every weight file against the
+  // digest model.json records: the host does so for a nested load unless
+  // the call says STOWAGE_CALL_SKIP_DIGESTS (abi.h), a bit that exists
+  // from ABI 1.2; a host too old to say is not trusted to have checked.
+  static bool host_checked_digests(const plugin::Call& call) {
+    const stowage_call* raw = call.raw();
+    return raw != nullptr &&
+           raw->struct_size >= offsetof(stowage_call, flags) + sizeof(stowage_call::flags) &&
+           (raw->flags & STOWAGE_CALL_SKIP_DIGESTS) == 0;
+  }
+
   Fetched fetch(plugin::Call& call) const {
     plugin::detail::OwnStatus st;
     stowage_artifacts* a = nullptr;
@@ -404,12 +416,20 @@ class CacheHandler : public plugin::Handler {
       // Shared with readers, exclusive of eviction: the blobs written here
       // cannot be collected before the snapshot naming them is published.
       FileLock shared = store.lock_cache(FileLock::Mode::kShared);
+      const bool checked = host_checked_digests(call);
       for (size_t i = 0; i < f.weights.size(); ++i) {
         const Buffer& b = f.weights[i];
         std::string sha;
-        // A recorded digest was checked by the host on the way in: a blob
-        // of that name is the same bytes, kept without a second write.
-        if (recorded[i] && store.has_blob(*recorded[i])) {
+        if (recorded[i] && checked) {
+          // The host checked these bytes against the recorded digest on the
+          // way in: hashing them again here would only repeat its work. A
+          // blob already held under that name is the same bytes, kept
+          // without a second write.
+          sha = *recorded[i];
+          if (!store.has_blob(sha)) store.put_blob(sha, b.bytes());
+        } else if (recorded[i] && store.has_blob(*recorded[i])) {
+          // Unchecked bytes (STOWAGE_CALL_SKIP_DIGESTS): the held blob is
+          // the recorded digest's bytes, checked when it was stored.
           sha = *recorded[i];
         } else {
           sha = sha256_hex(b.bytes());

@@ -264,14 +264,12 @@ class CacheHandler : public plugin::Handler {
   // The path of the first mapped blob whose bytes do not hash to its name,
   // after removing it; nullopt when all match.
   static std::optional<std::string> corrupt_blob(const CacheStore& store, const Opened& o) {
-    for (size_t i = 0; i < o.weights->size(); ++i) {
-      const std::string& sha = o.snapshot.files[i].sha256;
-      if (!CacheStore::blob_matches(sha, (*o.weights)[i])) {
-        store.remove_blob(sha);
-        return store.blob_path(sha).string();
-      }
-    }
-    return std::nullopt;
+    std::vector<std::string> names;
+    for (const CachedFile& f : o.snapshot.files) names.push_back(f.sha256);
+    const std::optional<size_t> bad = CacheStore::first_mismatch(names, *o.weights);
+    if (!bad) return std::nullopt;
+    store.remove_blob(names[*bad]);
+    return store.blob_path(names[*bad]).string();
   }
 
   // The cached model, checked, as the inner load gave it; nullopt when a

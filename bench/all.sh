@@ -5,7 +5,7 @@
 #
 #   bench/all.sh [BUILD_DIR]          BUILD_DIR defaults to ./build
 #   env: BENCHES (which to run, in order; default every one:
-#          file http s3 stream digest integrity s3ca browser node),
+#          file http s3 stream digest integrity s3ca cache browser node),
 #        REPS (passed on to every bench; each has its own default),
 #        README (the file to write; default bench/README.md)
 #
@@ -17,7 +17,7 @@ set -euo pipefail
 build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 readme=${README:-$here/README.md}
-benches=${BENCHES:-file http s3 stream digest integrity s3ca browser node}
+benches=${BENCHES:-file http s3 stream digest integrity s3ca cache browser node}
 begin='<!-- all.sh results begin -->'
 end='<!-- all.sh results end -->'
 grep -qxF "$begin" "$readme" && grep -qxF "$end" "$readme" ||
@@ -32,10 +32,11 @@ run_bench() {
     digest) python3 "$here/digest_load_bench.py" "$build" ;;
     integrity) python3 "$here/integrity_save_bench.py" "$build" ;;
     s3ca) python3 "$here/s3_content_addressed_bench.py" "$build" ;;
+    cache) python3 "$here/cache_load_bench.py" "$build" ;;
     browser) "$build/bin/browser_bench" 256 "${REPS:-7}" ;;
     node) node "$here/node_load_bench.js" --stowage "$build/bin/stowage" ;;
     *)
-      echo "all.sh: unknown bench \"$1\" (file http s3 stream digest integrity s3ca browser node)" >&2
+      echo "all.sh: unknown bench \"$1\" (file http s3 stream digest integrity s3ca cache browser node)" >&2
       return 2
       ;;
   esac

@@ -45,6 +45,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -264,14 +265,12 @@ class CacheHandler : public plugin::Handler {
   // The path of the first mapped blob whose bytes do not hash to its name,
   // after removing it; nullopt when all match.
   static std::optional<std::string> corrupt_blob(const CacheStore& store, const Opened& o) {
-    for (size_t i = 0; i < o.weights->size(); ++i) {
-      const std::string& sha = o.snapshot.files[i].sha256;
-      if (!CacheStore::blob_matches(sha, (*o.weights)[i])) {
-        store.remove_blob(sha);
-        return store.blob_path(sha).string();
-      }
-    }
-    return std::nullopt;
+    std::vector<std::string> names;
+    for (const CachedFile& f : o.snapshot.files) names.push_back(f.sha256);
+    const std::optional<size_t> bad = CacheStore::first_mismatch(names, *o.weights);
+    if (!bad) return std::nullopt;
+    store.remove_blob(names[*bad]);
+    return store.blob_path(names[*bad]).string();
   }
 
   // The cached model, checked, as the inner load gave it; nullopt when a
@@ -350,6 +349,17 @@ class CacheHandler : public plugin::Handler {
     }
   }
 
+  // True when the wrapped load checked every weight file against the
+  // digest model.json records: the host does so for a nested load unless
+  // the call says STOWAGE_CALL_SKIP_DIGESTS (abi.h), a bit that exists
+  // from ABI 1.2; a host too old to say is not trusted to have checked.
+  static bool host_checked_digests(const plugin::Call& call) {
+    const stowage_call* raw = call.raw();
+    return raw != nullptr &&
+           raw->struct_size >= offsetof(stowage_call, flags) + sizeof(stowage_call::flags) &&
+           (raw->flags & STOWAGE_CALL_SKIP_DIGESTS) == 0;
+  }
+
   Fetched fetch(plugin::Call& call) const {
     plugin::detail::OwnStatus st;
     stowage_artifacts* a = nullptr;
@@ -405,12 +415,20 @@ class CacheHandler : public plugin::Handler {
       // Shared with readers, exclusive of eviction: the blobs written here
       // cannot be collected before the snapshot naming them is published.
       FileLock shared = store.lock_cache(FileLock::Mode::kShared);
+      const bool checked = host_checked_digests(call);
       for (size_t i = 0; i < f.weights.size(); ++i) {
         const Buffer& b = f.weights[i];
         std::string sha;
-        // A recorded digest was checked by the host on the way in: a blob
-        // of that name is the same bytes, kept without a second write.
-        if (recorded[i] && store.has_blob(*recorded[i])) {
+        if (recorded[i] && checked) {
+          // The host checked these bytes against the recorded digest on the
+          // way in: hashing them again here would only repeat its work. A
+          // blob already held under that name is the same bytes, kept
+          // without a second write.
+          sha = *recorded[i];
+          if (!store.has_blob(sha)) store.put_blob(sha, b.bytes());
+        } else if (recorded[i] && store.has_blob(*recorded[i])) {
+          // Unchecked bytes (STOWAGE_CALL_SKIP_DIGESTS): the held blob is
+          // the recorded digest's bytes, checked when it was stored.
           sha = *recorded[i];
         } else {
           sha = sha256_hex(b.bytes());

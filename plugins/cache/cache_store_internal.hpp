@@ -130,6 +130,11 @@ class CacheStore {
   std::optional<Buffer> map_blob(const std::string& sha256, uint64_t size) const;
   // True when the mapped bytes hash to the blob's name.
   static bool blob_matches(const std::string& sha256, const Buffer& bytes);
+  // The first i (in order) whose buffers[i] does not hash to sha256s[i];
+  // nullopt when all match. Hashed on all cores, a file per task, largest
+  // first (SHA-256 is serial within a file). REQUIRES: equal sizes.
+  static std::optional<size_t> first_mismatch(const std::vector<std::string>& sha256s,
+                                              const std::vector<Buffer>& buffers);
   void remove_blob(const std::string& sha256) const;
 
   FileLock lock_model(const std::string& key) const;

@@ -349,4 +349,29 @@ TEST_CASE("verify finds damaged snapshots and blobs, and stray files") {
                          " (group1-shard2), which is missing");
   CHECK(p[2].path == store.snapshot_path(kb).string());
   CHECK(p[2].what.starts_with("Cache snapshot "));
+TEST_CASE("first_mismatch finds the first buffer that does not hash to its name, on all cores") {
+  // 12 MiB in 6 buffers: over the size where the check starts threads.
+  std::vector<std::string> contents;
+  for (int i = 0; i < 6; ++i) contents.push_back(std::string(2 << 20, static_cast<char>('a' + i)));
+  std::vector<std::string> names;
+  std::vector<Buffer> buffers;
+  for (const std::string& c : contents) {
+    names.push_back(sha(c));
+    buffers.push_back(Buffer::copy_of(bytes_of(c)));
+  }
+  CHECK(CacheStore::first_mismatch(names, buffers) == std::nullopt);
+  CHECK(CacheStore::first_mismatch({}, {}) == std::nullopt);
+
+  // Two bad ones: the first in order is named, whichever thread saw it.
+  std::string damaged = contents[4];
+  damaged[12345] ^= 1;
+  buffers[4] = Buffer::copy_of(bytes_of(damaged));
+  CHECK(CacheStore::first_mismatch(names, buffers) == std::optional<size_t>(4));
+  damaged = contents[1];
+  damaged.back() ^= 1;
+  buffers[1] = Buffer::copy_of(bytes_of(damaged));
+  CHECK(CacheStore::first_mismatch(names, buffers) == std::optional<size_t>(1));
+  // A small set, checked on this thread alone, the same way.
+  CHECK(CacheStore::first_mismatch({names[0], names[1]}, {buffers[0], buffers[1]}) ==
+        std::optional<size_t>(1));
 }

@@ -12,8 +12,14 @@
 //                 TF.js loads what Flask stored, over http from
 //                 `python3 -m http.server`, with tf.io.http() and
 //                 tf.loadLayersModel(): every value and prediction equal.
+//   --mode cache  the same server behind the pull-through cache: stowage copies
+//                 each model from cache+http://... into OUT/<id>/cache_fill
+//                 (fetched and cached), then again with STOWAGE_OFFLINE=1 into
+//                 OUT/<id>/cache_offline, which the server's log shows was
+//                 served from the cache alone (tfjs_load_check.js then checks
+//                 both).
 //
-// Usage: node http_interop.js --mode load|flask --stowage BIN --models DIR --out DIR
+// Usage: node http_interop.js --mode load|flask|cache --stowage BIN --models DIR --out DIR
 'use strict';
 
 const assert = require('assert');
@@ -26,7 +32,7 @@ function arg(name) {
   const i = process.argv.indexOf(name);
   if (i < 0 || i + 1 >= process.argv.length) {
     process.stderr.write(
-        'usage: node http_interop.js --mode load|flask --stowage BIN --models DIR --out DIR\n');
+        'usage: node http_interop.js --mode load|flask|cache --stowage BIN --models DIR --out DIR\n');
     process.exit(2);
   }
   return process.argv[i + 1];
@@ -61,8 +67,8 @@ function httpServer(dir) {
                       '--directory', dir], /port (\d+)/);
 }
 
-function stowage(bin, argv) {
-  const r = childProcess.spawnSync(bin, argv, {encoding: 'utf8'});
+function stowage(bin, argv, env = process.env) {
+  const r = childProcess.spawnSync(bin, argv, {encoding: 'utf8', env});
   if (r.status !== 0) {
     throw new Error(`stowage ${argv.join(' ')}: exit ${r.status}\n${r.stdout}${r.stderr}`);
   }
@@ -81,6 +87,54 @@ async function modeLoad(bin, models, out, index) {
       // integrity none: the copy must be tfjs-node's files byte for byte.
       stowage(bin, ['copy', src, 'file://' + dst, '--integrity', 'none', '-q']);
       assert.ok(fs.existsSync(path.join(dst, 'model.json')), 'no model.json written');
+      process.stdout.write(`ok   ${m.id} ${src}\n`);
+    } catch (e) {
+      ++failures;
+      process.stdout.write(`FAIL ${m.id}: ${e.message}\n`);
+    }
+  }
+  return failures;
+}
+
+// python's access log lines ("GET /path HTTP/1.1" 200 -) seen so far.
+function requestLog(proc) {
+  const log = {text: ''};
+  proc.stderr.on('data', (d) => { log.text += d.toString(); });
+  log.gets = () => (log.text.match(/"GET [^"]*"/g) || []).length;
+  // spawnSync blocks this loop: the lines python wrote meanwhile wait in
+  // the pipe until the loop runs again.
+  log.settle = () => new Promise((r) => setTimeout(r, 100));
+  return log;
+}
+
+async function modeCache(bin, models, out, index) {
+  const server = await httpServer(models);
+  const log = requestLog(server.proc);
+  const cacheDir = path.join(out, 'cache-dir');
+  fs.rmSync(cacheDir, {recursive: true, force: true});
+  const env = {...process.env, STOWAGE_CACHE_DIR: cacheDir};
+  delete env.STOWAGE_OFFLINE;
+  let failures = 0;
+  for (const m of index.models) {
+    const src = `cache+http://127.0.0.1:${server.port}/${m.model_json}`;
+    try {
+      const fill = path.join(out, m.id, 'cache_fill');
+      const offline = path.join(out, m.id, 'cache_offline');
+      for (const dst of [fill, offline]) {
+        fs.rmSync(dst, {recursive: true, force: true});
+        fs.mkdirSync(path.dirname(dst), {recursive: true});
+      }
+      // integrity none: the copies must be tfjs-node's files byte for byte.
+      const before = log.gets();
+      stowage(bin, ['copy', src, 'file://' + fill, '--integrity', 'none', '-q'], env);
+      // python logs each request before it answers: all are in the pipe.
+      await log.settle();
+      assert.ok(log.gets() > before, `the fill made no request (${log.gets()} GETs logged)`);
+      const filled = log.gets();
+      stowage(bin, ['copy', src, 'file://' + offline, '--integrity', 'none', '-q'],
+              {...env, STOWAGE_OFFLINE: '1'});
+      await log.settle();
+      assert.strictEqual(log.gets(), filled, 'the offline copy reached the server');
       process.stdout.write(`ok   ${m.id} ${src}\n`);
     } catch (e) {
       ++failures;
@@ -175,8 +229,12 @@ async function main() {
   const models = path.resolve(arg('--models'));
   const out = path.resolve(arg('--out'));
   const index = JSON.parse(fs.readFileSync(path.join(models, 'index.json'), 'utf8'));
-  const failures = mode === 'load' ? await modeLoad(bin, models, out, index)
-                                   : await modeFlask(bin, models, out, index);
+  const modes = {load: modeLoad, flask: modeFlask, cache: modeCache};
+  if (!modes[mode]) {
+    process.stderr.write(`http_interop.js: unknown --mode ${mode} (load, flask or cache)\n`);
+    process.exit(2);
+  }
+  const failures = await modes[mode](bin, models, out, index);
   process.stdout.write(`${index.models.length - failures} passed, ${failures} failed\n`);
   process.exit(failures === 0 ? 0 : 1);
 }

@@ -329,3 +329,23 @@ TEST_CASE("a retried request is one line on stderr: method, redacted URL, attemp
   CHECK(quiet.code == 0);
   CHECK(quiet.err.empty());
 }
+
+TEST_CASE("s3's retries are announced alike, one line per retried request") {
+  TempDir dir;
+  fs::create_directories(dir.path() / "root/bucket/m");
+  for (const char* f : {"model.json", "weights.bin"}) {
+    fs::copy_file(fs::path(kDense).parent_path() / f, dir.path() / "root/bucket/m" / f);
+  }
+  // A path-style endpoint under /flaky/1/503/: each object answers 503 once.
+  PythonServer site({kTestServer, "--root", (dir.path() / "root").string()});
+  const std::string endpoint = site.base() + "/flaky/1/503";
+  Result r = run_showing_progress(
+      dir, {"copy", "s3://bucket/m/model.json?endpoint=" + endpoint + "&anonymous=true",
+            dir.url("out"), "--json"});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  // The load is tried again from the start after each: model.json fails on
+  // the first attempt, the weights on the second.
+  CHECK(r.err == "retrying GET " + endpoint + "/bucket/m/model.json (2/4) after HTTP 503\n" +
+                     "retrying GET " + endpoint + "/bucket/m/weights.bin (3/4) after HTTP 503\n");
+}

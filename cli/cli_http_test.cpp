@@ -1,7 +1,8 @@
 // The stowage command against real HTTP receivers: copy and move to
 // stowage serve (which names the model's URL), to the Flask receiver of the
 // TF.js documentation and to a receiver that answers 200 with no body (which
-// name nothing), and --from-tfhub against a server laid out like tfhub.dev.
+// name nothing), --from-tfhub against a server laid out like tfhub.dev, and
+// what a copy shows on stderr: its phases and the host's retries.
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 #include <signal.h>
@@ -10,6 +11,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
+#include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -89,6 +93,37 @@ std::string source_in(const TempDir& dir) {
 }
 
 constexpr const char* kCannotReadBack = "the model cannot be read back from ";
+
+// The command with STOWAGE_PROGRESS set (the bar and retry notices on a
+// stderr that is no terminal, as on one) and no other STOWAGE_ variable.
+Result run_showing_progress(const TempDir& dir, const std::vector<std::string>& args) {
+  return stowage::testing::run_program(
+      STOWAGE_CLI_EXE, args,
+      {.cwd = dir.path(), .drop_env = {"STOWAGE_"}, .add_env = {"STOWAGE_PROGRESS=always"}});
+}
+
+// The totals each bar label was drawn with ("loading" -> {"104 B"}), in the
+// order the labels first appeared. A bar is "\r\033[K<label> [###] 40% 41 B /
+// 104 B ..."; lines between bars are kept out.
+struct Bars {
+  std::vector<std::string> labels;
+  std::map<std::string, std::set<std::string>> totals;
+};
+Bars bars_in(const std::string& err) {
+  static const std::regex kBar(R"(^([a-z]+) .*\d+% +[0-9.]+ [KMGT]?i?B / ([0-9.]+ [KMGT]?i?B) )");
+  Bars bars;
+  size_t at = 0;
+  while ((at = err.find("\r\033[K", at)) != std::string::npos) {
+    at += 4;
+    const size_t end = err.find_first_of("\r\n", at);
+    const std::string bar = err.substr(at, end == std::string::npos ? end : end - at);
+    std::smatch m;
+    if (!std::regex_search(bar, m, kBar)) continue;
+    if (!bars.totals.count(m[1])) bars.labels.push_back(m[1]);
+    bars.totals[m[1]].insert(m[2]);
+  }
+  return bars;
+}
 
 }  // namespace
 
@@ -235,4 +270,82 @@ TEST_CASE("copy --from-tfhub loads a TF Hub model URL as loadGraphModel({fromTFH
   Result usage = run(dir.path(), {"copy", kDense, dir.url("out4"), "--from-tfhub"});
   CHECK(usage.code == 2);
   CHECK(contains(usage.err, "--from-tfhub needs an http(s) source"));
+}
+
+TEST_CASE("copy shows its phases, loading, saving and verifying, each with a fixed total") {
+  TempDir dir;
+  PythonServer site({kTestServer, "--root", fs::path(kDense).parent_path().parent_path().string()});
+  Serve serve(dir.url("store"));
+  Result r = run_showing_progress(
+      dir, {"copy", site.base() + "/files/dense/model.json", serve.url("/models/p")});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  Bars bars = bars_in(r.err);
+  // The load and the read-back each count the 104 weight bytes model.json
+  // names; the save counts its upload (the multipart body) from its start.
+  CHECK(bars.labels == std::vector<std::string>{"loading", "saving", "verifying"});
+  CHECK(bars.totals["loading"] == std::set<std::string>{"104 B"});
+  CHECK(bars.totals["saving"].size() == 1);
+  CHECK(bars.totals["verifying"] == std::set<std::string>{"104 B"});
+  // Erased at the end: the summary starts on a clean line.
+  CHECK(r.err.ends_with("\r\033[K"));
+}
+
+TEST_CASE("a retried request is one line on stderr: method, redacted URL, attempt, reason") {
+  TempDir dir;
+  PythonServer site({kTestServer, "--root", fs::path(kDense).parent_path().parent_path().string()});
+  // model.json answers 503 once; the weights come from a path that never fails.
+  auto copy = [&](const std::string& signature, std::vector<std::string> extra) {
+    std::vector<std::string> args = {
+        "copy", site.base() + "/flaky/1/503/dense/model.json?X-Amz-Signature=" + signature,
+        dir.url("out-" + signature), "--src-option",
+        "weight_path_prefix=" + site.base() + "/files/dense/"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  Result r = run_showing_progress(dir, copy("s1", {"--json"}));
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.err == "retrying GET " + site.base() +
+                     "/flaky/1/503/dense/model.json?X-Amz-Signature=REDACTED (2/4) after "
+                     "HTTP 503\n");
+  CHECK_FALSE(contains(r.err, "s1"));
+
+  // Under a progress bar: the line replaces the bar, which comes back below.
+  Result bar = run_showing_progress(dir, copy("s2", {}));
+  INFO(bar.err);
+  REQUIRE(bar.code == 0);
+  const std::string line = "retrying GET " + site.base() +
+                           "/flaky/1/503/dense/model.json?X-Amz-Signature=REDACTED (2/4) after "
+                           "HTTP 503\n";
+  CHECK(contains(bar.err, line));
+  CHECK(bar.err.find("retrying") == bar.err.rfind("retrying"));
+
+  // Not on a stderr that is no terminal, and never with -q.
+  Result plain = run(dir.path(), copy("s3", {}));
+  CHECK(plain.code == 0);
+  CHECK(plain.err.empty());
+  Result quiet = run_showing_progress(dir, copy("s4", {"-q"}));
+  CHECK(quiet.code == 0);
+  CHECK(quiet.err.empty());
+}
+
+TEST_CASE("s3's retries are announced alike, one line per retried request") {
+  TempDir dir;
+  fs::create_directories(dir.path() / "root/bucket/m");
+  for (const char* f : {"model.json", "weights.bin"}) {
+    fs::copy_file(fs::path(kDense).parent_path() / f, dir.path() / "root/bucket/m" / f);
+  }
+  // A path-style endpoint under /flaky/1/503/: each object answers 503 once.
+  PythonServer site({kTestServer, "--root", (dir.path() / "root").string()});
+  const std::string endpoint = site.base() + "/flaky/1/503";
+  Result r = run_showing_progress(
+      dir, {"copy", "s3://bucket/m/model.json?endpoint=" + endpoint + "&anonymous=true",
+            dir.url("out"), "--json"});
+  INFO(r.out, r.err);
+  REQUIRE(r.code == 0);
+  // The load is tried again from the start after each: model.json fails on
+  // the first attempt, the weights on the second.
+  CHECK(r.err == "retrying GET " + endpoint + "/bucket/m/model.json (2/4) after HTTP 503\n" +
+                     "retrying GET " + endpoint + "/bucket/m/weights.bin (3/4) after HTTP 503\n");
 }

@@ -15,6 +15,7 @@
 
 #include "stowage/error.hpp"
 #include "stowage/handler.hpp"
+#include "stowage/management.hpp"
 #include "stowage/quantize.hpp"
 #include "stowage/text.hpp"
 #include "stowage/weights.hpp"
@@ -208,8 +209,15 @@ class JsonWriter {
 void install_interrupt_handler();
 bool interrupted() noexcept;
 
+// Has the host print one line on stderr for each retry it makes
+// ("retrying GET https://h/m/model.json (2/4) after HTTP 503"), so a
+// struggling store is not silence: when stderr is a terminal (or
+// STOWAGE_PROGRESS=always) and -q was not given. Call before opening handlers.
+void announce_retries(const CommonOptions& common);
+
 // A byte-level progress bar on stderr, drawn only when stderr is a terminal
-// and neither --json nor --quiet was given. Thread-safety: the callbacks it
+// (or STOWAGE_PROGRESS=always; never with STOWAGE_PROGRESS=never) and
+// neither --json nor --quiet was given. Thread-safety: the callbacks it
 // hands out may be called from any thread.
 class Progress {
  public:
@@ -221,6 +229,9 @@ class Progress {
   // A context whose on_progress draws this bar and whose is_cancelled
   // reports Ctrl-C.
   CallContext context();
+  // For TransferOptions::on_phase_progress: the bar is labelled with the
+  // phase ("loading", then "saving"), each with its own total.
+  std::function<void(TransferPhase, uint64_t, uint64_t)> phases();
   // Erases the bar.
   void finish();
 

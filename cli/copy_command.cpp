@@ -234,6 +234,7 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
   }
   const std::string src = normalize_url(a.src);
   const std::string dst = normalize_url(a.dst);
+  announce_retries(common);
   TransferOptions options;
   options.source_options = source_options(a, src);
   options.destination_options = destination_options(a);
@@ -249,8 +250,9 @@ int run_transfer(const TransferArgs& a, const CommonOptions& common) {
 
   SaveResult result;
   {
-    Progress progress(common, a.move ? "moving" : "copying");
+    Progress progress(common, "loading");
     options.call = progress.context();
+    options.on_phase_progress = progress.phases();
     options.call.verify_digests = !a.no_verify_digests;
     try {
       result = a.move ? move_model(src, dst, options) : copy_model(src, dst, options);

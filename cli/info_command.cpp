@@ -346,6 +346,7 @@ int run_info(const InfoArgs& args, const CommonOptions& common) {
   r.url = normalize_url(args.url);
   const std::string options = options_json(args.options, "--options");
   try {
+    announce_retries(common);
     std::unique_ptr<IOHandler> handler = Registry::global().open(r.url, options);
     bool described = false;
     if (!args.stats && handler->can_stat()) {

@@ -7,15 +7,32 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
 #include "commands_internal.hpp"
+#include "stowage/registry.hpp"
 
 namespace stowage::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+
+// One writer on stderr at a time (bars and retry notices come from several
+// threads), and whether a bar is on the current line.
+std::mutex g_stderr_mu;
+bool g_bar_shown = false;
+
+// STOWAGE_PROGRESS: "always" draws on stderr even when it is no terminal
+// (logs, tests), "never" not even on one; otherwise only on a terminal.
+bool stderr_wanted() {
+  const char* mode = std::getenv("STOWAGE_PROGRESS");
+  const std::string_view m = mode != nullptr ? mode : "";
+  if (m == "always") return true;
+  if (m == "never") return false;
+  return isatty(STDERR_FILENO) == 1;
+}
 
 extern "C" void on_interrupt(int signal_number) {
   // The first signal asks the running call to stop cleanly (a plugin then
@@ -52,14 +69,47 @@ void install_interrupt_handler() {
 
 bool interrupted() noexcept { return g_interrupted.load(); }
 
+void announce_retries(const CommonOptions& common) {
+  if (common.quiet || !stderr_wanted()) return;
+  Registry::global().set_retry_observer([](const RetryNotice& n) {
+    const std::string line = "retrying " + n.method + " " + n.url + " (" +
+                             std::to_string(n.attempt) + "/" + std::to_string(n.max_attempts) +
+                             ") after " + n.reason;
+    std::lock_guard<std::mutex> lock(g_stderr_mu);
+    // Over the bar, which the next report draws again below it.
+    std::fprintf(stderr, "%s%s\n", g_bar_shown ? "\r\033[K" : "", line.c_str());
+    g_bar_shown = false;
+    std::fflush(stderr);
+  });
+}
+
 struct Progress::State {
   bool enabled = false;
   std::string label;
   std::mutex mutex;
   bool drawn = false;
   bool closed = false;  // no drawing after finish(), even for late reports
+  bool saving = false;  // a copy's save has reported: its load is no longer shown
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_draw{};
+
+  // A copy's phases: the load, then the save. A streaming copy runs both at
+  // once; the save, never ahead of the load, is the one shown then.
+  void phase(TransferPhase phase, uint64_t done, uint64_t total) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (phase == TransferPhase::kLoading && saving) return;
+      const char* name = phase == TransferPhase::kLoading ? "loading" : "saving";
+      if (phase == TransferPhase::kSaving && total > 0) saving = true;
+      if (label != name && total > 0) {
+        // A new phase: its own bar, drawn at once, its own rate.
+        label = name;
+        drawn = false;
+        start = std::chrono::steady_clock::now();
+      }
+    }
+    draw(done, total);
+  }
 
   void draw(uint64_t done, uint64_t total) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -89,7 +139,9 @@ struct Progress::State {
     }
     line += tail;
     if (int(line.size()) > columns) line.resize(columns);
+    std::lock_guard<std::mutex> out(g_stderr_mu);
     std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    g_bar_shown = true;
     std::fflush(stderr);
   }
 
@@ -97,7 +149,9 @@ struct Progress::State {
     std::lock_guard<std::mutex> lock(mutex);
     closed = true;
     if (drawn) {
-      std::fprintf(stderr, "\r\033[K");
+      std::lock_guard<std::mutex> out(g_stderr_mu);
+      if (g_bar_shown) std::fprintf(stderr, "\r\033[K");
+      g_bar_shown = false;
       std::fflush(stderr);
       drawn = false;
     }
@@ -106,7 +160,7 @@ struct Progress::State {
 
 Progress::Progress(const CommonOptions& common, std::string label)
     : state_(std::make_shared<State>()) {
-  state_->enabled = !common.json && !common.quiet && isatty(STDERR_FILENO) == 1;
+  state_->enabled = !common.json && !common.quiet && stderr_wanted();
   state_->label = std::move(label);
 }
 
@@ -122,6 +176,13 @@ CallContext Progress::context() {
     };
   }
   return call;
+}
+
+std::function<void(TransferPhase, uint64_t, uint64_t)> Progress::phases() {
+  if (!state_->enabled) return [](TransferPhase, uint64_t, uint64_t) {};
+  return [state = state_](TransferPhase phase, uint64_t done, uint64_t total) {
+    state->phase(phase, done, total);
+  };
 }
 
 void Progress::finish() { state_->clear(); }

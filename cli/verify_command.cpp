@@ -29,6 +29,7 @@ struct Verified {
 Verified verify(const std::string& url, const std::string& options, bool verify_digests,
                 const CommonOptions& common) {
   ModelArtifacts artifacts;
+  announce_retries(common);
   {
     Progress progress(common, "verifying");
     CallContext call = progress.context();

@@ -10,6 +10,7 @@
 #include "host_api_internal.hpp"
 #include "model_stream_internal.hpp"
 #include "nested_internal.hpp"
+#include "stowage/text.hpp"
 
 namespace stowage::host {
 namespace {
@@ -108,6 +109,7 @@ bool digest_ok(stowage_sink* sink, uint64_t index, const Buffer& b) noexcept {
 void status_set(stowage_status* st, int32_t code, int32_t retryable, const char* msg,
                 size_t msg_len) noexcept {
   if (st == nullptr) return;
+  st->request.reset();
   if (code == STOWAGE_OK) {
     st->failed = false;
     st->code = ErrorCode::kOk;
@@ -321,6 +323,22 @@ int32_t status_get(const stowage_status* st, int32_t* retryable, const char** ms
   return failed ? static_cast<int32_t>(st->code) : STOWAGE_OK;
 }
 
+void status_set_request(stowage_status* st, const char* method, size_t method_len, const char* url,
+                        size_t url_len, const char* reason, size_t reason_len) noexcept {
+  if (st == nullptr || !st->failed) return;
+  auto text = [](const char* p, size_t n) {
+    return p != nullptr ? std::string(p, n) : std::string();
+  };
+  try {
+    // Redacted again: retry notices are printed, and the plugin may have
+    // passed a URL with credentials in it.
+    st->request = FailedRequest{text(method, method_len), redact_url(text(url, url_len)),
+                                text(reason, reason_len)};
+  } catch (...) {
+    st->request.reset();  // out of memory: the notice falls back to the call's URL
+  }
+}
+
 const stowage_host_api kHostApi = {
     sizeof(stowage_host_api),
     STOWAGE_ABI_MAJOR,
@@ -347,6 +365,7 @@ const stowage_host_api kHostApi = {
     status_new,
     status_free,
     status_get,
+    status_set_request,
 };
 
 }  // namespace

@@ -30,6 +30,7 @@ struct stowage_status {
   stowage::ErrorCode code = stowage::ErrorCode::kOk;
   bool retryable = false;
   std::string message;
+  std::optional<stowage::FailedRequest> request;  // host->status_set_request
 };
 
 // Host-owned output collector. What a plugin may put into it depends on kind;

@@ -333,11 +333,19 @@ SaveResult transfer(std::string_view src, std::string_view dst, const TransferOp
                     "': moving needs a source that can be removed, so nothing was copied.");
   }
 
-  SplitProgress progress(options.call.on_progress);
+  SplitProgress progress(options.on_phase_progress ? nullptr : options.call.on_progress);
   CallContext load_call = options.call;
   load_call.on_progress = progress.load_phase();
   CallContext save_call = options.call;
   save_call.on_progress = progress.save_phase();
+  if (options.on_phase_progress) {
+    load_call.on_progress = [sink = options.on_phase_progress](uint64_t done, uint64_t total) {
+      sink(TransferPhase::kLoading, done, total);
+    };
+    save_call.on_progress = [sink = options.on_phase_progress](uint64_t done, uint64_t total) {
+      sink(TransferPhase::kSaving, done, total);
+    };
+  }
   save_call.weight_url_converter = nullptr;  // a converter belongs to the source's manifest
 
   TransferStats local_stats;

@@ -112,11 +112,13 @@ class CallBridge {
 
 Error plugin_error(const LoadedPlugin& plugin, const char* op, const std::string& url,
                    const stowage_status& st) {
-  if (!st.message.empty()) return Error(st.code, st.message, st.retryable);
-  return Error(st.code,
-               "plugin '" + plugin.name + "' failed to " + op + " '" + url + "' (" +
-                   std::string(error_code_name(st.code)) + ", no message given)",
-               st.retryable);
+  Error e = !st.message.empty()
+                ? Error(st.code, st.message, st.retryable)
+                : Error(st.code,
+                        "plugin '" + plugin.name + "' failed to " + op + " '" + url + "' (" +
+                            std::string(error_code_name(st.code)) + ", no message given)",
+                        st.retryable);
+  return st.request ? e.with_request(*st.request) : e;
 }
 
 }  // namespace
@@ -170,25 +172,28 @@ std::unique_ptr<stowage_sink> PluginHandler::invoke(const char* op, const CallCo
                                                     stowage_sink::Kind kind,
                                                     const RetryPolicy& policy, Fn&& fn) {
   std::unique_ptr<stowage_sink> result;
-  run_with_retry(policy, call, [&] {
-    auto sink = std::make_unique<stowage_sink>(kind, plugin_);
-    sink->may_put = kind == stowage_sink::Kind::kLoad && has(STOWAGE_CAP_STREAMING_LOAD);
-    stowage_status st;
-    CallBridge bridge(call);
-    {
-      auto lock = plugin_->call_lock();
-      fn(bridge.get(), sink.get(), &st);
-    }
-    bridge.rethrow_if_failed();
-    // A broken rule comes first: the plugin's own failure (abi.h has it
-    // fail with CANCELLED when a put is refused) only follows from it.
-    if (!sink->misuse.empty()) {
-      throw Error(ErrorCode::kInternal, "plugin '" + plugin_->name + "' broke the ABI in " + op +
-                                            " of '" + url_ + "': " + sink->misuse);
-    }
-    if (st.failed) throw plugin_error(*plugin_, op, url_, st);
-    result = std::move(sink);
-  });
+  run_with_retry(
+      policy, call,
+      [&] {
+        auto sink = std::make_unique<stowage_sink>(kind, plugin_);
+        sink->may_put = kind == stowage_sink::Kind::kLoad && has(STOWAGE_CAP_STREAMING_LOAD);
+        stowage_status st;
+        CallBridge bridge(call);
+        {
+          auto lock = plugin_->call_lock();
+          fn(bridge.get(), sink.get(), &st);
+        }
+        bridge.rethrow_if_failed();
+        // A broken rule comes first: the plugin's own failure (abi.h has it
+        // fail with CANCELLED when a put is refused) only follows from it.
+        if (!sink->misuse.empty()) {
+          throw Error(ErrorCode::kInternal, "plugin '" + plugin_->name + "' broke the ABI in " +
+                                                op + " of '" + url_ + "': " + sink->misuse);
+        }
+        if (st.failed) throw plugin_error(*plugin_, op, url_, st);
+        result = std::move(sink);
+      },
+      op, url_);
   return result;
 }
 
@@ -400,44 +405,47 @@ void PluginHandler::load_into(ModelStream& stream, const CallContext& call) {
     IOHandler::load(call);
     return;
   }
-  run_with_retry(policy_, call, [&] {
-    auto sink = std::make_unique<stowage_sink>(stowage_sink::Kind::kLoad, plugin_);
-    sink->stream = &stream;
-    sink->may_put = has(STOWAGE_CAP_STREAMING_LOAD);
-    if (call.verify_digests) sink->digests = std::make_unique<StreamDigests>(url_);
-    stowage_status st;
-    CallBridge bridge(call);
-    try {
-      {
-        auto lock = plugin_->call_lock();
-        plugin_->ops.load(handle_, bridge.get(), sink.get(), &st);
-      }
-      bridge.rethrow_if_failed();
-      {
-        // A bad digest stopped the load (the plugin reports it cancelled).
-        std::lock_guard<std::mutex> lock(sink->failure_mu);
-        if (sink->failure) std::rethrow_exception(sink->failure);
-      }
-      if (!sink->misuse.empty()) {
-        throw Error(ErrorCode::kInternal, "plugin '" + plugin_->name +
-                                              "' broke the ABI in load of '" + url_ +
-                                              "': " + sink->misuse);
-      }
-      if (st.failed) throw plugin_error(*plugin_, "load", url_, st);
-    } catch (const Error& e) {
-      // What reached the stream cannot be taken back: no second attempt.
-      if (e.retryable() && stream.touched()) throw Error(e.code(), e.what(), false);
-      throw;
-    }
-    if (!sink->text) {
-      throw Error(
-          ErrorCode::kInternal,
-          "plugin '" + plugin_->name + "' returned no model JSON from its load of '" + url_ + "'");
-    }
-    const std::vector<uint64_t> sizes = stream.sizes();
-    check_streamed_sizes(*sink->text, sizes, url_);
-    if (sink->digests) sink->digests->check_count(*sink->text, sizes.size());
-  });
+  run_with_retry(
+      policy_, call,
+      [&] {
+        auto sink = std::make_unique<stowage_sink>(stowage_sink::Kind::kLoad, plugin_);
+        sink->stream = &stream;
+        sink->may_put = has(STOWAGE_CAP_STREAMING_LOAD);
+        if (call.verify_digests) sink->digests = std::make_unique<StreamDigests>(url_);
+        stowage_status st;
+        CallBridge bridge(call);
+        try {
+          {
+            auto lock = plugin_->call_lock();
+            plugin_->ops.load(handle_, bridge.get(), sink.get(), &st);
+          }
+          bridge.rethrow_if_failed();
+          {
+            // A bad digest stopped the load (the plugin reports it cancelled).
+            std::lock_guard<std::mutex> lock(sink->failure_mu);
+            if (sink->failure) std::rethrow_exception(sink->failure);
+          }
+          if (!sink->misuse.empty()) {
+            throw Error(ErrorCode::kInternal, "plugin '" + plugin_->name +
+                                                  "' broke the ABI in load of '" + url_ +
+                                                  "': " + sink->misuse);
+          }
+          if (st.failed) throw plugin_error(*plugin_, "load", url_, st);
+        } catch (const Error& e) {
+          // What reached the stream cannot be taken back: no second attempt.
+          if (e.retryable() && stream.touched()) throw Error(e.code(), e.what(), false);
+          throw;
+        }
+        if (!sink->text) {
+          throw Error(ErrorCode::kInternal, "plugin '" + plugin_->name +
+                                                "' returned no model JSON from its load of '" +
+                                                url_ + "'");
+        }
+        const std::vector<uint64_t> sizes = stream.sizes();
+        check_streamed_sizes(*sink->text, sizes, url_);
+        if (sink->digests) sink->digests->check_count(*sink->text, sizes.size());
+      },
+      "load", url_);
   stream.finish(url_);
 }
 

@@ -456,7 +456,8 @@ void Registry::apply_config(const Config& config) {
     if (config.offline) impl_->offline = *config.offline;
     if (config.retry) {
       impl_->retry = {config.retry->max_attempts, config.retry->initial_backoff,
-                      config.retry->max_backoff, config.retry->total_deadline};
+                      config.retry->max_backoff, config.retry->total_deadline,
+                      impl_->retry.observer};
     }
   }
   for (const auto& folder : config.plugin_paths) add_plugin_folder(folder, "config");
@@ -792,6 +793,12 @@ std::vector<std::string> Registry::schemes() const {
 std::vector<fs::path> Registry::searched_folders() const {
   std::shared_lock<std::shared_mutex> lock(impl_->mu);
   return impl_->folders;
+}
+
+void Registry::set_retry_observer(RetryObserver observer) {
+  std::unique_lock<std::shared_mutex> lock(impl_->mu);
+  impl_->retry.observer =
+      observer ? std::make_shared<const RetryObserver>(std::move(observer)) : nullptr;
 }
 
 std::string url_scheme(std::string_view url) {

@@ -3,6 +3,7 @@
 
 #include "retry_internal.hpp"
 #include "stowage/error.hpp"
+#include "stowage/text.hpp"
 
 namespace stowage::host {
 namespace {
@@ -19,6 +20,33 @@ bool cancelled(const CallContext& call) { return call.is_cancelled && call.is_ca
     msg += ")";
   }
   throw Error(last.code(), msg, last.retryable());
+}
+
+void tell(const RetryPolicy& policy, const Error& e, int next_attempt,
+          std::chrono::milliseconds wait, std::string_view op, std::string_view url) noexcept {
+  if (!policy.observer || !*policy.observer) return;
+  try {
+    RetryNotice notice;
+    if (const FailedRequest* r = e.request(); r != nullptr) {
+      notice.method = r->method;
+      notice.url = redact_url(r->url);
+      notice.reason = r->reason;
+    } else {
+      notice.method = op.empty() ? std::string("call") : std::string(op);
+      notice.url = redact_url(url);
+      notice.reason = std::string(error_code_name(e.code())) + ": " + e.what();
+    }
+    // One line, whatever the message holds.
+    for (char& c : notice.reason) {
+      if (c == '\n' || c == '\r') c = ' ';
+    }
+    notice.attempt = next_attempt;
+    notice.max_attempts = std::max(policy.max_attempts, 1);
+    notice.wait = wait;
+    (*policy.observer)(notice);
+  } catch (...) {
+    // A notice is a courtesy: it never changes how the call ends.
+  }
 }
 
 }  // namespace
@@ -38,7 +66,8 @@ std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int failed_at
 }
 
 void run_with_retry(const RetryPolicy& policy, const CallContext& call,
-                    const std::function<void()>& attempt) {
+                    const std::function<void()>& attempt, std::string_view op,
+                    std::string_view url) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   const auto start = Clock::now();
   const auto budget_end = start + policy.total_deadline;
@@ -57,6 +86,7 @@ void run_with_retry(const RetryPolicy& policy, const CallContext& call,
         past_deadline = true;
       }
       if (past_deadline) give_up(e, n, "no time left before the deadline to try again");
+      tell(policy, e, n + 1, wait, op, url);
       // Sleep in slices so a cancellation is noticed while waiting.
       while (Clock::now() < resume) {
         if (cancelled(call)) give_up(e, n, "the call was cancelled");

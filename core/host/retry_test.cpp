@@ -1,7 +1,9 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "retry_internal.hpp"
 #include "testing/host_test_support.hpp"
@@ -140,6 +142,61 @@ TEST_CASE("no retry is started that would end after the deadline") {
     });
   });
   CHECK(calls == 1);
+}
+
+TEST_CASE("the observer hears of each retry, before its wait, and never of the last failure") {
+  std::vector<RetryNotice> heard;
+  RetryPolicy p = fast_policy();
+  p.observer =
+      std::make_shared<const RetryObserver>([&](const RetryNotice& n) { heard.push_back(n); });
+  int calls = 0;
+  Error e = error_of([&] {
+    run_with_retry(
+        p, {},
+        [&] {
+          ++calls;
+          if (calls == 1) {
+            throw Error(ErrorCode::kUnavailable, "GET ...: HTTP 503", true)
+                .with_request({"GET", "https://h/m/model.json?X-Amz-Signature=abc", "HTTP 503"});
+          }
+          throw Error(ErrorCode::kUnavailable, "store busy\nfor now", true);
+        },
+        "load", "s3://b/m?token=t1");
+  });
+  CHECK(calls == 4);
+  CHECK(e.retryable());
+  REQUIRE(heard.size() == 3);
+  // The request the failure names, redacted again.
+  CHECK(heard[0].method == "GET");
+  CHECK(heard[0].url == "https://h/m/model.json?X-Amz-Signature=REDACTED");
+  CHECK(heard[0].reason == "HTTP 503");
+  CHECK(heard[0].attempt == 2);
+  CHECK(heard[0].max_attempts == 4);
+  CHECK(heard[0].wait < 4ms);
+  // No request named: the operation and the handler's URL, on one line.
+  CHECK(heard[1].method == "load");
+  CHECK(heard[1].url == "s3://b/m?token=REDACTED");
+  CHECK(heard[1].reason == "unavailable: store busy for now");
+  CHECK(heard[2].attempt == 4);
+}
+
+TEST_CASE("an observer that throws changes nothing; errors not retried are not announced") {
+  int told = 0;
+  RetryPolicy p = fast_policy();
+  p.observer = std::make_shared<const RetryObserver>([&](const RetryNotice&) {
+    ++told;
+    throw std::runtime_error("observer failed");
+  });
+  int calls = 0;
+  run_with_retry(p, {}, [&] {
+    if (++calls < 2) throw Error(ErrorCode::kUnavailable, "busy", true);
+  });
+  CHECK(calls == 2);
+  CHECK(told == 1);
+  CHECK(error_of([&] {
+          run_with_retry(p, {}, [] { throw Error(ErrorCode::kNotFound, "gone", false); });
+        }).code() == ErrorCode::kNotFound);
+  CHECK(told == 1);
 }
 
 }  // namespace

@@ -346,7 +346,7 @@ class HttpHandler final : public plugin::Handler {
       std::string said = net::body_excerpt(r.body);
       if (!said.empty()) said = "; the server said: " + said;
       throw sent_once(
-          net::status_error(r.status, r.reason,
+          net::status_error(method_, r,
                             "BrowserHTTPRequest.save() failed due to HTTP response status " +
                                 std::to_string(r.status) + ". " + method_ + " " + redacted(),
                             said));
@@ -463,7 +463,7 @@ class HttpHandler final : public plugin::Handler {
     get.max_body_bytes = kMaxModelJson;
     Response r = client().send(get, control);
     if (!r.ok()) {
-      throw net::status_error(r.status, r.reason,
+      throw net::status_error(get.method, r,
                               "Request to " + redacted() + " failed with status code " +
                                   std::to_string(r.status) + std::string(advice));
     }
@@ -707,7 +707,7 @@ class HttpHandler final : public plugin::Handler {
       throw Error(ErrorCode::kDataLoss,
                   at + ": HTTP " + std::to_string(head.status) + " " + head.reason + " " + detail);
     }
-    if (!head.ok()) throw net::status_error(head.status, head.reason, at, detail);
+    if (!head.ok()) throw net::status_error("GET", head, at, detail);
     if (type == "text/html" || type == "application/xhtml+xml") {
       throw Error(ErrorCode::kDataLoss,
                   at + ": the server sent an HTML page instead of weights " + detail);

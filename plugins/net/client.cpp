@@ -939,6 +939,18 @@ struct Client::Impl {
       try {
         call->results[index] = co_await perform(op);
       } catch (const Stopped&) {
+      } catch (const Error& e) {
+        // Named for the host's retry notice: this request, as it stood when
+        // it failed (after redirects), and the message without that prefix.
+        if (e.request() != nullptr) {
+          failure = std::current_exception();
+        } else {
+          std::string_view reason = e.what();
+          const std::string where = op.where();
+          if (reason.starts_with(where)) reason.remove_prefix(where.size());
+          failure =
+              std::make_exception_ptr(e.with_request({op.method, op.url, std::string(reason)}));
+        }
       } catch (...) {
         failure = std::current_exception();
       }

@@ -51,7 +51,8 @@
 //   kDeadlineExceeded Control::deadline passed (not retryable)
 //   (none)            an HTTP status is never thrown; see status_error()
 // Messages name the method and URL with secrets redacted (redact_url) and
-// never contain header values.
+// never contain header values; every error thrown also names its request
+// (Error::request()), so the host can announce a retry of it.
 //
 // Thread-safety: a Client may be used from many threads at once; Request,
 // Response and Control are plain values owned by the caller. Ownership: the
@@ -262,6 +263,11 @@ bool retryable_status(int status) noexcept;
 // The message is "<what>: HTTP <status> <reason>" plus detail (e.g. a body
 // excerpt the caller chose; never header values).
 Error status_error(int status, std::string_view reason, const std::string& what,
+                   std::string_view detail = {});
+// The same for a response to a request made with method, naming that request
+// (Error::request(): method, the answering URL redacted, "HTTP <status>") so
+// the host can announce a retry of it.
+Error status_error(std::string_view method, const Response& response, const std::string& what,
                    std::string_view detail = {});
 
 // A printable excerpt of a body for error messages: at most max_chars,

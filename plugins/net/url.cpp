@@ -294,6 +294,13 @@ Error status_error(int status, std::string_view reason, const std::string& what,
   return Error(code, msg, retryable_status(status));
 }
 
+Error status_error(std::string_view method, const Response& response, const std::string& what,
+                   std::string_view detail) {
+  return status_error(response.status, response.reason, what, detail)
+      .with_request({std::string(method), redact_url(response.url),
+                     "HTTP " + std::to_string(response.status)});
+}
+
 std::string body_excerpt(const Buffer& body, size_t max_chars) {
   std::string_view v = body.view();
   size_t n = std::min(v.size(), max_chars);

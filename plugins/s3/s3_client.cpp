@@ -268,7 +268,10 @@ void S3Client::fail(const Request& request, const net::Response& response) const
   if (auto id = e ? e->request_id : header_or(response, "x-amz-request-id"); !id.empty()) {
     msg += " [request id " + id + "]";
   }
-  throw Error(code, msg, retryable);
+  throw Error(code, msg, retryable)
+      .with_request(
+          {request.method, redact_url(url_for(request.bucket, request.key)),
+           "HTTP " + std::to_string(response.status) + (s3_code.empty() ? "" : " " + s3_code)});
 }
 
 std::optional<Object> S3Client::get(const std::string& bucket, const std::string& key,

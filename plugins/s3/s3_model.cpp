@@ -303,6 +303,24 @@ ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const
   }
 }
 
+namespace {
+
+// The weight bytes a manifest's specs need; nullopt when a string weight
+// makes it unknowable before the bytes arrive.
+std::optional<uint64_t> weight_bytes_needed(const WeightsManifest& manifest) {
+  uint64_t bytes = 0;
+  for (const WeightGroup& group : manifest) {
+    for (const WeightSpec& spec : group.weights) {
+      const std::optional<uint64_t> n = fixed_byte_size(spec);
+      if (!n) return std::nullopt;
+      bytes += *n;
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
+
 ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location,
                           plugin::Call& call) {
   S3Client& client = store.client();
@@ -324,12 +342,18 @@ ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location,
         expected_sizes(*artifacts.weights_manifest);
     std::vector<std::optional<Object>> shards(objects.size());
     net::Control control = control_of(call, Progress::kDownload);
+    // The total is what model.json's specs need, fixed from the start; the
+    // objects' Content-Lengths only when a string weight makes it unknowable.
+    const std::optional<uint64_t> known = weight_bytes_needed(*artifacts.weights_manifest);
+    if (known) call.set_total(*known);
     std::atomic<uint64_t> announced{0};  // Content-Lengths seen so far
     run_parallel(objects.size(), client.config().concurrency,
                  [&](size_t i, const std::atomic<bool>& stop) {
-                   shards[i] = get_weight_file(
-                       client, objects[i], expected[i], child_control(control, stop),
-                       [&](uint64_t size) { call.set_total(announced.fetch_add(size) + size); });
+                   shards[i] = get_weight_file(client, objects[i], expected[i],
+                                               child_control(control, stop), [&](uint64_t size) {
+                                                 if (!known)
+                                                   call.set_total(announced.fetch_add(size) + size);
+                                               });
                  });
 
     if (!unchanged_since(store, key, name, text->info, attempt, "loaded", call)) continue;
@@ -383,6 +407,10 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
     const std::vector<std::optional<uint64_t>> expected =
         expected_sizes(*artifacts.weights_manifest);
     net::Control control = control_of(call, Progress::kDownload);
+    // The total is what model.json's specs need, fixed from the start; the
+    // objects' Content-Lengths only when a string weight makes it unknowable.
+    const std::optional<uint64_t> known = weight_bytes_needed(*artifacts.weights_manifest);
+    if (known) call.set_total(*known);
     std::atomic<uint64_t> announced{0};  // Content-Lengths seen so far
     std::atomic<uint64_t> bytes{0};
     try {
@@ -390,8 +418,9 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
           objects.size(), client.config().concurrency,
           [&](size_t i, const std::atomic<bool>& stop) {
             std::optional<Object> shard = get_weight_file(
-                client, objects[i], expected[i], child_control(control, stop),
-                [&](uint64_t size) { call.set_total(announced.fetch_add(size) + size); });
+                client, objects[i], expected[i], child_control(control, stop), [&](uint64_t size) {
+                  if (!known) call.set_total(announced.fetch_add(size) + size);
+                });
             if (!shard) {
               std::lock_guard<std::mutex> lock(model_mu);
               missing = i;

@@ -225,6 +225,25 @@ struct ScopedEnv {
 
 }  // namespace
 
+TEST_CASE("a load's progress total is what model.json's specs need, fixed from the start") {
+  S3TestServer& s = open_server();
+  ModelArtifacts a = model(1000, 1.0f);  // 4000 bytes in 8 files of at most 512
+  save(url(s, "progress/m"), a, R"({"shard_size": 512})");
+  std::mutex mu;
+  std::set<uint64_t> totals;
+  uint64_t reports = 0;
+  CallContext ctx;
+  ctx.on_progress = [&](uint64_t, uint64_t t) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++reports;
+    if (t > 0) totals.insert(t);  // 0: before model.json is read
+  };
+  CHECK(weight_bytes(load(url(s, "progress/m/model.json"), "{}", ctx)) == weight_bytes(a));
+  // Not one total per Content-Length seen so far.
+  CHECK(totals == std::set<uint64_t>{4000});
+  CHECK(reports > 8);
+}
+
 TEST_CASE("save, load, list and remove in TF.js's layout") {
   S3TestServer& s = open_server();
   ModelArtifacts a = model(300, 1.0f, {100, 700});

@@ -347,6 +347,19 @@ typedef struct stowage_host_api {
   void (*status_free)(stowage_status* st);
   int32_t (*status_get)(const stowage_status* st, int32_t* retryable, const char** msg,
                         size_t* msg_len);
+  /*
+   * ABI 1.2 (NULL in an older host: check struct_size and the pointer).
+   * Names the network request whose failure st reports, after status_set,
+   * so that when the host retries the call it can say what it is trying
+   * again ("retrying GET https://h/m/model.json (2/4) after HTTP 503"):
+   * method ("GET"), url (pass it redacted; the host redacts it again) and
+   * reason ("HTTP 503", "connection reset by peer while reading the body").
+   * Ignored when st has not failed; optional, for retryable failures that
+   * come from one request.
+   */
+  void (*status_set_request)(stowage_status* st, const char* method, size_t method_len,
+                             const char* url, size_t url_len, const char* reason,
+                             size_t reason_len);
 } stowage_host_api;
 
 /* ---- Operations -------------------------------------------------------- */

@@ -713,6 +713,11 @@ void guarded(stowage_status* st, F&& f) noexcept {
   } catch (const StatusAlreadySet&) {
   } catch (const Error& e) {
     set_status(st, e.code(), e.retryable(), e.what());
+    if (const FailedRequest* r = e.request();
+        r != nullptr && st != nullptr && host().status_set_request != nullptr) {
+      host().status_set_request(st, r->method.data(), r->method.size(), r->url.data(),
+                                r->url.size(), r->reason.data(), r->reason.size());
+    }
   } catch (const std::bad_alloc&) {
     set_status(st, ErrorCode::kResourceExhausted, false, "out of memory");
   } catch (const std::system_error& e) {

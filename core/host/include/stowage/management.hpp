@@ -25,10 +25,17 @@ struct TransferStats {
   uint64_t peak_queued_bytes = 0;
 };
 
+enum class TransferPhase { kLoading, kSaving };
+
 struct TransferOptions {
   std::string source_options = "{}";       // options JSON for the source handler
   std::string destination_options = "{}";  // e.g. {"shard_size": 4194304}
   CallContext call;                        // progress covers load then save
+  // Progress of each phase on its own, instead of call.on_progress's one run
+  // of bytes: the load's reports as kLoading, the save's as kSaving, each
+  // (done, total) as its plugin reports it (a streaming copy runs both at
+  // once, the save behind the load). When set, call.on_progress is not used.
+  std::function<void(TransferPhase phase, uint64_t done, uint64_t total)> on_phase_progress;
   // Where move reads the copy back from before removing the source, when
   // the destination is not that place (an upload URL); see read_back_target.
   std::string verify_url;

@@ -8,6 +8,7 @@
 // (<libdir>/stowage/plugins, beside libstowage_core), and the install prefix.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -52,6 +53,24 @@ struct Route {
   PluginInfo plugin;                 // the serving plugin (empty when in_process)
 };
 
+// A retry the host is about to make under its retry policy (docs/config.md),
+// for telling a user why a call takes long ("retrying GET
+// https://h/m/model.json (2/4) after HTTP 503").
+struct RetryNotice {
+  // The request that failed (Error::request(), which plugins pass through
+  // abi.h's status_set_request): "GET" and its URL. When the failure named
+  // no request: the operation ("load", "save", ...) and the handler's URL.
+  std::string method;
+  std::string url;  // redacted
+  int attempt = 0;  // the attempt about to be made: 2 on the first retry
+  int max_attempts = 0;
+  std::string reason;                 // "HTTP 503", "connection refused while connecting", ...
+  std::chrono::milliseconds wait{0};  // the backoff before that attempt
+};
+// Called on the thread of the call being retried; must not throw (what it
+// throws is ignored).
+using RetryObserver = std::function<void(const RetryNotice&)>;
+
 // Creates a handler for an in-process scheme: (url, options JSON).
 using HandlerFactory =
     std::function<std::unique_ptr<IOHandler>(std::string_view url, std::string_view options_json)>;
@@ -89,6 +108,12 @@ class Registry {
   // Error(kNotFound) for a scheme nobody serves, naming the scheme, the
   // schemes available and the folders searched.
   std::unique_ptr<IOHandler> open(std::string_view url, std::string_view options_json = "{}");
+
+  // Tells observer of every retry on handlers opened after this (plugin
+  // schemes, and the URLs they open nested, so every scheme's retries reach
+  // it); an empty function stops the notices. In-process schemes are never
+  // retried.
+  void set_retry_observer(RetryObserver observer);
 
   // Which plugin open(url) would use, without loading or opening anything.
   // Throws what open() throws for a URL nobody serves, an alias loop or a

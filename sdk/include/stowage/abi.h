@@ -1,5 +1,5 @@
 /*
- * stowage plugin ABI, version 1.1.
+ * stowage plugin ABI, version 1.2.
  *
  * A plugin is a shared library that exports exactly one C symbol,
  * STOWAGE_ENTRY_SYMBOL, of type stowage_entry_fn. It serves one or more URL

@@ -349,6 +349,8 @@ TEST_CASE("verify finds damaged snapshots and blobs, and stray files") {
                          " (group1-shard2), which is missing");
   CHECK(p[2].path == store.snapshot_path(kb).string());
   CHECK(p[2].what.starts_with("Cache snapshot "));
+}
+
 TEST_CASE("first_mismatch finds the first buffer that does not hash to its name, on all cores") {
   // 12 MiB in 6 buffers: over the size where the check starts threads.
   std::vector<std::string> contents;

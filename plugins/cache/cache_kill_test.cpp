@@ -246,7 +246,8 @@ TEST_CASE("200 SIGKILLs during fills leave no torn entry, and the next load succ
 
   // The next loads succeed and give the source's bytes; then, offline, the
   // cache alone gives them again.
-  Registry* registry = stowage::testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
+  // Kept for the program's life, as every test's registry: plugins stay loaded.
+  static Registry* registry = stowage::testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
   const std::string opts = "{\"dir\":\"" + cache.string() + "\"}";
   for (int m = 0; m < kModels; ++m) {
     CAPTURE(m);

@@ -41,6 +41,7 @@ time (above 1.0 stowage is faster), whole and minus each client's no-op.
 """
 import filecmp
 import hashlib
+import json
 import os
 import shutil
 import statistics
@@ -146,8 +147,12 @@ def main():
         # The same weights as one object, and their digest for the checks.
         run([stowage, "copy", "-q", "--no-verify", "file://" + model,
              f"s3://{BUCKET}/single{q}"], env)
+        # The one object holds the weight files in model.json's order
+        # (shard10 comes after shard9, not after shard1).
         digest = hashlib.sha256()
-        for n in sorted(n for n in os.listdir(model) if n.endswith(".bin")):
+        with open(os.path.join(model, "model.json")) as f:
+            manifest = json.load(f)["weightsManifest"]
+        for n in (p for group in manifest for p in group["paths"]):
             with open(os.path.join(model, n), "rb") as f:
                 digest.update(f.read())
         single_sha256 = digest.hexdigest()

@@ -8,9 +8,11 @@
 // prediction is bit-equal to TF.js's on the original; the bytes and specs
 // read back equal what TF.js handed to save; each SaveResult's
 // modelArtifactsInfo equals tf.io.getModelArtifactsInfoForJSON of the same
-// artifacts. (cache+http:// does not exist yet.)
+// artifacts. Then cache+http:// loads every model the http target saved,
+// once through the store and once offline from the cache alone.
 'use strict';
 
+const fs = require('fs');
 const {test, before, after} = require('node:test');
 const h = require('./helpers');
 const {assert, stowage} = h;
@@ -129,4 +131,44 @@ test('layers models round-trip through every scheme with predictions bit-equal',
   // Nothing is left running, and every pinned save buffer was let go but
   // those memory:// still holds.
   assert.strictEqual(stowage.diagnostics().activeCalls, 0);
+});
+
+test('cache+http:// loads what was saved over http, then offline from the cache', async (t) => {
+  const models = h.interopModels().filter((m) => m.predictions);
+  const dir = `${work}/cache`;
+  const urlOf = (id) => `cache+${serve.url}/models/${id}/model.json`;
+  const urls = new Map(models.map((m) => [m.id, urlOf(m.id)]));
+  const missing = urlOf('never-saved');
+  for (const m of models) {
+    await t.test(m.id, async () => {
+      const online = await tf.loadLayersModel(stowage.io(urls.get(m.id), {dir}));
+      h.checkPredictions(tf, online, m.predictions, `${m.id} via cache+http`);
+      online.dispose();
+    });
+  }
+  assert.strictEqual(fs.readdirSync(`${dir}/models`).length, models.length,
+                     'one cached snapshot per model');
+  // With the server gone, offline loads can only come from the cache (and a
+  // load that must ask the store fails).
+  const gone = urlOf(models[0].id);
+  await serve.stop();
+  serve = null;
+  await assert.rejects(stowage.io(gone, {dir, stale_if_error: false}).load(), (e) => {
+    assert.strictEqual(e.code, 'UNAVAILABLE');
+    return true;
+  });
+  for (const m of models) {
+    await t.test(`${m.id}, offline`, async () => {
+      const offline = await tf.loadLayersModel(stowage.io(urls.get(m.id), {dir, offline: true}));
+      h.checkPredictions(tf, offline, m.predictions, `${m.id} via cache+http, offline`);
+      offline.dispose();
+    });
+  }
+  await assert.rejects(tf.loadLayersModel(stowage.io(missing, {dir, offline: true})), (e) => {
+    assert.strictEqual(e.code, 'UNAVAILABLE');
+    assert.strictEqual(e.retryable, false);  // offline, asking again cannot help
+    assert.ok(e.message.includes(`Cannot load ${missing}: it is not in the cache (${dir}) ` +
+                                 'and the host is offline'), e.message);
+    return true;
+  });
 });

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake g++ make ccache pkg-config
+packages=(cmake g++ make ninja-build ccache pkg-config
           libboost1.81-dev rapidjson-dev doctest-dev libcli11-dev libssl-dev
           python3 python3-pip chromium libsqlite3-dev openssl curl time
           clang libclang-rt-14-dev   # clang and libFuzzer: the fuzz preset

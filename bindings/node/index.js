@@ -54,7 +54,7 @@ function loadAddon() {
       'stowage: the native addon (stowage.node) was not found. Looked at:\n  ' +
       candidates.join('\n  ') +
       '\nIn the stowage repository it is built by the main CMake build ' +
-      '(`cmake -S . -B build && cmake --build build`); an npm install builds it against an ' +
+      '(`cmake --preset default && cmake --build --preset default`); an npm install builds it against an ' +
       'installed stowage (set STOWAGE_PREFIX or `npm install --stowage-prefix=DIR`). ' +
       'STOWAGE_NODE_ADDON names the file directly. See docs/node.md.');
 }

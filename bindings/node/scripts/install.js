@@ -27,10 +27,10 @@ function fail(message) {
   process.exit(1);
 }
 
-if (fs.existsSync(path.join(pkg, '..', '..', 'core', 'include', 'stowage', 'registry.hpp'))) {
+if (fs.existsSync(path.join(pkg, '..', '..', 'core', 'host', 'include', 'stowage', 'registry.hpp'))) {
   process.stdout.write(
       'stowage: in the source tree the addon is built by the main CMake build ' +
-      '(cmake -S . -B build && cmake --build build); nothing to do here.\n');
+      '(cmake --preset default && cmake --build --preset default); nothing to do here.\n');
   process.exit(0);
 }
 

@@ -1,5 +1,3 @@
-#include "sigv4.hpp"
-
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -9,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "sigv4_internal.hpp"
 #include "stowage/base64.hpp"
 
 namespace stowage::s3 {

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "commands_internal.hpp"
-#include "serve/server.hpp"
+#include "serve/server_internal.hpp"
 
 namespace stowage::cli {
 namespace {

@@ -1,6 +1,7 @@
-# The plugin manifest stowage-<name>.json, written the same way by the
-# in-tree helper (StowageHelpers.cmake) and the installed one
-# (StowagePluginHelpers.cmake), so a plugin built either way is found alike.
+# The text of the plugin manifest stowage-<name>.json. stowage_add_plugin()
+# (StowagePluginHelpers.cmake, the one definition, which the tree and the
+# installed package both use) is its only caller and writes the file, so a
+# plugin built in the tree or against the installed package is found alike.
 #
 #   stowage_manifest_json(out NAME n VERSION v SCHEMES s... [COMMANDS name=program ...])
 #

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "fuzz_util.hpp"
-#include "multipart.hpp"
+#include "multipart_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace {

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "fuzz_util.hpp"
-#include "s3_xml.hpp"
+#include "s3_xml_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace s3 = stowage::s3;

@@ -1,10 +1,9 @@
-#include "app.hpp"
-
 #include <fcntl.h>
 
 #include <cstdio>
 
-#include "http_util.hpp"
+#include "app_internal.hpp"
+#include "http_util_internal.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"

@@ -17,7 +17,7 @@
 #include <set>
 #include <sstream>
 
-#include "app.hpp"
+#include "app_internal.hpp"
 #include "bad_cases.hpp"
 #include "stowage/error.hpp"
 #include "test_files.hpp"

@@ -1,8 +1,8 @@
-#include "http_util.hpp"
-
 #include <algorithm>
 #include <boost/beast/core/string.hpp>
 #include <charconv>
+
+#include "http_util_internal.hpp"
 
 namespace stowage::serve {
 namespace {

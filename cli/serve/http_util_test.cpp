@@ -1,6 +1,6 @@
-#include "http_util.hpp"
-
 #include <doctest/doctest.h>
+
+#include "http_util_internal.hpp"
 
 namespace stowage::serve {
 namespace {

@@ -1,9 +1,8 @@
-#include "multipart.hpp"
-
 #include <boost/beast/core/string.hpp>
 #include <cstring>
 #include <functional>
 
+#include "multipart_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage::serve {

@@ -1,10 +1,9 @@
-#include "multipart.hpp"
-
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
+#include "multipart_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage::serve {

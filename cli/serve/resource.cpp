@@ -1,5 +1,3 @@
-#include "resource.hpp"
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -10,7 +8,8 @@
 #include <cstring>
 #include <memory>
 
-#include "http_util.hpp"
+#include "http_util_internal.hpp"
+#include "resource_internal.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 

@@ -1,7 +1,6 @@
-#include "routes.hpp"
-
 #include <cstdint>
 
+#include "routes_internal.hpp"
 #include "stowage/error.hpp"
 #include "stowage/text.hpp"
 

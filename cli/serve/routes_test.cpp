@@ -1,7 +1,6 @@
-#include "routes.hpp"
-
 #include <doctest/doctest.h>
 
+#include "routes_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage::serve {

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "run_program.hpp"
-#include "store.hpp"
+#include "store_internal.hpp"
 #include "stowage/error.hpp"
 #include "test_client.hpp"
 #include "test_files.hpp"

@@ -2,8 +2,6 @@
 // runs every connection as a coroutine (so a slow client costs a few
 // kilobytes, not a thread), and store operations, which block, run on a
 // worker pool. Everything that decides what to answer lives in App.
-#include "server.hpp"
-
 #include <time.h>
 
 #include <algorithm>
@@ -24,7 +22,8 @@
 #include <csignal>
 #include <set>
 
-#include "app.hpp"
+#include "app_internal.hpp"
+#include "server_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage::serve {

@@ -2,8 +2,6 @@
 // HTTP/1.1 client written for the test (so the bytes on the wire are the
 // test's, malformed ones included). Stores: a temporary file:// folder and
 // memory://, through the production registry and plugins.
-#include "server.hpp"
-
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -26,6 +24,7 @@
 #include <thread>
 
 #include "run_program.hpp"
+#include "server_internal.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"

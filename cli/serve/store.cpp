@@ -1,5 +1,3 @@
-#include "store.hpp"
-
 #include <fcntl.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -11,12 +9,13 @@
 #include <mutex>
 #include <set>
 
-#include "routes.hpp"
+#include "routes_internal.hpp"
+#include "store_internal.hpp"
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/sharding.hpp"
-#include "upload.hpp"
+#include "upload_internal.hpp"
 
 namespace stowage::serve {
 namespace {

@@ -1,7 +1,5 @@
 // ModelStore's save options: serve's store records digests unless told not
 // to, and still works over a store plugin that predates the option.
-#include "store.hpp"
-
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -9,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "store_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage::serve {

@@ -1,11 +1,10 @@
-#include "upload.hpp"
-
 #include <algorithm>
 #include <set>
 
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/weights.hpp"
+#include "upload_internal.hpp"
 
 namespace stowage::serve {
 namespace {

@@ -1,11 +1,10 @@
-#include "upload.hpp"
-
 #include <doctest/doctest.h>
 
 #include <cstring>
 
 #include "stowage/digest.hpp"
 #include "stowage/error.hpp"
+#include "upload_internal.hpp"
 
 namespace stowage::serve {
 namespace {

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include "stowage/base64.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage {
@@ -83,9 +84,7 @@ std::string sha256_base64_of_hex(std::string_view hex) {
   for (size_t i = 0; i < 32; ++i) {
     raw[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
   }
-  unsigned char out[48];
-  const int n = EVP_EncodeBlock(out, raw, 32);
-  return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+  return base64_encode(raw);
 }
 
 }  // namespace stowage

@@ -1,4 +1,4 @@
-// Base64 (RFC 4648 alphabet) with atob's forgiving decoding.
+// Base64 (RFC 4648 alphabet) decoding with atob's forgiving rules.
 #include <array>
 
 #include "base64_internal.hpp"
@@ -21,45 +21,7 @@ constexpr bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
 }
 
-void encode_triple(const uint8_t* in, std::string& out) {
-  const uint32_t v = (uint32_t{in[0]} << 16) | (uint32_t{in[1]} << 8) | in[2];
-  const char quad[4] = {kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63],
-                        kAlphabet[(v >> 6) & 63], kAlphabet[v & 63]};
-  out.append(quad, 4);
-}
-
 }  // namespace
-
-void base64_append(std::string& out, std::span<const uint8_t> bytes) {
-  Base64Encoder e;
-  e.add(bytes, out);
-  e.finish(out);
-}
-
-void Base64Encoder::add(std::span<const uint8_t> bytes, std::string& out) {
-  size_t i = 0;
-  out.reserve(out.size() + (bytes.size() + pending_size_) / 3 * 4 + 4);
-  while (pending_size_ > 0 && pending_size_ < 3 && i < bytes.size()) {
-    pending_[pending_size_++] = bytes[i++];
-  }
-  if (pending_size_ == 3) {
-    encode_triple(pending_, out);
-    pending_size_ = 0;
-  }
-  for (; i + 3 <= bytes.size(); i += 3) encode_triple(bytes.data() + i, out);
-  while (i < bytes.size()) pending_[pending_size_++] = bytes[i++];
-}
-
-void Base64Encoder::finish(std::string& out) {
-  if (pending_size_ == 0) return;
-  const uint32_t v =
-      (uint32_t{pending_[0]} << 16) | (pending_size_ > 1 ? uint32_t{pending_[1]} << 8 : 0);
-  out += kAlphabet[(v >> 18) & 63];
-  out += kAlphabet[(v >> 12) & 63];
-  out += pending_size_ > 1 ? kAlphabet[(v >> 6) & 63] : '=';
-  out += '=';
-  pending_size_ = 0;
-}
 
 std::optional<uint64_t> base64_decoded_size(std::string_view text, uint64_t* bad_offset) {
   uint64_t digits = 0;

@@ -1,30 +1,15 @@
-// Base64 as TF.js writes it into localStorage (btoa): the standard alphabet,
-// '=' padding, no line breaks; and decoding as atob reads it (ASCII
-// whitespace skipped, padding optional). Thread-safety: stateless functions.
+// Base64 decoding as atob reads it (ASCII whitespace skipped, padding
+// optional); what TF.js writes into localStorage (btoa) is encoded by the
+// format library's encoder (stowage/base64.hpp). Thread-safety: stateless
+// functions.
 #pragma once
 
 #include <cstdint>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 
 namespace stowage::browser {
-
-// Appends the base64 text of bytes to out.
-void base64_append(std::string& out, std::span<const uint8_t> bytes);
-
-// Incremental encoder for data that arrives in pieces (the weight buffers):
-// the output equals base64_append of the concatenation.
-class Base64Encoder {
- public:
-  void add(std::span<const uint8_t> bytes, std::string& out);
-  void finish(std::string& out);
-
- private:
-  uint8_t pending_[3] = {0, 0, 0};
-  size_t pending_size_ = 0;
-};
 
 // Number of bytes text decodes to, or nullopt with *bad_offset set to the
 // first character that is not base64 (or the end when the length is

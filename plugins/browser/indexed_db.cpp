@@ -21,6 +21,7 @@
 
 #include "base64_internal.hpp"
 #include "indexed_db_internal.hpp"
+#include "stowage/base64.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"

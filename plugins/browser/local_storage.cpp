@@ -7,6 +7,7 @@
 
 #include "base64_internal.hpp"
 #include "local_storage_internal.hpp"
+#include "stowage/base64.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"

@@ -159,6 +159,84 @@ TEST_CASE("Url::resolve follows RFC 3986") {
   CHECK(base.resolve("").str() == "http://h/a/b/model.json?q=1");
 }
 
+TEST_CASE("Url::resolve gives RFC 3986 section 5.4's results") {
+  // The examples of §5.4 whose result is an http URL; a fragment is never
+  // kept (it is not sent), and an empty path is written "/".
+  Url base = Url::parse("http://a/b/c/d;p?q");
+  const std::pair<const char*, const char*> kExamples[] = {
+      // §5.4.1 normal examples
+      {"g", "http://a/b/c/g"},
+      {"./g", "http://a/b/c/g"},
+      {"g/", "http://a/b/c/g/"},
+      {"/g", "http://a/g"},
+      {"//g", "http://g/"},
+      {"?y", "http://a/b/c/d;p?y"},
+      {"g?y", "http://a/b/c/g?y"},
+      {"#s", "http://a/b/c/d;p?q"},
+      {"g#s", "http://a/b/c/g"},
+      {"g?y#s", "http://a/b/c/g?y"},
+      {";x", "http://a/b/c/;x"},
+      {"g;x", "http://a/b/c/g;x"},
+      {"g;x?y#s", "http://a/b/c/g;x?y"},
+      {"", "http://a/b/c/d;p?q"},
+      {".", "http://a/b/c/"},
+      {"./", "http://a/b/c/"},
+      {"..", "http://a/b/"},
+      {"../", "http://a/b/"},
+      {"../g", "http://a/b/g"},
+      {"../..", "http://a/"},
+      {"../../", "http://a/"},
+      {"../../g", "http://a/g"},
+      // §5.4.2 abnormal examples
+      {"../../../g", "http://a/g"},
+      {"../../../../g", "http://a/g"},
+      {"/./g", "http://a/g"},
+      {"/../g", "http://a/g"},
+      {"g.", "http://a/b/c/g."},
+      {".g", "http://a/b/c/.g"},
+      {"g..", "http://a/b/c/g.."},
+      {"..g", "http://a/b/c/..g"},
+      {"./../g", "http://a/b/g"},
+      {"./g/.", "http://a/b/c/g/"},
+      {"g/./h", "http://a/b/c/g/h"},
+      {"g/../h", "http://a/b/c/h"},
+      {"g;x=1/./y", "http://a/b/c/g;x=1/y"},
+      {"g;x=1/../y", "http://a/b/c/y"},
+      {"g?y/./x", "http://a/b/c/g?y/./x"},
+      {"g?y/../x", "http://a/b/c/g?y/../x"},
+      {"g#s/./x", "http://a/b/c/g"},
+      {"g#s/../x", "http://a/b/c/g"},
+  };
+  for (const auto& [reference, expected] : kExamples) {
+    CAPTURE(reference);
+    CHECK(base.resolve(reference).str() == expected);
+  }
+  // "g:h" and the strict "http:g" are absolute URLs this client cannot use.
+  CHECK(error_of([&] { base.resolve("g:h"); }).code() == ErrorCode::kInvalidArgument);
+  CHECK(error_of([&] { base.resolve("http:g"); }).code() == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("Url::resolve sends escapes as written and encodes what may not be sent") {
+  Url base = Url::parse("http://u:pw@h:8080/a/b%2Fc/model.json?q=%41");
+  // Escapes are not normalized: %41 stays, and %2E is not a dot.
+  CHECK(base.resolve("w%41.bin").str() == "http://u:pw@h:8080/a/b%2Fc/w%41.bin");
+  CHECK(base.resolve("%2e%2E/w").str() == "http://u:pw@h:8080/a/b%2Fc/%2e%2E/w");
+  CHECK(base.resolve("").str() == "http://u:pw@h:8080/a/b%2Fc/model.json?q=%41");
+  CHECK(base.resolve("../x").str() == "http://u:pw@h:8080/a/x");
+  // Spaces, non-ASCII and a lone '%' are encoded; trailing whitespace goes.
+  CHECK(base.resolve("my shard ü.bin ").str() ==
+        "http://u:pw@h:8080/a/b%2Fc/my%20shard%20%C3%BC.bin");
+  CHECK(base.resolve("100%.bin?x=1 2 ").str() == "http://u:pw@h:8080/a/b%2Fc/100%25.bin?x=1%202");
+  CHECK(base.resolve("  ").str() == "http://u:pw@h:8080/a/b%2Fc/");
+  // A ':' in the first segment is a path, not a scheme, when what precedes
+  // it cannot be one.
+  CHECK(base.resolve("1a:b/c").str() == "http://u:pw@h:8080/a/b%2Fc/1a:b/c");
+  CHECK(base.resolve("[x]").str() == "http://u:pw@h:8080/a/b%2Fc/%5Bx%5D");
+  Url v6 = Url::parse("https://[::1]:9000/m/model.json");
+  CHECK(v6.resolve("w.bin").str() == "https://[::1]:9000/m/w.bin");
+  CHECK(v6.resolve("//[::2]/x").str() == "https://[::2]/x");
+}
+
 TEST_CASE("build_multipart writes what FormData writes, referencing the content") {
   Buffer weights = Buffer::from_string(std::string("\x00\x00\x80\x3f", 4));
   Multipart m = build_multipart(

@@ -2,6 +2,11 @@
 // the small helpers of http_client.hpp that need no networking code.
 #include <algorithm>
 #include <boost/beast/core/string.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
+// Boost.URL is a compiled library that Boost 1.81 also ships as source to
+// build into one translation unit of the program; this is that unit.
+#include <boost/url/src.hpp>
 #include <cctype>
 #include <charconv>
 
@@ -200,29 +205,69 @@ Url Url::parse(std::string_view text) {
 }
 
 Url Url::resolve(std::string_view reference) const {
+  reference = reference.substr(0, reference.find('#'));
   Parts r = split(reference);
+  // An absolute URL or a network-path reference keeps nothing of this URL
+  // but the scheme; Url::parse applies its lenient rules to it as written.
   if (r.scheme) return parse(reference);
   std::string base = scheme + ":";
   if (r.authority)
     return parse(base + "//" + std::string(reference.substr(reference.find("//") + 2)));
-  std::string self_path = target.substr(0, target.find('?'));
-  std::string self_query =
-      target.find('?') == std::string::npos ? "" : target.substr(target.find('?'));
-  std::string path, query;
-  if (r.path.empty()) {
-    path = self_path;
-    query = r.query ? "?" + std::string(*r.query) : self_query;
+
+  // A relative path or a query: RFC 3986 §5.2 by Boost.URL. Url::parse drops
+  // trailing whitespace of the text it is given, so it is dropped here from
+  // the last part of the reference before that part is percent-encoded.
+  auto trim_end = [](std::string_view s) {
+    while (!s.empty() && static_cast<unsigned char>(s.back()) <= ' ') s.remove_suffix(1);
+    return s;
+  };
+  std::string_view ref_path = r.path;
+  std::optional<std::string_view> ref_query = r.query;
+  if (ref_query) {
+    ref_query = trim_end(*ref_query);
   } else {
-    if (r.path.starts_with('/')) {
-      path = remove_dot_segments(r.path);
-    } else {
-      size_t slash = self_path.rfind('/');
-      path = remove_dot_segments(self_path.substr(0, slash + 1) + std::string(r.path));
-    }
-    if (r.query) query = "?" + std::string(*r.query);
+    ref_path = trim_end(ref_path);
   }
+  // Boost.URL resolves with syntax-based normalization: it decodes escapes
+  // of unreserved characters and takes "%2E" for a dot. This URL sends
+  // escapes as written, so every '%' is hidden as "%25" through resolution.
+  auto hide = [](std::string_view s) {
+    std::string out;
+    for (char c : encode_target(s)) {
+      out += c;
+      if (c == '%') out += "25";
+    }
+    return out;
+  };
+  auto unhide = [](std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+      out += s[i];
+      if (s[i] == '%') i += 2;  // always "%25"
+    }
+    return out;
+  };
+  std::string ref_text = hide(ref_path);
+  // A first segment with a ':' would read as a scheme (RFC 3986 §4.2).
+  if (!r.path.empty() && ref_path.empty()) {
+    ref_text = ".";  // only whitespace: the base's folder, as the merge gives
+  } else if (ref_text.substr(0, ref_text.find('/')).find(':') != std::string::npos) {
+    ref_text.insert(0, "./");
+  }
+  if (ref_query) ref_text += "?" + hide(*ref_query);
+  // The base without its authority: the host syntax Url::parse accepted
+  // need not be Boost.URL's, and the authority is kept from this URL.
+  const std::string base_text = scheme + "://" + hide(target);
+  auto parsed_base = boost::urls::parse_uri(base_text);
+  auto parsed_ref = boost::urls::parse_relative_ref(ref_text);
+  boost::urls::url resolved;
+  if (!parsed_base || !parsed_ref || !boost::urls::resolve(*parsed_base, *parsed_ref, resolved)) {
+    bad_url(reference, "it cannot be resolved against " + redact_url(str()));
+  }
+  std::string path_query = unhide(resolved.encoded_path());
+  if (resolved.has_query()) path_query += "?" + unhide(resolved.encoded_query());
   std::string auth = (userinfo.empty() ? "" : userinfo + "@") + authority();
-  return parse(base + "//" + auth + path + query);
+  return parse(base + "//" + auth + path_query);
 }
 
 std::string Url::authority() const {

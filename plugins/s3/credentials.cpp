@@ -1,5 +1,3 @@
-#include "credentials.hpp"
-
 #include <pwd.h>
 #include <unistd.h>
 
@@ -8,6 +6,7 @@
 #include <sstream>
 #include <vector>
 
+#include "credentials_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage::s3 {

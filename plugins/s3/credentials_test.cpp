@@ -1,7 +1,5 @@
 // The credentials chain, region, endpoint and addressing settings, with a
 // fake environment and shared files written to a temporary folder.
-#include "credentials.hpp"
-
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -9,6 +7,7 @@
 #include <fstream>
 #include <map>
 
+#include "credentials_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace {

@@ -1,10 +1,9 @@
-#include "imds.hpp"
-
 #include <rapidjson/document.h>
 
 #include <cstdlib>
 
-#include "s3_xml.hpp"
+#include "imds_internal.hpp"
+#include "s3_xml_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage::s3 {

@@ -1,10 +1,9 @@
-#include "s3_client.hpp"
-
 #include <algorithm>
 #include <boost/beast/core/string.hpp>
 
 #include "memfd_body.hpp"
 #include "parallel.hpp"
+#include "s3_client_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage::s3 {

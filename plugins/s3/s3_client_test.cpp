@@ -1,8 +1,8 @@
 // S3Client's addressing and endpoints, without a network: which URL a
 // request goes to for AWS and for other endpoints, in each addressing mode.
-#include "s3_client.hpp"
-
 #include <doctest/doctest.h>
+
+#include "s3_client_internal.hpp"
 
 using stowage::s3::Addressing;
 using stowage::s3::ClientConfig;

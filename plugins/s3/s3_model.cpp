@@ -1,5 +1,3 @@
-#include "s3_model.hpp"
-
 #include <functional>
 #include <map>
 #include <mutex>
@@ -8,10 +6,11 @@
 #include <unordered_map>
 
 #include "parallel.hpp"
+#include "s3_model_internal.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/sharding.hpp"
 #include "stowage/weights.hpp"
-#include "stream_upload.hpp"
+#include "stream_upload_internal.hpp"
 
 namespace stowage::s3 {
 namespace {

@@ -58,7 +58,7 @@
 //     anonymous*        true: unsigned requests (public buckets)
 //     access_key_id, secret_access_key, session_token
 //                       credentials (never in the URL); else the environment
-//                       and the shared files, see credentials.hpp
+//                       and the shared files, see credentials_internal.hpp
 //     shard_size*       bytes per weight file; 0 (default) one weights.<tag>.bin
 //     multipart_threshold*  bytes; default 16 MiB: larger weight files go up
 //                       as multipart uploads and come down as ranged GETs
@@ -81,7 +81,7 @@
 //                       SHA-256 (for HTTPS endpoints, saves hashing)
 //     ec2_metadata      true: when the options, the environment and the
 //                       shared files give no credentials, ask the EC2 instance
-//                       metadata service (IMDSv2, see imds.hpp); default false
+//                       metadata service (IMDSv2, see imds_internal.hpp); default false
 //     connect_timeout_ms, read_timeout_ms   default 10000, 30000
 //     ca_file, ca_path  extra trust anchors for HTTPS
 //     insecure_skip_tls_verify  true turns certificate checks off (warns)
@@ -102,10 +102,10 @@
 #include <map>
 #include <memory>
 
-#include "credentials.hpp"
-#include "imds.hpp"
-#include "s3_model.hpp"
-#include "s3_store.hpp"
+#include "credentials_internal.hpp"
+#include "imds_internal.hpp"
+#include "s3_model_internal.hpp"
+#include "s3_store_internal.hpp"
 
 namespace stowage::s3 {
 namespace {

@@ -27,7 +27,7 @@
 
 #include "http_client.hpp"
 #include "plugin_test_util.hpp"
-#include "s3_client.hpp"
+#include "s3_client_internal.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"

@@ -1,8 +1,7 @@
-#include "s3_store.hpp"
-
 #include <future>
 
 #include "parallel.hpp"
+#include "s3_store_internal.hpp"
 #include "stowage/digest.hpp"
 
 namespace stowage::s3 {

@@ -1,9 +1,8 @@
-#include "s3_xml.hpp"
-
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 
+#include "s3_xml_internal.hpp"
 #include "stowage/error.hpp"
 
 namespace stowage::s3 {

@@ -1,9 +1,8 @@
 // The XML reader and the S3 response decoders, on documents shaped like
 // those AWS S3 and moto send (the examples of the S3 API reference).
-#include "s3_xml.hpp"
-
 #include <doctest/doctest.h>
 
+#include "s3_xml_internal.hpp"
 #include "stowage/error.hpp"
 
 using namespace stowage::s3;

@@ -1,5 +1,3 @@
-#include "sigv4.hpp"
-
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -8,6 +6,9 @@
 #include <map>
 #include <memory>
 #include <stdexcept>
+
+#include "sigv4_internal.hpp"
+#include "stowage/base64.hpp"
 
 namespace stowage::s3 {
 namespace {
@@ -133,10 +134,7 @@ std::string sha256_hex(const std::vector<Buffer>& pieces) {
 std::string md5_base64(std::string_view bytes) {
   std::string_view pieces[] = {bytes};
   std::string d = digest_hex(EVP_md5(), pieces);
-  unsigned char out[64];
-  int n = EVP_EncodeBlock(out, reinterpret_cast<const unsigned char*>(d.data()),
-                          static_cast<int>(d.size()));
-  return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+  return base64_encode({reinterpret_cast<const uint8_t*>(d.data()), d.size()});
 }
 
 Signature sign_v4(const SignableRequest& request, const Credentials& credentials,

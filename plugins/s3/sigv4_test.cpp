@@ -1,7 +1,5 @@
 // SigV4 against the published AWS test suite (tests/data/sigv4), plus the
 // S3 example of the S3 API reference and the encoding rules S3 depends on.
-#include "sigv4.hpp"
-
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -10,6 +8,8 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+
+#include "sigv4_internal.hpp"
 
 namespace {
 

@@ -1,11 +1,10 @@
-#include "stream_upload.hpp"
-
 #include <atomic>
 #include <memory>
 #include <optional>
 
 #include "parallel.hpp"
 #include "stowage/digest.hpp"
+#include "stream_upload_internal.hpp"
 
 namespace stowage::s3 {
 namespace {

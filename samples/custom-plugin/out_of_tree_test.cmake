@@ -36,6 +36,7 @@ step("cmake --install into ${prefix}" ${CMAKE_COMMAND} --install "${BUILD_DIR}" 
 foreach(f
     bin/stowage bin/stowage-conformance
     include/stowage/abi.h include/stowage/plugin.hpp include/stowage/blob_store.hpp
+    include/stowage/detail/plugin_glue.hpp
     include/stowage/model_json.hpp include/stowage-host/stowage/registry.hpp
     include/stowage/conformance.hpp
     ${LIBDIR}/libstowage_core.so ${LIBDIR}/libstowage_core.so.0

@@ -23,7 +23,7 @@
 
 #include "http_client.hpp"
 #include "plugin_test_util.hpp"
-#include "server.hpp"
+#include "server_internal.hpp"
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
 #include "stowage/registry.hpp"

@@ -42,7 +42,7 @@
 
 #include "crash_models.hpp"
 #include "plugin_test_util.hpp"
-#include "s3_client.hpp"
+#include "s3_client_internal.hpp"
 #include "s3_test_server.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/registry.hpp"

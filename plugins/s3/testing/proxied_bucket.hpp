@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "http_client.hpp"
-#include "s3_client.hpp"
+#include "s3_client_internal.hpp"
 #include "testing/s3_test_server.hpp"
 
 namespace stowage::s3::testing {

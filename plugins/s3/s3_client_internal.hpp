@@ -40,10 +40,10 @@
 #include <vector>
 
 #include "http_client.hpp"
-#include "imds.hpp"
+#include "imds_internal.hpp"
 #include "parallel.hpp"
-#include "s3_xml.hpp"
-#include "sigv4.hpp"
+#include "s3_xml_internal.hpp"
+#include "sigv4_internal.hpp"
 #include "stowage/buffer.hpp"
 
 namespace stowage::s3 {

@@ -27,7 +27,7 @@
 #include <utility>
 #include <vector>
 
-#include "resource.hpp"
+#include "resource_internal.hpp"
 #include "stowage/handler.hpp"
 #include "stowage/registry.hpp"
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "multipart.hpp"
+#include "multipart_internal.hpp"
 #include "stowage/artifacts.hpp"
 #include "stowage/digest.hpp"
 

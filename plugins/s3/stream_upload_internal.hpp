@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "s3_store.hpp"
+#include "s3_store_internal.hpp"
 
 namespace stowage::s3 {
 

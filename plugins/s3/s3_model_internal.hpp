@@ -29,7 +29,7 @@
 //       model.json, replacement and cleanup, but each weight file (or, above
 //       multipart_threshold, each part) goes up as soon as its bytes have
 //       arrived, so the save holds a few buffers, not the model (see
-//       stream_upload.hpp).
+//       stream_upload_internal.hpp).
 //
 // Thread-safety: the functions may run on several threads at once.
 #pragma once
@@ -37,7 +37,7 @@
 #include <cstdint>
 #include <string>
 
-#include "s3_store.hpp"
+#include "s3_store_internal.hpp"
 #include "stowage/artifacts.hpp"
 
 namespace stowage::s3 {

@@ -2,7 +2,7 @@
 // TF.js uploads (the multipart POST of model.save('http://...')) into any
 // stowage URL and serves models back to tf.loadLayersModel, with CORS,
 // ETag, Range, HEAD, bearer tokens, limits, timeouts and graceful shutdown.
-// The URL layout is in routes.hpp and docs/serve.md.
+// The URL layout is in routes_internal.hpp and docs/serve.md.
 //
 // This header keeps Boost.Asio and Beast out of its users.
 // Thread-safety: port() and shutdown() may be called from any thread;

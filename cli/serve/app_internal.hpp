@@ -18,13 +18,13 @@
 #include <utility>
 #include <vector>
 
-#include "multipart.hpp"
-#include "resource.hpp"
-#include "routes.hpp"
-#include "server.hpp"
-#include "store.hpp"
+#include "multipart_internal.hpp"
+#include "resource_internal.hpp"
+#include "routes_internal.hpp"
+#include "server_internal.hpp"
+#include "store_internal.hpp"
 #include "stowage/error.hpp"
-#include "upload.hpp"
+#include "upload_internal.hpp"
 
 namespace stowage::serve {
 

@@ -1,7 +1,7 @@
 // One bucket of an S3-compatible store as a stowage::plugin::BlobStore
 // (get, put, list, remove on keys), so the kit's TF.js layout code lists and
 // removes models here exactly as it does for files. Save and load have their
-// own S3 versions (s3_model.hpp): parallel, with replacement-safe names.
+// own S3 versions (s3_model_internal.hpp): parallel, with replacement-safe names.
 //
 // Thread-safety: every member may be called from several threads at once; a
 // Transaction is used by one thread at a time. Ownership: the store shares
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "s3_client.hpp"
+#include "s3_client_internal.hpp"
 #include "stowage/blob_store.hpp"
 
 // Private to the plugin library, like the kit it builds on.

@@ -22,7 +22,7 @@
 #include <string>
 
 #include "http_client.hpp"
-#include "sigv4.hpp"
+#include "sigv4_internal.hpp"
 
 namespace stowage::s3 {
 

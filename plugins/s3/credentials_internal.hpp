@@ -31,7 +31,7 @@
 #include <string>
 #include <string_view>
 
-#include "sigv4.hpp"
+#include "sigv4_internal.hpp"
 
 namespace stowage::s3 {
 

@@ -1,6 +1,8 @@
 // The HTTP/1.1 client engine: Asio C++20 coroutines on one I/O thread,
 // Beast's parser for response heads and chunked bodies, OpenSSL for TLS.
-// Everything that includes Asio or Beast lives in this one file.
+// Everything that includes Asio or Beast lives in this one file; the pool's
+// books (connection_pool.hpp) and the redirect rules (redirect.hpp) are
+// units of their own, free of both.
 //
 // Threading: every coroutine, the connection pools and the call state that
 // coroutines touch run on the I/O thread only; a calling thread talks to it
@@ -29,13 +31,13 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <condition_variable>
-#include <deque>
-#include <map>
 #include <mutex>
 #include <thread>
 
+#include "connection_pool.hpp"
 #include "http_client.hpp"
 #include "memfd_body.hpp"
+#include "redirect.hpp"
 #include "stowage/digest.hpp"
 
 namespace stowage::net {
@@ -61,21 +63,31 @@ using Parser = http::response_parser<http::buffer_body>;
 
 // One TCP or TLS connection to an origin, with its read buffer (bytes that
 // arrived after a response head).
-struct Connection {
-  std::string origin;
+struct Connection final : PooledConnection {
+  using PooledConnection::PooledConnection;
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
   beast::flat_buffer buffer;
   std::unique_ptr<SplicePipe> pipe;  // made on the first large plain-TCP body
-  std::chrono::steady_clock::time_point idle_since;
-  bool reused = false;
 
   beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
-  void close() {
+  const beast::tcp_stream& lowest() const {
+    return secure ? beast::get_lowest_layer(*secure) : *plain;
+  }
+  bool is_open() const override { return lowest().socket().is_open(); }
+  void close() override {
     error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().socket().close(ignored);
   }
+};
+
+// A request waiting for a connection slot: a timer that never fires by
+// itself, cancelled by the pool (or by an abort) to wake the request.
+struct TimerWaiter final : PoolWaiter {
+  explicit TimerWaiter(asio::io_context& io) : timer(io, asio::steady_timer::time_point::max()) {}
+  void wake() override { timer.cancel(); }
+  asio::steady_timer timer;
 };
 
 struct CallState;
@@ -226,11 +238,6 @@ void check_header(const std::string& name, const std::string& value) {
   }
 }
 
-bool credential_header(std::string_view name) {
-  return beast::iequals(name, "authorization") || beast::iequals(name, "cookie") ||
-         beast::iequals(name, "proxy-authorization");
-}
-
 // A buffer of `size` bytes that are never zeroed; large ones get their own
 // mapping so that dropping the model returns the memory to the system. The
 // mapping is populated up front: one batch of page allocations costs less
@@ -249,36 +256,26 @@ std::pair<uint8_t*, std::shared_ptr<const void>> allocate(uint64_t size) {
   return {data, std::shared_ptr<const void>(std::move(block), data)};
 }
 
-bool is_redirect(int status) {
-  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
 }  // namespace
 
 struct Client::Impl {
-  struct Pool {
-    std::deque<std::unique_ptr<Connection>> idle;
-    uint32_t open = 0;  // idle and busy
-    std::deque<asio::steady_timer*> waiters;
-  };
-
-  // A connection taken from a pool; given back as reusable with keep(),
-  // otherwise closed when the lease ends.
+  // A connection taken from the pool; given back as reusable with
+  // end(true), otherwise closed when the lease ends.
   struct Lease {
-    Impl* impl = nullptr;
+    ConnectionPool* pool = nullptr;
     std::unique_ptr<Connection> conn;
     Lease() = default;
-    Lease(Impl* i, std::unique_ptr<Connection> c) : impl(i), conn(std::move(c)) {}
-    Lease(Lease&& o) noexcept : impl(o.impl), conn(std::move(o.conn)) {}
+    Lease(ConnectionPool* p, std::unique_ptr<Connection> c) : pool(p), conn(std::move(c)) {}
+    Lease(Lease&& o) noexcept : pool(o.pool), conn(std::move(o.conn)) {}
     Lease& operator=(Lease&& o) noexcept {
       end(false);
-      impl = o.impl;
+      pool = o.pool;
       conn = std::move(o.conn);
       return *this;
     }
     ~Lease() { end(false); }
     void end(bool reusable) {
-      if (conn) impl->release(std::move(conn), reusable);
+      if (conn) pool->release(std::move(conn), reusable, PoolClock::now());
     }
   };
 
@@ -295,11 +292,11 @@ struct Client::Impl {
   // Made on first use: loading the system's CA store costs more than a
   // whole plain-http load of a small model.
   std::optional<ssl::context> tls;
-  std::map<std::string, Pool> pools;  // I/O thread only
-  std::atomic<size_t> open_count{0};
+  ConnectionPool pool;  // I/O thread only (but its open())
   std::thread thread;
 
-  explicit Impl(ClientOptions o) : options(std::move(o)) {
+  explicit Impl(ClientOptions o)
+      : options(std::move(o)), pool(options.max_connections_per_host, options.idle_timeout) {
     if (options.max_connections_per_host == 0) options.max_connections_per_host = 1;
     // Trust anchors the caller named are checked now, so a wrong path fails
     // at once rather than at the first https request.
@@ -336,35 +333,10 @@ struct Client::Impl {
   }
 
   ~Impl() {
-    asio::post(io, [this] {
-      for (auto& [origin, pool] : pools) {
-        for (auto& c : pool.idle) c->close();
-        pool.idle.clear();
-      }
-    });
+    asio::post(io, [this] { pool.close_idle(); });
     work.reset();
     io.stop();
     if (thread.joinable()) thread.join();
-  }
-
-  // ---- The pool (I/O thread) -----------------------------------------------
-
-  void release(std::unique_ptr<Connection> conn, bool reusable) {
-    Pool& pool = pools[conn->origin];
-    if (reusable && conn->lowest().socket().is_open()) {
-      conn->idle_since = std::chrono::steady_clock::now();
-      conn->reused = true;
-      pool.idle.push_back(std::move(conn));
-    } else {
-      conn->close();
-      conn.reset();
-      --pool.open;
-      --open_count;
-    }
-    if (!pool.waiters.empty()) {
-      pool.waiters.front()->cancel();
-      pool.waiters.pop_front();
-    }
   }
 
   static void check(const Op& op) {
@@ -397,8 +369,7 @@ struct Client::Impl {
   }
 
   awaitable<std::unique_ptr<Connection>> connect(Op& op, const Url& url) {
-    auto conn = std::make_unique<Connection>();
-    conn->origin = url.origin();
+    auto conn = std::make_unique<Connection>(url.origin());
     if (url.scheme == "https") {
       conn->secure.emplace(io, tls_context());
     } else {
@@ -457,45 +428,29 @@ struct Client::Impl {
     const std::string origin = url.origin();
     for (;;) {
       check(op);
-      Pool& pool = pools[origin];
-      while (!pool.idle.empty()) {
-        std::unique_ptr<Connection> c = std::move(pool.idle.back());
-        pool.idle.pop_back();
-        if (std::chrono::steady_clock::now() - c->idle_since < options.idle_timeout &&
-            c->lowest().socket().is_open()) {
-          co_return Lease(this, std::move(c));
-        }
-        c->close();
-        --pool.open;
-        --open_count;
+      if (std::unique_ptr<PooledConnection> idle = pool.take_idle(origin, PoolClock::now())) {
+        // Only this client's connections are ever given to its pool.
+        co_return Lease(&pool,
+                        std::unique_ptr<Connection>(static_cast<Connection*>(idle.release())));
       }
-      if (pool.open < options.max_connections_per_host) {
-        ++pool.open;
-        ++open_count;
+      if (pool.reserve(origin)) {
         std::unique_ptr<Connection> c;
         try {
           c = co_await connect(op, url);
         } catch (...) {
           op.conn = nullptr;
-          Pool& p = pools[origin];
-          --p.open;
-          --open_count;
-          if (!p.waiters.empty()) {
-            p.waiters.front()->cancel();
-            p.waiters.pop_front();
-          }
+          pool.unreserve(origin);
           throw;
         }
-        co_return Lease(this, std::move(c));
+        co_return Lease(&pool, std::move(c));
       }
-      asio::steady_timer timer(io, asio::steady_timer::time_point::max());
-      pool.waiters.push_back(&timer);
-      op.timer = &timer;
+      TimerWaiter waiter(io);
+      pool.wait(origin, &waiter);
+      op.timer = &waiter.timer;
       error_code ec;
-      co_await timer.async_wait(asio::redirect_error(kUseAwaitable, ec));
+      co_await waiter.timer.async_wait(asio::redirect_error(kUseAwaitable, ec));
       op.timer = nullptr;
-      auto& w = pools[origin].waiters;
-      w.erase(std::remove(w.begin(), w.end(), &timer), w.end());
+      pool.forget(origin, &waiter);
     }
   }
 
@@ -589,7 +544,7 @@ struct Client::Impl {
       Exchange ex;
       ex.lease = co_await acquire(op, url);
       Connection& c = *ex.lease.conn;
-      const bool reused = c.reused;
+      const bool reused = c.reused();
       op.conn = &c;
       std::vector<asio::const_buffer> pieces{asio::buffer(head)};
       if (body != nullptr) {
@@ -873,14 +828,17 @@ struct Client::Impl {
 
   awaitable<Response> perform(Op& op) {
     const Request& req = *op.request;
-    Url url = Url::parse(req.url);
-    op.method = req.method.empty() ? "GET" : req.method;
-    op.url = redact_url(url.str());
-    Headers headers = req.headers;
-    const std::vector<Buffer>* body = &req.body;
-    std::vector<std::string> seen{url.str()};
-    for (uint32_t hop = 0;; ++hop) {
-      Exchange ex = co_await exchange(op, url, op.method, headers, body);
+    RedirectState at;
+    at.url = Url::parse(req.url);
+    at.method = req.method.empty() ? "GET" : req.method;
+    at.headers = req.headers;
+    at.seen = {at.url.str()};
+    op.method = at.method;
+    op.url = redact_url(at.url.str());
+    const RedirectRules rules{options.max_redirects, req.keep_credentials_across_origins};
+    for (;;) {
+      Exchange ex =
+          co_await exchange(op, at.url, at.method, at.headers, at.body ? &req.body : nullptr);
       auto location = ex.head.header("location");
       if (req.follow_redirects && is_redirect(ex.head.status) && location) {
         if (!ex.parser->is_done() && ex.parser->content_length() &&
@@ -888,36 +846,11 @@ struct Client::Impl {
           co_await read_body(op, ex, kDrainLimit, false);
         }
         ex.lease.end(false);  // still held when the body was not drained
-        Url next = url.resolve(*location);
-        if (std::find(seen.begin(), seen.end(), next.str()) != seen.end()) {
-          std::string chain;
-          for (const auto& u : seen) chain += redact_url(u) + " -> ";
-          throw Error(ErrorCode::kUnavailable,
-                      op.where() + "redirect loop: " + chain + redact_url(next.str()), false);
-        }
-        if (hop + 1 > options.max_redirects) {
-          throw Error(ErrorCode::kUnavailable,
-                      op.where() + "more than " + std::to_string(options.max_redirects) +
-                          " redirects (the last to " + redact_url(next.str()) + ")",
-                      false);
-        }
-        if (next.origin() != url.origin() && !req.keep_credentials_across_origins) {
-          std::erase_if(headers, [](const auto& h) { return credential_header(h.first); });
-        }
-        if (ex.head.status == 303 ||
-            ((ex.head.status == 301 || ex.head.status == 302) && op.method == "POST")) {
-          if (op.method != "HEAD") op.method = "GET";
-          body = nullptr;
-          std::erase_if(headers, [](const auto& h) {
-            return beast::iequals(h.first, "content-type") ||
-                   beast::iequals(h.first, "content-encoding") ||
-                   beast::iequals(h.first, "content-language") ||
-                   beast::iequals(h.first, "content-location");
-          });
-        }
-        seen.push_back(next.str());
-        url = std::move(next);
-        op.url = redact_url(url.str());
+        RedirectStep step = follow_redirect(at, ex.head.status, *location, rules);
+        if (!step.next) throw Error(step.code, op.where() + step.error, false);
+        at = std::move(*step.next);
+        op.method = at.method;
+        op.url = redact_url(at.url.str());
         continue;
       }
       if (req.on_head) req.on_head(ex.head);
@@ -1023,6 +956,6 @@ std::vector<Response> Client::send_all(const std::vector<Request>& requests, con
   return impl_->run(requests, control, max_parallel);
 }
 
-size_t Client::open_connections() const { return impl_->open_count.load(); }
+size_t Client::open_connections() const { return impl_->pool.open(); }
 
 }  // namespace stowage::net

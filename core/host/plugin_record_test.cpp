@@ -64,6 +64,21 @@ TEST_CASE("each plugin source has the name PluginInfo::source shows, highest fir
   CHECK(source_named("plugin_path") == std::nullopt);
 }
 
+TEST_CASE("the registry refuses a source that is none of the four") {
+  Registry r;
+  for (const char* source : {"API", "", "plugin_path"}) {
+    Error e = error_of([&] { r.add_plugin(manifest("simple"), source); });
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+    CHECK(std::string(e.what()) ==
+          "cannot add '" + manifest("simple").string() + "': unknown plugin source '" + source +
+              "' (expected \"api\", \"config\", \"STOWAGE_PLUGIN_PATH\" or \"default\")");
+  }
+  CHECK(r.plugins().empty());
+  r.add_plugin(manifest("simple"), "STOWAGE_PLUGIN_PATH");
+  REQUIRE(r.plugins().size() == 1);
+  CHECK(r.plugins()[0].source == "STOWAGE_PLUGIN_PATH");
+}
+
 TEST_CASE("pins_for lists the entry's pin, then the name's") {
   CHECK(pins_for(std::nullopt, std::nullopt).empty());
   CHECK(pins_for(std::string("a"), std::nullopt) == std::vector<std::string>{"a"});

@@ -17,8 +17,10 @@
 #include "json_util_internal.hpp"
 #include "manifest_internal.hpp"
 #include "nested_internal.hpp"
+#include "plugin_discovery_internal.hpp"
 #include "plugin_handler_internal.hpp"
 #include "plugin_loader_internal.hpp"
+#include "plugin_record_internal.hpp"
 #include "registry_internal.hpp"
 #include "stowage/error.hpp"
 #include "stowage/text.hpp"
@@ -68,34 +70,8 @@ namespace fs = std::filesystem;
 constexpr std::string_view kCacheScheme = "cache";
 constexpr std::string_view kCachePrefix = "cache+";
 
-int source_rank(std::string_view source) {
-  if (source == "api") return 0;
-  if (source == "config") return 1;
-  if (source == "STOWAGE_PLUGIN_PATH") return 2;
-  if (source == "default") return 3;
-  return 4;
-}
-
-// What the registry knows about one plugin. Fixed when added, except
-// `loaded` and `named_by_host`, which are guarded by Registry::Impl::mu.
-struct PluginRecord {
-  std::string name;
-  std::string version;
-  fs::path manifest;
-  fs::path library;
-  std::vector<std::string> schemes;
-  uint32_t abi_major = 0;
-  uint32_t abi_minor = 0;
-  std::string source;
-  std::optional<host::Manifest> parsed;
-  std::optional<std::string> entry_pin;  // from a config "plugins" entry
-  std::optional<Error> broken;           // an unreadable manifest: never loads
-  bool named_by_host = false;            // add_plugin from the API: always allowed
-  std::shared_ptr<const host::LoadedPlugin> loaded;
-  std::mutex load_mu;  // one load attempt per record at a time
-
-  const fs::path& file() const { return manifest.empty() ? library : manifest; }
-};
+using host::PluginRecord;
+using host::PluginSource;
 
 fs::path absolute_normal(const fs::path& p) {
   std::error_code ec;
@@ -105,32 +81,13 @@ fs::path absolute_normal(const fs::path& p) {
   return ec ? abs.lexically_normal() : canon;
 }
 
-std::shared_ptr<PluginRecord> record_from_manifest(host::Manifest m, std::string_view source) {
-  auto r = std::make_shared<PluginRecord>();
-  r->name = m.name;
-  r->version = m.version;
-  r->manifest = m.file;
-  r->library = m.library;
-  r->schemes = m.schemes;
-  r->abi_major = m.abi_major;
-  r->abi_minor = m.abi_minor;
-  r->source = std::string(source);
-  r->parsed = std::move(m);
-  return r;
-}
-
-std::shared_ptr<PluginRecord> record_from_plugin(std::shared_ptr<const host::LoadedPlugin> p,
-                                                 std::string_view source) {
-  auto r = std::make_shared<PluginRecord>();
-  r->name = p->name;
-  r->version = p->version;
-  r->library = p->library;
-  r->schemes = p->schemes;
-  r->abi_major = p->abi_major;
-  r->abi_minor = p->abi_minor;
-  r->source = std::string(source);
-  r->loaded = std::move(p);
-  return r;
+// The source a public call names ("api", "config", "STOWAGE_PLUGIN_PATH",
+// "default"); throws naming the string for any other.
+PluginSource source_of(std::string_view name, const fs::path& file) {
+  if (auto source = host::source_named(name)) return *source;
+  throw Error(ErrorCode::kInvalidArgument,
+              "cannot add '" + file.string() + "': unknown plugin source '" + std::string(name) +
+                  "' (expected \"api\", \"config\", \"STOWAGE_PLUGIN_PATH\" or \"default\")");
 }
 
 // How messages name a handler factory: by the name it was registered with,
@@ -168,7 +125,24 @@ struct Registry::Impl {
 
   // REQUIRES: mu held.
   bool allowed(const PluginRecord& r) const {
-    return r.named_by_host || !allow || allow->count(r.name) != 0;
+    return r.named_by_host || !allow || allow->count(r.info.name) != 0;
+  }
+
+  // The config's pin for a plugin name. REQUIRES: mu held.
+  std::optional<std::string> name_pin(const std::string& name) const {
+    auto pin = name_pins.find(name);
+    if (pin == name_pins.end()) return std::nullopt;
+    return pin->second;
+  }
+
+  // The record for a plugin file (host::record_for), under the config's pins
+  // by name as they are now.
+  std::shared_ptr<PluginRecord> record_for(const fs::path& file, PluginSource source,
+                                           const std::optional<std::string>& pin) const {
+    return host::record_for(file, source, pin, [this](const std::string& name) {
+      std::shared_lock<std::shared_mutex> lock(mu);
+      return name_pin(name);
+    });
   }
 
   // Adds a record unless it repeats one already known. Of two plugins with
@@ -176,15 +150,17 @@ struct Registry::Impl {
   // REQUIRES: mu held exclusively.
   void insert(std::shared_ptr<PluginRecord> rec) {
     for (auto& e : records) {
-      bool same = (!rec->manifest.empty() && e->manifest == rec->manifest) ||
-                  (rec->manifest.empty() && e->manifest.empty() && e->library == rec->library);
+      const PluginInfo& a = rec->info;
+      const PluginInfo& b = e->info;
+      bool same = (!a.manifest.empty() && b.manifest == a.manifest) ||
+                  (a.manifest.empty() && b.manifest.empty() && b.library == a.library);
       if (!same) continue;
       // A pin on either naming of the file holds (a folder scan must not
       // drop the pin of a "plugins" entry for the same manifest).
       if (!rec->entry_pin) rec->entry_pin = e->entry_pin;
       if (!e->entry_pin) e->entry_pin = rec->entry_pin;
       // The same file again: it keeps the highest source it was named by.
-      if (source_rank(rec->source) < source_rank(e->source)) {
+      if (host::outranks(rec->source, e->source)) {
         if (!rec->loaded) rec->loaded = e->loaded;
         rec->named_by_host = rec->named_by_host || e->named_by_host;
         e = std::move(rec);
@@ -195,8 +171,8 @@ struct Registry::Impl {
     }
     if (!rec->broken) {
       for (auto& e : records) {
-        if (e->broken || e->name != rec->name) continue;
-        if (source_rank(rec->source) < source_rank(e->source) && !e->loaded) e = std::move(rec);
+        if (e->broken || e->info.name != rec->info.name) continue;
+        if (host::outranks(rec->source, e->source) && !e->loaded) e = std::move(rec);
         return;
       }
     }
@@ -210,11 +186,9 @@ struct Registry::Impl {
       std::shared_lock<std::shared_mutex> lock(mu);
       if (rec.loaded) return rec.loaded;
       if (rec.broken) throw *rec.broken;
-      request.library = rec.library;
+      request.library = rec.info.library;
       request.manifest = rec.parsed ? &*rec.parsed : nullptr;
-      if (rec.entry_pin) request.sha256_pins.push_back(*rec.entry_pin);
-      auto pin = name_pins.find(rec.name);
-      if (pin != name_pins.end()) request.sha256_pins.push_back(pin->second);
+      request.sha256_pins = host::pins_for(rec.entry_pin, name_pin(rec.info.name));
     }
     auto plugin = host::load_plugin(request);
     std::unique_lock<std::shared_mutex> lock(mu);
@@ -228,7 +202,7 @@ struct Registry::Impl {
     for (const auto& [scheme, f] : factories) all.insert(scheme);
     for (const auto& r : records) {
       if (r->broken || !allowed(*r)) continue;
-      all.insert(r->schemes.begin(), r->schemes.end());
+      all.insert(r->info.schemes.begin(), r->info.schemes.end());
     }
     for (const auto& [alias, target] : aliases) all.insert(alias);
     return {all.begin(), all.end()};
@@ -254,8 +228,9 @@ struct Registry::Impl {
     }
     for (const auto& r : records) {
       if (r->broken || allowed(*r)) continue;
-      if (std::find(r->schemes.begin(), r->schemes.end(), scheme) == r->schemes.end()) continue;
-      msg += " Plugin '" + r->name + "' (" + r->file().string() + ") serves '" + scheme +
+      const auto& schemes = r->info.schemes;
+      if (std::find(schemes.begin(), schemes.end(), scheme) == schemes.end()) continue;
+      msg += " Plugin '" + r->info.name + "' (" + r->file().string() + ") serves '" + scheme +
              "' but is not in the config's \"allow\" list, so it is never loaded.";
     }
     std::vector<std::string> broken;
@@ -272,7 +247,8 @@ struct Registry::Impl {
   bool serves(const std::string& scheme) const {
     if (factories.count(scheme) != 0) return true;
     for (const auto& r : records) {
-      if (!r->broken && std::find(r->schemes.begin(), r->schemes.end(), scheme) != r->schemes.end())
+      const auto& schemes = r->info.schemes;
+      if (!r->broken && std::find(schemes.begin(), schemes.end(), scheme) != schemes.end())
         return true;
     }
     return false;
@@ -299,15 +275,16 @@ struct Registry::Impl {
   // The record that serves scheme. REQUIRES: mu held.
   std::shared_ptr<PluginRecord> choose(const std::string& scheme, std::string_view url) const {
     auto serves = [&](const PluginRecord& r) {
-      return !r.broken && std::find(r.schemes.begin(), r.schemes.end(), scheme) != r.schemes.end();
+      const auto& schemes = r.info.schemes;
+      return !r.broken && std::find(schemes.begin(), schemes.end(), scheme) != schemes.end();
     };
     auto pick = scheme_plugins.find(scheme);
     if (pick != scheme_plugins.end()) {
       for (const auto& r : records) {
-        if (!serves(*r) || r->name != pick->second) continue;
+        if (!serves(*r) || r->info.name != pick->second) continue;
         if (!allowed(*r)) {
           throw host::NoHandlerError(
-              "The config picks plugin '" + r->name + "' for scheme '" + scheme +
+              "The config picks plugin '" + r->info.name + "' for scheme '" + scheme +
                   "' (\"scheme_plugins\"), but it is not in the \"allow\" list (URL '" +
                   std::string(url) + "').",
               scheme);
@@ -316,7 +293,7 @@ struct Registry::Impl {
       }
       std::vector<std::string> others;
       for (const auto& r : records) {
-        if (serves(*r)) others.push_back("'" + r->name + "' (" + r->file().string() + ")");
+        if (serves(*r)) others.push_back("'" + r->info.name + "' (" + r->file().string() + ")");
       }
       throw host::NoHandlerError(
           "The config picks plugin '" + pick->second + "' for scheme '" + scheme +
@@ -333,7 +310,7 @@ struct Registry::Impl {
     if (candidates.empty()) throw host::NoHandlerError(no_handler_message(url, scheme), scheme);
     std::vector<std::string> claims;
     for (const auto& r : candidates) {
-      claims.push_back("'" + r->name + "' (" + r->file().string() + ")");
+      claims.push_back("'" + r->info.name + "' (" + r->file().string() + ")");
     }
     throw Error(ErrorCode::kInvalidArgument,
                 "Scheme '" + scheme + "' of URL '" + std::string(url) +
@@ -344,17 +321,9 @@ struct Registry::Impl {
 
   // REQUIRES: mu held.
   PluginInfo info_of(const PluginRecord& r) const {
-    PluginInfo info;
-    info.name = r.name;
-    info.version = r.version;
-    info.manifest = r.manifest;
-    info.library = r.library;
-    info.schemes = r.schemes;
-    info.abi_major = r.abi_major;
-    info.abi_minor = r.abi_minor;
-    info.source = r.source;
+    PluginInfo info = r.info;
+    info.source = std::string(host::source_name(r.source));
     info.allowed = allowed(r);
-    if (r.parsed) info.commands = r.parsed->commands;
     if (r.loaded) {
       info.loaded = true;
       info.version = r.loaded->version;
@@ -390,6 +359,35 @@ struct Registry::Impl {
     if (url_scheme(url).empty()) throw host::NoHandlerError(no_handler_message(url_in, ""), "");
     return url;
   }
+
+  // Remembers folder as searched and adds the plugins of its manifests.
+  void add_folder(const fs::path& folder, PluginSource source) {
+    fs::path dir = absolute_normal(folder);
+    {
+      std::unique_lock<std::shared_mutex> lock(mu);
+      if (std::find(folders.begin(), folders.end(), dir) == folders.end()) folders.push_back(dir);
+    }
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) {
+      if (source == PluginSource::kApi) {
+        throw Error(ErrorCode::kNotFound,
+                    "plugin folder '" + dir.string() + "' does not exist or is not a folder");
+      }
+      return;  // a default or configured folder that is absent holds no plugins
+    }
+    std::vector<std::shared_ptr<PluginRecord>> found;
+    for (const auto& p : host::manifests_in(dir)) {
+      try {
+        found.push_back(record_for(p, source, std::nullopt));
+      } catch (const Error& e) {
+        // Known but broken: reported by plugins() and in "no handler" errors,
+        // instead of hiding every other plugin of the folder.
+        found.push_back(host::broken_record(p, source, e));
+      }
+    }
+    std::unique_lock<std::shared_mutex> lock(mu);
+    for (auto& r : found) insert(std::move(r));
+  }
 };
 
 Registry::Registry() : impl_(std::make_unique<Impl>()) {}
@@ -413,21 +411,16 @@ void Registry::discover_defaults() {
     if (config != nullptr && *config != '\0') apply_config(load_config_file(config));
     const char* path = std::getenv("STOWAGE_PLUGIN_PATH");
     if (path != nullptr) {
-      std::string_view rest(path);
-      while (!rest.empty()) {
-        auto colon = rest.find(':');
-        std::string_view dir = rest.substr(0, colon);
-        if (!dir.empty()) add_plugin_folder(fs::path(std::string(dir)), "STOWAGE_PLUGIN_PATH");
-        if (colon == std::string_view::npos) break;
-        rest.remove_prefix(colon + 1);
+      for (const auto& dir : host::split_search_path(path)) {
+        impl_->add_folder(dir, PluginSource::kPluginPath);
       }
     }
   }
   std::error_code ec;
   fs::path exe = boost::dll::program_location(ec);
   if (!ec && !exe.empty()) {
-    add_plugin_folder((exe.parent_path() / ".." / "lib" / "stowage" / "plugins").lexically_normal(),
-                      "default");
+    impl_->add_folder((exe.parent_path() / ".." / "lib" / "stowage" / "plugins").lexically_normal(),
+                      PluginSource::kDefault);
   }
   // Beside this library: <libdir>/stowage/plugins is where an install puts
   // the plugins whatever the prefix and libdir (lib, lib64, lib/<multiarch>),
@@ -435,9 +428,10 @@ void Registry::discover_defaults() {
   ec.clear();
   fs::path self = boost::dll::this_line_location(ec);
   if (!ec && !self.empty()) {
-    add_plugin_folder((self.parent_path() / "stowage" / "plugins").lexically_normal(), "default");
+    impl_->add_folder((self.parent_path() / "stowage" / "plugins").lexically_normal(),
+                      PluginSource::kDefault);
   }
-  add_plugin_folder(fs::path(STOWAGE_INSTALL_PLUGIN_DIR), "default");
+  impl_->add_folder(fs::path(STOWAGE_INSTALL_PLUGIN_DIR), PluginSource::kDefault);
 }
 
 void Registry::apply_config(const Config& config) {
@@ -460,103 +454,27 @@ void Registry::apply_config(const Config& config) {
                       impl_->retry.observer};
     }
   }
-  for (const auto& folder : config.plugin_paths) add_plugin_folder(folder, "config");
+  for (const auto& folder : config.plugin_paths) impl_->add_folder(folder, PluginSource::kConfig);
   for (const auto& entry : config.plugins) {
-    fs::path file = absolute_normal(entry.path);
-    if (file.extension() == ".json") {
-      auto rec = record_from_manifest(host::read_manifest(file), "config");
-      rec->entry_pin = entry.sha256;
-      std::unique_lock<std::shared_mutex> lock(impl_->mu);
-      impl_->insert(std::move(rec));
-      continue;
-    }
     // A library named directly has no manifest to say what it serves: it is
     // loaded now, as the config asks, and the pins still apply.
-    host::LoadRequest request;
-    request.library = file;
-    if (entry.sha256) request.sha256_pins.push_back(*entry.sha256);
-    auto plugin = host::load_plugin(request);
-    {
-      std::shared_lock<std::shared_mutex> lock(impl_->mu);
-      auto pin = impl_->name_pins.find(plugin->name);
-      if (pin != impl_->name_pins.end()) request.sha256_pins.push_back(pin->second);
-    }
-    if (request.sha256_pins.size() > (entry.sha256 ? 1u : 0u)) host::load_plugin(request);
+    auto rec = impl_->record_for(absolute_normal(entry.path), PluginSource::kConfig, entry.sha256);
     std::unique_lock<std::shared_mutex> lock(impl_->mu);
-    impl_->insert(record_from_plugin(std::move(plugin), "config"));
+    impl_->insert(std::move(rec));
   }
 }
 
-void Registry::add_plugin(const fs::path& file_in, std::string_view source) {
+void Registry::add_plugin(const fs::path& file_in, std::string_view source_in) {
   fs::path file = absolute_normal(file_in);
-  if (file.extension() == ".json") {
-    auto rec = record_from_manifest(host::read_manifest(file), source);
-    rec->named_by_host = source == "api";
-    std::unique_lock<std::shared_mutex> lock(impl_->mu);
-    impl_->insert(std::move(rec));
-    return;
-  }
-  host::LoadRequest request;
-  request.library = file;
-  auto plugin = host::load_plugin(request);
-  std::optional<std::string> pin;
-  {
-    std::shared_lock<std::shared_mutex> lock(impl_->mu);
-    auto it = impl_->name_pins.find(plugin->name);
-    if (it != impl_->name_pins.end()) pin = it->second;
-  }
-  if (pin) {
-    request.sha256_pins.push_back(*pin);
-    host::load_plugin(request);  // the pin check; the plugin itself is already loaded
-  }
-  auto rec = record_from_plugin(std::move(plugin), source);
-  rec->named_by_host = source == "api";
+  const PluginSource source = source_of(source_in, file);
+  auto rec = impl_->record_for(file, source, std::nullopt);
+  rec->named_by_host = source == PluginSource::kApi;
   std::unique_lock<std::shared_mutex> lock(impl_->mu);
   impl_->insert(std::move(rec));
 }
 
 void Registry::add_plugin_folder(const fs::path& folder, std::string_view source) {
-  fs::path dir = absolute_normal(folder);
-  {
-    std::unique_lock<std::shared_mutex> lock(impl_->mu);
-    if (std::find(impl_->folders.begin(), impl_->folders.end(), dir) == impl_->folders.end()) {
-      impl_->folders.push_back(dir);
-    }
-  }
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    if (source == "api") {
-      throw Error(ErrorCode::kNotFound,
-                  "plugin folder '" + dir.string() + "' does not exist or is not a folder");
-    }
-    return;  // a default or configured folder that is absent holds no plugins
-  }
-  std::vector<fs::path> manifests;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const fs::path& p = it->path();
-    if (host::plugin_name_from_manifest_file(p).empty()) continue;
-    std::error_code type_ec;
-    if (!it->is_regular_file(type_ec)) continue;
-    manifests.push_back(p);
-  }
-  std::sort(manifests.begin(), manifests.end());
-  std::vector<std::shared_ptr<PluginRecord>> found;
-  for (const auto& p : manifests) {
-    try {
-      found.push_back(record_from_manifest(host::read_manifest(p), source));
-    } catch (const Error& e) {
-      // Known but broken: reported by plugins() and in "no handler" errors,
-      // instead of hiding every other plugin of the folder.
-      auto r = std::make_shared<PluginRecord>();
-      r->name = host::plugin_name_from_manifest_file(p);
-      r->manifest = p;
-      r->source = std::string(source);
-      r->broken = e;
-      found.push_back(std::move(r));
-    }
-  }
-  std::unique_lock<std::shared_mutex> lock(impl_->mu);
-  for (auto& r : found) impl_->insert(std::move(r));
+  impl_->add_folder(folder, source_of(source, folder));
 }
 
 void Registry::register_scheme(const std::string& scheme, HandlerFactory factory,
@@ -764,7 +682,7 @@ std::vector<std::string> Registry::load_allowed_plugins() {
     try {
       impl_->ensure_loaded(*r);
     } catch (const Error& e) {
-      failures.push_back(r->name + ": " + e.what());
+      failures.push_back(r->info.name + ": " + e.what());
     }
   }
   return failures;

@@ -191,6 +191,25 @@ inline void make_folders(const std::string& path, bool durable) {
   }
 }
 
+// A save's temporary sibling folder: ".<name>.stowage-tmp-XXXXXX".
+inline constexpr std::string_view kTempMarker = ".stowage-tmp-";
+inline constexpr size_t kTempSuffix = 6;
+
+// ".<name>.stowage-tmp-" (the name cut short so the whole fits NAME_MAX).
+inline std::string temp_prefix(const std::string& name) {
+  // Appended piece by piece: "." + std::string&& trips GCC 12's -Wrestrict
+  // false positive in optimised builds.
+  std::string prefix(1, '.');
+  prefix.append(name, 0, 200);
+  prefix.append(kTempMarker);
+  return prefix;
+}
+inline bool is_temp_name(std::string_view name) {
+  size_t at = name.rfind(kTempMarker);
+  return name.starts_with('.') && at != std::string_view::npos &&
+         name.size() - at - kTempMarker.size() == kTempSuffix;
+}
+
 }  // namespace stowage::file
 
 #pragma GCC visibility pop

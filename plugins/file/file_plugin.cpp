@@ -60,6 +60,16 @@
 //   A temporary folder is locked (flock) while its save runs; the next save
 //   of that folder deletes temporary folders whose saver died.
 //
+// PARTS
+//
+//   weight_writer_internal.hpp   the byte writer: writev batches,
+//                                copy_file_range from mapped files, fdatasync
+//   preservation_internal.hpp    which files of the folder are the user's,
+//                                and their hard links into the new folder
+//   file_internal.hpp            paths, descriptors, folder walks
+//   This file: the reader, the save transaction, the store, the handler, and
+//   the plugin's entry point last.
+//
 // ERRORS
 //
 //   ENOENT not found, EACCES permission denied, ENOSPC/EDQUOT resource
@@ -71,7 +81,6 @@
 #include <limits.h>
 #include <sys/file.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 
 #include <filesystem>
 #include <random>
@@ -79,7 +88,9 @@
 
 #include "file_internal.hpp"
 #include "mapped_files_internal.hpp"
+#include "preservation_internal.hpp"
 #include "stowage/blob_store.hpp"
+#include "weight_writer_internal.hpp"
 
 namespace stowage::file {
 namespace {
@@ -90,25 +101,6 @@ using plugin::BlobLocation;
 using plugin::BlobStore;
 using plugin::Call;
 using plugin::Options;
-
-constexpr std::string_view kTempMarker = ".stowage-tmp-";
-constexpr size_t kTempSuffix = 6;
-constexpr uint64_t kWriteChunk = 8ull << 20;  // progress and cancellation granularity
-
-// ".<name>.stowage-tmp-" (the name cut short so the whole fits NAME_MAX).
-std::string temp_prefix(const std::string& name) {
-  // Appended piece by piece: "." + std::string&& trips GCC 12's -Wrestrict
-  // false positive in optimised builds.
-  std::string prefix(1, '.');
-  prefix.append(name, 0, 200);
-  prefix.append(kTempMarker);
-  return prefix;
-}
-bool is_temp_name(std::string_view name) {
-  size_t at = name.rfind(kTempMarker);
-  return name.starts_with('.') && at != std::string_view::npos &&
-         name.size() - at - kTempMarker.size() == kTempSuffix;
-}
 
 // ---- Reading ------------------------------------------------------------
 
@@ -258,20 +250,6 @@ class FileReader final : public BlobStore::Reader {
 
 // ---- Writing ------------------------------------------------------------
 
-// Faults in the pages of a source buffer before write() copies from it. A
-// write from pages not yet mapped (a freshly mmapped shard) copies short,
-// and the filesystem then zeroes and retries the whole page-cache folio:
-// several times slower than the copy itself. Older kernels lack the advice;
-// the write then simply runs slower.
-void populate(const void* data, size_t size) {
-  static const uintptr_t kPage = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  auto begin = reinterpret_cast<uintptr_t>(data) & ~(kPage - 1);
-  auto end = reinterpret_cast<uintptr_t>(data) + size;
-#ifdef MADV_POPULATE_READ
-  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
-#endif
-}
-
 // One save: a temporary sibling folder, published by exchanging it with the
 // model's folder.
 class FileTransaction final : public BlobStore::Transaction {
@@ -303,7 +281,7 @@ class FileTransaction final : public BlobStore::Transaction {
   ~FileTransaction() override { abort(); }
 
   void put(const std::string& key, const std::vector<Buffer>& pieces, Call& call) override {
-    FileWriter out(*this, key);
+    WeightFileWriter out(temp_.get(), key, join(folder_, key), durable_);
     out.write_all(pieces, call);
     out.close(call);
   }
@@ -311,121 +289,8 @@ class FileTransaction final : public BlobStore::Transaction {
   // Each piece goes to the file before write() returns, so a streaming save
   // releases it at once; the file is synced at close() as put's is.
   std::unique_ptr<Writer> open(const std::string& key, uint64_t, Call&) override {
-    return std::make_unique<FileWriter>(*this, key);
+    return std::make_unique<WeightFileWriter>(temp_.get(), key, join(folder_, key), durable_);
   }
-
-  // Copies size bytes of a file this plugin mapped into out with
-  // copy_file_range, so the kernel moves page cache to page cache (or shares
-  // extents) instead of write() copying out of the mapping. Returns the bytes
-  // copied; the caller writes the rest from the mapping. That is everything
-  // when the file was replaced since it was mapped or the kernel or the
-  // filesystems cannot copy between these files.
-  static uint64_t copy_from_file(const MappedRange& source, uint64_t size, int out,
-                                 const std::string& path, Call& call) {
-    Fd in(::open(source.file.path.c_str(), O_RDONLY | O_CLOEXEC));
-    struct stat st;
-    if (!in || ::fstat(in.get(), &st) != 0 || st.st_dev != source.file.dev ||
-        st.st_ino != source.file.ino || static_cast<uint64_t>(st.st_size) < source.offset + size) {
-      return 0;
-    }
-    auto offset = static_cast<loff_t>(source.offset);
-    uint64_t done = 0;
-    while (done < size) {
-      const auto want = static_cast<size_t>(std::min(size - done, kWriteChunk));
-      const ssize_t n = ::copy_file_range(in.get(), &offset, out, nullptr, want, 0);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        // Nothing written yet by this call: the rest goes through write().
-        if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
-            errno == EBADF) {
-          return done;
-        }
-        throw errno_error(errno, "Cannot write " + path);
-      }
-      if (n == 0) return done;  // the file shrank under us: write from the mapping
-      done += static_cast<uint64_t>(n);
-      call.advance(static_cast<uint64_t>(n));
-      call.check();
-    }
-    return done;
-  }
-
-  // One new file in the temporary folder, written with writev in batches
-  // of up to kWriteChunk bytes (progress and cancellation between them).
-  class FileWriter final : public Writer {
-   public:
-    FileWriter(const FileTransaction& txn, const std::string& key)
-        : path_(join(txn.folder_, key)), durable_(txn.durable_) {
-      if (key.find('/') != std::string::npos) {
-        throw Error(ErrorCode::kInternal, "file:// writes no subfolders: " + path_);
-      }
-      fd_ =
-          Fd(::openat(txn.temp_.get(), key.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
-      if (!fd_) throw errno_error(errno, "Cannot create " + path_);
-    }
-
-    void write(const Buffer& piece, Call& call) override { write_all({piece}, call); }
-
-    void write_all(const std::vector<Buffer>& pieces, Call& call) {
-      for (const Buffer& piece : pieces) {
-        const uint8_t* p = piece.data();
-        uint64_t copied = 0;
-        if (auto source = MappedFiles::instance().find(p, piece.size())) {
-          if (!iov_.empty()) flush(call);
-          copied = copy_from_file(*source, piece.size(), fd_.get(), path_, call);
-          p += copied;
-        }
-        for (uint64_t left = piece.size() - copied; left > 0;) {
-          uint64_t k = std::min(left, kWriteChunk - batch_);
-          iov_.push_back({const_cast<uint8_t*>(p), static_cast<size_t>(k)});
-          p += k;
-          left -= k;
-          batch_ += k;
-          if (batch_ == kWriteChunk || iov_.size() == IOV_MAX) flush(call);
-        }
-      }
-      if (!iov_.empty()) flush(call);
-    }
-
-    void close(Call&) override {
-      if (durable_ && ::fdatasync(fd_.get()) != 0) {
-        throw errno_error(errno, "Cannot sync " + path_);
-      }
-      if (fd_.close() != 0) throw errno_error(errno, "Cannot write " + path_);
-    }
-
-   private:
-    void flush(Call& call) {
-      for (const iovec& v : iov_) populate(v.iov_base, v.iov_len);
-      size_t first = 0;
-      while (first < iov_.size()) {
-        ssize_t n = ::writev(fd_.get(), iov_.data() + first,
-                             static_cast<int>(std::min<size_t>(iov_.size() - first, IOV_MAX)));
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          throw errno_error(errno, "Cannot write " + path_);
-        }
-        for (auto left = static_cast<size_t>(n); left > 0;) {
-          size_t k = std::min(left, iov_[first].iov_len);
-          iov_[first].iov_base = static_cast<char*>(iov_[first].iov_base) + k;
-          iov_[first].iov_len -= k;
-          left -= k;
-          if (iov_[first].iov_len == 0) ++first;
-        }
-        while (first < iov_.size() && iov_[first].iov_len == 0) ++first;
-      }
-      call.advance(batch_);
-      call.check();
-      iov_.clear();
-      batch_ = 0;
-    }
-
-    const std::string path_;
-    const bool durable_;
-    Fd fd_;
-    std::vector<iovec> iov_;
-    uint64_t batch_ = 0;
-  };
 
   // The old model's files go with the old folder; nothing to do.
   void remove(const std::vector<std::string>&, Call&) override {}
@@ -505,7 +370,7 @@ class FileTransaction final : public BlobStore::Transaction {
       return;
     }
     for (const std::string& name : foreign_files(old.get())) {
-      adopt(old.get(), name);
+      adopt_foreign_file(old.get(), temp_.get(), name, folder_);
     }
     if (::renameat2(parent_.get(), temp_name_.c_str(), parent_.get(), base_.c_str(),
                     RENAME_EXCHANGE) == 0) {
@@ -533,11 +398,9 @@ class FileTransaction final : public BlobStore::Transaction {
     published_ = true;
   }
 
-  // The entries of the existing folder that are not part of its model (nor
-  // stowage temporary folders). Throws for a foreign subfolder.
+  // The entries of the existing folder that are not part of its model
+  // (preservation_internal.hpp), by the model file this save replaces.
   std::vector<std::string> foreign_files(int old) const {
-    std::set<std::string> owned = {model_name_};  // names in the folder
-    std::set<std::string> owned_paths;            // weight paths below subfolders
     std::optional<Buffer> text;
     {
       Call quiet(nullptr, folder_, "save");
@@ -547,106 +410,8 @@ class FileTransaction final : public BlobStore::Transaction {
       } catch (const Error&) {
       }
     }
-    if (text) {
-      try {
-        ModelArtifacts old_model = parse_model_json(text->view(), join(folder_, model_name_));
-        for (const WeightGroup& group : old_model.weights_manifest.value_or(WeightsManifest{})) {
-          for (std::string_view p : group.paths) {
-            while (p.starts_with("./")) p.remove_prefix(2);
-            owned.emplace(p.substr(0, p.find('/')));
-            if (p.find('/') != std::string_view::npos) owned_paths.emplace(p);
-          }
-        }
-      } catch (const Error&) {
-        // An unreadable model.json names nothing: everything else is kept.
-      }
-    }
-    shared_with_other_models(old, owned);
-    std::vector<std::string> foreign;
-    for (std::string& name : folder_entries(old, folder_)) {
-      if (is_temp_name(name)) continue;
-      struct stat st;
-      if (::fstatat(old, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-      if (owned.count(name) != 0 &&
-          (!S_ISDIR(st.st_mode) || only_weights(old, name, owned_paths))) {
-        continue;
-      }
-      if (S_ISDIR(st.st_mode)) {
-        throw Error(ErrorCode::kAlreadyExists,
-                    "Cannot save a model into " + folder_ + ": it holds the folder " +
-                        join(folder_, name) +
-                        ", which is not part of the model there. A save replaces the whole "
-                        "folder at once and does not move other folders; save into a folder of "
-                        "its own.");
-      }
-      foreign.push_back(std::move(name));
-    }
-    return foreign;
-  }
-
-  // Takes out of `owned` the content-addressed weight files that another
-  // model file in the folder names (they are shared, so they stay, as the
-  // adapter's removal keeps them on other stores).
-  void shared_with_other_models(int old, std::set<std::string>& owned) const {
-    for (const std::string& name : folder_entries(old, folder_)) {
-      if (name == model_name_ || name.size() <= 5 || !name.ends_with(".json")) continue;
-      Fd fd(::openat(old, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-      struct stat st;
-      if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (64 << 20)) {
-        continue;
-      }
-      std::string text(static_cast<size_t>(st.st_size), '\0');
-      if (::pread(fd.get(), text.data(), text.size(), 0) != st.st_size) continue;
-      try {
-        ModelArtifacts other = parse_model_json(text, join(folder_, name));
-        for (const WeightGroup& group : other.weights_manifest.value_or(WeightsManifest{})) {
-          for (std::string_view p : group.paths) {
-            while (p.starts_with("./")) p.remove_prefix(2);
-            if (!content_address_prefix(p).empty()) owned.erase(std::string(p));
-          }
-        }
-      } catch (const Error&) {
-        // Not a model file: it names nothing.
-      }
-    }
-  }
-
-  // True when the subfolder `rel` of the folder holds nothing but weight
-  // files of the model (paths relative to the model's folder).
-  bool only_weights(int dir, const std::string& rel, const std::set<std::string>& paths,
-                    int depth = 0) const {
-    Fd sub(::openat(dir, rel.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!sub || depth > 32) return false;
-    for (const std::string& name : folder_entries(sub.get(), join(folder_, rel))) {
-      struct stat st;
-      if (::fstatat(sub.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
-      const std::string path = rel + "/" + name;
-      if (S_ISDIR(st.st_mode) ? !only_weights(dir, path, paths, depth + 1)
-                              : paths.count(path) == 0) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  // Carries a foreign file over into the new folder by a hard link (the
-  // same file, not a copy). A name the new model uses stays the model's.
-  void adopt(int old, const std::string& name) {
-    if (::linkat(old, name.c_str(), temp_.get(), name.c_str(), 0) == 0) return;
-    if (errno == EEXIST) {
-      struct stat kept, there;
-      if (::fstatat(temp_.get(), name.c_str(), &kept, AT_SYMLINK_NOFOLLOW) == 0 &&
-          ::fstatat(old, name.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0 &&
-          kept.st_ino == there.st_ino && kept.st_dev == there.st_dev) {
-        return;  // a content-addressed file the new model kept
-      }
-      plugin::log(2,
-                  "save " + folder_ + ": the new model replaces the file " + join(folder_, name));
-      return;
-    }
-    if (errno == ENOENT) return;  // deleted meanwhile
-    throw errno_error(
-        errno, "Cannot keep " + join(folder_, name) + " in the new folder (hard link refused)");
+    return foreign_files_of(old, folder_, model_name_,
+                            text ? std::optional<std::string_view>(text->view()) : std::nullopt);
   }
 
   // Deletes temporary folders of this model whose saver died (their lock

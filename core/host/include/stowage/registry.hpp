@@ -93,7 +93,9 @@ class Registry {
   void discover_defaults();
   void apply_config(const Config& config);
   // A manifest or a library file; a library without a manifest is loaded at
-  // once to learn its schemes.
+  // once to learn its schemes. `source` ranks it among plugins of the same
+  // name: "api", "config", "STOWAGE_PLUGIN_PATH" or "default" (shown as
+  // PluginInfo::source); any other throws Error(kInvalidArgument).
   void add_plugin(const std::filesystem::path& file, std::string_view source = "api");
   void add_plugin_folder(const std::filesystem::path& folder, std::string_view source = "api");
   // An in-process handler factory; wins over any plugin for that scheme.

@@ -21,6 +21,7 @@
 #include "cache_store_internal.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/plugin.hpp"
+#include "stowage/unique_fd.hpp"
 
 namespace fs = std::filesystem;
 
@@ -38,21 +39,6 @@ constexpr char kCacheDirTag[] =
 constexpr auto kStaleTemp = std::chrono::hours(1);
 // Below this many bytes, starting threads to hash costs more than it saves.
 constexpr uint64_t kParallelBytes = 4ull << 20;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 void make_dir(const fs::path& dir) {
   std::error_code ec;
@@ -172,7 +158,7 @@ fs::path CacheStore::snapshot_path(const std::string& key) const {
 
 void CacheStore::write_atomically(const fs::path& to, std::span<const uint8_t> bytes) const {
   std::string temp = (root_ / "tmp" / (to.filename().string() + ".XXXXXX")).string();
-  Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
+  UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (!fd) throw plugin::errno_error(errno, "Cannot create a file in " + (root_ / "tmp").string());
   try {
     write_all(fd.get(), bytes, temp);
@@ -232,7 +218,7 @@ void CacheStore::put_blob(const std::string& sha256, std::span<const uint8_t> by
 
 std::optional<Buffer> CacheStore::map_blob(const std::string& sha256, uint64_t size) const {
   const std::string path = blob_path(sha256).string();
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) {
     if (errno == ENOENT) return std::nullopt;
     throw plugin::errno_error(errno, "Cannot open the cached file " + path);

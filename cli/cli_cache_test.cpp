@@ -374,6 +374,17 @@ TEST_CASE("cache info shows one model's snapshot, with or without cache+; not ca
   CHECK(contains(bare.err, "expected the URL a cache+ URL wraps"));
 }
 
+// `stowage cache prune --older-than <duration>` refused as a usage error
+// (exit 2) that names the duration and says `why`.
+void check_older_than_refused(const fs::path& cwd, const fs::path& cache,
+                              const std::string& duration, const std::string& why) {
+  CAPTURE(duration);
+  const ProgramResult u =
+      run(cwd, {"cache", "prune", "--older-than", duration, "--dir", cache.string()});
+  CHECK(u.code == 2);
+  CHECK(u.err == "stowage: error: --older-than " + duration + ": " + why + "\n");
+}
+
 TEST_CASE("cache prune: --older-than, then --max-bytes least recently used; shared blobs stay") {
   TempDir tmp;
   const fs::path cache = tmp.path() / "cache";
@@ -446,18 +457,11 @@ TEST_CASE("cache prune: --older-than, then --max-bytes least recently used; shar
 
   // Usage: a duration needs a unit.
   for (const char* bad : {"30", "30x", "d", "-1d", "1.5h"}) {
-    CAPTURE(bad);
-    const ProgramResult u =
-        run(tmp.path(), {"cache", "prune", "--older-than", bad, "--dir", cache.string()});
-    CHECK(u.code == 2);
-    CHECK(u.err == std::string("stowage: error: --older-than ") + bad +
-                       ": expected a whole number and a unit, d, h, m or s (30d, 12h, 90m, "
-                       "3600s)\n");
+    check_older_than_refused(tmp.path(), cache, bad,
+                             "expected a whole number and a unit, d, h, m or s (30d, 12h, 90m, "
+                             "3600s)");
   }
-  const ProgramResult far =
-      run(tmp.path(), {"cache", "prune", "--older-than", "99999999999d", "--dir", cache.string()});
-  CHECK(far.code == 2);
-  CHECK(far.err == "stowage: error: --older-than 99999999999d: at most 36500d\n");
+  check_older_than_refused(tmp.path(), cache, "99999999999d", "at most 36500d");
 }
 
 TEST_CASE("cache prune keeps a model in use's shared blobs under --max-bytes 0") {

@@ -2,8 +2,11 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include "stowage/base64.hpp"
 #include "stowage/error.hpp"
+#include "stowage/parallel.hpp"
 
 namespace stowage {
 
@@ -62,6 +65,21 @@ std::string sha256_hex(std::span<const uint8_t> bytes) {
   Sha256 h;
   h.update(bytes);
   return h.finish_hex();
+}
+
+std::vector<std::string> sha256_hex_each(const std::vector<std::span<const uint8_t>>& buffers) {
+  std::vector<size_t> order(buffers.size());
+  uint64_t total = 0;
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    order[i] = i;
+    total += buffers[i].size();
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return buffers[a].size() > buffers[b].size(); });
+  std::vector<std::string> hex(buffers.size());  // one element per task: no sharing
+  run_parallel(order.size(), cpu_width(order.size(), total),
+               [&](size_t k, const auto&) { hex[order[k]] = sha256_hex(buffers[order[k]]); });
+  return hex;
 }
 
 std::string to_hex(std::span<const uint8_t> bytes) {

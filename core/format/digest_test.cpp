@@ -2,7 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"
@@ -89,4 +92,25 @@ TEST_CASE("a malformed sha256 is INVALID_ARGUMENT naming the group") {
                 "lowercase hex digits, not \"ABC\"");
   check_refused(group_json(std::string("[\"") + kAbcHex + "\",7]"),
                 "m/model.json: weightsManifest[0].sha256[1] must be a string, not a number");
+}
+
+TEST_CASE("sha256_hex_each hashes every buffer, in order, on all cores") {
+  CHECK(stowage::sha256_hex_each({}).empty());
+  // More than kParallelBytes in all, in buffers of different sizes (the
+  // largest are taken first), so the threads do the work.
+  std::vector<std::vector<uint8_t>> data;
+  for (size_t i = 0; i < 9; ++i) {
+    data.emplace_back((i % 3 + 1) * (1u << 20) + i, static_cast<uint8_t>('a' + i));
+  }
+  data.emplace_back();  // an empty file
+  data.push_back({'a', 'b', 'c'});
+  std::vector<std::span<const uint8_t>> spans(data.begin(), data.end());
+  const std::vector<std::string> hex = stowage::sha256_hex_each(spans);
+  REQUIRE(hex.size() == data.size());
+  for (size_t i = 0; i < data.size(); ++i) {
+    CAPTURE(i);
+    CHECK(hex[i] == stowage::sha256_hex(spans[i]));
+  }
+  CHECK(hex[9] == kEmptyHex);
+  CHECK(hex[10] == kAbcHex);
 }

@@ -1,19 +1,14 @@
 // verify_weight_digests: every weight file against the SHA-256 its manifest
 // group records, hashed on all cores.
-#include <algorithm>
-#include <atomic>
-#include <exception>
-#include <mutex>
-#include <thread>
+#include <span>
+#include <utility>
+#include <vector>
 
 #include "stowage/digest.hpp"
 #include "stowage/weights.hpp"
 
 namespace stowage {
 namespace {
-
-// Below this many bytes, starting threads costs more than it saves.
-constexpr uint64_t kParallelBytes = 4ull << 20;
 
 struct Job {
   size_t group;
@@ -24,49 +19,13 @@ struct Job {
 
 std::string file_count_text(size_t n) { return std::to_string(n) + (n == 1 ? " file" : " files"); }
 
-// Hashes every job's buffer. A file is the unit of work (SHA-256 is serial
-// within one); taking the largest first keeps every thread busy to the end.
+// Hashes every job's buffer on all cores.
 void hash_all(std::vector<Job>& jobs, const WeightData& data) {
-  std::vector<size_t> order(jobs.size());
-  uint64_t total = 0;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    order[i] = i;
-    total += data[jobs[i].buffer].size();
-  }
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return data[jobs[a].buffer].size() > data[jobs[b].buffer].size();
-  });
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::exception_ptr error;
-  std::mutex error_mu;
-  auto work = [&] {
-    try {
-      Sha256 sha;
-      for (size_t k;
-           !failed.load(std::memory_order_relaxed) && (k = next.fetch_add(1)) < order.size();) {
-        Job& job = jobs[order[k]];
-        sha.update(data[job.buffer].bytes());
-        job.actual = sha.finish_hex();
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mu);
-      if (!error) error = std::current_exception();
-      failed.store(true);
-    }
-  };
-  size_t threads = std::max<size_t>(1, std::thread::hardware_concurrency());
-  threads = total < kParallelBytes ? 1 : std::min(threads, jobs.size());
-  std::vector<std::thread> helpers;
-  helpers.reserve(threads - 1);
-  try {
-    for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
-  } catch (...) {
-    // No thread to spare: the ones started (and this one) do all the work.
-  }
-  work();
-  for (std::thread& t : helpers) t.join();
-  if (error) std::rethrow_exception(error);
+  std::vector<std::span<const uint8_t>> buffers;
+  buffers.reserve(jobs.size());
+  for (const Job& job : jobs) buffers.push_back(data[job.buffer].bytes());
+  std::vector<std::string> hex = sha256_hex_each(buffers);
+  for (size_t i = 0; i < jobs.size(); ++i) jobs[i].actual = std::move(hex[i]);
 }
 
 }  // namespace

@@ -27,12 +27,8 @@ using testing::TempDir;
 using testing::weight_bytes;
 using testing::write_file;
 
+using testing::registry;
 namespace {
-
-Registry& registry() {
-  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
-}
 
 // 12000 weight bytes in three shards of 5000, 5000 and 2000 bytes.
 const ModelArtifacts& model() {

@@ -17,6 +17,7 @@
 #include "registry_internal.hpp"
 #include "stowage/error.hpp"
 #include "stowage/text.hpp"
+#include "stowage/unique_fd.hpp"
 
 namespace stowage::host {
 namespace {
@@ -58,20 +59,6 @@ std::vector<CacheEntry>& cache() {
   static auto* v = new std::vector<CacheEntry>;
   return *v;
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
 
@@ -300,7 +287,7 @@ std::shared_ptr<LoadedPlugin> load_plugin(const LoadRequest& request) {
   }
   std::lock_guard<std::mutex> lock(loader_mutex());
 
-  Fd fd(::open(library.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(library.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     int err = errno;
     std::string why = "cannot open plugin library " + quoted(library) + ": " + std::strerror(err);

@@ -26,12 +26,8 @@ using testing::float_model;
 using testing::ramp;
 using testing::weight_bytes;
 
+using testing::registry;
 namespace {
-
-Registry& registry() {
-  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
-}
 
 class Profile : public stowage::testing::TempDir {
  public:

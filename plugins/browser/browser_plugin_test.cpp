@@ -34,12 +34,8 @@ using testing::float_model;
 using testing::ramp;
 using testing::weight_bytes;
 
+using testing::registry;
 namespace {
-
-Registry& registry() {
-  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
-}
 
 class TempDir : public stowage::testing::TempDir {
  public:

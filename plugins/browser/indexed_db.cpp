@@ -25,6 +25,7 @@
 #include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/model_json.hpp"
+#include "stowage/unique_fd.hpp"
 
 namespace stowage::browser {
 namespace {
@@ -310,28 +311,13 @@ void collect_garbage(Database& db, const fs::path& folder) {
   }
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // Opens a record's blob file and checks its size. Called inside a read
 // transaction, so no save or remove can have deleted it yet (files are
 // deleted after commits).
-Fd open_blob(const fs::path& folder, const std::string& id, uint64_t expected,
-             const std::string& url) {
+UniqueFd open_blob(const fs::path& folder, const std::string& id, uint64_t expected,
+                   const std::string& url) {
   const fs::path file = folder / id;
-  Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) {
       throw Error(ErrorCode::kDataLoss,
@@ -443,7 +429,7 @@ ModelArtifacts IndexedDb::load_model(const std::string& path, const Pace& pace) 
   auto db = Database::open(where_, /*create=*/false, settings_);
   if (!db) throw not_found(path);
   ModelArtifacts a;
-  std::optional<Fd> file;
+  std::optional<UniqueFd> file;
   uint64_t size = 0;
   std::optional<std::string> digest;
   {
@@ -603,7 +589,7 @@ void IndexedDb::export_json(const std::function<void(std::string_view)>& write) 
         write(text);
         const std::string url = "indexeddb://" + std::string(s.column_text(0));
         const auto size = static_cast<uint64_t>(s.column_int(4));
-        Fd file = open_blob(folder, std::string(s.column_text(3)), size, url);
+        UniqueFd file = open_blob(folder, std::string(s.column_text(3)), size, url);
         if (!scratch) scratch.reset(new uint8_t[kStep]);
         Base64Encoder encoder;
         for (uint64_t at = 0; at < size;) {

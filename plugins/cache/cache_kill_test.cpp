@@ -42,21 +42,14 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+fs::path scratch() { return stowage::testing::scratch("stowage-cache-kill"); }
+
 constexpr int kKills = 200;
 constexpr int kModels = 3;
 constexpr int kShards = 6;
 constexpr size_t kShardBytes = 64 * 1024;
 // Room for about two models' blobs: fills evict too.
 constexpr uint64_t kMaxBytes = 2 * kShards * kShardBytes + kShardBytes;
-
-fs::path scratch() {
-  static fs::path dir = [] {
-    std::string tmpl = (fs::temp_directory_path() / "stowage-cache-kill-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    return fs::path(tmpl);
-  }();
-  return dir;
-}
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);

@@ -35,9 +35,12 @@ using namespace stowage;
 using stowage::testing::error_of;
 using stowage::testing::float_model;
 using stowage::testing::ramp;
+using stowage::testing::read_text;
 using stowage::testing::weight_bytes;
 
 namespace {
+
+fs::path scratch() { return stowage::testing::scratch("stowage-cache-test"); }
 
 // Four 4 KiB shards per model: enough files to see which ones a load asks for.
 constexpr uint64_t kShard = 4096;
@@ -57,22 +60,6 @@ Registry& registry() {
     return registry;
   }();
   return *r;
-}
-
-fs::path scratch() {
-  static fs::path dir = [] {
-    std::string tmpl = (fs::temp_directory_path() / "stowage-cache-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    return fs::path(tmpl);
-  }();
-  return dir;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // `stowage serve` over a file:// store on a free port; stdout (the port,

@@ -38,34 +38,17 @@ namespace fs = std::filesystem;
 using namespace stowage;
 using stowage::testing::float_model;
 using stowage::testing::ramp;
+using stowage::testing::read_text;
+using stowage::testing::registry;
 using stowage::testing::weight_bytes;
 
 namespace {
 
+fs::path scratch() { return stowage::testing::scratch("stowage-cache-servers"); }
+
 // Four 4 KiB shards per model: enough files to see which ones a load asks for.
 constexpr size_t kValues = 4 * 4096 / 4;
 constexpr char kShards[] = R"({"shard_size":4096})";
-
-Registry& registry() {
-  static Registry* r = stowage::testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
-}
-
-fs::path scratch() {
-  static fs::path dir = [] {
-    std::string tmpl = (fs::temp_directory_path() / "stowage-cache-servers-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    return fs::path(tmpl);
-  }();
-  return dir;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 size_t count_lines(const std::vector<std::string>& lines, const std::string& needle) {
   size_t n = 0;

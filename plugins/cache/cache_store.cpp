@@ -4,23 +4,20 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <exception>
 #include <fstream>
 #include <map>
-#include <mutex>
 #include <set>
 #include <sstream>
 #include <system_error>
-#include <thread>
 
 #include "cache_store_internal.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/plugin.hpp"
+#include "stowage/unique_fd.hpp"
 
 namespace fs = std::filesystem;
 
@@ -36,23 +33,6 @@ constexpr char kCacheDirTag[] =
 // A file in tmp/ this old belongs to a fill that died; nothing live writes
 // for that long without renaming.
 constexpr auto kStaleTemp = std::chrono::hours(1);
-// Below this many bytes, starting threads to hash costs more than it saves.
-constexpr uint64_t kParallelBytes = 4ull << 20;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 void make_dir(const fs::path& dir) {
   std::error_code ec;
@@ -172,7 +152,7 @@ fs::path CacheStore::snapshot_path(const std::string& key) const {
 
 void CacheStore::write_atomically(const fs::path& to, std::span<const uint8_t> bytes) const {
   std::string temp = (root_ / "tmp" / (to.filename().string() + ".XXXXXX")).string();
-  Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
+  UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (!fd) throw plugin::errno_error(errno, "Cannot create a file in " + (root_ / "tmp").string());
   try {
     write_all(fd.get(), bytes, temp);
@@ -232,7 +212,7 @@ void CacheStore::put_blob(const std::string& sha256, std::span<const uint8_t> by
 
 std::optional<Buffer> CacheStore::map_blob(const std::string& sha256, uint64_t size) const {
   const std::string path = blob_path(sha256).string();
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) {
     if (errno == ENOENT) return std::nullopt;
     throw plugin::errno_error(errno, "Cannot open the cached file " + path);
@@ -257,42 +237,12 @@ bool CacheStore::blob_matches(const std::string& sha256, const Buffer& bytes) {
 
 std::optional<size_t> CacheStore::first_mismatch(const std::vector<std::string>& sha256s,
                                                  const std::vector<Buffer>& buffers) {
-  std::vector<size_t> order(buffers.size());
-  uint64_t total = 0;
-  for (size_t i = 0; i < buffers.size(); ++i) {
-    order[i] = i;
-    total += buffers[i].size();
-  }
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return buffers[a].size() > buffers[b].size(); });
-  std::vector<char> bad(buffers.size(), 0);  // one element per task: no sharing
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mu;
-  auto work = [&] {
-    try {
-      for (size_t k; (k = next.fetch_add(1)) < order.size();) {
-        bad[order[k]] = blob_matches(sha256s[order[k]], buffers[order[k]]) ? 0 : 1;
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mu);
-      if (!error) error = std::current_exception();
-      next.store(order.size());
-    }
-  };
-  size_t threads = std::max<size_t>(1, std::thread::hardware_concurrency());
-  threads = total < kParallelBytes ? 1 : std::min(threads, buffers.size());
-  std::vector<std::thread> helpers;
-  try {
-    for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
-  } catch (...) {
-    // No thread to spare: the ones started (and this one) do all the work.
-  }
-  work();
-  for (std::thread& t : helpers) t.join();
-  if (error) std::rethrow_exception(error);
-  for (size_t i = 0; i < bad.size(); ++i) {
-    if (bad[i] != 0) return i;
+  std::vector<std::span<const uint8_t>> bytes;
+  bytes.reserve(buffers.size());
+  for (const Buffer& b : buffers) bytes.push_back(b.bytes());
+  const std::vector<std::string> hex = sha256_hex_each(bytes);
+  for (size_t i = 0; i < hex.size(); ++i) {
+    if (hex[i] != sha256s[i]) return i;
   }
   return std::nullopt;
 }

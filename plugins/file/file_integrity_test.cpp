@@ -26,12 +26,8 @@ using testing::read_file;
 using testing::weight_bytes;
 using testing::write_file;
 
+using testing::registry;
 namespace {
-
-Registry& registry() {
-  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
-}
 
 class TempDir : public testing::TempDir {
  public:

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "stowage/plugin.hpp"
+#include "stowage/unique_fd.hpp"
 
 #pragma GCC visibility push(hidden)
 
@@ -26,31 +27,7 @@ namespace stowage::file {
 using plugin::errno_error;
 
 // Owns one file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-  void reset() noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  // Closes now and says how that went (a deferred write error shows here).
-  int close() noexcept { return ::close(std::exchange(fd_, -1)); }
-
- private:
-  int fd_ = -1;
-};
+using Fd = UniqueFd;
 
 // The path of a file:// URL as tfjs-node computes it: everything after
 // "://", resolved with path.resolve against the working directory (no

@@ -1,7 +1,7 @@
 // Runs blocking tasks (HTTP requests) on a few threads, stopping at the
-// first failure: a batch known up front (run_parallel), or tasks submitted
-// one by one as a producer learns them (TaskPool). Shared by the network
-// plugins.
+// first failure: a batch known up front (run_parallel, the format library's
+// runner), or tasks submitted one by one as a producer learns them
+// (TaskPool). Shared by the network plugins.
 //
 // Thread-safety: run_parallel may be called from any thread; the tasks run
 // on threads of their own and must be safe to run concurrently.
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "http_client.hpp"
+#include "stowage/parallel.hpp"
 
 namespace stowage::net {
 
@@ -30,46 +31,10 @@ inline Control child_control(const Control& parent, const std::atomic<bool>& sto
   return c;
 }
 
-// Runs task(i, stop) for every i in [0, n), at most `width` at a time (the
-// calling thread takes part). Once a task throws, `stop` becomes true (tasks
-// pass it to their requests as a cancellation), no new task starts, and the
-// first exception is rethrown after every running task has returned; the
-// others' exceptions (usually the cancellations that stop caused) are
-// dropped.
-inline void run_parallel(size_t n, size_t width,
-                         const std::function<void(size_t, const std::atomic<bool>& stop)>& task) {
-  if (n == 0) return;
-  std::atomic<size_t> next{0};
-  std::atomic<bool> stop{false};
-  std::exception_ptr first;
-  std::mutex mu;
-  auto worker = [&] {
-    for (;;) {
-      if (stop.load()) return;
-      size_t i = next.fetch_add(1);
-      if (i >= n) return;
-      try {
-        task(i, stop);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!first) first = std::current_exception();
-        stop.store(true);
-        return;
-      }
-    }
-  };
-  size_t threads = std::min(n, width == 0 ? size_t{1} : width);
-  std::vector<std::thread> pool;
-  pool.reserve(threads - 1);
-  try {
-    for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-  } catch (...) {
-    // Could not start a thread: the ones running and this one finish the batch.
-  }
-  worker();
-  for (std::thread& t : pool) t.join();
-  if (first) std::rethrow_exception(first);
-}
+// The batch runner (stowage/parallel.hpp): task(i, stop) for every i, at
+// most `width` at a time; after a failure `stop` turns true (tasks pass it to
+// their requests as a cancellation) and the first exception is rethrown.
+using stowage::run_parallel;
 
 // Tasks submitted one at a time by one producer (a streaming save uploading
 // weight files as their bytes arrive), run on up to `width` threads started

@@ -135,10 +135,30 @@ class Handler(BaseHTTPRequestHandler):
         with open(path, "rb") as f:
             return f.read()
 
-    def serve_file(self, rel):
+    def file_or_404(self, rel, text="no file"):
+        """The bytes of rel under the root, or None once a 404 said `text`."""
         data = self.read_file(rel)
         if data is None:
-            self.html(404, "no file " + rel)
+            self.html(404, text)
+        return data
+
+    def start_body(self, data):
+        """A 200 announcing all of data, whose bytes the route then writes."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+
+    def send_half(self, rel):
+        """The full Content-Length of rel (0 when absent), then half its bytes."""
+        data = self.read_file(rel) or b""
+        self.start_body(data)
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+
+    def serve_file(self, rel):
+        data = self.file_or_404(rel, "no file " + rel)
+        if data is None:
             return
         kind = "application/json" if rel.endswith(".json") else "application/octet-stream"
         self.send_bytes(200, data, kind, self.validators(data, os.path.join(self.root, rel)))
@@ -191,9 +211,9 @@ class Handler(BaseHTTPRequestHandler):
         elif route == "range":
             short = seg[1] == "short"
             rel = "/".join(seg[2:]) if short else rest
-            data = self.read_file(rel)
+            data = self.file_or_404(rel)
             if data is None:
-                return self.html(404, "no file")
+                return
             m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
             if not m:
                 return self.send_bytes(200, data)
@@ -203,9 +223,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_bytes(206, data[first:last + 1], extra=(
                 ("Content-Range", "bytes %d-%d/%d" % (first, last, len(data))),))
         elif route == "chunked":
-            data = self.read_file(rest)
+            data = self.file_or_404(rest)
             if data is None:
-                return self.html(404, "no file")
+                return
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Transfer-Encoding", "chunked")
@@ -228,25 +248,13 @@ class Handler(BaseHTTPRequestHandler):
         elif route == "html":
             self.html(200, "this is a web page, not weights")
         elif route == "truncate":
-            data = self.read_file(rest) or b""
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.wfile.flush()
+            self.send_half(rest)
             self.close_connection = True
         elif route == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
         elif route == "stall-body":
-            data = self.read_file(rest) or b""
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.wfile.flush()
+            self.send_half(rest)
             for _ in range(600):
                 time.sleep(0.1)
             self.close_connection = True
@@ -256,10 +264,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif route == "slow":
             data = self.read_file(rest) or b""
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
+            self.start_body(data)
             try:
                 for i in range(0, len(data), 4096):
                     self.wfile.write(data[i:i + 4096])
@@ -285,9 +290,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_bytes(302, b"", "text/plain", [("Location", target)])
         elif route == "digest":
             mode, rel = seg[1], "/".join(seg[2:])
-            data = self.read_file(rel)
+            data = self.file_or_404(rel, "no file " + rel)
             if data is None:
-                return self.html(404, "no file " + rel)
+                return
             if rel.endswith(".json"):
                 return self.send_bytes(200, data, "application/json")
             b64 = base64.b64encode(hashlib.sha256(data).digest()).decode()

@@ -90,33 +90,23 @@ ErrorCode code_for(const std::string& s3_code, int status, bool* retryable) {
 
 }  // namespace
 
+// Built with designated initialisers: op, method, bucket and key always,
+// the rest as a request needs them.
 struct S3Client::Request {
-  Request(std::string op_name, std::string http_method, std::string bucket_name,
-          std::string object_key, Pairs query_params = {}, net::Headers extra_headers = {},
-          std::vector<Buffer> body_pieces = {}, std::string payload = {},
-          uint64_t max_body_bytes = UINT64_MAX)
-      : op(std::move(op_name)),
-        method(std::move(http_method)),
-        bucket(std::move(bucket_name)),
-        key(std::move(object_key)),
-        query(std::move(query_params)),
-        headers(std::move(extra_headers)),
-        body(std::move(body_pieces)),
-        payload_sha256(std::move(payload)),
-        max_body(max_body_bytes) {}
-
   std::string op;  // "GetObject", for messages
   std::string method;
   std::string bucket;
   std::string key;
-  Pairs query;
-  net::Headers headers;  // besides those every request has; all signed
-  std::vector<Buffer> body;
-  std::string payload_sha256;  // computed from body when empty
+  // Every member after key has a default (`{}` too): designated
+  // initialisers name only what a request sets.
+  Pairs query{};
+  net::Headers headers{};  // besides those every request has; all signed
+  std::vector<Buffer> body{};
+  std::string payload_sha256{};  // computed from body when empty
   uint64_t max_body = UINT64_MAX;
-  std::function<void(const net::Response&)> on_head;
+  std::function<void(const net::Response&)> on_head{};
   // A 206 answer's body goes here (net::Request::into).
-  std::shared_ptr<net::SharedBody> into;
+  std::shared_ptr<net::SharedBody> into{};
   uint64_t into_offset = 0;
   uint64_t into_length = 0;
 };
@@ -276,7 +266,7 @@ void S3Client::fail(const Request& request, const net::Response& response) const
 std::optional<Object> S3Client::get(const std::string& bucket, const std::string& key,
                                     const net::Control& control,
                                     std::function<void(uint64_t)> on_size) {
-  Request r{"GetObject", "GET", bucket, key, {}, {}, {}, {}, UINT64_MAX};
+  Request r{.op = "GetObject", .method = "GET", .bucket = bucket, .key = key};
   if (on_size) {
     r.on_head = [on_size](const net::Response& head) {
       if (head.ok() && head.content_length) on_size(*head.content_length);
@@ -337,8 +327,11 @@ std::optional<Object> S3Client::get_ranged(const std::string& bucket, const std:
                                            std::function<void(uint64_t)> on_size) {
   const uint64_t part = std::max<uint64_t>(config_.part_size, 1);
   const std::string where = name(bucket, key);
-  Request first{"GetObject", "GET", bucket,    key, {}, {{"Range", byte_range(0, part - 1)}},
-                {},          {},    UINT64_MAX};
+  Request first{.op = "GetObject",
+                .method = "GET",
+                .bucket = bucket,
+                .key = key,
+                .headers = {{"Range", byte_range(0, part - 1)}}};
   if (on_size) {
     first.on_head = [on_size](const net::Response& head) {
       if (head.status == 206) {
@@ -398,12 +391,14 @@ std::optional<Object> S3Client::get_ranged(const std::string& bucket, const std:
   run_parallel(parts, config_.concurrency, [&](size_t i, const std::atomic<bool>& stop) {
     const uint64_t from = start + i * part;
     const uint64_t to = std::min(range->total, from + part) - 1;
-    Request r{"GetObject", "GET", bucket,
-              key,         {},    {{"Range", byte_range(from, to)}, {"If-Match", o.info.etag}},
-              {},          {},    UINT64_MAX};
-    r.into = whole;
-    r.into_offset = from;
-    r.into_length = to - from + 1;
+    Request r{.op = "GetObject",
+              .method = "GET",
+              .bucket = bucket,
+              .key = key,
+              .headers = {{"Range", byte_range(from, to)}, {"If-Match", o.info.etag}},
+              .into = whole,
+              .into_offset = from,
+              .into_length = to - from + 1};
     net::Response answer = send(r, child_control(control, stop));
     if (answer.status == 412 || answer.status == 404) {
       throw Error(ErrorCode::kUnavailable,
@@ -428,7 +423,8 @@ std::optional<Object> S3Client::get_ranged(const std::string& bucket, const std:
 
 std::optional<ObjectInfo> S3Client::head(const std::string& bucket, const std::string& key,
                                          const net::Control& control) {
-  Request r{"HeadObject", "HEAD", bucket, key, {}, {}, {}, {}, kMaxXmlBytes};
+  Request r{
+      .op = "HeadObject", .method = "HEAD", .bucket = bucket, .key = key, .max_body = kMaxXmlBytes};
   net::Response resp = send(r, control);
   if (resp.status == 404) return std::nullopt;
   if (!resp.ok()) fail(r, resp);
@@ -451,8 +447,14 @@ std::string S3Client::put(const std::string& bucket, const std::string& key,
   net::Headers headers;
   if (!meta.empty()) headers.emplace_back(kMetaSha256, meta);
   // The body's digest is its payload hash: SigV4 need not hash it again.
-  Request r{"PutObject",        "PUT", bucket,     key,         {},
-            std::move(headers), body,  digest.hex, kMaxXmlBytes};
+  Request r{.op = "PutObject",
+            .method = "PUT",
+            .bucket = bucket,
+            .key = key,
+            .headers = std::move(headers),
+            .body = body,
+            .payload_sha256 = digest.hex,
+            .max_body = kMaxXmlBytes};
   net::Response resp = send(r, control);
   if (!resp.ok()) fail(r, resp);
   return header_or(resp, "ETag");
@@ -470,8 +472,13 @@ std::string S3Client::create_multipart(const std::string& bucket, const std::str
                                        const net::Control& control, const std::string& sha256) {
   net::Headers headers;
   if (!sha256.empty()) headers.emplace_back(kMetaSha256, sha256);
-  Request create{"CreateMultipartUpload", "POST", bucket, key,         {{"uploads", ""}},
-                 std::move(headers),      {},     {},     kMaxXmlBytes};
+  Request create{.op = "CreateMultipartUpload",
+                 .method = "POST",
+                 .bucket = bucket,
+                 .key = key,
+                 .query = {{"uploads", ""}},
+                 .headers = std::move(headers),
+                 .max_body = kMaxXmlBytes};
   net::Response created = send(create, control);
   if (!created.ok()) fail(create, created);
   return parse_upload_id(created.body.view(),
@@ -481,15 +488,13 @@ std::string S3Client::create_multipart(const std::string& bucket, const std::str
 std::string S3Client::upload_part(const std::string& bucket, const std::string& key,
                                   const std::string& upload_id, size_t number, size_t parts,
                                   const std::vector<Buffer>& body, const net::Control& control) {
-  Request r{"UploadPart " + std::to_string(number) + "/" + std::to_string(parts),
-            "PUT",
-            bucket,
-            key,
-            {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}},
-            {},
-            body,
-            {},
-            kMaxXmlBytes};
+  Request r{.op = "UploadPart " + std::to_string(number) + "/" + std::to_string(parts),
+            .method = "PUT",
+            .bucket = bucket,
+            .key = key,
+            .query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}},
+            .body = body,
+            .max_body = kMaxXmlBytes};
   net::Response resp = send(r, control);
   if (!resp.ok()) fail(r, resp);
   std::string etag = header_or(resp, "ETag");
@@ -505,15 +510,14 @@ std::string S3Client::complete_multipart(const std::string& bucket, const std::s
                                          const net::Control& control) {
   std::vector<std::pair<int, std::string>> list;
   for (size_t i = 0; i < etags.size(); ++i) list.emplace_back(static_cast<int>(i + 1), etags[i]);
-  Request complete{"CompleteMultipartUpload",
-                   "POST",
-                   bucket,
-                   key,
-                   {{"uploadId", upload_id}},
-                   {{"Content-Type", "application/xml"}},
-                   {Buffer::from_string(complete_multipart_xml(list))},
-                   {},
-                   kMaxXmlBytes};
+  Request complete{.op = "CompleteMultipartUpload",
+                   .method = "POST",
+                   .bucket = bucket,
+                   .key = key,
+                   .query = {{"uploadId", upload_id}},
+                   .headers = {{"Content-Type", "application/xml"}},
+                   .body = {Buffer::from_string(complete_multipart_xml(list))},
+                   .max_body = kMaxXmlBytes};
   net::Response done = send(complete, control);
   if (!done.ok()) fail(complete, done);
   ResultOrError result = parse_etag_result(
@@ -563,15 +567,12 @@ std::string S3Client::put_multipart(const std::string& bucket, const std::string
 
 void S3Client::abort_multipart(const std::string& bucket, const std::string& key,
                                const std::string& upload_id, const net::Control& control) {
-  Request r{"AbortMultipartUpload",
-            "DELETE",
-            bucket,
-            key,
-            {{"uploadId", upload_id}},
-            {},
-            {},
-            {},
-            kMaxXmlBytes};
+  Request r{.op = "AbortMultipartUpload",
+            .method = "DELETE",
+            .bucket = bucket,
+            .key = key,
+            .query = {{"uploadId", upload_id}},
+            .max_body = kMaxXmlBytes};
   net::Response resp = send(r, control);
   if (resp.status == 404) return;  // NoSuchUpload: already gone
   if (!resp.ok()) fail(r, resp);
@@ -579,7 +580,11 @@ void S3Client::abort_multipart(const std::string& bucket, const std::string& key
 
 void S3Client::remove(const std::string& bucket, const std::string& key,
                       const net::Control& control) {
-  Request r{"DeleteObject", "DELETE", bucket, key, {}, {}, {}, {}, kMaxXmlBytes};
+  Request r{.op = "DeleteObject",
+            .method = "DELETE",
+            .bucket = bucket,
+            .key = key,
+            .max_body = kMaxXmlBytes};
   net::Response resp = send(r, control);
   if (resp.status == 404) {
     std::optional<S3Error> e = parse_error(resp.body.view());
@@ -593,15 +598,12 @@ std::vector<ListedObject> S3Client::list(const std::string& bucket, const std::s
   std::vector<ListedObject> out;
   std::string token;
   for (int page = 0;; ++page) {
-    Request r{"ListObjectsV2",
-              "GET",
-              bucket,
-              "",
-              {{"list-type", "2"}, {"encoding-type", "url"}},
-              {},
-              {},
-              {},
-              kMaxXmlBytes};
+    Request r{.op = "ListObjectsV2",
+              .method = "GET",
+              .bucket = bucket,
+              .key = "",
+              .query = {{"list-type", "2"}, {"encoding-type", "url"}},
+              .max_body = kMaxXmlBytes};
     if (!prefix.empty()) r.query.emplace_back("prefix", prefix);
     if (!token.empty()) r.query.emplace_back("continuation-token", token);
     net::Response resp = send(r, control);
@@ -626,17 +628,14 @@ std::optional<std::string> S3Client::copy(const std::string& src_bucket, const s
                                           const std::string& etag, const std::string& bucket,
                                           const std::string& key, const net::Control& control,
                                           const std::string& sha256) {
-  Request r{
-      "CopyObject",
-      "PUT",
-      bucket,
-      key,
-      {},
-      {{"x-amz-copy-source", "/" + uri_encode(src_bucket, false) + "/" + uri_encode(src_key, true)},
-       {"x-amz-copy-source-if-match", etag}},
-      {},
-      {},
-      kMaxXmlBytes};
+  Request r{.op = "CopyObject",
+            .method = "PUT",
+            .bucket = bucket,
+            .key = key,
+            .headers = {{"x-amz-copy-source",
+                         "/" + uri_encode(src_bucket, false) + "/" + uri_encode(src_key, true)},
+                        {"x-amz-copy-source-if-match", etag}},
+            .max_body = kMaxXmlBytes};
   if (!sha256.empty()) {
     r.headers.emplace_back("x-amz-metadata-directive", "REPLACE");
     r.headers.emplace_back(kMetaSha256, sha256);
@@ -656,7 +655,12 @@ std::optional<std::string> S3Client::copy(const std::string& src_bucket, const s
 std::vector<PendingUpload> S3Client::list_multipart_uploads(const std::string& bucket,
                                                             const std::string& prefix,
                                                             const net::Control& control) {
-  Request r{"ListMultipartUploads", "GET", bucket, "", {{"uploads", ""}}, {}, {}, {}, kMaxXmlBytes};
+  Request r{.op = "ListMultipartUploads",
+            .method = "GET",
+            .bucket = bucket,
+            .key = "",
+            .query = {{"uploads", ""}},
+            .max_body = kMaxXmlBytes};
   if (!prefix.empty()) r.query.emplace_back("prefix", prefix);
   net::Response resp = send(r, control);
   if (!resp.ok()) fail(r, resp);

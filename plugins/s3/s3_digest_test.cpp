@@ -28,16 +28,12 @@ using testing::float_model;
 using testing::ramp;
 using testing::weight_bytes;
 
+using testing::registry;
 namespace {
 
 const char* kBucket = "stowage-models";
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * 1024;
-
-Registry& registry() {
-  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
-}
 
 ProxiedBucket& bucket() {
   static ProxiedBucket b(kBucket);

@@ -43,14 +43,10 @@ using testing::float_model;
 using testing::ramp;
 using testing::weight_bytes;
 
+using testing::registry;
 namespace {
 
 const char* kBucket = "stowage-models";
-
-Registry& registry() {
-  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
-}
 
 // moto without authentication still refuses unsigned requests to a
 // private bucket, so the open and faulty servers get their (unchecked) keys

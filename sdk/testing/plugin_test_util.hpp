@@ -1,13 +1,17 @@
 // Helpers shared by the tests of the plugin kit and of the plugins: a
-// registry over one plugin folder, a small float32 model and the error a
-// call throws. For tests only.
+// registry over one plugin folder, a scratch folder, a small float32 model
+// and the error a call throws. For tests only.
 #pragma once
 
 #include <doctest/doctest.h>
+#include <stdlib.h>
 
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +27,37 @@ inline Registry* new_registry(const std::filesystem::path& folder) {
   auto* registry = new Registry;
   registry->add_plugin_folder(folder);
   return registry;
+}
+
+#ifdef STOWAGE_PLUGIN_BUILD_DIR
+// The registry over the plugins this build made (STOWAGE_PLUGIN_BUILD_DIR,
+// which stowage_add_test defines); made on first use, lives for the process.
+inline Registry& registry() {
+  static Registry* r = new_registry(STOWAGE_PLUGIN_BUILD_DIR);
+  return *r;
+}
+#endif
+
+// A folder "<prefix>-XXXXXX" under the temp directory, made on the first call
+// with `prefix` and the same one after. Left in place, so that a failed
+// test's files can be looked at.
+inline std::filesystem::path scratch(const std::string& prefix) {
+  static std::map<std::string, std::filesystem::path> made;
+  auto it = made.find(prefix);
+  if (it == made.end()) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    it = made.emplace(prefix, tmpl).first;
+  }
+  return it->second;
+}
+
+// The whole file as bytes; empty when it cannot be read.
+inline std::string read_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 // n values from `start` in steps of 0.5.

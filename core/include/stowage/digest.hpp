@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace stowage {
 
@@ -38,6 +39,10 @@ class Sha256 {
 };
 
 std::string sha256_hex(std::span<const uint8_t> bytes);
+// sha256_hex of every buffer, in order, hashed on all cores (run_parallel in
+// stowage/parallel.hpp): a buffer per task, since SHA-256 is serial within
+// one, the largest first so that every thread stays busy to the end.
+std::vector<std::string> sha256_hex_each(const std::vector<std::span<const uint8_t>>& buffers);
 std::string to_hex(std::span<const uint8_t> bytes);
 // Standard base64 with padding (RFC 9530's sha-256=:...: form).
 std::string sha256_base64_of_hex(std::string_view hex);

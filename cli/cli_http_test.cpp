@@ -34,7 +34,7 @@ using stowage::testing::TempDir;
 
 const fs::path kSource = fs::path(STOWAGE_SOURCE_DIR);
 const std::string kDense = (kSource / "samples/models/dense/model.json").string();
-const std::string kTestServer = (kSource / "plugins/net/test_server.py").string();
+const std::string kTestServer = (kSource / "core/net/test_server.py").string();
 const std::string kFlask = (kSource / "tests/interop/flask_receiver.py").string();
 
 std::string text_of(const rapidjson::Value& v) {

@@ -1,4 +1,4 @@
-// Fuzzes the HTTP client's redirect rules (plugins/net/redirect.cpp) along a
+// Fuzzes the HTTP client's redirect rules (core/net/redirect.cpp) along a
 // chain of redirects. An input is a flag byte (method, whether credentials
 // may cross origins, max_redirects), the first URL, then one line per
 // redirect: a status selector byte and the Location. Checks: only a

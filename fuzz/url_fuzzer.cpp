@@ -1,5 +1,5 @@
 // Fuzzes URL handling: the http(s) client's parser, resolver and redaction
-// (plugins/net/url.cpp), the registry's scheme splitting (url_scheme) and
+// (core/net/url.cpp), the registry's scheme splitting (url_scheme) and
 // the blob-store kit's model and weight locations (sdk blob_store.hpp). An
 // input is a URL, a newline and a reference or path. Checks: a parsed URL
 // written back parses to the same parts; resolution gives a parseable URL

@@ -172,7 +172,7 @@ TEST_CASE("a streaming copy from a model with a bad shard publishes nothing") {
 
 TEST_CASE("http://: a flipped byte in a served shard is DATA_LOSS naming its URL") {
   BadModel bad;
-  testing::PythonServer server({std::string(STOWAGE_SOURCE_DIR) + "/plugins/net/test_server.py",
+  testing::PythonServer server({std::string(STOWAGE_SOURCE_DIR) + "/core/net/test_server.py",
                                 "--root", bad.dir.path().string()});
   const std::string url = server.base() + "/files/m/model.json";
   const std::string shard_url = server.base() + "/files/m/group1-shard2of3.bin";

@@ -90,7 +90,7 @@
 //                       (docs/integrity.md).
 //     "connect_timeout_ms", "read_timeout_ms", "max_connections_per_host",
 //     "max_redirects", "ca_file", "ca_path", "insecure_skip_tls_verify":
-//                       connection settings (plugins/net/client_options.hpp).
+//                       connection settings (core/net/client_options.hpp).
 //                       https verifies certificates against the system
 //                       store plus ca_file/ca_path; insecure_skip_tls_verify
 //                       turns that off and logs a warning.

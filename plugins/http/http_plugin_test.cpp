@@ -1,5 +1,5 @@
 // http:// and https:// through the real loader and the host's retry policy,
-// against the scripted server of plugins/net (test_server.py): TF.js's URL
+// against the scripted server of core/net (test_server.py): TF.js's URL
 // rules, headers, the multipart save, and every fault the issue lists.
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
@@ -38,7 +38,7 @@ bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-const std::string kServerScript = std::string(STOWAGE_SOURCE_DIR) + "/plugins/net/test_server.py";
+const std::string kServerScript = std::string(STOWAGE_SOURCE_DIR) + "/core/net/test_server.py";
 
 // A scratch folder served by the test server:
 //   m/        a model in three shards (group1-shard1of3.bin ...)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Runs the plugin conformance suite on http:// against a model store served
-by plugins/net/test_server.py (/store/<name>: a TF.js multipart upload is
+by core/net/test_server.py (/store/<name>: a TF.js multipart upload is
 stored at the URL it was posted to, and that URL loads it back).
 
 Usage: run_conformance.py RUNNER PLUGIN_MANIFEST [runner arguments...]
@@ -17,7 +17,7 @@ def main():
     runner, manifest, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
     with tempfile.TemporaryDirectory(prefix="stowage-http-conformance-") as root:
         server = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "..", "net", "test_server.py"), "--root", root],
+            [sys.executable, os.path.join(HERE, "..", "..", "core", "net", "test_server.py"), "--root", root],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             line = server.stdout.readline()

@@ -1,6 +1,6 @@
 // The S3 cases of the bad-input corpus (tests/data/bad/s3, see
 // tests/data/bad/README.md): hostile S3 responses replayed byte for byte by
-// plugins/net/test_server.py (its /replay route) to the real s3:// plugin,
+// core/net/test_server.py (its /replay route) to the real s3:// plugin,
 // loaded through the registry. Each case folder holds the raw responses:
 // model.json.http, weights.bin.http (GetObject) or list.http
 // (ListObjectsV2).
@@ -34,7 +34,7 @@ namespace {
 using stowage::testing::read_cases;
 
 const fs::path kCorpus = fs::path(STOWAGE_SOURCE_DIR) / "tests" / "data" / "bad" / "s3";
-const std::string kServerScript = std::string(STOWAGE_SOURCE_DIR) + "/plugins/net/test_server.py";
+const std::string kServerScript = std::string(STOWAGE_SOURCE_DIR) + "/core/net/test_server.py";
 
 }  // namespace
 

@@ -68,7 +68,7 @@ struct Fixture {
   }
 };
 
-const std::string kServerScript = std::string(STOWAGE_SOURCE_DIR) + "/plugins/net/test_server.py";
+const std::string kServerScript = std::string(STOWAGE_SOURCE_DIR) + "/core/net/test_server.py";
 
 testing::PythonServer start(const Fixture& f, std::vector<std::string> extra = {}) {
   std::vector<std::string> args{kServerScript, "--root", f.dir.string()};

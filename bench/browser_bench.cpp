@@ -10,7 +10,7 @@
 //     and to indexeddb://model in the profile DIR/profile, both with their
 //     default durability (fsync before the save returns), replacing the
 //     model of the previous repetition as an application saving again would;
-//   - load_model of each, then a touch of every byte (touch.h); both sums
+//   - load_model of each, then a touch of every byte (touch_internal.h); both sums
 //     must equal the model's.
 // It prints the median seconds and the ratios indexeddb / file (target:
 // at most 2 for save and for load), plus peak RSS. Not part of the test run.
@@ -32,7 +32,7 @@
 
 #include "stowage/management.hpp"
 #include "stowage/model_json.hpp"
-#include "touch.h"
+#include "touch_internal.h"
 
 namespace fs = std::filesystem;
 

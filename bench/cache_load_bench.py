@@ -28,7 +28,7 @@ outside (wall seconds, median of REPS):
               each, fsync, rename) into the cache's file system
 The store's files stay in the page cache (one untimed round first); the
 rows take turns in each round. The script checks that every row loads the
-same bytes (bench/touch.h sums) and that the warm row made no request.
+same bytes (bench/touch_internal.h sums) and that the warm row made no request.
 
 Targets (issue 13): warm / file <= 1.1; revalidate / (warm + rtt) <= 1.1;
 cold / http <= 1.15. The script exits 1 when an output is wrong, never on a

@@ -12,7 +12,7 @@ against the same load without the check, in the same run.
 Rows, each a fresh process timed from outside (wall seconds, median of REPS):
   floor      ls shards | xargs -P2 -n16 openssl dgst -sha256 (both cores)
   verified   file_load_bench load URL: stowage::load_model through file://,
-             every digest checked, then every byte touched (bench/touch.h)
+             every digest checked, then every byte touched (bench/touch_internal.h)
   unverified file_load_bench load URL --no-verify-digests: the same load and
              touch without the check (the load before digests existed)
 The page cache is warmed before the first round and the rows take turns in

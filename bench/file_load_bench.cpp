@@ -5,7 +5,7 @@
 //                                    stowage::load_model (checking the digests
 //                                    model.json records, unless told not to),
 //                                    then touches every byte of every buffer
-//                                    (touch.h)
+//                                    (touch_internal.h)
 //   file_load_bench save URL DIR     load_model, then save_model to DIR in
 //                                    4 MiB shards with durable: false
 // Each prints bytes, the touch sum (load), seconds (save: also save_model
@@ -26,7 +26,7 @@
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
 #include "stowage/sharding.hpp"
-#include "touch.h"
+#include "touch_internal.h"
 
 namespace fs = std::filesystem;
 

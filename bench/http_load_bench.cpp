@@ -3,7 +3,7 @@
 //       stowage::load_model over http(s), checking the weight digests model.json
 //       records unless --no-verify-digests (CallContext::verify_digests)
 //   http_load_bench check URL [OPTIONS_JSON] [--no-verify-digests]
-//       the same, then touches every byte (touch.h) and prints the sum
+//       the same, then touches every byte (touch_internal.h) and prints the sum
 // Prints bytes, seconds of the load (and of the touch) and peak RSS. The
 // timed runs use "load": a load ends with the bytes in memory, as curl's
 // files in /dev/shm do; "check" proves they are the served bytes.
@@ -16,7 +16,7 @@
 #include <string>
 
 #include "stowage/management.hpp"
-#include "touch.h"
+#include "touch_internal.h"
 
 int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";

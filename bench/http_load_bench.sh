@@ -30,7 +30,7 @@
 #           written to a memfd (memfd: curl -> /dev/shm's path) or spliced
 #           into a memfd (splice: stowage's path for plain http)
 # After the timed rounds, one untimed run of each with a touch of every byte
-# (touch.h): stowage's and TF.js's sums must agree, and curl's files must
+# (touch_internal.h): stowage's and TF.js's sums must agree, and curl's files must
 # equal the served ones, or the script fails.
 set -euo pipefail
 

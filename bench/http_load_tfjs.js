@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // TensorFlow.js's side of bench/http_load_bench.sh: tf.io.http(URL).load()
 // (TF.js 4.22.0 from tests/interop/node_modules, fetch in Node). With
-// --check, then the same touch of every byte as bench/touch.h (sum of
+// --check, then the same touch of every byte as bench/touch_internal.h (sum of
 // little-endian 64-bit words modulo 2^64), to compare with stowage's.
 // Usage: node http_load_tfjs.js URL [--check]
 'use strict';

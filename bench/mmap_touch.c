@@ -1,5 +1,5 @@
 /* The baseline: the fastest way this machine brings a model's shards into a
- * process. mmap each file read-only and touch every byte (touch.h).
+ * process. mmap each file read-only and touch every byte (touch_internal.h).
  * Usage: mmap_touch FILE...   prints bytes, sum and seconds. */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "touch.h"
+#include "touch_internal.h"
 
 int main(int argc, char** argv) {
   struct timespec t0, t1;

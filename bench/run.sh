@@ -10,7 +10,7 @@
 #        SETTLE (seconds of pause before each timed run, default 1)
 #
 # Baselines: `cat` of the shards to /dev/null; bench/mmap_touch (mmap each
-# shard and read every byte, bench/touch.h); `cp -r` of the model folder.
+# shard and read every byte, bench/touch_internal.h); `cp -r` of the model folder.
 # Measured: file_load_bench load (stowage::load_model through file:// and the
 # same touch of every byte) and file_load_bench save (load_model, untouched,
 # then save_model to a new folder, durable: false, 4 MiB shards; the

@@ -1,6 +1,6 @@
 // Strict parsing of the fault:// options (documented in fault_plugin.cpp and
 // docs/plugin-guide.md).
-#include "fault_options.hpp"
+#include "fault_options_internal.hpp"
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>

@@ -60,7 +60,7 @@
 #include <string>
 #include <thread>
 
-#include "fault_options.hpp"
+#include "fault_options_internal.hpp"
 #include "stowage/abi.h"
 #include "stowage/error.hpp"
 #include "stowage/nested_url.hpp"

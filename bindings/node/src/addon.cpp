@@ -46,7 +46,7 @@
 #include <string>
 #include <vector>
 
-#include "async_call.hpp"
+#include "async_call_internal.hpp"
 #include "stowage/artifacts.hpp"
 #include "stowage/config.hpp"
 #include "stowage/error.hpp"

@@ -1,4 +1,4 @@
-#include "async_call.hpp"
+#include "async_call_internal.hpp"
 
 #include <new>
 #include <utility>

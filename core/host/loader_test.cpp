@@ -22,6 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 using test::contains;
 using test::error_of;
+using test::file_sha256;
 using test::library;
 using test::manifest;
 using test::unique;
@@ -29,14 +30,6 @@ using test::unique;
 std::shared_ptr<LoadedPlugin> load(const std::string& name, std::vector<std::string> pins = {}) {
   Manifest m = read_manifest(manifest(name));
   return load_plugin({m.library, &m, std::move(pins)});
-}
-
-std::string file_sha256(const std::filesystem::path& p) {
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  std::string hex = sha256_hex_of_fd(fd, p.string());
-  ::close(fd);
-  return hex;
 }
 
 // A counter from the test store's "__stats__" model.

@@ -12,16 +12,9 @@ namespace stowage::host {
 namespace {
 
 using test::error_of;
+using test::file_sha256;
 using test::library;
 using test::manifest;
-
-std::string file_sha256(const std::filesystem::path& p) {
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  std::string hex = sha256_hex_of_fd(fd, p.string());
-  ::close(fd);
-  return hex;
-}
 
 // A name-pin lookup that records the names it was asked for.
 struct PinsByName {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,11 +12,20 @@
 #include <fstream>
 #include <string>
 
+#include "file_hash_internal.hpp"
 #include "stowage/artifacts.hpp"
 #include "plugin_test_util.hpp"  // sdk/testing: error_of
 #include "stowage/error.hpp"
+#include "stowage/unique_fd.hpp"
 
 namespace stowage::test {
+
+// The SHA-256 of a file, as a pin names it.
+inline std::string file_sha256(const std::filesystem::path& p) {
+  UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd.get() >= 0);
+  return host::sha256_hex_of_fd(fd.get(), p.string());
+}
 
 inline std::filesystem::path plugin_dir() { return STOWAGE_TEST_PLUGIN_DIR; }
 inline std::filesystem::path manifest(const std::string& name) {

@@ -30,9 +30,13 @@ struct ServeArgs {
   size_t max_parts = 64;
   uint64_t max_header_bytes = 16 * 1024;
   size_t max_connections = 256;
+  size_t max_connections_per_client = 64;
+  uint64_t max_upload_bytes_in_flight = 2ull << 30;
   double header_timeout = 30;
   double body_timeout = 60;
   double shutdown_timeout = 30;
+  double ready_timeout = 3;
+  std::string log_format;  // "", "text" or "json"
   size_t threads = 4;
   double cache_seconds = 5;
 };
@@ -92,9 +96,12 @@ int run_serve(const ServeArgs& args, const CommonOptions& common) {
   options.limits.max_parts = args.max_parts;
   options.limits.max_header_bytes = static_cast<size_t>(args.max_header_bytes);
   options.limits.max_connections = args.max_connections;
+  options.limits.max_connections_per_client = args.max_connections_per_client;
+  options.limits.max_upload_bytes_in_flight = args.max_upload_bytes_in_flight;
   options.timeouts.header = millis(args.header_timeout);
   options.timeouts.body = millis(args.body_timeout);
   options.timeouts.shutdown = millis(args.shutdown_timeout);
+  options.timeouts.ready = millis(args.ready_timeout);
   options.worker_threads = args.threads;
   options.cache_ttl = millis(args.cache_seconds);
   options.handle_signals = true;
@@ -103,8 +110,11 @@ int run_serve(const ServeArgs& args, const CommonOptions& common) {
   // failures and lifecycle messages go to stderr. Neither ever holds a
   // token: requests are logged by method and path only.
   auto out_mutex = std::make_shared<std::mutex>();
+  if (common.json && args.log_format == "text") {
+    throw UsageError("--json asks for the JSON access log and --log-format text for the other");
+  }
   if (!common.quiet) {
-    const bool json = common.json;
+    const bool json = common.json || args.log_format == "json";
     options.access_log = [out_mutex, json](const serve::AccessRecord& record) {
       const std::string line = serve::format_access_record(record, json) + "\n";
       std::lock_guard<std::mutex> lock(*out_mutex);
@@ -202,6 +212,15 @@ void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run) {
                   "Most connections open at once; more get 503")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  sub->add_option("--max-connections-per-client", args->max_connections_per_client,
+                  "Most connections open at once from one IP address; more get 503 (0: no such "
+                  "limit, e.g. behind a proxy that all clients come through)")
+      ->capture_default_str();
+  sub->add_option("--max-upload-bytes-in-flight", args->max_upload_bytes_in_flight,
+                  "Most upload bytes being received or saved at once; an upload that would pass "
+                  "it gets 503, unless it is the only one")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   sub->add_option("--header-timeout", args->header_timeout,
                   "Seconds a client has to send a request's headers (also the keep-alive idle "
                   "time)")
@@ -216,6 +235,10 @@ void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run) {
                   "Seconds requests in flight may take to finish after SIGTERM or SIGINT")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  sub->add_option("--ready-timeout", args->ready_timeout,
+                  "Seconds the store has to answer the probe of GET /readyz before it says 503")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   sub->add_option("--threads", args->threads, "Threads for store operations")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
@@ -224,7 +247,10 @@ void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run) {
                   "for the requests that follow")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  sub->add_flag("--json", common.json, "Access log lines as JSON objects");
+  sub->add_option("--log-format", args->log_format,
+                  "Access log lines as text (the default) or json (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}));
+  sub->add_flag("--json", common.json, "Access log lines as JSON objects (--log-format json)");
   sub->add_flag(
       "-q,--quiet", common.quiet,
       "No access log and no notes on stderr (the port line and failures are still printed)");

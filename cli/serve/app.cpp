@@ -106,6 +106,45 @@ std::string model_json_path(std::string_view name) {
   return "/models/" + escape_path(name) + "/model.json";
 }
 
+RouteLabel label_of(const Route& route, std::string_view method) {
+  switch (route.kind) {
+    case Route::Kind::kList:
+      return RouteLabel::kList;
+    case Route::Kind::kModel:
+      return method == "DELETE" ? RouteLabel::kRemove : RouteLabel::kUpload;
+    case Route::Kind::kModelJson:
+      return RouteLabel::kModelJson;
+    case Route::Kind::kModelFile:
+      return RouteLabel::kWeights;
+    case Route::Kind::kStatic:
+      return RouteLabel::kStatic;
+    case Route::Kind::kHealth:
+      return RouteLabel::kHealth;
+    case Route::Kind::kReady:
+      return RouteLabel::kReady;
+    case Route::Kind::kMetrics:
+      return RouteLabel::kMetrics;
+    case Route::Kind::kNoFile:
+      break;
+  }
+  return RouteLabel::kOther;
+}
+
+// Times one store operation into the metrics, failures included.
+class StoreTimer {
+ public:
+  StoreTimer(ServeMetrics& metrics, StoreOperation operation)
+      : metrics_(metrics), operation_(operation), start_(std::chrono::steady_clock::now()) {}
+  ~StoreTimer() { metrics_.store_operation(operation_, std::chrono::steady_clock::now() - start_); }
+  StoreTimer(const StoreTimer&) = delete;
+  StoreTimer& operator=(const StoreTimer&) = delete;
+
+ private:
+  ServeMetrics& metrics_;
+  StoreOperation operation_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 }  // namespace
 
 std::string escape_path(std::string_view name) {
@@ -156,7 +195,8 @@ App::App(const ServerOptions& options)
     : options_(options),
       store_(options.store, options.store_options,
              options.registry ? *options.registry : Registry::global(), options.cache_ttl,
-             options.create_store) {
+             options.create_store),
+      metrics_(url_scheme(store_.url())) {
   if (!options.static_dir.empty()) {
     static_root_ = open_folder(AT_FDCWD, options.static_dir, "static folder " + options.static_dir);
   }
@@ -182,6 +222,7 @@ App::Plan App::plan(const Request& request) const {
     return plan;
   }
   const Route& route = plan.route;
+  plan.label = label_of(route, method);
 
   auto refuse = [&](int status, std::string_view allow, const std::string& message) {
     plan.reply = error_reply(Error(ErrorCode::kInvalidArgument, message), Phase::kRequest);
@@ -190,6 +231,12 @@ App::Plan App::plan(const Request& request) const {
     return plan;
   };
 
+  if (route.kind == Route::Kind::kHealth || route.kind == Route::Kind::kReady ||
+      route.kind == Route::Kind::kMetrics) {
+    // Open to probes and scrapers without a token: they show no model.
+    if (!is_read(method)) return refuse(405, kReadMethods, method + " is not allowed here");
+    return operator_endpoint(request, std::move(plan));
+  }
   if (route.kind == Route::Kind::kStatic) {
     if (static_root_.get() < 0) {
       plan.reply = error_reply(
@@ -241,9 +288,72 @@ App::Plan App::plan(const Request& request) const {
       plan.work = Work::kStore;
       return plan;
     case Route::Kind::kStatic:
+    case Route::Kind::kHealth:
+    case Route::Kind::kReady:
+    case Route::Kind::kMetrics:
       break;
   }
   return refuse(405, kAllMethods, method + " is not allowed");
+}
+
+App::Plan App::operator_endpoint(const Request&, Plan plan) const {
+  Reply& reply = plan.reply;
+  switch (plan.route.kind) {
+    case Route::Kind::kHealth:
+      reply.set_body("ok\n", "text/plain; charset=utf-8");
+      break;
+    case Route::Kind::kReady:
+      plan.work = Work::kReady;
+      return plan;
+    default:
+      reply.set_body(metrics_.render(), std::string(kMetricsContentType));
+      break;
+  }
+  reply.set("Cache-Control", "no-store");
+  return plan;
+}
+
+Reply App::ready(const CallContext& call) {
+  Reply reply;
+  try {
+    std::optional<size_t> models;
+    {
+      StoreTimer timer(metrics_, StoreOperation::kProbe);
+      models = store_.probe(call);
+    }
+    if (models) metrics_.set_models(*models);
+    reply.set_body("ready\n", "text/plain; charset=utf-8");
+  } catch (const Error& e) {
+    if (options_.error_log) options_.error_log("readiness check: " + std::string(e.what()));
+    reply.status = 503;
+    reply.set_body(error_json(Error(ErrorCode::kUnavailable, ""),
+                              "not ready: " + store_failure_text(e.code())),
+                   "application/json");
+    reply.note = "not ready: " + std::string(error_code_name(e.code()));
+  }
+  reply.set("Cache-Control", "no-store");
+  return reply;
+}
+
+Reply App::not_ready_in_time(std::chrono::milliseconds waited) const {
+  const std::string message =
+      "not ready: the store did not answer within " + std::to_string(waited.count()) + " ms";
+  if (options_.error_log) options_.error_log("readiness check: " + message);
+  Reply reply;
+  reply.status = 503;
+  reply.set_body(error_json(Error(ErrorCode::kUnavailable, ""), message), "application/json");
+  reply.set("Cache-Control", "no-store");
+  reply.note = "not ready: timeout";
+  return reply;
+}
+
+Reply App::busy_reply(const std::string& message) const {
+  Reply reply;
+  reply.status = 503;
+  reply.set_body(error_json(Error(ErrorCode::kUnavailable, ""), message), "application/json");
+  reply.set("Retry-After", "1");
+  reply.note = "busy";
+  return reply;
 }
 
 Reply App::preflight(const Request& request) const {
@@ -391,7 +501,12 @@ Reply App::resource_reply(const Request& request, const Resource& resource) cons
 }
 
 Reply App::list_reply() {
-  const std::vector<StoredModel> models = store_.list();
+  std::vector<StoredModel> models;
+  {
+    StoreTimer timer(metrics_, StoreOperation::kList);
+    models = store_.list();
+  }
+  metrics_.set_models(models.size());
   std::string out = "{\"models\":[";
   bool first = true;
   for (const StoredModel& m : models) {
@@ -413,14 +528,22 @@ Reply App::serve(const Request& request, const Route& route, const CallContext& 
     switch (route.kind) {
       case Route::Kind::kList:
         return list_reply();
-      case Route::Kind::kModelJson:
+      case Route::Kind::kModelJson: {
+        StoreTimer timer(metrics_, StoreOperation::kModelJson);
         return resource_reply(request, store_.model_json(route.name, call));
-      case Route::Kind::kModelFile:
+      }
+      case Route::Kind::kModelFile: {
+        StoreTimer timer(metrics_, StoreOperation::kWeights);
         return resource_reply(request, store_.weights_file(route.name, route.file, call));
+      }
       case Route::Kind::kStatic:
         return resource_reply(request, read_static_file(static_root_.get(), route.path));
       case Route::Kind::kModel: {
-        const ModelArtifactsInfo info = store_.remove(route.name);
+        ModelArtifactsInfo info;
+        {
+          StoreTimer timer(metrics_, StoreOperation::kRemove);
+          info = store_.remove(route.name);
+        }
         Reply reply;
         reply.set_body("{\"name\":" + json::quote(route.name) +
                            ",\"modelArtifactsInfo\":" + info_to_json(info) + "}",
@@ -428,6 +551,9 @@ Reply App::serve(const Request& request, const Route& route, const CallContext& 
         return reply;
       }
       case Route::Kind::kNoFile:
+      case Route::Kind::kHealth:
+      case Route::Kind::kReady:
+      case Route::Kind::kMetrics:
         break;
     }
     throw Error(ErrorCode::kInternal, "unexpected route");
@@ -486,6 +612,7 @@ Reply App::finish_upload(const Request& request, Upload& upload, const CallConte
   }
   SaveResult result;
   try {
+    StoreTimer timer(metrics_, StoreOperation::kSave);
     result = store_.save(upload.name(), artifacts, call);
   } catch (const Error& e) {
     return error_reply(e, Phase::kStore);
@@ -516,8 +643,8 @@ std::string format_access_record(const AccessRecord& r, bool as_json) {
   if (as_json) {
     std::string out =
         "{\"time\":" + json::quote(iso_date(r.time)) + ",\"remote\":" + json::quote(r.remote) +
-        ",\"method\":" + json::quote(method) + ",\"path\":" + json::quote(path) +
-        ",\"status\":" + std::to_string(r.status) +
+        ",\"method\":" + json::quote(method) + ",\"route\":" + json::quote(r.route) +
+        ",\"path\":" + json::quote(path) + ",\"status\":" + std::to_string(r.status) +
         ",\"bytesSent\":" + std::to_string(r.bytes_sent) +
         ",\"bytesReceived\":" + std::to_string(r.bytes_received) + ",\"ms\":" + duration;
     if (!r.note.empty()) out += ",\"note\":" + json::quote(r.note);

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "metrics_internal.hpp"
 #include "multipart_internal.hpp"
 #include "resource_internal.hpp"
 #include "routes_internal.hpp"
@@ -80,11 +81,13 @@ class App {
     kNow,     // the reply is ready
     kStore,   // call serve() on a worker thread
     kUpload,  // call begin_upload(), read the body, then finish_upload()
+    kReady,   // call ready() on a worker thread, and not_ready_in_time() if it is late
   };
   struct Plan {
     Work work = Work::kNow;
     Route route;
-    Reply reply;  // for kNow
+    RouteLabel label = RouteLabel::kOther;  // for metrics and the access log
+    Reply reply;                            // for kNow
   };
 
   // Opens the store view and the static folder (Error(kNotFound) when it
@@ -102,11 +105,21 @@ class App {
   Reply upload_failed(const Error& error) const;
   // An error reply with a given status (408, 431, 503, ...).
   Reply status_reply(int status, const Error& error) const;
+  // A 503 with Retry-After for a request refused by a limit on load
+  // (not logged as a failure: the server is doing what it was told).
+  Reply busy_reply(const std::string& message) const;
   // Adds CORS and the headers every reply has.
   void decorate(const Request& request, Reply& reply) const;
 
+  // /readyz: 200 when the store answered a probe (ModelStore::probe), else
+  // 503 with what went wrong (the details in the error log).
+  Reply ready(const CallContext& call);
+  // /readyz when the probe did not answer within `waited`.
+  Reply not_ready_in_time(std::chrono::milliseconds waited) const;
+
   ModelStore& store() { return store_; }
   const ModelStore& store() const { return store_; }
+  ServeMetrics& metrics() { return metrics_; }
 
  private:
   enum class Phase { kRequest, kRead, kStore };
@@ -115,9 +128,11 @@ class App {
   Reply list_reply();
   Reply preflight(const Request& request) const;
   bool authorized(const Request& request) const;
+  Plan operator_endpoint(const Request& request, Plan plan) const;
 
   const ServerOptions& options_;
   ModelStore store_;
+  ServeMetrics metrics_;
   UniqueFd static_root_;
 };
 

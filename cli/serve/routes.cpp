@@ -111,6 +111,13 @@ Route route_target(std::string_view target, bool whole_model) {
   }
 
   Route route;
+  if (segments.size() == 1) {
+    // The operators' endpoints take the place of static files of these names.
+    if (segments.front() == "healthz") route.kind = Route::Kind::kHealth;
+    if (segments.front() == "readyz") route.kind = Route::Kind::kReady;
+    if (segments.front() == "metrics") route.kind = Route::Kind::kMetrics;
+    if (route.kind != Route::Kind::kStatic) return route;
+  }
   if (segments.empty() || segments.front() != "models") {
     for (const std::string& s : segments) check_segment(s, "the URL path");
     route.kind = Route::Kind::kStatic;

@@ -6,6 +6,7 @@
 //   /models/<name>/model.json       GET, HEAD: model.json (also accepted
 //                                   for POST, PUT and DELETE)
 //   /models/<name>/<weights file>   GET, HEAD: a weights file
+//   /healthz, /readyz, /metrics     GET, HEAD: for operators (server.cpp)
 //   anything else                   the static folder, when there is one
 //
 // A name is one or more '/'-separated segments.
@@ -40,6 +41,9 @@ struct Route {
     kModelFile,  // one of its weights files
     kStatic,     // outside /models
     kNoFile,     // /models/<name> read: nothing to read there
+    kHealth,     // /healthz: the process is alive
+    kReady,      // /readyz: the store answers
+    kMetrics,    // /metrics
   };
   Kind kind = Kind::kStatic;
   std::string name;               // the model, for kModel, kModelJson, kModelFile

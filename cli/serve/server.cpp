@@ -20,6 +20,9 @@
 #include <boost/beast/http.hpp>
 #include <cctype>
 #include <csignal>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 
 #include "app_internal.hpp"
@@ -42,6 +45,9 @@ constexpr uint64_t kMaxWritePiece = 4ull << 20;
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr uint64_t kMaxLingerBytes = 64ull << 20;
 constexpr size_t kMaxLingering = 64;
+// How often a readiness check looks whether the store's probe has answered.
+constexpr std::chrono::milliseconds kReadyPoll{5};
+constexpr std::string_view kUploadLimitNote = "upload bytes in flight";
 
 // A response body made of Buffers (mmapped files, weight blocks), sent
 // from [offset, offset + length) of their concatenation without copying.
@@ -98,6 +104,13 @@ struct BuffersBody {
   };
 };
 
+UploadOutcome upload_outcome(const AccessRecord& record) {
+  if (record.status == 0) return UploadOutcome::kAborted;
+  if (record.note == kUploadLimitNote) return UploadOutcome::kLimited;
+  if (record.status < 400) return UploadOutcome::kSaved;
+  return record.status < 500 ? UploadOutcome::kRejected : UploadOutcome::kFailed;
+}
+
 std::string http_date(std::chrono::system_clock::time_point t) {
   const time_t secs = std::chrono::system_clock::to_time_t(t);
   tm parts{};
@@ -136,15 +149,19 @@ struct Core {
   void begin_shutdown();
   void hard_stop();
   void maybe_finish();
-  awaitable<void> reject(tcp::socket socket);
+  awaitable<void> reject(tcp::socket socket, RejectReason reason);
   void log(const AccessRecord& record) const {
     if (options.access_log) options.access_log(record);
   }
+  ServeMetrics& metrics() { return app.metrics(); }
+  void count_connections() { metrics().set_connections(connections.size()); }
 
   ServerOptions options;
   App app;
-  std::set<Connection*> connections;  // used on the I/O thread only
-  bool stopping = false;              // I/O thread only
+  std::set<Connection*> connections;               // used on the I/O thread only
+  std::map<asio::ip::address, size_t> per_client;  // open connections by address; I/O thread
+  uint64_t upload_bytes_in_flight = 0;             // I/O thread only
+  bool stopping = false;                           // I/O thread only
   bool destroying = false;
   bool finished = false;               // stopping, and the last connection has ended
   size_t lingering = 0;                // rejected connections being drained
@@ -155,6 +172,37 @@ struct Core {
   asio::thread_pool workers;
   asio::steady_timer shutdown_timer{io};
   std::unique_ptr<asio::signal_set> signals;
+};
+
+// Upload bytes one request holds against --max-upload-bytes-in-flight,
+// given back when its upload is over, saved or not. I/O thread only.
+class UploadReservation {
+ public:
+  explicit UploadReservation(Core& server) : server_(server) {}
+  ~UploadReservation() {
+    server_.upload_bytes_in_flight -= bytes_;
+    server_.metrics().set_upload_bytes_in_flight(server_.upload_bytes_in_flight);
+  }
+  UploadReservation(const UploadReservation&) = delete;
+  UploadReservation& operator=(const UploadReservation&) = delete;
+
+  // False when `more` bytes would pass the cap while other uploads are in
+  // flight (alone, an upload may have up to --max-upload-bytes).
+  bool take(uint64_t more) {
+    uint64_t& in_flight = server_.upload_bytes_in_flight;
+    const bool others = in_flight > bytes_;
+    if (others && in_flight + more > server_.options.limits.max_upload_bytes_in_flight) {
+      return false;
+    }
+    in_flight += more;
+    bytes_ += more;
+    server_.metrics().set_upload_bytes_in_flight(in_flight);
+    return true;
+  }
+
+ private:
+  Core& server_;
+  uint64_t bytes_ = 0;
 };
 
 // One client connection: reads requests one after the other (keep-alive),
@@ -168,10 +216,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     beast::error_code ec;
     const tcp::endpoint remote = socket_.remote_endpoint(ec);
     remote_ = ec ? std::string("?") : endpoint_text(remote);
+    if (!ec) address_ = remote.address();
+    ++server_.per_client[address_];
     server_.connections.insert(this);
+    server_.count_connections();
   }
   ~Connection() {
+    if (auto it = server_.per_client.find(address_); it != server_.per_client.end()) {
+      if (--it->second == 0) server_.per_client.erase(it);
+    }
     server_.connections.erase(this);
+    server_.count_connections();
     server_.maybe_finish();
   }
 
@@ -202,6 +257,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   awaitable<Reply> read_upload(http::request_parser<http::buffer_body>& parser,
                                const Request& request, const Route& route, bool& body_read,
                                AccessRecord& record);
+  awaitable<Reply> ready_check();
 
   template <class F>
   awaitable<Reply> on_workers(F f) {
@@ -222,10 +278,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::flat_buffer buffer_;
   std::vector<char> chunk_;
   std::string remote_;
+  asio::ip::address address_;  // the client's, for --max-connections-per-client
   bool idle_ = true;
   bool closed_ = false;
   bool timed_out_ = false;
-  bool linger_ = false;  // the client may still send bytes we will not read
+  bool linger_ = false;                    // the client may still send bytes we will not read
+  RouteLabel label_ = RouteLabel::kOther;  // of the request being handled
 };
 
 awaitable<void> Connection::watchdog() {
@@ -280,6 +338,18 @@ awaitable<Reply> Connection::read_upload(http::request_parser<http::buffer_body>
   std::unique_ptr<Upload> upload = app.begin_upload(request, route, refusal);
   if (!upload) co_return refusal;
 
+  // Checked before 100 Continue, so a refused client need not send its body.
+  UploadReservation reserved(server_);
+  auto over_limit = [&] {
+    Reply reply = app.busy_reply("the server is receiving too many uploads at once (more than " +
+                                 std::to_string(server_.options.limits.max_upload_bytes_in_flight) +
+                                 " bytes in flight); try again");
+    reply.note = std::string(kUploadLimitNote);
+    reply.close = true;
+    return reply;
+  };
+  if (request.content_length && !reserved.take(*request.content_length)) co_return over_limit();
+
   if (beast::iequals(request.header("expect"), "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     set_deadline(server_.options.timeouts.body);
@@ -301,6 +371,8 @@ awaitable<Reply> Connection::read_upload(http::request_parser<http::buffer_body>
     if (ec == http::error::need_buffer) ec = {};
     const size_t got = chunk_.size() - parser.get().body().size;
     record.bytes_received += got;
+    // A chunked body is counted against the cap as it arrives.
+    if (got > 0 && !request.content_length && !reserved.take(got)) co_return over_limit();
     if (got > 0) {
       try {
         upload->feed({chunk_.data(), got});
@@ -344,6 +416,40 @@ awaitable<Reply> Connection::read_upload(http::request_parser<http::buffer_body>
   co_return co_await on_workers([&] { return app.finish_upload(request, *upload, call); });
 }
 
+awaitable<Reply> Connection::ready_check() {
+  // The probe runs on a worker: a store that hangs holds that worker, not
+  // this answer. After the deadline the check says so, and the probe's
+  // result, when it comes, is dropped.
+  struct Probe {
+    std::mutex mu;
+    std::optional<Reply> reply;
+  };
+  auto probe = std::make_shared<Probe>();
+  const std::chrono::milliseconds wait = server_.options.timeouts.ready;
+  CallContext call = call_context();
+  call.deadline = std::chrono::system_clock::now() + wait;
+  asio::post(server_.workers, [probe, &app = server_.app, call] {
+    Reply reply = app.ready(call);
+    std::lock_guard<std::mutex> lock(probe->mu);
+    probe->reply = std::move(reply);
+  });
+  const auto until = std::chrono::steady_clock::now() + wait;
+  asio::steady_timer timer(socket_.get_executor());
+  for (;;) {
+    std::optional<Reply> done;
+    {
+      std::lock_guard<std::mutex> lock(probe->mu);
+      done.swap(probe->reply);
+    }
+    if (done) co_return std::move(*done);
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until || closed_) break;
+    timer.expires_after(std::min<std::chrono::steady_clock::duration>(kReadyPoll, until - now));
+    co_await timer.async_wait(kTuple);
+  }
+  co_return server_.app.not_ready_in_time(wait);
+}
+
 awaitable<bool> Connection::handle(http::request_parser<http::buffer_body>& parser,
                                    AccessRecord& record) {
   App& app = server_.app;
@@ -362,6 +468,8 @@ awaitable<bool> Connection::handle(http::request_parser<http::buffer_body>& pars
   record.path = std::string(target_path(request.target));
 
   App::Plan plan = app.plan(request);
+  label_ = plan.label;
+  record.route = route_label_name(plan.label);
   Reply reply;
   bool body_read = !request.has_body;
   switch (plan.work) {
@@ -375,6 +483,9 @@ awaitable<bool> Connection::handle(http::request_parser<http::buffer_body>& pars
     }
     case App::Work::kUpload:
       reply = co_await read_upload(parser, request, plan.route, body_read, record);
+      break;
+    case App::Work::kReady:
+      reply = co_await ready_check();
       break;
   }
   if (reply.status == 0) {
@@ -406,6 +517,7 @@ awaitable<void> Connection::run() {
     record.time = std::chrono::system_clock::now();
     record.remote = remote_;
     const auto start = std::chrono::steady_clock::now();
+    label_ = RouteLabel::kOther;
     bool keep = false;
     if (!ec) {
       keep = co_await handle(parser, record);
@@ -437,8 +549,11 @@ awaitable<void> Connection::run() {
       record.path = "-";
       co_await write_reply(reply, 11, false, record);
     }
-    record.duration = std::chrono::duration_cast<std::chrono::microseconds>(
-        std::chrono::steady_clock::now() - start);
+    const auto took = std::chrono::steady_clock::now() - start;
+    record.duration = std::chrono::duration_cast<std::chrono::microseconds>(took);
+    server_.metrics().request(label_, record.status, took, record.bytes_sent,
+                              record.bytes_received);
+    if (label_ == RouteLabel::kUpload) server_.metrics().upload(upload_outcome(record));
     server_.log(record);
     if (!keep) break;
   }
@@ -484,21 +599,27 @@ void Core::listen() {
   port = acceptor.local_endpoint().port();
 }
 
-awaitable<void> Core::reject(tcp::socket socket) {
-  // Over the connection limit: a fresh socket's send buffer is empty, so
+std::string busy_response(std::string_view message) {
+  const std::string body =
+      "{\"error\":{\"code\":\"unavailable\",\"message\":\"" + std::string(message) + "\"}}";
+  return "HTTP/1.1 503 Service Unavailable\r\nServer: stowage\r\nContent-Type: "
+         "application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\nRetry-After: 1\r\n" + std::string(kIdempotentHeader) +
+         ": true\r\nConnection: close\r\n\r\n" + body;
+}
+
+awaitable<void> Core::reject(tcp::socket socket, RejectReason reason) {
+  // Over a connection limit: a fresh socket's send buffer is empty, so
   // one non-blocking write of a short 503 goes out without waiting. Then
   // the request is read and dropped for a moment (closing with it unread
   // would reset the connection and could destroy the 503 in flight), unless
   // too many rejected connections linger already.
-  static const std::string kBusy = [] {
-    const std::string body =
-        "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections; try "
-        "again\"}}";
-    return "HTTP/1.1 503 Service Unavailable\r\nServer: stowage\r\nContent-Type: "
-           "application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\nRetry-After: 1\r\n" + std::string(kIdempotentHeader) +
-           ": true\r\nConnection: close\r\n\r\n" + body;
-  }();
+  static const std::string kBusy = busy_response("too many connections; try again");
+  static const std::string kClientBusy =
+      busy_response("too many connections from this client; try again");
+  const std::string& answer = reason == RejectReason::kPerClient ? kClientBusy : kBusy;
+  metrics().connection_rejected(reason);
+  metrics().request(RouteLabel::kOther, 503, std::chrono::nanoseconds(0), 0, 0);
   beast::error_code ec;
   AccessRecord record;
   record.time = std::chrono::system_clock::now();
@@ -507,9 +628,10 @@ awaitable<void> Core::reject(tcp::socket socket) {
   record.method = "-";
   record.path = "-";
   record.status = 503;
-  record.note = "connection limit";
+  record.note =
+      reason == RejectReason::kPerClient ? "per-client connection limit" : "connection limit";
   socket.non_blocking(true, ec);
-  socket.write_some(asio::buffer(kBusy), ec);
+  socket.write_some(asio::buffer(answer), ec);
   socket.shutdown(tcp::socket::shutdown_send, ec);
   log(record);
   if (ec || lingering >= kMaxLingering) co_return;
@@ -543,8 +665,19 @@ awaitable<void> Core::accept_loop() {
       continue;
     }
     if (connections.size() >= options.limits.max_connections) {
-      asio::co_spawn(io, reject(std::move(socket)), asio::detached);
+      asio::co_spawn(io, reject(std::move(socket), RejectReason::kMaxConnections), asio::detached);
       continue;
+    }
+    if (const size_t cap = options.limits.max_connections_per_client; cap > 0) {
+      beast::error_code remote_ec;
+      const tcp::endpoint remote = socket.remote_endpoint(remote_ec);
+      if (!remote_ec) {
+        const auto it = per_client.find(remote.address());
+        if (it != per_client.end() && it->second >= cap) {
+          asio::co_spawn(io, reject(std::move(socket), RejectReason::kPerClient), asio::detached);
+          continue;
+        }
+      }
     }
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);

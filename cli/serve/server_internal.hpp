@@ -29,6 +29,12 @@ struct ServerLimits {
   size_t max_parts = 64;                        // parts of one upload
   size_t max_header_bytes = 16 * 1024;          // request headers; one part's headers
   size_t max_connections = 256;                 // open at once; more get 503
+  // Open at once from one IP address; more get 503. 0: no such limit.
+  size_t max_connections_per_client = 64;
+  // Upload bodies being received or saved, counted by their Content-Length
+  // (chunked ones as they arrive), at once; an upload that would pass it
+  // gets 503, unless no other upload is in flight.
+  uint64_t max_upload_bytes_in_flight = 2ull << 30;
 };
 
 struct ServerTimeouts {
@@ -40,6 +46,8 @@ struct ServerTimeouts {
   std::chrono::milliseconds body{60000};
   // After shutdown(): how long in-flight requests may still take.
   std::chrono::milliseconds shutdown{30000};
+  // GET /readyz: how long the store has to answer its probe.
+  std::chrono::milliseconds ready{3000};
 };
 
 // One line of the access log.
@@ -47,15 +55,17 @@ struct AccessRecord {
   std::chrono::system_clock::time_point time;
   std::string remote;  // "127.0.0.1:54321"
   std::string method;
-  std::string path;             // the target without its query: tokens never travel there
-  int status = 0;               // 0: no response was sent (the client went away)
-  uint64_t bytes_sent = 0;      // body bytes
-  uint64_t bytes_received = 0;  // body bytes
+  std::string_view route = "other";  // route_label_name(): model_json, weights, upload, ...
+  std::string path;                  // the target without its query: tokens never travel there
+  int status = 0;                    // 0: no response was sent (the client went away)
+  uint64_t bytes_sent = 0;           // body bytes
+  uint64_t bytes_received = 0;       // body bytes
   std::chrono::microseconds duration{0};
   std::string note;  // the error's code, "timeout", ...
 };
 // "2024-01-02T03:04:05.678Z 127.0.0.1:54321 \"GET /models/m/model.json\" 200
-// 1234 0 1.2ms" or, with json, a JSON object on one line.
+// 1234 0 1.2ms" or, with json, a JSON object on one line (with the route
+// label too).
 std::string format_access_record(const AccessRecord& record, bool json);
 
 struct ServerOptions {

@@ -385,8 +385,37 @@ ModelArtifactsInfo ModelStore::remove(const std::string& name) {
 }
 
 std::vector<StoredModel> ModelStore::list() {
-  const std::vector<ListedModel> listed =
-      options_ == "{}" ? list_models(url_, registry_) : registry_.open(url_, options_)->list();
+  return named(options_ == "{}" ? list_models(url_, registry_)
+                                : registry_.open(url_, options_)->list());
+}
+
+std::optional<size_t> ModelStore::probe(const CallContext& call) {
+  if (!file_root_.empty()) {
+    // A file:// listing of a folder that is gone is empty, not an error.
+    std::error_code ec;
+    const auto status = std::filesystem::status(file_root_, ec);
+    if (status.type() == std::filesystem::file_type::not_found) {
+      throw Error(ErrorCode::kNotFound, "the store folder " + file_root_ + " does not exist");
+    }
+    if (ec || status.type() != std::filesystem::file_type::directory) {
+      throw Error(ErrorCode::kUnavailable,
+                  "cannot use the store folder " + file_root_ + ": " +
+                      (ec ? ec.message() : std::string("it is not a folder")));
+    }
+  }
+  const std::unique_ptr<IOHandler> handler = registry_.open(url_, options_);
+  if (handler->can_list()) return named(handler->list(call)).size();
+  if (handler->can_stat()) {
+    try {
+      handler->stat(call);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kNotFound) throw;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<StoredModel> ModelStore::named(const std::vector<ListedModel>& listed) const {
   std::string prefix = model_url("");
   prefix.resize(prefix.size() - url_suffix_.size());
   std::vector<StoredModel> out;

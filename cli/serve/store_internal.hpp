@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -75,6 +76,12 @@ class ModelStore {
   ModelArtifactsInfo remove(const std::string& name);
   // Every model under the store, by name, sorted.
   std::vector<StoredModel> list();
+  // Whether the store answers, for a readiness check: a listing when its
+  // plugin can list (the number of models it holds comes back), else a
+  // stat of the store's URL, where "no model there" is an answer too, else
+  // nothing beyond opening a handler (nullopt then and after a stat).
+  // Throws what the store threw.
+  std::optional<size_t> probe(const CallContext& call);
 
   // message with the store's location replaced by "<store>", for clients.
   std::string redact(std::string_view message) const;
@@ -83,6 +90,8 @@ class ModelStore {
   struct Rendered;
   struct FileManifest;
   std::shared_ptr<Rendered> rendered(const std::string& name, const CallContext& call);
+  // The models of a listing reachable as /models/<name>, sorted.
+  std::vector<StoredModel> named(const std::vector<ListedModel>& listed) const;
   void forget(const std::string& name);
 
   std::string url_;

@@ -59,9 +59,17 @@ struct Response {
 // One TCP connection speaking HTTP/1.1 by hand.
 class Client {
  public:
-  explicit Client(uint16_t port) {
+  // from: the loopback address to connect from ("127.0.0.2"), or "" for
+  // the system's choice (127.0.0.1).
+  explicit Client(uint16_t port, const char* from = "") {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(fd_ >= 0);
+    if (*from) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      REQUIRE(::inet_pton(AF_INET, from, &local.sin_addr) == 1);
+      REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) == 0);
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);

@@ -9,7 +9,8 @@ packages=(cmake g++ make ninja-build ccache pkg-config
           libboost1.81-dev rapidjson-dev doctest-dev libcli11-dev libssl-dev
           python3 python3-pip chromium libsqlite3-dev openssl curl time
           clang libclang-rt-14-dev   # clang and libFuzzer: the fuzz preset
-          python3-numpy)             # tests/quantize_reference.py (the converter's quantization)
+          python3-numpy              # tests/quantize_reference.py (the converter's quantization)
+          python3-prometheus-client) # the serve test's /metrics parser (for /usr/bin/python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

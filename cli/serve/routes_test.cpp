@@ -121,4 +121,20 @@ TEST_CASE("routes: percent-decoding and paths for logs") {
   CHECK(target_path("/models/m/model.json?token=x#f") == "/models/m/model.json");
 }
 
+TEST_CASE("routes: the operators' endpoints are exactly /healthz, /readyz and /metrics") {
+  CHECK(route_target("/healthz", false).kind == Route::Kind::kHealth);
+  CHECK(route_target("/readyz?verbose=1", false).kind == Route::Kind::kReady);
+  CHECK(route_target("/metrics", false).kind == Route::Kind::kMetrics);
+  // Any method reaches them (and is refused there with 405).
+  CHECK(route_target("/metrics", true).kind == Route::Kind::kMetrics);
+  // Deeper paths and models of those names are what they were.
+  const Route deeper = route_target("/healthz/index.html", false);
+  CHECK(deeper.kind == Route::Kind::kStatic);
+  CHECK(deeper.path == std::vector<std::string>{"healthz", "index.html"});
+  const Route model = route_target("/models/metrics/model.json", false);
+  CHECK(model.kind == Route::Kind::kModelJson);
+  CHECK(model.name == "metrics");
+  CHECK(route_target("/Metrics", false).kind == Route::Kind::kStatic);
+}
+
 }  // namespace stowage::serve

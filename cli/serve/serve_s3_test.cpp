@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -209,6 +210,35 @@ TEST_CASE("serve over s3:// with the store's settings in the URL's query") {
   CHECK(get(serve.port(), "/models/up/model.json").status == 404);
 
   CHECK(serve.stop() == 0);
+}
+
+TEST_CASE("serve over s3://: /readyz is 200 while the store answers and 503 once it is down") {
+  auto s3 = std::make_unique<S3TestServer>(std::vector<std::string>{"--bucket", kBucket});
+  const std::string endpoint = s3->endpoint;
+  const stowage::testing::TempDir tmp("stowage-serve-s3-ready");
+  const std::string store = std::string("s3://") + kBucket + "/served?endpoint=" + endpoint +
+                            "&region=us-east-1&path_style=true";
+  ServeProcess serve(*s3, tmp.path(), {"--store", store, "--ready-timeout", "5"});
+  INFO("stderr of stowage serve: ", serve.err());
+
+  Response r = get(serve.port(), "/readyz");
+  CHECK(r.status == 200);
+  CHECK(r.body == "ready\n");
+  const std::string metrics = get(serve.port(), "/metrics").body;
+  CHECK(contains(metrics,
+                 "stowage_serve_store_operation_duration_seconds_count{scheme=\"s3\","
+                 "operation=\"probe\"} 1\n"));
+  CHECK(contains(metrics, "stowage_serve_models 0\n"));  // the prefix holds none yet
+
+  s3.reset();  // moto stops
+  r = get(serve.port(), "/readyz");
+  CHECK(r.status == 503);
+  CHECK(r.body == R"x({"error":{"code":"unavailable","message":"not ready: the store is )x"
+                  R"x(unavailable; try again later (the server's log has the details)"}})x");
+  CHECK_FALSE(contains(r.body, endpoint));
+  CHECK(get(serve.port(), "/healthz").status == 200);
+  CHECK(serve.stop() == 0);
+  CHECK(contains(serve.err(), "stowage serve: readiness check: "));
 }
 
 TEST_CASE("store URLs: names join onto the path, the query and fragment stay at the end") {

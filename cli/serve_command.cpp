@@ -215,6 +215,7 @@ void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run) {
   sub->add_option("--max-connections-per-client", args->max_connections_per_client,
                   "Most connections open at once from one IP address; more get 503 (0: no such "
                   "limit, e.g. behind a proxy that all clients come through)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub->add_option("--max-upload-bytes-in-flight", args->max_upload_bytes_in_flight,
                   "Most upload bytes being received or saved at once; an upload that would pass "

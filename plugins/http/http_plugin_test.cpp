@@ -25,14 +25,10 @@ using namespace stowage;
 using testing::error_of;
 using testing::float_model;
 using testing::ramp;
+using testing::registry;
 using testing::weight_bytes;
 
 namespace {
-
-Registry& registry() {
-  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
-}
 
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;

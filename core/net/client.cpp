@@ -1100,6 +1100,7 @@ Client::Batch::Batch(Client& client, const Control& control, size_t max_parallel
 
 Client::Batch::~Batch() {
   if (state_->waited) return;
+  state_->step_failed = true;  // the submitter is unwinding: no more steps
   std::unique_lock<std::mutex> lock(state_->call->mutex);
   if (!state_->call->failed) {
     client_.impl_->post_stop(

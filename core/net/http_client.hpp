@@ -275,8 +275,9 @@ class Client {
   // caps apply across all calls of the client.
   // Thread-safety: one thread submits and waits. Ownership: the batch owns
   // its requests until they are answered; it must not outlive the client.
-  // Destroying a batch that was not waited for cancels what is in flight
-  // and waits for it, without throwing.
+  // Destroying a batch that was not waited for (its submitter is unwinding)
+  // cancels what is in flight and waits for it, runs no more steps, and
+  // does not throw.
   class Batch {
    public:
     using Step = std::function<void(Response& response)>;

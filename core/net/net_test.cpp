@@ -767,12 +767,15 @@ TEST_CASE("a Batch stops at the first failing step or request, and on cancellati
   }
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(3000));
 
-  // A batch left without wait() cancels what is in flight, without throwing.
+  // A batch left without wait() cancels what is in flight and runs no
+  // more steps, without throwing.
   t0 = std::chrono::steady_clock::now();
   {
-    Client::Batch batch(client, {}, 2);
+    Client::Batch batch(client, {}, 3);
     CHECK(batch.submit(Request{"GET", slow}));
     CHECK(batch.submit(Request{"GET", slow}));
+    CHECK(batch.submit(Request{"GET", fast}, [](Response&) { FAIL("no step once left"); }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the fast one is answered
   }
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(3000));
 

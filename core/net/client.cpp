@@ -31,6 +31,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -199,11 +200,29 @@ struct CallState {
   // reporting a failure for something that happened.
   std::atomic<int> committed{0};
 
+  // A Client::Batch's: its Control, requests started and not yet answered,
+  // answered ones whose step is yet to run on the submitting thread, and
+  // stops posted to the I/O thread and not yet run (all under mutex but
+  // own_control). `failed` tells the submitting thread the call stopped.
+  Control own_control;
+  size_t in_flight = 0;
+  std::map<uint64_t, std::shared_ptr<struct BatchSlot>> answered;  // by sequence number
+  size_t stops_posted = 0;
+  bool failed = false;
+
   void stop(std::exception_ptr e) {
     if (!error) error = std::move(e);
     stopped = true;
     for (Op* op : active) op->cancel();
   }
+};
+
+// One request of a Client::Batch, with its answer and the step to run on it.
+struct BatchSlot {
+  uint64_t sequence = 0;  // its place in the order of submit()
+  Request request;
+  Response response;
+  Client::Batch::Step step;
 };
 
 CommitGuard::CommitGuard(CallState& call, bool active) : call_(active ? &call : nullptr) {
@@ -859,37 +878,80 @@ struct Client::Impl {
     }
   }
 
+  // Sends `request` of `call` into `out`; a failure stops the call. True
+  // when it was answered.
+  awaitable<bool> perform_one(std::shared_ptr<CallState> call, const Request& request,
+                              Response& out) {
+    if (call->stopped) co_return false;
+    Op op;
+    op.call = call.get();
+    op.request = &request;
+    op.method = op.request->method;
+    op.url = redact_url(op.request->url);
+    call->active.push_back(&op);
+    std::exception_ptr failure;
+    bool answered = false;
+    try {
+      out = co_await perform(op);
+      answered = true;
+    } catch (const Stopped&) {
+    } catch (const Error& e) {
+      // Named for the host's retry notice: this request, as it stood when
+      // it failed (after redirects), and the message without that prefix.
+      if (e.request() != nullptr) {
+        failure = std::current_exception();
+      } else {
+        std::string_view reason = e.what();
+        const std::string where = op.where();
+        if (reason.starts_with(where)) reason.remove_prefix(where.size());
+        failure = std::make_exception_ptr(e.with_request({op.method, op.url, std::string(reason)}));
+      }
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    std::erase(call->active, &op);
+    if (failure) call->stop(failure);
+    co_return answered;
+  }
+
   awaitable<void> worker(std::shared_ptr<CallState> call) {
     while (!call->stopped && call->next < call->requests->size()) {
       const size_t index = call->next++;
-      Op op;
-      op.call = call.get();
-      op.request = &(*call->requests)[index];
-      op.method = op.request->method;
-      op.url = redact_url(op.request->url);
-      call->active.push_back(&op);
-      std::exception_ptr failure;
-      try {
-        call->results[index] = co_await perform(op);
-      } catch (const Stopped&) {
-      } catch (const Error& e) {
-        // Named for the host's retry notice: this request, as it stood when
-        // it failed (after redirects), and the message without that prefix.
-        if (e.request() != nullptr) {
-          failure = std::current_exception();
-        } else {
-          std::string_view reason = e.what();
-          const std::string where = op.where();
-          if (reason.starts_with(where)) reason.remove_prefix(where.size());
-          failure =
-              std::make_exception_ptr(e.with_request({op.method, op.url, std::string(reason)}));
-        }
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      std::erase(call->active, &op);
-      if (failure) call->stop(failure);
+      co_await perform_one(call, (*call->requests)[index], call->results[index]);
     }
+  }
+
+  // A batch's request: started on the I/O thread; when it ends, its slot
+  // waits for its step (if answered) and the room it took frees up.
+  void start(const std::shared_ptr<CallState>& call, std::shared_ptr<BatchSlot> slot) {
+    asio::post(io, [this, call, slot] {
+      asio::co_spawn(io, perform_one(call, slot->request, slot->response),
+                     [call, slot](std::exception_ptr e, bool answered) {
+                       if (e) call->stop(e);
+                       std::lock_guard<std::mutex> lock(call->mutex);
+                       --call->in_flight;
+                       if (e || !answered) {
+                         call->failed = true;
+                       } else {
+                         call->answered.emplace(slot->sequence, slot);
+                       }
+                       call->done_cv.notify_all();
+                     });
+    });
+  }
+
+  // Stops a batch with `reason` on the I/O thread; the batch waits for it
+  // to have run before it reads the call's error.
+  // REQUIRES: call->mutex held.
+  void post_stop(const std::shared_ptr<CallState>& call, std::exception_ptr reason) {
+    call->failed = true;
+    ++call->stops_posted;
+    asio::post(io, [call, reason] {
+      call->stop(reason);
+      std::lock_guard<std::mutex> lock(call->mutex);
+      --call->stops_posted;
+      call->done_cv.notify_all();
+    });
   }
 
   std::vector<Response> run(const std::vector<Request>& requests, const Control& control,
@@ -957,5 +1019,119 @@ std::vector<Response> Client::send_all(const std::vector<Request>& requests, con
 }
 
 size_t Client::open_connections() const { return impl_->pool.open(); }
+
+struct Client::Batch::State {
+  std::shared_ptr<CallState> call = std::make_shared<CallState>();
+  size_t width = 1;
+  Order order = Order::kAnswered;
+  size_t submitted = 0;
+  uint64_t next_step = 0;  // Order::kSubmitted: the sequence number whose step runs next
+  std::string first;       // the first request, for messages: "GET <url>"
+  bool aborted = false;
+  bool step_failed = false;
+  bool waited = false;
+
+  std::string what() const {
+    return submitted == 1 ? first : std::to_string(submitted) + " HTTP requests";
+  }
+
+  // One turn of waiting on the submitting thread: runs the step of an
+  // answered request, or waits a poll interval and checks the Control.
+  void turn(Client::Impl& impl, std::unique_lock<std::mutex>& lock) {
+    CallState& c = *call;
+    if (!c.answered.empty() && !step_failed &&
+        (order == Order::kAnswered || c.answered.begin()->first == next_step)) {
+      std::shared_ptr<BatchSlot> slot = std::move(c.answered.begin()->second);
+      c.answered.erase(c.answered.begin());
+      ++next_step;
+      lock.unlock();
+      std::exception_ptr failure;
+      try {
+        if (slot->step) slot->step(slot->response);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      slot.reset();  // the response is released before the room frees up
+      lock.lock();
+      if (failure) {
+        step_failed = true;
+        if (!c.failed) impl.post_stop(call, failure);
+      }
+      return;
+    }
+    // What can no longer get its step: all after a step failed, and after a
+    // request failed, once nothing is in flight to fill a gap in the order.
+    if (c.failed && !c.answered.empty() && (step_failed || c.in_flight == 0)) {
+      c.answered.clear();
+      return;
+    }
+    c.done_cv.wait_for(lock, c.own_control.poll_interval);
+    if (aborted || c.failed || c.in_flight == 0) return;
+    const Control& control = c.own_control;
+    std::exception_ptr reason;
+    if (control.cancelled && control.cancelled()) {
+      reason = std::make_exception_ptr(Error(ErrorCode::kCancelled, what() + " was cancelled"));
+    } else if (control.deadline && std::chrono::system_clock::now() >= *control.deadline) {
+      reason = std::make_exception_ptr(
+          Error(ErrorCode::kDeadlineExceeded, what() + " passed its deadline"));
+    }
+    // As in send_all: a committed request's outcome is awaited.
+    if (reason && c.committed.load() == 0) {
+      aborted = true;
+      impl.post_stop(call, reason);
+    }
+  }
+
+  // Waits until nothing of the batch is left on the I/O thread.
+  void drain(Client::Impl& impl, std::unique_lock<std::mutex>& lock) {
+    while (call->in_flight > 0 || !call->answered.empty() || call->stops_posted > 0) {
+      turn(impl, lock);
+    }
+  }
+};
+
+Client::Batch::Batch(Client& client, const Control& control, size_t max_parallel, Order order)
+    : client_(client), state_(std::make_shared<State>()) {
+  state_->width = std::max<size_t>(max_parallel, 1);
+  state_->order = order;
+  state_->call->own_control = control;
+  state_->call->control = &state_->call->own_control;
+}
+
+Client::Batch::~Batch() {
+  if (state_->waited) return;
+  state_->step_failed = true;  // the submitter is unwinding: no more steps
+  std::unique_lock<std::mutex> lock(state_->call->mutex);
+  if (!state_->call->failed) {
+    client_.impl_->post_stop(
+        state_->call,
+        std::make_exception_ptr(Error(ErrorCode::kCancelled, state_->what() + " was abandoned")));
+  }
+  state_->drain(*client_.impl_, lock);
+}
+
+bool Client::Batch::submit(Request request, Step step) {
+  State& s = *state_;
+  std::unique_lock<std::mutex> lock(s.call->mutex);
+  while (!s.call->failed && s.call->in_flight + s.call->answered.size() >= s.width) {
+    s.turn(*client_.impl_, lock);
+  }
+  if (s.call->failed) return false;
+  const uint64_t sequence = s.submitted;
+  if (s.submitted++ == 0) s.first = request.method + " " + redact_url(request.url);
+  ++s.call->in_flight;
+  lock.unlock();
+  client_.impl_->start(s.call, std::make_shared<BatchSlot>(sequence, std::move(request), Response{},
+                                                           std::move(step)));
+  return true;
+}
+
+void Client::Batch::wait() {
+  State& s = *state_;
+  std::unique_lock<std::mutex> lock(s.call->mutex);
+  s.drain(*client_.impl_, lock);
+  s.waited = true;
+  if (s.call->error) std::rethrow_exception(s.call->error);
+}
 
 }  // namespace stowage::net

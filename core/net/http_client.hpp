@@ -245,6 +245,62 @@ class Client {
   // Connections open now (idle and busy), for tests of the pool.
   size_t open_connections() const;
 
+  // Requests sent in parallel on the client's I/O thread as the caller
+  // learns them, each with a step the caller runs on its answer: the way
+  // plugins run network requests in parallel when each answer needs a step
+  // (a streaming load's weight files, the ranged parts of one object).
+  // send_all() is a batch known up front without steps.
+  //
+  //   Client::Batch batch(client, control, 4);
+  //   for (...) batch.submit(request, [&](Response& r) { ... check, keep r.body ... });
+  //   batch.wait();  // rethrows the first failure
+  //
+  // submit() waits while max_parallel requests are in flight or answered
+  // with their step not yet run, running the steps of answered ones
+  // meanwhile, so a caller never holds the data of more than
+  // max_parallel + 1 requests. Steps run on the calling thread (in submit
+  // and wait), one at a time, while the other requests go on; a response
+  // is released once its step returned. Steps run as answers arrive, or
+  // with Order::kSubmitted in the order of submit(): a step that may block
+  // until an earlier request's step ran (a streaming load's hand-over of
+  // weight file i, which may wait for file i - 1) needs that order.
+  //
+  // The first request that throws, or step that throws, stops the batch:
+  // requests in flight are cancelled, submit() returns false, and wait()
+  // rethrows that exception once all have stopped. Answers that came in
+  // before a request failed still get their steps (with Order::kSubmitted,
+  // those whose predecessors did), as a request's own thread would have
+  // gone on; after a step threw, none. Control works as for send_all
+  // (cancellation and deadline polled while submit or wait waits); per-host
+  // caps apply across all calls of the client.
+  // Thread-safety: one thread submits and waits. Ownership: the batch owns
+  // its requests until they are answered; it must not outlive the client.
+  // Destroying a batch that was not waited for (its submitter is unwinding)
+  // cancels what is in flight and waits for it, runs no more steps, and
+  // does not throw.
+  class Batch {
+   public:
+    using Step = std::function<void(Response& response)>;
+    enum class Order { kAnswered, kSubmitted };
+
+    Batch(Client& client, const Control& control, size_t max_parallel,
+          Order order = Order::kAnswered);
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+    // Starts request once there is room; `step` (may be empty) runs on its
+    // answer. False, request dropped, once the batch has failed.
+    bool submit(Request request, Step step = {});
+    // Waits for every request and step; rethrows the first failure.
+    void wait();
+
+   private:
+    struct State;
+    Client& client_;
+    std::shared_ptr<State> state_;
+  };
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

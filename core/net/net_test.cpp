@@ -4,7 +4,9 @@
 #include <doctest/doctest.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -661,6 +663,124 @@ TEST_CASE("cancellation, deadlines and on_head stop every request of a call") {
 
   // The client is still usable afterwards.
   CHECK(client.send(Request{"GET", server.base() + "/files/small.txt"}).body.view() == f.small);
+}
+
+TEST_CASE(
+    "a Batch runs steps on the submitting thread, in either order, holding at most its width") {
+  Fixture f;
+  const std::string mid = random_bytes(64 << 10, 3);  // ~0.3 s on the slow route
+  write_file(f.dir / "mid.bin", mid);
+  auto server = start(f);
+  Client client;
+  const std::thread::id caller = std::this_thread::get_id();
+  for (Client::Batch::Order order :
+       {Client::Batch::Order::kAnswered, Client::Batch::Order::kSubmitted}) {
+    CAPTURE(static_cast<int>(order));
+    std::vector<size_t> steps;
+    size_t submitted = 0;
+    size_t most_held = 0;
+    std::atomic<uint64_t> received{0};
+    Control control;
+    control.on_received = [&](uint64_t n) { received += n; };
+    Client::Batch batch(client, control, 3, order);
+    // The first request is slow, the other seven fast.
+    for (size_t i = 0; i < 8; ++i) {
+      const std::string url = server.base() + (i == 0 ? "/slow/mid.bin" : "/files/small.txt");
+      CHECK(batch.submit(Request{"GET", url}, [&, i](Response& r) {
+        CHECK(std::this_thread::get_id() == caller);
+        CHECK(r.body.view() == (i == 0 ? std::string_view(mid) : std::string_view(f.small)));
+        steps.push_back(i);
+      }));
+      ++submitted;
+      most_held = std::max(most_held, submitted - steps.size());
+    }
+    batch.wait();
+    CHECK(most_held == 3);
+    CHECK(received == mid.size() + 7 * f.small.size());
+    REQUIRE(steps.size() == 8);
+    if (order == Client::Batch::Order::kSubmitted) {
+      CHECK(steps == std::vector<size_t>{0, 1, 2, 3, 4, 5, 6, 7});
+    } else {
+      // The two fast requests beside the slow one are taken first.
+      CHECK(steps.front() != 0);
+    }
+  }
+}
+
+TEST_CASE("a Batch stops at the first failing step or request, and on cancellation") {
+  Fixture f;
+  write_file(f.dir / "slow.bin", random_bytes(1 << 20, 2));  // ~5 s at the slow route's pace
+  auto server = start(f);
+  Client client;
+  const std::string slow = server.base() + "/slow/slow.bin";
+  const std::string fast = server.base() + "/files/small.txt";
+
+  // A step that throws: the slow requests beside it are cancelled, later
+  // submits are refused, and wait() rethrows the step's exception.
+  auto t0 = std::chrono::steady_clock::now();
+  {
+    Client::Batch batch(client, {}, 3);
+    CHECK(batch.submit(Request{"GET", slow}));
+    CHECK(batch.submit(Request{"GET", slow}));
+    CHECK(batch.submit(Request{"GET", fast}, [](Response&) {
+      throw Error(ErrorCode::kDataLoss, "the fast file is wrong");
+    }));
+    // Room frees only once the step ran (and failed): refused.
+    CHECK_FALSE(batch.submit(Request{"GET", fast}, [](Response&) { FAIL("no step after"); }));
+    Error e = error_of([&] { batch.wait(); });
+    CHECK(e.code() == ErrorCode::kDataLoss);
+    CHECK(std::string(e.what()) == "the fast file is wrong");
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(3000));
+
+  // A request that fails (refused by on_head) stops the batch the same way.
+  t0 = std::chrono::steady_clock::now();
+  {
+    Client::Batch batch(client, {}, 2);
+    CHECK(batch.submit(Request{"GET", slow}));
+    Request missing{"GET", server.base() + "/status/404/w.bin"};
+    missing.on_head = [](const Response& head) {
+      if (!head.ok()) throw status_error(head.status, head.reason, "shard");
+    };
+    CHECK(batch.submit(missing));
+    Error e = error_of([&] { batch.wait(); });
+    CHECK(e.code() == ErrorCode::kNotFound);
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(3000));
+
+  // Cancellation, polled while wait() waits, names the batch.
+  std::atomic<bool> cancel{false};
+  Control control;
+  control.cancelled = [&] { return cancel.load(); };
+  t0 = std::chrono::steady_clock::now();
+  {
+    Client::Batch batch(client, control, 3);
+    for (int i = 0; i < 3; ++i) CHECK(batch.submit(Request{"GET", slow}));
+    std::thread stopper([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      cancel = true;
+    });
+    Error e = error_of([&] { batch.wait(); });
+    stopper.join();
+    CHECK(e.code() == ErrorCode::kCancelled);
+    CHECK(std::string(e.what()) == "3 HTTP requests was cancelled");
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(3000));
+
+  // A batch left without wait() cancels what is in flight and runs no
+  // more steps, without throwing.
+  t0 = std::chrono::steady_clock::now();
+  {
+    Client::Batch batch(client, {}, 3);
+    CHECK(batch.submit(Request{"GET", slow}));
+    CHECK(batch.submit(Request{"GET", slow}));
+    CHECK(batch.submit(Request{"GET", fast}, [](Response&) { FAIL("no step once left"); }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the fast one is answered
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(3000));
+
+  // The client is still usable afterwards.
+  CHECK(client.send(Request{"GET", fast}).body.view() == f.small);
 }
 
 TEST_CASE("ranged answers fill their places in one shared body") {

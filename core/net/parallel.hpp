@@ -1,7 +1,14 @@
 // Runs blocking tasks (HTTP requests) on a few threads, stopping at the
 // first failure: a batch known up front (run_parallel, the format library's
 // runner), or tasks submitted one by one as a producer learns them
-// (TaskPool). Shared by the network plugins.
+// (TaskPool).
+//
+// Being replaced: parallel requests belong on the client's own I/O thread,
+// through send_all() or Client::Batch (http_client.hpp), which the http
+// plugin and the s3 plugin's ranged GetObject parts use. What still runs
+// here is the s3 plugin's other fan-outs, whose steps are whole S3Client
+// calls (HEADs and GETs of a model's files, uploads of parts and files,
+// deletions) and its streaming save (TaskPool).
 //
 // Thread-safety: run_parallel may be called from any thread; the tasks run
 // on threads of their own and must be safe to run concurrently.

@@ -21,6 +21,7 @@ path under it.
   /stall/<p>              the head is read, then nothing is sent for 60 s
   /stall-body/<p>         the full Content-Length, half the bytes, then nothing for 60 s
   /slow/<p>               the file in 4 KiB pieces, 20 ms apart
+  /late/<route>/<p>       waits 0.5 s, then answers as /<route>/<p>
   /loop/<x>               302 to /loop/<x>x, and /loop/xxx back to /loop/x
   /redirect/<n>/<p>       302 chains <n> long, ending at /files/<p>
   /see-other              a POST answered 303 to /echo
@@ -202,6 +203,9 @@ class Handler(BaseHTTPRequestHandler):
         path, query = url.path, url.query
         body = self.read_body()
         seg = path.lstrip("/").split("/")
+        while seg[0] == "late" and len(seg) > 1:
+            time.sleep(0.5)
+            seg = seg[1:]
         route = seg[0]
         rest = "/".join(seg[1:])
         if route == "replay":

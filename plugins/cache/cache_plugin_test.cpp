@@ -35,7 +35,7 @@ using namespace stowage;
 using stowage::testing::error_of;
 using stowage::testing::float_model;
 using stowage::testing::ramp;
-using stowage::testing::read_text;
+using stowage::testing::read_file;
 using stowage::testing::weight_bytes;
 
 namespace {
@@ -84,7 +84,7 @@ class Serve {
     REQUIRE_MESSAGE(rc == 0, "cannot run " STOWAGE_CLI_EXE);
     std::string text;
     for (int i = 0; i < 3000 && text.find('\n') == std::string::npos; ++i) {
-      text = read_text(log_);
+      text = read_file(log_);
       if (text.find('\n') == std::string::npos) ::usleep(10000);
     }
     port_ = std::atoi(text.c_str());
@@ -121,7 +121,7 @@ class Serve {
     }
     std::string text;
     for (int i = 0; i < 500 && text.find("/models/" + marker + "/") == std::string::npos; ++i) {
-      text = read_text(log_);
+      text = read_file(log_);
       if (text.find("/models/" + marker + "/") == std::string::npos) ::usleep(10000);
     }
     REQUIRE(text.find("/models/" + marker + "/") != std::string::npos);
@@ -192,7 +192,7 @@ std::string stderr_of(F&& f) {
   std::fflush(stderr);
   ::dup2(saved, 2);
   ::close(saved);
-  return read_text(path);
+  return read_file(path);
 }
 
 }  // namespace
@@ -228,9 +228,9 @@ TEST_CASE("a first load fetches; a fresh one asks nothing; max_age 0 asks only t
   CHECK(s.json_gets("basic") == json_before + 1);
   CHECK(s.all("basic") == all_before + 1);
 
-  CHECK(read_text(dir / "CACHEDIR.TAG").rfind("Signature: 8a477f597d28d172789f06886806bc55\n", 0) ==
+  CHECK(read_file(dir / "CACHEDIR.TAG").rfind("Signature: 8a477f597d28d172789f06886806bc55\n", 0) ==
         0);
-  CHECK(read_text(dir / "stowage-cache.json") == "{\"layout\":1}\n");
+  CHECK(read_file(dir / "stowage-cache.json") == "{\"layout\":1}\n");
   CHECK(files_under(dir / "models") == 1);
   CHECK(files_under(dir / "blobs") == 4);
 }
@@ -308,7 +308,7 @@ TEST_CASE("a corrupted cached file is never served: refetched online, DATA_LOSS 
   const ModelArtifacts again = load(s.url("corrupt"), options(dir, "\"max_age\":3600"));
   CHECK(weight_bytes(again) == weight_bytes(model));
   CHECK(s.weight_gets("corrupt") == 8);  // the whole model once more
-  CHECK(read_text(path) == weight_bytes(model).substr(kShard, kShard));  // and the file repaired
+  CHECK(read_file(path) == weight_bytes(model).substr(kShard, kShard));  // and the file repaired
 
   damage();
   const Error e = error_of([&] { load(s.url("corrupt"), options(dir, "\"offline\":true")); });
@@ -372,7 +372,7 @@ TEST_CASE("keys hold no secret: a URL signed again is the same entry") {
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
     CHECK(e.path().string().find("s3cr3t") == std::string::npos);
     if (e.is_regular_file()) {
-      const std::string text = read_text(e.path());
+      const std::string text = read_file(e.path());
       CHECK(text.find("s3cr3t") == std::string::npos);
       CHECK(text.find("t0ken") == std::string::npos);
     }

@@ -38,7 +38,7 @@ namespace fs = std::filesystem;
 using namespace stowage;
 using stowage::testing::float_model;
 using stowage::testing::ramp;
-using stowage::testing::read_text;
+using stowage::testing::read_file;
 using stowage::testing::registry;
 using stowage::testing::weight_bytes;
 
@@ -91,7 +91,7 @@ class PythonHttp {
     }
     std::string text;
     for (int i = 0; i < 500 && text.find(marker) == std::string::npos; ++i) {
-      text = read_text(log_);
+      text = read_file(log_);
       if (text.find(marker) == std::string::npos) ::usleep(10000);
     }
     REQUIRE(text.find(marker) != std::string::npos);
@@ -131,7 +131,7 @@ class PythonHttp {
     // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
     std::string text;
     for (int i = 0; i < 3000 && text.find('\n') == std::string::npos; ++i) {
-      text = read_text(out);
+      text = read_file(out);
       if (text.find('\n') == std::string::npos) ::usleep(10000);
     }
     const size_t at = text.find(" port ");

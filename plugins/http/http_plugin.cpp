@@ -112,7 +112,6 @@
 
 #include "client_options.hpp"
 #include "http_client.hpp"
-#include "parallel.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/plugin.hpp"
 #include "stowage/text.hpp"
@@ -571,9 +570,10 @@ class HttpHandler final : public plugin::Handler {
   using Deliver = std::function<void(size_t index, const Buffer& body)>;
 
   // Every weight file of the manifest, in manifest order; with `deliver`,
-  // each goes there instead as soon as its GET completes (several run at
-  // once, so in any order; each on its own thread, so a deliver that waits
-  // never holds up another file), and the result is empty. Either way the
+  // each goes there instead once its GET and those of the files before it
+  // completed (several run at once; the hand-overs run on this thread in
+  // file order, so a deliver that waits for the host to take the file
+  // before it never waits for itself), and the result is empty. Either way the
   // groups' sizes are checked once all are in.
   WeightData fetch_weights(const WeightsManifest& manifest, Call& call, Control control,
                            const Deliver* deliver = nullptr) {
@@ -640,20 +640,26 @@ class HttpHandler final : public plugin::Handler {
         responses[fetched[k]] = std::move(answered[k]);
       }
     } else {
-      std::vector<std::optional<size_t>> request_of(count);
-      for (size_t k = 0; k < fetched.size(); ++k) request_of[fetched[k]] = k;
-      net::run_parallel(
-          count, static_cast<size_t>(max_parallel_), [&](size_t i, const std::atomic<bool>& stop) {
-            if (!request_of[i]) {
-              (*deliver)(i, responses[i].body);  // a file of no weights
-              return;
-            }
-            Response r = client().send(requests[*request_of[i]], net::child_control(control, stop));
-            sizes[i] = r.body.size();
-            (*deliver)(i, r.body);
-            r.body = Buffer();  // the host holds it now
-            responses[i] = std::move(r);
-          });
+      // Each file is handed to the host in order as it arrives, on this
+      // thread, while the others download.
+      std::vector<bool> has_request(count, false);
+      for (size_t i : fetched) has_request[i] = true;
+      for (size_t i = 0; i < count; ++i) {
+        if (!has_request[i]) (*deliver)(i, responses[i].body);  // a file of no weights
+      }
+      net::Client::Batch batch(client(), control, static_cast<size_t>(max_parallel_),
+                               net::Client::Batch::Order::kSubmitted);
+      for (size_t k = 0; k < fetched.size(); ++k) {
+        const size_t i = fetched[k];
+        const bool started = batch.submit(std::move(requests[k]), [&, i](Response& r) {
+          sizes[i] = r.body.size();
+          (*deliver)(i, r.body);
+          r.body = Buffer();  // the host holds it now
+          responses[i] = std::move(r);
+        });
+        if (!started) break;  // wait() says why
+      }
+      batch.wait();
     }
 
     // Each group's shards must add up to what its specs need.

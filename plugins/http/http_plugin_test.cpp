@@ -25,14 +25,10 @@ using namespace stowage;
 using testing::error_of;
 using testing::float_model;
 using testing::ramp;
+using testing::registry;
 using testing::weight_bytes;
 
 namespace {
-
-Registry& registry() {
-  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
-}
 
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -813,18 +809,18 @@ TEST_CASE("a streaming http:// copy that fails midway leaves the destination as 
 
   struct Case {
     std::string name;
-    std::string route;  // where shard 3 of 3 comes from
+    std::string route;  // where shard 3 of 3 comes from, after the other two
     ErrorCode code;
     std::string message;
     std::string folder = "m";  // the source model
   };
   for (const Case& c : {
-           Case{"a short read", "/truncate/", ErrorCode::kUnavailable, "group1-shard3of3.bin"},
-           Case{"a missing shard", "/status/404/", ErrorCode::kDataLoss,
+           Case{"a short read", "/late/truncate/", ErrorCode::kUnavailable, "group1-shard3of3.bin"},
+           Case{"a missing shard", "/late/status/404/", ErrorCode::kDataLoss,
                 "weight file 3 of 3 \"group1-shard3of3.bin\" from " +
-                    site.url("/status/404/m/group1-shard3of3.bin") + ": HTTP 404"},
-           Case{"a shard unlike its Repr-Digest", "/digest/wrong/", ErrorCode::kDataLoss,
-                "GET " + site.url("/digest/wrong/plain-m/group1-shard3of3.bin") +
+                    site.url("/late/status/404/m/group1-shard3of3.bin") + ": HTTP 404"},
+           Case{"a shard unlike its Repr-Digest", "/late/digest/wrong/", ErrorCode::kDataLoss,
+                "GET " + site.url("/late/digest/wrong/plain-m/group1-shard3of3.bin") +
                     " (weight file 3 of 3 \"group1-shard3of3.bin\"): the body's SHA-256 does "
                     "not match its Repr-Digest header: 2000 bytes, expected sha-256 (hex) ",
                 "plain-m"},

@@ -16,16 +16,8 @@ using namespace stowage;
 using testing::error_of;
 using testing::float_model;
 using testing::ramp;
+using testing::registry;
 using testing::weight_bytes;
-
-namespace {
-
-Registry& registry() {
-  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
-}
-
-}  // namespace
 
 TEST_CASE("memory:// round trip hands back the saved buffers themselves") {
   ModelArtifacts a = float_model(ramp(10, 1.0f), {8, 20});

@@ -166,6 +166,10 @@ std::string S3Client::url_for(const std::string& bucket, const std::string& key)
 }
 
 net::Response S3Client::send(const Request& request, const net::Control& control) {
+  return http_->send(signed_request(request, control), control);
+}
+
+net::Request S3Client::signed_request(const Request& request, const net::Control& control) {
   net::Url url = target(request.bucket, request.key);
   const std::string path = url.target;
   std::string query = canonical_query(request.query);
@@ -210,7 +214,7 @@ net::Response S3Client::send(const Request& request, const net::Control& control
     Signature sig = sign_v4(s, *credentials, config_.region, "s3", out.headers[1].second);
     out.headers.emplace_back("Authorization", sig.authorization);
   }
-  return http_->send(out, control);
+  return out;
 }
 
 void S3Client::fail(const Request& request, const net::Response& response) const {
@@ -388,7 +392,10 @@ std::optional<Object> S3Client::get_ranged(const std::string& bucket, const std:
   resp.body = Buffer();
   const uint64_t rest = range->total - start;
   const size_t parts = static_cast<size_t>((rest + part - 1) / part);
-  run_parallel(parts, config_.concurrency, [&](size_t i, const std::atomic<bool>& stop) {
+  // Each part is signed as it is submitted and checked as it is answered,
+  // on this thread; the bytes went to their place on the client's.
+  net::Client::Batch batch(*http_, control, config_.concurrency);
+  for (size_t i = 0; i < parts; ++i) {
     const uint64_t from = start + i * part;
     const uint64_t to = std::min(range->total, from + part) - 1;
     Request r{.op = "GetObject",
@@ -399,24 +406,27 @@ std::optional<Object> S3Client::get_ranged(const std::string& bucket, const std:
               .into = whole,
               .into_offset = from,
               .into_length = to - from + 1};
-    net::Response answer = send(r, child_control(control, stop));
-    if (answer.status == 412 || answer.status == 404) {
-      throw Error(ErrorCode::kUnavailable,
-                  "GetObject " + where + ": the object was replaced or removed while it was " +
-                      "read in parts (its ETag is no longer " + o.info.etag + ")",
-                  /*retryable=*/true);
-    }
-    if (!answer.ok()) fail(r, answer);
-    const std::string got = header_or(answer, "Content-Range");
-    std::optional<ContentRange> gr = parse_content_range(got);
-    if (answer.status != 206 || !gr || gr->first != from || gr->last != to ||
-        gr->total != range->total) {
-      throw Error(ErrorCode::kDataLoss, "GetObject " + where + ": the answer to Range " +
-                                            byte_range(from, to) + " is HTTP " +
-                                            std::to_string(answer.status) +
-                                            " with Content-Range \"" + got + "\"");
-    }
-  });
+    auto check = [&, r, from, to](net::Response& answer) {
+      if (answer.status == 412 || answer.status == 404) {
+        throw Error(ErrorCode::kUnavailable,
+                    "GetObject " + where + ": the object was replaced or removed while it was " +
+                        "read in parts (its ETag is no longer " + o.info.etag + ")",
+                    /*retryable=*/true);
+      }
+      if (!answer.ok()) fail(r, answer);
+      const std::string got = header_or(answer, "Content-Range");
+      std::optional<ContentRange> gr = parse_content_range(got);
+      if (answer.status != 206 || !gr || gr->first != from || gr->last != to ||
+          gr->total != range->total) {
+        throw Error(ErrorCode::kDataLoss, "GetObject " + where + ": the answer to Range " +
+                                              byte_range(from, to) + " is HTTP " +
+                                              std::to_string(answer.status) +
+                                              " with Content-Range \"" + got + "\"");
+      }
+    };
+    if (!batch.submit(signed_request(r, control), std::move(check))) break;  // wait() says why
+  }
+  batch.wait();
   o.body = whole->map();
   return o;
 }

@@ -186,6 +186,9 @@ class S3Client {
   struct Request;
   net::Url target(const std::string& bucket, const std::string& key) const;
   net::Response send(const Request& request, const net::Control& control);
+  // The signed HTTP request for `request` (send() sends one; a batch signs
+  // each as it is submitted, so none waits long after its x-amz-date).
+  net::Request signed_request(const Request& request, const net::Control& control);
   [[noreturn]] void fail(const Request& request, const net::Response& response) const;
   std::string put_multipart(const std::string& bucket, const std::string& key,
                             const std::vector<Buffer>& body, uint64_t size,

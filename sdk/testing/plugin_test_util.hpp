@@ -1,6 +1,7 @@
 // Helpers shared by the tests of the plugin kit and of the plugins: a
 // registry over one plugin folder, a scratch folder, a small float32 model
-// and the error a call throws. For tests only.
+// and the error a call throws. For tests only. Temporary folders and whole
+// file reads and writes are test_files.hpp's (tests/support), included here.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -9,9 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "stowage/artifacts.hpp"
 #include "stowage/error.hpp"
 #include "stowage/registry.hpp"
+#include "test_files.hpp"
 
 namespace stowage::testing {
 
@@ -44,20 +44,8 @@ inline Registry& registry() {
 inline std::filesystem::path scratch(const std::string& prefix) {
   static std::map<std::string, std::filesystem::path> made;
   auto it = made.find(prefix);
-  if (it == made.end()) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    it = made.emplace(prefix, tmpl).first;
-  }
+  if (it == made.end()) it = made.emplace(prefix, new_temp_folder(prefix)).first;
   return it->second;
-}
-
-// The whole file as bytes; empty when it cannot be read.
-inline std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // n values from `start` in steps of 0.5.

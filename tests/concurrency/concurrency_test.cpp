@@ -36,17 +36,13 @@ using namespace stowage;
 using concurrency::Listed;
 using concurrency::Outcome;
 using concurrency::Target;
+using testing::registry;
 
 namespace {
 
 constexpr int kThreads = 8;
 constexpr int kDistinctIterations = 8;
 constexpr int kSharedIterations = 16;
-
-Registry& registry() {
-  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
-}
 
 using stowage::testing::TempDir;
 

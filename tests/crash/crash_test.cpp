@@ -50,6 +50,7 @@
 
 namespace fs = std::filesystem;
 using namespace stowage;
+using testing::registry;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -57,11 +58,6 @@ namespace {
 int trial_count() {
   const char* env = std::getenv("STOWAGE_CRASH_TRIALS");
   return env != nullptr && std::atoi(env) > 0 ? std::atoi(env) : 200;
-}
-
-Registry& registry() {
-  static Registry* r = testing::new_registry(STOWAGE_PLUGIN_BUILD_DIR);
-  return *r;
 }
 
 // A child process with its stdout on a pipe; killed when destroyed.

@@ -16,16 +16,19 @@
 
 namespace stowage::testing {
 
-// A fresh folder under the system's temporary folder, named after `prefix`
-// so a leftover one says which test made it.
+// A new folder "<prefix>-XXXXXX" under the system's temporary folder, named
+// after `prefix` so a leftover one says which test made it.
+inline std::filesystem::path new_temp_folder(std::string_view prefix) {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / (std::string(prefix) + "-XXXXXX")).string();
+  REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+  return pattern;
+}
+
+// A fresh folder from new_temp_folder, deleted with everything in it.
 class TempDir {
  public:
-  explicit TempDir(std::string_view prefix = "stowage-test") {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / (std::string(prefix) + "-XXXXXX")).string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
+  explicit TempDir(std::string_view prefix = "stowage-test") : path_(new_temp_folder(prefix)) {}
   ~TempDir() {
     std::error_code ec;
     // A test may have taken permissions away to provoke an error.

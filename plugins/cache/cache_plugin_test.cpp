@@ -490,32 +490,6 @@ TEST_CASE("revalidation is one conditional GET answered 304; a change upstream i
   CHECK(s.weight_gets("conditional") == 8);
 }
 
-// The token is the http plugin's to read back, and only for its own URL:
-// two models with the same model.json bytes have the same ETag on stowage
-// serve, yet one's token sends no validator for the other.
-TEST_CASE("a known version made for another URL sends no validator: a full answer, a 200") {
-  Serve& s = serve();
-  const ModelArtifacts model = float_model(ramp(kValues, 12.0f));
-  s.put("twin-a", model);
-  s.put("twin-b", model);
-  auto stat = [&](const std::string& name, const std::string& known) {
-    CallContext c;
-    c.shallow_stat = true;
-    c.known_version = known;
-    return registry().open(s.url(name))->stat(c);
-  };
-  const ModelStat a = stat("twin-a", "");
-  CHECK(stat("twin-a", a.version).unchanged);
-  CHECK(s.json_gets("twin-a", 304) == 1);
-
-  const ModelStat b = stat("twin-b", a.version);
-  CHECK_FALSE(b.unchanged);
-  CHECK(b.model.weight_specs == a.model.weight_specs);
-  CHECK(b.version != a.version);
-  CHECK(s.json_gets("twin-b", 304) == 0);
-  CHECK(s.json_gets("twin-b", 200) == 1);
-}
-
 // An inner scheme whose stat ignores the known version (file:// answers in
 // full, as every plugin built before ABI 1.3 does): the cache compares the
 // versions itself, serves its copy while they match and fetches again once

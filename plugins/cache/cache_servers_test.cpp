@@ -401,3 +401,54 @@ TEST_CASE("python http.server: revalidation is one conditional GET answered 304,
   CHECK(s.json_gets("conditional", 304) == 2);
   CHECK(s.weight_gets("conditional") == 8);
 }
+
+// The guard of docs/http.md: a Last-Modified that was not at least a second
+// older than the answer's Date is never sent back (a write in that second
+// would keep it, and If-Modified-Since would say 304 for the new bytes).
+// A model.json dated in the future is such a case, whatever the clock does
+// while the test runs: the revalidation is a plain GET, answered 200, and
+// the same bytes still serve the snapshot.
+TEST_CASE("python http.server: a Last-Modified not firmly past is never sent back") {
+  PythonHttp& s = PythonHttp::get();
+  const ModelArtifacts model = float_model(ramp(kValues, 6.0f));
+  s.put("unfirm", model);
+  s.age_model_json("unfirm", std::chrono::seconds(-30));
+  const fs::path dir = new_cache<PythonHttp>("unfirm");
+  CHECK(weight_bytes(load(s.url("unfirm"), options(dir))) == weight_bytes(model));
+  const ModelArtifacts second = load(s.url("unfirm"), options(dir));
+  CHECK(weight_bytes(second) == weight_bytes(model));
+  REQUIRE(second.weight_data->size() == 4);
+  CHECK(second.weight_data->front().label().rfind((dir / "blobs").string(), 0) == 0);
+  CHECK(s.json_gets("unfirm", 304) == 0);
+  CHECK(s.json_gets("unfirm", 200) == 3);  // stat and load, then the revalidation
+  CHECK(s.weight_gets("unfirm") == 4);
+}
+
+// The token is the http plugin's to read back, and only for its own URL.
+// Sent to twin-b, twin-a's Last-Modified would be answered 304 (twin-b's
+// model.json is older), though its bytes were never read: the token of
+// another URL sends no validator, and the answer is a full one, a 200.
+TEST_CASE("python http.server: a known version made for another URL sends no validator") {
+  PythonHttp& s = PythonHttp::get();
+  const ModelArtifacts model = float_model(ramp(kValues, 7.0f));
+  s.put("twin-a", model);
+  s.put("twin-b", model);
+  s.age_model_json("twin-a", std::chrono::seconds(20));
+  s.age_model_json("twin-b", std::chrono::seconds(40));
+  auto stat = [&](const std::string& name, const std::string& known) {
+    CallContext c;
+    c.shallow_stat = true;
+    c.known_version = known;
+    return registry().open(s.url(name))->stat(c);
+  };
+  const ModelStat a = stat("twin-a", "");
+  CHECK(stat("twin-a", a.version).unchanged);
+  CHECK(s.json_gets("twin-a", 304) == 1);
+
+  const ModelStat b = stat("twin-b", a.version);
+  CHECK_FALSE(b.unchanged);
+  CHECK(b.model.weight_specs == a.model.weight_specs);
+  CHECK(b.version != a.version);
+  CHECK(s.json_gets("twin-b", 304) == 0);
+  CHECK(s.json_gets("twin-b", 200) == 1);
+}

@@ -17,7 +17,8 @@ namespace {
 // call) and makes is_cancelled say yes, so the plugin stops early.
 class CallBridge {
  public:
-  explicit CallBridge(const CallContext& ctx) : ctx_(ctx) {
+  // `stat`: the call is a stat, the only one that carries known_version.
+  explicit CallBridge(const CallContext& ctx, bool stat = false) : ctx_(ctx) {
     call_.struct_size = sizeof call_;
     if (ctx.deadline) {
       call_.deadline_unix_ms =
@@ -32,7 +33,7 @@ class CallBridge {
     call_.convert_weight_url = &CallBridge::convert;
     if (ctx.shallow_stat) call_.flags |= STOWAGE_CALL_STAT_SHALLOW;
     if (!ctx.verify_digests) call_.flags |= STOWAGE_CALL_SKIP_DIGESTS;
-    if (!ctx.known_version.empty()) {
+    if (stat && !ctx.known_version.empty()) {
       call_.known_version = ctx.known_version.c_str();
       call_.known_version_size = ctx.known_version.size();
     }
@@ -182,7 +183,7 @@ std::unique_ptr<stowage_sink> PluginHandler::invoke(const char* op, const CallCo
         auto sink = std::make_unique<stowage_sink>(kind, plugin_);
         sink->may_put = kind == stowage_sink::Kind::kLoad && has(STOWAGE_CAP_STREAMING_LOAD);
         stowage_status st;
-        CallBridge bridge(call);
+        CallBridge bridge(call, std::string_view(op) == "stat");
         {
           auto lock = plugin_->call_lock();
           fn(bridge.get(), sink.get(), &st);

@@ -88,6 +88,10 @@ CallContext context_of(const stowage_call* c) {
     ctx.shallow_stat = (c->flags & STOWAGE_CALL_STAT_SHALLOW) != 0;
     ctx.verify_digests = (c->flags & STOWAGE_CALL_SKIP_DIGESTS) == 0;
   }
+  if (call_has<uint64_t>(c, offsetof(stowage_call, known_version_size)) &&
+      c->known_version != nullptr && c->known_version_size != 0) {
+    ctx.known_version.assign(c->known_version, static_cast<size_t>(c->known_version_size));
+  }
   if (call_has<void*>(c, offsetof(stowage_call, convert_weight_url)) &&
       c->convert_weight_url != nullptr) {
     ctx.weight_url_converter = [c](std::string_view path) -> std::optional<std::string> {
@@ -324,6 +328,11 @@ int32_t nested_stat(stowage_nested* nested, const stowage_call* call, stowage_si
   return guarded(st, [&] {
     require(nested);
     ModelStat s = nested->handler->stat(context_of(call));
+    if (s.unchanged) {
+      const std::string text = "{\"version\":" + json::quote(s.version) + ",\"unchanged\":true}";
+      host_api()->sink_set_text(out, text.data(), text.size());
+      return;
+    }
     const std::string text = "{\"modelJson\":" + load_json(s.model) +
                              ",\"version\":" + json::quote(s.version) +
                              ",\"info\":" + info_to_json(s.info) + "}";

@@ -17,7 +17,8 @@ namespace {
 // call) and makes is_cancelled say yes, so the plugin stops early.
 class CallBridge {
  public:
-  explicit CallBridge(const CallContext& ctx) : ctx_(ctx) {
+  // `stat`: the call is a stat, the only one that carries known_version.
+  explicit CallBridge(const CallContext& ctx, bool stat = false) : ctx_(ctx) {
     call_.struct_size = sizeof call_;
     if (ctx.deadline) {
       call_.deadline_unix_ms =
@@ -32,6 +33,10 @@ class CallBridge {
     call_.convert_weight_url = &CallBridge::convert;
     if (ctx.shallow_stat) call_.flags |= STOWAGE_CALL_STAT_SHALLOW;
     if (!ctx.verify_digests) call_.flags |= STOWAGE_CALL_SKIP_DIGESTS;
+    if (stat && !ctx.known_version.empty()) {
+      call_.known_version = ctx.known_version.c_str();
+      call_.known_version_size = ctx.known_version.size();
+    }
   }
   CallBridge(const CallBridge&) = delete;
   CallBridge& operator=(const CallBridge&) = delete;
@@ -178,7 +183,7 @@ std::unique_ptr<stowage_sink> PluginHandler::invoke(const char* op, const CallCo
         auto sink = std::make_unique<stowage_sink>(kind, plugin_);
         sink->may_put = kind == stowage_sink::Kind::kLoad && has(STOWAGE_CAP_STREAMING_LOAD);
         stowage_status st;
-        CallBridge bridge(call);
+        CallBridge bridge(call, std::string_view(op) == "stat");
         {
           auto lock = plugin_->call_lock();
           fn(bridge.get(), sink.get(), &st);
@@ -539,12 +544,27 @@ ModelStat PluginHandler::stat(const CallContext& call) {
   const auto model = doc.FindMember("modelJson");
   const auto version = doc.FindMember("version");
   const auto info = doc.FindMember("info");
-  if (model == doc.MemberEnd() || !model->value.IsObject()) {
-    throw broken("\"modelJson\" is missing or not an object");
-  }
+  const auto unchanged = doc.FindMember("unchanged");
   if (version == doc.MemberEnd() || !version->value.IsString() ||
       version->value.GetStringLength() == 0) {
     throw broken("\"version\" is missing, empty or not a string");
+  }
+  if (unchanged != doc.MemberEnd() && !unchanged->value.IsBool()) {
+    throw broken("\"unchanged\" is not a boolean");
+  }
+  if (unchanged != doc.MemberEnd() && unchanged->value.GetBool()) {
+    // ABI 1.3: the caller keeps its copy, which only a caller holding one
+    // (known_version) has.
+    if (call.known_version.empty()) {
+      throw broken("it answered \"unchanged\" to a stat that named no known version");
+    }
+    ModelStat out;
+    out.unchanged = true;
+    out.version = std::string(version->value.GetString(), version->value.GetStringLength());
+    return out;
+  }
+  if (model == doc.MemberEnd() || !model->value.IsObject()) {
+    throw broken("\"modelJson\" is missing or not an object");
   }
   if (info == doc.MemberEnd() || !info->value.IsObject()) {
     throw broken("\"info\" is missing or not an object");

@@ -34,8 +34,10 @@
 //
 //   LOAD
 //     fresh snapshot (validated within max_age)  -> blobs, no store call
-//     otherwise, under the model's lock           -> wrapped stat; same
-//       version: blobs (validated_at updated); other version or none:
+//     otherwise, under the model's lock           -> wrapped stat, given the
+//       snapshot's version (http: a conditional GET of model.json); store
+//       says unchanged (304), or the same version: blobs (validated_at
+//       updated); other version or none:
 //       wrapped load, each buffer stored once by its SHA-256, snapshot
 //       published, LRU eviction down to max_bytes.
 //   Every blob served is mapped and checked against its SHA-256 before the
@@ -151,16 +153,22 @@ class CacheHandler : public plugin::Handler {
     }
     std::optional<std::string> version;
     if (cached) {
+      bool unchanged = false;
       try {
-        version = inner_version(call);
+        const InnerVersion inner = inner_version(call, cached->snapshot.version);
+        version = inner.version;
+        unchanged = inner.unchanged;
       } catch (const Error& e) {
         if (std::optional<ModelArtifacts> stale = serve_stale(store, *cached, call, e)) {
           return *stale;
         }
         throw;
       }
-      if (!version->empty() && *version == cached->snapshot.version) {
+      // An inner stat that ignored the known version (a 1.2 host, a scheme
+      // that cannot revalidate) answered in full: its token tells.
+      if (unchanged || (!version->empty() && *version == cached->snapshot.version)) {
         Snapshot validated = cached->snapshot;
+        validated.version = *version;  // the same, or a newer token of the same model
         validated.validated_at = now_ms();
         {
           // An eviction (another process's fill, `stowage cache prune` or
@@ -335,16 +343,26 @@ class CacheHandler : public plugin::Handler {
     return artifacts_of(store, *o, call);
   }
 
+  struct InnerVersion {
+    std::string version;
+    bool unchanged = false;  // the store said the `known` version still holds
+  };
+
   // The wrapped store's version token; "" when its scheme has no stat (the
   // model is then fetched again at every revalidation). Shallow: one
   // request for model.json (abi.h STOWAGE_CALL_STAT_SHALLOW), whose token a
   // weight file rewritten behind an unchanged model.json does not change;
-  // a manifest with digests changes with every weight file.
-  std::string inner_version(plugin::Call& call) const {
+  // a manifest with digests changes with every weight file. `known`: the
+  // snapshot's token, so that the request can be conditional (http: a GET
+  // answered 304 with no body; abi.h known_version).
+  InnerVersion inner_version(plugin::Call& call, const std::string& known = "") const {
     try {
-      return inner_->stat(call, STOWAGE_CALL_STAT_SHALLOW).version;
+      ModelStat s =
+          inner_->stat(call, STOWAGE_CALL_STAT_SHALLOW,
+                       known.empty() ? std::nullopt : std::optional<std::string_view>(known));
+      return {std::move(s.version), s.unchanged};
     } catch (const Error& e) {
-      if (e.code() == ErrorCode::kUnimplemented) return "";
+      if (e.code() == ErrorCode::kUnimplemented) return {};
       throw;
     }
   }
@@ -381,7 +399,7 @@ class CacheHandler : public plugin::Handler {
   // replaced in between is then fetched again, never recorded as newer).
   ModelArtifacts fill(const CacheStore& store, plugin::Call& call,
                       std::optional<std::string> version) const {
-    if (!version) version = inner_version(call);
+    if (!version) version = inner_version(call).version;
     const Clock::time_point fetched_at = now_ms();
     Fetched f = fetch(call);
     ModelArtifacts a = parse_model_json(f.json, redacted_);

@@ -141,6 +141,10 @@ class Serve {
     return count("\"GET /models/" + model + "/model.json\"");
   }
   size_t all(const std::string& model) { return count(" /models/" + model + "/"); }
+  // GETs of the model's model.json answered with `status`.
+  size_t json_gets(const std::string& model, int status) {
+    return count("\"GET /models/" + model + "/model.json\" " + std::to_string(status) + " ");
+  }
 
  private:
   fs::path store_;
@@ -445,4 +449,73 @@ TEST_CASE("list is the wrapped list with cache+ in front; offline it fails UNAVA
   CHECK(std::string(e.what()) == "Cannot list " + url +
                                      ": listing asks the store, and the host is offline "
                                      "(STOWAGE_OFFLINE=1 or option \"offline\")");
+}
+
+// abi.h known_version (ABI 1.3): the revalidation sends the snapshot's
+// version back to the http plugin, which asks with If-None-Match (stowage
+// serve's model.json ETag is a digest of its bytes) and gets 304, no body.
+TEST_CASE("revalidation is one conditional GET answered 304; a change upstream is a 200") {
+  Serve& s = serve();
+  std::vector<float> values = ramp(kValues, 11.0f);
+  const ModelArtifacts v1 = float_model(values);
+  s.put("conditional", v1);
+  const fs::path dir = new_cache("conditional");
+  load(s.url("conditional"), options(dir));
+  CHECK(s.weight_gets("conditional") == 4);
+  CHECK(s.json_gets("conditional", 200) == 2);  // the stat, then the load
+  const size_t all = s.all("conditional");
+
+  const ModelArtifacts second = load(s.url("conditional"), options(dir));
+  CHECK(weight_bytes(second) == weight_bytes(v1));
+  REQUIRE(second.weight_data->size() == 4);
+  CHECK(second.weight_data->front().label().rfind((dir / "blobs").string(), 0) == 0);
+  CHECK(s.all("conditional") == all + 1);       // exactly one request:
+  CHECK(s.json_gets("conditional", 304) == 1);  // the conditional GET, answered 304
+  CHECK(s.json_gets("conditional", 200) == 2);
+  CHECK(s.weight_gets("conditional") == 4);
+
+  values.back() = -11.0f;
+  const ModelArtifacts v2 = float_model(values);
+  s.put("conditional", v2);
+  const ModelArtifacts seen = load(s.url("conditional"), options(dir));
+  CHECK(weight_bytes(seen) == weight_bytes(v2));
+  // The revalidation answered 200 (another ETag), then the fill's load.
+  CHECK(s.json_gets("conditional", 304) == 1);
+  CHECK(s.json_gets("conditional", 200) == 4);
+  CHECK(s.weight_gets("conditional") == 8);
+
+  // v2 is the snapshot now: its version revalidates with a 304 again.
+  CHECK(weight_bytes(load(s.url("conditional"), options(dir))) == weight_bytes(v2));
+  CHECK(s.json_gets("conditional", 304) == 2);
+  CHECK(s.weight_gets("conditional") == 8);
+}
+
+// An inner scheme whose stat ignores the known version (file:// answers in
+// full, as every plugin built before ABI 1.3 does): the cache compares the
+// versions itself, serves its copy while they match and fetches again once
+// they do not.
+TEST_CASE("an inner stat that ignores the known version still revalidates") {
+  const fs::path store = scratch() / "old-style";
+  std::vector<float> values = ramp(kValues, 13.0f);
+  const ModelArtifacts v1 = float_model(values);
+  registry().open("file://" + store.string(), R"({"shard_size":4096})")->save(v1);
+  const fs::path dir = new_cache("old-style");
+  const std::string url = "file://" + store.string();
+  const ModelArtifacts first = load(url, options(dir));
+  REQUIRE(first.weight_data->size() == 4);
+  CHECK(first.weight_data->front().label().rfind(store.string(), 0) == 0);  // fetched
+
+  const ModelArtifacts second = load(url, options(dir));
+  CHECK(weight_bytes(second) == weight_bytes(v1));
+  REQUIRE(second.weight_data->size() == 4);
+  CHECK(second.weight_data->front().label().rfind((dir / "blobs").string(), 0) == 0);  // kept
+
+  values.front() = -13.0f;
+  const ModelArtifacts v2 = float_model(values);
+  registry().open("file://" + store.string(), R"({"shard_size":4096})")->save(v2);
+  const ModelArtifacts third = load(url, options(dir));
+  CHECK(weight_bytes(third) == weight_bytes(v2));
+  REQUIRE(third.weight_data->size() == 4);
+  CHECK(third.weight_data->front().label().rfind(store.string(), 0) == 0);  // fetched again
+  CHECK(weight_bytes(load(url, options(dir, "\"offline\":true"))) == weight_bytes(v2));
 }

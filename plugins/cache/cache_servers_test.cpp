@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -111,6 +112,16 @@ class PythonHttp {
     return count_lines(requests(), "GET /" + model + "/model.json ");
   }
   size_t all(const std::string& model) { return count_lines(requests(), " /" + model + "/"); }
+  // GETs of the model's model.json answered with `status`.
+  size_t json_gets(const std::string& model, int status) {
+    return count_lines(requests(),
+                       "GET /" + model + "/model.json HTTP/1.1\" " + std::to_string(status) + " ");
+  }
+  // Sets model.json's modification time `ago` in the past.
+  void age_model_json(const std::string& model, std::chrono::seconds ago) {
+    const fs::path json = folder(model) / "model.json";
+    fs::last_write_time(json, fs::file_time_type::clock::now() - ago);
+  }
 
  private:
   PythonHttp() : root_(scratch() / "python-root"), log_(scratch() / "python.log") {
@@ -347,4 +358,97 @@ TEST_CASE("a fill trusts the digests the host checked, and checks them when it d
   // The first file went in before the second was found wrong; the snapshot
   // that would name it was never published.
   CHECK(files_under(unchecked / "blobs") == 1);
+}
+
+// abi.h known_version (ABI 1.3) over python's http.server, which sends no
+// ETag and answers If-Modified-Since: the revalidation is one GET answered
+// 304. model.json's modification time is set seconds back, as it is for a
+// model saved before it was first fetched: a Last-Modified within a second
+// of the answer's Date is never sent back (docs/http.md), since a write in
+// that same second would keep it.
+TEST_CASE("python http.server: revalidation is one conditional GET answered 304, an update a 200") {
+  PythonHttp& s = PythonHttp::get();
+  std::vector<float> values = ramp(kValues, 5.0f);
+  const ModelArtifacts v1 = float_model(values);
+  s.put("conditional", v1);
+  s.age_model_json("conditional", std::chrono::seconds(20));
+  const fs::path dir = new_cache<PythonHttp>("conditional");
+  CHECK(weight_bytes(load(s.url("conditional"), options(dir))) == weight_bytes(v1));
+  CHECK(s.json_gets("conditional", 200) == 2);
+  CHECK(s.weight_gets("conditional") == 4);
+  const size_t all = s.all("conditional");
+
+  const ModelArtifacts second = load(s.url("conditional"), options(dir));
+  CHECK(weight_bytes(second) == weight_bytes(v1));
+  REQUIRE(second.weight_data->size() == 4);
+  CHECK(second.weight_data->front().label().rfind((dir / "blobs").string(), 0) == 0);
+  CHECK(s.all("conditional") == all + 1);       // exactly one request:
+  CHECK(s.json_gets("conditional", 304) == 1);  // the conditional GET, answered 304
+  CHECK(s.weight_gets("conditional") == 4);
+
+  values.back() = -5.0f;
+  const ModelArtifacts v2 = float_model(values);
+  s.put("conditional", v2);
+  s.age_model_json("conditional", std::chrono::seconds(10));
+  const ModelArtifacts seen = load(s.url("conditional"), options(dir));
+  CHECK(weight_bytes(seen) == weight_bytes(v2));
+  // Modified since: the revalidation answered 200, then the fill's load.
+  CHECK(s.json_gets("conditional", 304) == 1);
+  CHECK(s.json_gets("conditional", 200) == 4);
+  CHECK(s.weight_gets("conditional") == 8);
+
+  CHECK(weight_bytes(load(s.url("conditional"), options(dir))) == weight_bytes(v2));
+  CHECK(s.json_gets("conditional", 304) == 2);
+  CHECK(s.weight_gets("conditional") == 8);
+}
+
+// The guard of docs/http.md: a Last-Modified that was not at least a second
+// older than the answer's Date is never sent back (a write in that second
+// would keep it, and If-Modified-Since would say 304 for the new bytes).
+// A model.json dated in the future is such a case, whatever the clock does
+// while the test runs: the revalidation is a plain GET, answered 200, and
+// the same bytes still serve the snapshot.
+TEST_CASE("python http.server: a Last-Modified not firmly past is never sent back") {
+  PythonHttp& s = PythonHttp::get();
+  const ModelArtifacts model = float_model(ramp(kValues, 6.0f));
+  s.put("unfirm", model);
+  s.age_model_json("unfirm", std::chrono::seconds(-30));
+  const fs::path dir = new_cache<PythonHttp>("unfirm");
+  CHECK(weight_bytes(load(s.url("unfirm"), options(dir))) == weight_bytes(model));
+  const ModelArtifacts second = load(s.url("unfirm"), options(dir));
+  CHECK(weight_bytes(second) == weight_bytes(model));
+  REQUIRE(second.weight_data->size() == 4);
+  CHECK(second.weight_data->front().label().rfind((dir / "blobs").string(), 0) == 0);
+  CHECK(s.json_gets("unfirm", 304) == 0);
+  CHECK(s.json_gets("unfirm", 200) == 3);  // stat and load, then the revalidation
+  CHECK(s.weight_gets("unfirm") == 4);
+}
+
+// The token is the http plugin's to read back, and only for its own URL.
+// Sent to twin-b, twin-a's Last-Modified would be answered 304 (twin-b's
+// model.json is older), though its bytes were never read: the token of
+// another URL sends no validator, and the answer is a full one, a 200.
+TEST_CASE("python http.server: a known version made for another URL sends no validator") {
+  PythonHttp& s = PythonHttp::get();
+  const ModelArtifacts model = float_model(ramp(kValues, 7.0f));
+  s.put("twin-a", model);
+  s.put("twin-b", model);
+  s.age_model_json("twin-a", std::chrono::seconds(20));
+  s.age_model_json("twin-b", std::chrono::seconds(40));
+  auto stat = [&](const std::string& name, const std::string& known) {
+    CallContext c;
+    c.shallow_stat = true;
+    c.known_version = known;
+    return registry().open(s.url(name))->stat(c);
+  };
+  const ModelStat a = stat("twin-a", "");
+  CHECK(stat("twin-a", a.version).unchanged);
+  CHECK(s.json_gets("twin-a", 304) == 1);
+
+  const ModelStat b = stat("twin-b", a.version);
+  CHECK_FALSE(b.unchanged);
+  CHECK(b.model.weight_specs == a.model.weight_specs);
+  CHECK(b.version != a.version);
+  CHECK(s.json_gets("twin-b", 304) == 0);
+  CHECK(s.json_gets("twin-b", 200) == 1);
 }

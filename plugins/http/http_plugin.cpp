@@ -59,13 +59,22 @@
 //           query keeps it, "tfjs-format=file" joined to it with "&" (TF.js
 //           appends a second "?", which breaks such URLs).
 //   stat    model.json by GET and each weight file by HEAD (refused as load
-//           refuses a shard); a shallow stat (abi.h STOWAGE_CALL_STAT_SHALLOW)
-//           makes the GET alone. The version is a digest of model.json's bytes,
+//           refuses a shard). The version is a digest of model.json's bytes,
 //           ETag and Last-Modified, and each weight file's ETag,
 //           Last-Modified and Content-Length: a weight file replaced behind
 //           an unchanged model.json changes it when the server sends a
 //           validator (an ETag, or a Last-Modified that moved), and only
 //           when its size changed if the server sends neither.
+//           A shallow stat (abi.h STOWAGE_CALL_STAT_SHALLOW) makes the GET
+//           alone; its version holds model.json's ETag and Last-Modified
+//           and a digest of its bytes. Given such a version back as the
+//           known one (abi.h known_version, a cache revalidating), the GET
+//           is conditional: If-None-Match with the ETag, If-Modified-Since
+//           with the Last-Modified when it was at least a second older than
+//           the answer's Date; a 304 is "unchanged". A server that ignores
+//           them answers 200, which is "unchanged" when body and
+//           validators are the same. A version this stat did not make for
+//           this URL is treated as none (no validator is sent).
 //   list, remove  Not supported: a web server has no listing protocol.
 //
 //   Options (a JSON object; any other key is refused):
@@ -106,6 +115,8 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/beast/core/string.hpp>
+#include <chrono>
+#include <ctime>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -241,6 +252,117 @@ Control control_for(Call& call) {
   c.deadline = call.deadline();
   return c;
 }
+
+// An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", RFC 9110 §5.6.7) as
+// Unix seconds; nullopt for anything else.
+std::optional<int64_t> http_seconds(std::string_view text) {
+  std::tm tm{};
+  const std::string t(text);
+  const char* end = ::strptime(t.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  return static_cast<int64_t>(::timegm(&tm));
+}
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += kHex[c >> 4];
+    out += kHex[c & 0xf];
+  }
+  return out;
+}
+
+std::optional<std::string> from_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = digit(hex[i]);
+    const int lo = digit(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+// The version token of a shallow stat, which the plugin reads back when a
+// caller revalidates with it (abi.h known_version):
+//   h2.<check>.<body>.<f|w>.<hex ETag>.<hex Last-Modified>
+// body: a digest of model.json's bytes, so the token changes with them
+// even where the server's validators do not. f|w: whether Last-Modified
+// was firm, at least a second before the answer's Date (RFC 9110 §8.8.2.2):
+// a write in the same second as the last one keeps the same Last-Modified,
+// so If-Modified-Since with a value that was not firm could be answered 304
+// for a model.json written after it was read. check: a digest of the rest
+// and the URL (redacted: no secret goes in), so a token of another URL, or
+// one cut or edited, reads as none and sends no validator.
+struct ShallowToken {
+  std::string body;
+  bool firm = false;
+  std::string etag;
+  std::string last_modified;
+
+  static ShallowToken of(const Response& r) {
+    ShallowToken t;
+    t.body = plugin::version_token({std::string(r.body.view())});
+    t.etag = std::string(r.header("etag").value_or(""));
+    t.last_modified = std::string(r.header("last-modified").value_or(""));
+    const std::optional<int64_t> modified = http_seconds(t.last_modified);
+    std::optional<int64_t> date = http_seconds(r.header("date").value_or(""));
+    if (!date) {
+      date = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+    }
+    t.firm = modified && *date - *modified >= 1;
+    return t;
+  }
+
+  std::string check(const std::string& url) const {
+    return plugin::version_token(
+        {"http shallow stat", url, body, firm ? "f" : "w", etag, last_modified});
+  }
+
+  std::string str(const std::string& url) const {
+    return "h2." + check(url) + "." + body + "." + (firm ? "f" : "w") + "." + to_hex(etag) + "." +
+           to_hex(last_modified);
+  }
+
+  // nullopt unless `token` is what str(url) made for this url.
+  static std::optional<ShallowToken> parse(std::string_view token, const std::string& url) {
+    std::vector<std::string_view> fields;
+    for (size_t start = 0;;) {
+      const size_t dot = token.find('.', start);
+      fields.push_back(token.substr(start, dot - start));
+      if (dot == std::string_view::npos) break;
+      start = dot + 1;
+    }
+    if (fields.size() != 6 || fields[0] != "h2" || (fields[3] != "f" && fields[3] != "w")) {
+      return std::nullopt;
+    }
+    std::optional<std::string> etag = from_hex(fields[4]);
+    std::optional<std::string> modified = from_hex(fields[5]);
+    if (!etag || !modified) return std::nullopt;
+    ShallowToken t{std::string(fields[2]), fields[3] == "f", std::move(*etag),
+                   std::move(*modified)};
+    // Validators go into request headers: no line breaks, whatever the token says.
+    if (t.etag.find_first_of("\r\n") != std::string::npos ||
+        t.last_modified.find_first_of("\r\n") != std::string::npos || t.check(url) != fields[1]) {
+      return std::nullopt;
+    }
+    return t;
+  }
+
+  // The same model.json: bytes and validators (firmness aside).
+  bool same_model(const ShallowToken& other) const {
+    return body == other.body && etag == other.etag && last_modified == other.last_modified;
+  }
+};
 
 class HttpHandler final : public plugin::Handler {
  public:
@@ -401,10 +523,12 @@ class HttpHandler final : public plugin::Handler {
   }
 
   // model.json by GET, then each weight file by HEAD (in parallel, as load
-  // fetches them), each refused as load refuses a shard.
+  // fetches them), each refused as load refuses a shard. A shallow stat
+  // makes the GET alone, conditional when the caller knows a version.
   ModelStat stat(Call& call) override {
     call.check();
     Control control = control_for(call);
+    if (call.shallow_stat()) return shallow_stat(call, control);
     Response r = get_model_json(control, " (stat of the model)");
     ModelStat out;
     out.model = parse_model(r);
@@ -412,14 +536,7 @@ class HttpHandler final : public plugin::Handler {
                                       plugin::version_token({std::string(r.body.view())})};
     uint64_t weight_bytes = 0;
     size_t files = 0;
-    if (out.model.weights_manifest && call.shallow_stat()) {
-      // abi.h STOWAGE_CALL_STAT_SHALLOW: model.json alone, its weight bytes
-      // as the specs need them.
-      for (const WeightGroup& group : *out.model.weights_manifest) {
-        files += group.paths.size();
-        weight_bytes += group_bytes(group).value_or(0);
-      }
-    } else if (out.model.weights_manifest) {
+    if (out.model.weights_manifest) {
       const WeightsManifest& manifest = *out.model.weights_manifest;
       std::vector<std::string> urls = weight_urls(manifest, call);
       const std::string origin = parsed_.origin();
@@ -453,14 +570,65 @@ class HttpHandler final : public plugin::Handler {
   }
 
  private:
-  // GET model.json; a status other than 2xx fails naming the URL, with
-  // `advice` after the status code.
-  Response get_model_json(const Control& control, std::string_view advice) {
+  // abi.h STOWAGE_CALL_STAT_SHALLOW: model.json alone, its weight bytes as
+  // the specs need them. The version is a ShallowToken; given one the
+  // caller knows, the GET carries its validators (If-None-Match with the
+  // ETag, If-Modified-Since with a firm Last-Modified), and a 304 answers
+  // "unchanged" without a body. A 200 (the model changed, or a server that
+  // ignores the headers) whose body and validators are the known token's
+  // is "unchanged" too, with the token of this answer.
+  ModelStat shallow_stat(Call& call, const Control& control) {
+    std::optional<ShallowToken> known;
+    if (std::optional<std::string_view> v = call.known_version()) {
+      known = ShallowToken::parse(*v, redacted());
+      if (!known) {
+        plugin::log(0, "http: the known version given for " + redacted() +
+                           " is not a token of this URL's shallow stat; asking without validators");
+      }
+    }
+    net::Headers conditions;
+    if (known && !known->etag.empty()) conditions.emplace_back("If-None-Match", known->etag);
+    if (known && known->firm && !known->last_modified.empty()) {
+      conditions.emplace_back("If-Modified-Since", known->last_modified);
+    }
+    Response r = get_model_json(control, " (stat of the model)", conditions);
+    ModelStat out;
+    if (r.status == 304) {
+      out.unchanged = true;
+      out.version = std::string(*call.known_version());
+      return out;
+    }
+    const ShallowToken now = ShallowToken::of(r);
+    out.version = now.str(redacted());
+    if (known && known->same_model(now)) {
+      out.unchanged = true;
+      return out;
+    }
+    out.model = parse_model(r);
+    uint64_t weight_bytes = 0;
+    size_t files = 0;
+    if (out.model.weights_manifest) {
+      for (const WeightGroup& group : *out.model.weights_manifest) {
+        files += group.paths.size();
+        weight_bytes += group_bytes(group).value_or(0);
+      }
+    }
+    out.info = plugin::stat_info(out.model, weight_bytes, files);
+    return out;
+  }
+
+  // GET model.json with `conditions` (validators: a 304 is then an answer);
+  // any other status than 2xx fails naming the URL, with `advice` after the
+  // status code.
+  Response get_model_json(const Control& control, std::string_view advice,
+                          const net::Headers& conditions = {}) {
     Request get;
     get.url = model_url_;
     get.headers = header_list(true);
+    get.headers.insert(get.headers.end(), conditions.begin(), conditions.end());
     get.max_body_bytes = kMaxModelJson;
     Response r = client().send(get, control);
+    if (r.status == 304 && !conditions.empty()) return r;
     if (!r.ok()) {
       throw net::status_error(get.method, r,
                               "Request to " + redacted() + " failed with status code " +

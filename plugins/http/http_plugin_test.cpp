@@ -745,6 +745,60 @@ TEST_CASE("stat: model.json by GET, each weight file's validators by HEAD") {
   CHECK(has(missing.what(), site.url("/files/nope/model.json")));
 }
 
+// abi.h known_version (ABI 1.3) against a server that ignores conditional
+// headers (test_server.py answers 200 whatever they say): the 200 itself
+// says whether model.json is the known one. The 304 paths run against
+// `stowage serve` and python's http.server in plugins/cache.
+TEST_CASE("shallow stat with a known version: unchanged when model.json is the same, else full") {
+  Site site;
+  auto stat = [&](const std::string& path, const std::string& known) {
+    CallContext c;
+    c.shallow_stat = true;
+    c.known_version = known;
+    return registry().open(site.url(path))->stat(c);
+  };
+  const ModelStat first = stat("/files/m/model.json", "");
+  CHECK_FALSE(first.unchanged);
+  CHECK(first.version.rfind("h2.", 0) == 0);
+  REQUIRE(first.model.weights_manifest);
+
+  const ModelStat again = stat("/files/m/model.json", first.version);
+  CHECK(again.unchanged);
+  CHECK_FALSE(again.model.weights_manifest.has_value());
+  CHECK_FALSE(again.model.model_topology.has_value());
+  // The same token, or the same with Last-Modified now firm (abi.h).
+  const std::string kept = again.version;
+  CHECK(kept.substr(0, 3) == "h2.");
+  CHECK(stat("/files/m/model.json", kept).unchanged);
+
+  // A token that is not this stat's, or is another URL's, is no token:
+  // a full answer.
+  for (const std::string& other :
+       {std::string("not-a-token"), first.version.substr(0, first.version.size() - 2),
+        stat("/files/single/model.json", "").version}) {
+    INFO(other);
+    const ModelStat full = stat("/files/m/model.json", other);
+    CHECK_FALSE(full.unchanged);
+    CHECK(full.model.weight_specs == first.model.weight_specs);
+    CHECK(full.info.weight_data_bytes == std::optional<uint64_t>(12000));
+  }
+
+  // model.json changed: a full answer with another version.
+  const fs::path json = site.dir / "m" / "model.json";
+  testing::write_file(json, testing::read_file(json) + " ");
+  const ModelStat changed = stat("/files/m/model.json", kept);
+  CHECK_FALSE(changed.unchanged);
+  CHECK(changed.version != kept);
+  CHECK(changed.model.weight_specs == first.model.weight_specs);
+
+  // A full (not shallow) stat ignores the known version and answers in full.
+  CallContext full;
+  full.known_version = changed.version;
+  const ModelStat deep = registry().open(site.url("/files/m/model.json"))->stat(full);
+  CHECK_FALSE(deep.unchanged);
+  CHECK(deep.info.weight_data_bytes == std::optional<uint64_t>(12000));
+}
+
 // ---- Streaming copies (ABI 1.1) -------------------------------------------
 
 namespace {

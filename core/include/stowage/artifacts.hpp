@@ -138,6 +138,11 @@ struct ModelStat {
   std::string version;
   // As load() followed by artifacts_info() would give (dateSaved aside).
   ModelArtifactsInfo info;
+  // Only for a stat given CallContext::known_version (abi.h, ABI 1.3): the
+  // stored model is still the one that token names, so model and info are
+  // left empty and the caller keeps its copy; version is the token to keep
+  // (the known one, or a newer token of the same stored model).
+  bool unchanged = false;
 };
 
 // getModelArtifactsInfoForJSON (spec §3): UTF-8 byte counts of the JSON

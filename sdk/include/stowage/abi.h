@@ -1,5 +1,5 @@
 /*
- * stowage plugin ABI, version 1.2.
+ * stowage plugin ABI, version 1.3.
  *
  * A plugin is a shared library that exports exactly one C symbol,
  * STOWAGE_ENTRY_SYMBOL, of type stowage_entry_fn. It serves one or more URL
@@ -42,7 +42,7 @@ extern "C" {
 #endif
 
 #define STOWAGE_ABI_MAJOR 1u
-#define STOWAGE_ABI_MINOR 2u
+#define STOWAGE_ABI_MINOR 3u
 
 /* The only symbol a plugin exports. The major version is part of the name. */
 #define STOWAGE_ENTRY_SYMBOL "stowage_plugin_entry_v1"
@@ -122,6 +122,15 @@ typedef struct stowage_call {
   /* STOWAGE_CALL_* bits saying how the caller wants this call done. A
    * plugin ignores bits it does not know; a host sets only these. */
   uint64_t flags;
+  /* ABI 1.3 additions: read them only when struct_size covers them. */
+  /* stat only (NULL with size 0 on every other call, and on a stat whose
+   * caller holds no copy): the version token an earlier stat of this
+   * handler's URL returned, with the same STOWAGE_CALL_STAT_SHALLOW bit,
+   * for a copy the caller keeps (a cache revalidating its snapshot);
+   * known_version_size bytes, NUL-terminated. See ops->stat for the answer
+   * "unchanged" it allows. A plugin may ignore it and stat in full. */
+  const char* known_version;
+  uint64_t known_version_size;
 } stowage_call;
 
 /*
@@ -130,6 +139,10 @@ typedef struct stowage_call {
  * then its version token covers model.json's bytes and the store's
  * validators of model.json only, and info's weightDataBytes is what the
  * manifest's specs need. A plugin may ignore the bit and stat in full.
+ * A shallow token of a store whose validators firm up after a write (an
+ * http Last-Modified within a second of the answer's Date) may change once
+ * for the same model.json; a stat given the older token as known_version
+ * then answers "unchanged" with the newer one (ops->stat).
  */
 #define STOWAGE_CALL_STAT_SHALLOW (1ull << 0)
 /*
@@ -314,7 +327,9 @@ typedef struct stowage_host_api {
    * array [{"url": "...", "info": {ModelArtifactsInfo}}, ...].
    * nested_remove(n, call, out, st) and nested_stat(n, call, out, st): set
    * on the text sink out the info JSON remove sets, or the stat JSON of
-   * ops->stat.
+   * ops->stat. nested_stat passes call's known_version (ABI 1.3) to the
+   * inner stat, so out may hold the "unchanged" answer of ops->stat; with a
+   * 1.2 host, or an inner plugin that ignores it, it holds a full stat.
    * A nested load or save is never streamed: the bytes pass through the
    * plugin whole (a decorator that wants bounded memory streams itself).
    */
@@ -448,8 +463,23 @@ typedef struct stowage_ops {
    * The version token is an opaque non-empty string; two stats of the same
    * stored model give the same token, and any replacement of the model
    * (a save, or a weight file rewritten behind an unchanged model.json
-   * where the store can see it) gives another one. It is only compared for
-   * equality, never parsed, and carries no secret.
+   * where the store can see it) gives another one. The host and callers
+   * only compare it for equality, never parse it; it carries no secret.
+   * The plugin that made it may read it back when it comes as
+   * call->known_version (e.g. to rebuild the store's validators), and
+   * treats a token it cannot read, or one made for another URL, as none.
+   * ABI 1.3, revalidation: with call->known_version set, a plugin that can
+   * tell (an HTTP conditional GET answered 304) that the stored model is
+   * still the one that token names may set instead
+   *   {"version": "<token>", "unchanged": true}
+   * with no "modelJson" and no "info" (the host ignores them if present):
+   * the caller keeps its copy. "<token>" is the known token, or a newer
+   * token of the same stored model that the caller records in its place
+   * (see STOWAGE_CALL_STAT_SHALLOW). Without known_version a plugin never
+   * answers "unchanged" (the host fails such an answer with INTERNAL), and
+   * "unchanged": false or absent is a full stat as above. A plugin that
+   * ignores known_version always answers in full, which every caller
+   * accepts: it then compares the tokens itself.
    * May be called from several threads at once, like load.
    * NOT_FOUND: no model at the URL.
    * INVALID_ARGUMENT: the stored model.json is not valid.

@@ -234,14 +234,31 @@ class NestedUrl {
   }
 
   // `flags`: abi.h STOWAGE_CALL_* bits added to the call for the inner
-  // stat (STOWAGE_CALL_STAT_SHALLOW).
-  ModelStat stat(Call& call, uint64_t flags = 0) const {
+  // stat (STOWAGE_CALL_STAT_SHALLOW). `known_version`: the token of a copy
+  // this plugin keeps (abi.h, ABI 1.3; never the outer call's, which names
+  // a copy of the outer URL); the answer may then be unchanged, with model
+  // and info empty. A 1.2 host or an inner plugin that ignores it answers
+  // in full: compare the versions.
+  ModelStat stat(Call& call, uint64_t flags = 0,
+                 std::optional<std::string_view> known_version = std::nullopt) const {
     detail::OwnStatus st;
     detail::OwnText out;
-    const stowage_call inner = with_flags(call, flags);
+    stowage_call inner = with_flags(call, flags);
+    const std::string known(known_version.value_or(""));  // abi.h: NUL-terminated
+    if (!known.empty()) {
+      inner.known_version = known.c_str();
+      inner.known_version_size = known.size();
+    }
     st.check(host().nested_stat(handle_, &inner, out.get(), st.get()));
     const std::string what = "stat of " + url_;
     rapidjson::Document doc = detail::parse_host_json(out.text().value_or(""), what);
+    if (doc.IsObject() && doc.HasMember("unchanged") && doc["unchanged"].IsBool() &&
+        doc["unchanged"].GetBool() && doc.HasMember("version") && doc["version"].IsString()) {
+      ModelStat s;
+      s.unchanged = true;
+      s.version = doc["version"].GetString();
+      return s;
+    }
     if (!doc.IsObject() || !doc.HasMember("modelJson") || !doc.HasMember("version") ||
         !doc["version"].IsString() || !doc.HasMember("info")) {
       throw Error(ErrorCode::kInternal, what + ": the stat JSON lacks a field");
@@ -263,6 +280,9 @@ class NestedUrl {
     if (c != nullptr) std::memcpy(&out, c, std::min<size_t>(c->struct_size, sizeof out));
     out.struct_size = sizeof out;
     out.flags |= flags;
+    // The outer call's known version names the outer URL's copy.
+    out.known_version = nullptr;
+    out.known_version_size = 0;
     return out;
   }
 

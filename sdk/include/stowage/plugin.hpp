@@ -451,6 +451,18 @@ class Call {
   }
   // stat may read model.json alone (STOWAGE_CALL_STAT_SHALLOW).
   bool shallow_stat() const noexcept { return (flags() & STOWAGE_CALL_STAT_SHALLOW) != 0; }
+  // stat: the version token of the copy the caller keeps (abi.h
+  // stowage_call.known_version, ABI 1.3); nullopt when it holds none or the
+  // host is older. A stat that can tell the stored model is still that one
+  // returns a ModelStat with unchanged set (model and info left empty).
+  std::optional<std::string_view> known_version() const noexcept {
+    if (!has(offsetof(stowage_call, known_version_size) +
+             sizeof(stowage_call::known_version_size)) ||
+        raw_->known_version == nullptr || raw_->known_version_size == 0) {
+      return std::nullopt;
+    }
+    return std::string_view(raw_->known_version, static_cast<size_t>(raw_->known_version_size));
+  }
 
   // TF.js's weightUrlConverter: the URL to fetch for a manifest path, or
   // nullopt when the caller has none (use the path as it is). A failing
@@ -639,6 +651,8 @@ class Handler {
   // STOWAGE_CAP_STAT: the model.json fields (weight_data absent), a version
   // token that changes whenever the stored model does, and the info load
   // would give; without reading weight bytes. Error(kNotFound) for no model.
+  // With call.known_version() it may instead return {version, unchanged:
+  // true} when it can tell the stored model is still that one (abi.h).
   virtual ModelStat stat(Call& call) { unsupported("stat", call); }
 
  private:

@@ -33,6 +33,12 @@ struct CallContext {
   // stat may read model.json alone, for a version token of model.json only
   // (abi.h STOWAGE_CALL_STAT_SHALLOW); a handler may stat in full anyway.
   bool shallow_stat = false;
+  // stat only: the version token of a copy the caller keeps, from an
+  // earlier stat of the same URL with the same shallow_stat ("" for none).
+  // A handler that can tell the stored model is still that one answers
+  // ModelStat::unchanged (one conditional request over http); any other
+  // answers in full, and the caller compares the tokens (abi.h, ABI 1.3).
+  std::string known_version;
 };
 
 // Thread-safety: a handler may be used from several threads at once (the

@@ -233,6 +233,18 @@ inline void op_stat(stowage_handler* handler, const stowage_call* raw, stowage_s
     Call call(raw, h->url(), "stat", st);
     call.check();  // a call cancelled or late before it starts does nothing
     ModelStat stat = h->stat(call);
+    if (stat.unchanged) {
+      // abi.h (ABI 1.3): only a caller that holds a copy may be told to keep it.
+      if (!call.known_version()) {
+        throw Error(ErrorCode::kInternal, "stat of " + h->url() +
+                                              " answered \"unchanged\" to a caller that named "
+                                              "no known version");
+      }
+      if (stat.version.empty()) stat.version = std::string(*call.known_version());
+      const std::string json = "{\"version\":" + json::quote(stat.version) + ",\"unchanged\":true}";
+      host().sink_set_text(out, json.data(), json.size());
+      return;
+    }
     stat.model.weight_data.reset();  // abi.h: the JSON never carries weight bytes
     std::string json = "{\"modelJson\":" + artifacts_to_json(stat.model) +
                        ",\"version\":" + json::quote(stat.version) +

@@ -263,14 +263,9 @@ std::optional<int64_t> http_seconds(std::string_view text) {
   return static_cast<int64_t>(::timegm(&tm));
 }
 
-std::string to_hex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += kHex[c >> 4];
-    out += kHex[c & 0xf];
-  }
-  return out;
+// A header value as hex (stowage/digest.hpp's to_hex reads bytes).
+std::string to_hex(std::string_view text) {
+  return stowage::to_hex({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
 }
 
 std::optional<std::string> from_hex(std::string_view hex) {

@@ -5,19 +5,19 @@
 #
 #   bench/all.sh [BUILD_DIR]          BUILD_DIR defaults to ./build
 #   env: BENCHES (which to run, in order; default every one:
-#          file http s3 stream digest integrity s3ca cache browser node),
+#          file http s3 stream digest integrity s3ca cache browser node serve),
 #        REPS (passed on to every bench; each has its own default),
 #        README (the file to write; default bench/README.md)
 #
 # The benches need what each needs (curl, node and tests/interop's npm ci,
-# moto_server and the aws CLI); a bench that fails stops the run with its
+# moto_server and the aws CLI, nginx and wrk); a bench that fails stops the run with its
 # exit code, and the README keeps its previous results block.
 set -euo pipefail
 
 build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 readme=${README:-$here/README.md}
-benches=${BENCHES:-file http s3 stream digest integrity s3ca cache browser node}
+benches=${BENCHES:-file http s3 stream digest integrity s3ca cache browser node serve}
 begin='<!-- all.sh results begin -->'
 end='<!-- all.sh results end -->'
 grep -qxF "$begin" "$readme" && grep -qxF "$end" "$readme" ||
@@ -35,8 +35,9 @@ run_bench() {
     cache) python3 "$here/cache_load_bench.py" "$build" ;;
     browser) "$build/bin/browser_bench" 256 "${REPS:-7}" ;;
     node) node "$here/node_load_bench.js" --stowage "$build/bin/stowage" ;;
+    serve) python3 "$here/serve_load_bench.py" "$build" ;;
     *)
-      echo "all.sh: unknown bench \"$1\" (file http s3 stream digest integrity s3ca cache browser node)" >&2
+      echo "all.sh: unknown bench \"$1\" (file http s3 stream digest integrity s3ca cache browser node serve)" >&2
       return 2
       ;;
   esac

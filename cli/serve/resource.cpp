@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "http_util_internal.hpp"
 #include "resource_internal.hpp"
@@ -15,6 +16,11 @@
 
 namespace stowage::serve {
 namespace {
+
+// Small files (model.json, static pages) are read: mapping costs a page
+// fault per page and an munmap that interrupts every thread of the server,
+// more than copying a few pages.
+constexpr uint64_t kReadRatherThanMapBytes = 256 * 1024;
 
 Error errno_error(int err, const std::string& what) {
   const ErrorCode code = (err == ENOENT || err == ENOTDIR || err == ELOOP) ? ErrorCode::kNotFound
@@ -65,6 +71,21 @@ Resource read_file_at(int dir_fd, const std::string& name, const std::string& la
            hex(static_cast<uint64_t>(st.st_size)) + "-" + hex(mtime_ns) + "\"";
   const auto size = static_cast<uint64_t>(st.st_size);
   if (size == 0) return r;
+  if (size <= kReadRatherThanMapBytes) {
+    std::vector<uint8_t> bytes(size);
+    uint64_t got = 0;
+    while (got < size) {
+      const ssize_t n = ::pread(fd.get(), bytes.data() + got, size - got, static_cast<off_t>(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw errno_error(errno, "cannot read " + label);
+      // Stores replace files and never truncate one in place: a file
+      // shorter than fstat said was edited by someone else while it was read.
+      if (n == 0) throw Error(ErrorCode::kUnavailable, label + " changed while it was read");
+      got += static_cast<uint64_t>(n);
+    }
+    r.data.push_back(Buffer::from_vector(std::move(bytes), label));
+    return r;
+  }
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
   if (map == MAP_FAILED) throw errno_error(errno, "cannot map " + label);
   // The mapping keeps the bytes readable after the store replaces or

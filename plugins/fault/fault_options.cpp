@@ -1,7 +1,5 @@
 // Strict parsing of the fault:// options (documented in fault_plugin.cpp and
 // docs/plugin-guide.md).
-#include "fault_options_internal.hpp"
-
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
@@ -10,6 +8,7 @@
 #include <cctype>
 #include <cmath>
 
+#include "fault_options_internal.hpp"
 #include "stowage/abi.h"
 #include "stowage/error.hpp"
 
@@ -64,8 +63,9 @@ class Reader {
     if (s == "load") return Op::kLoad;
     if (s == "list") return Op::kList;
     if (s == "remove") return Op::kRemove;
+    if (s == "stat") return Op::kStat;
     if (s == "any") return Op::kAny;
-    fail(path, "'" + s + "' is not one of save, load, list, remove, any");
+    fail(path, "'" + s + "' is not one of save, load, list, remove, stat, any");
   }
 
   int32_t code(const rapidjson::Value& v, const std::string& path) const {
@@ -157,6 +157,8 @@ const char* op_name(Op op) noexcept {
       return "list";
     case Op::kRemove:
       return "remove";
+    case Op::kStat:
+      return "stat";
     case Op::kAny:
       break;
   }

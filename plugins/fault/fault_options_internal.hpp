@@ -16,7 +16,7 @@
 
 namespace stowage::fault {
 
-enum class Op { kSave, kLoad, kList, kRemove, kAny };
+enum class Op { kSave, kLoad, kList, kRemove, kStat, kAny };
 
 const char* op_name(Op op) noexcept;
 // "UNAVAILABLE" for STOWAGE_UNAVAILABLE; "CODE_<n>" for others.

@@ -13,7 +13,7 @@
 //     "inner_options"  the wrapped URL's own options ({} by default), merged
 //                      over the host's defaults for its scheme.
 //     "faults"         rules, each hitting calls of one "op" (save, load,
-//                      list, remove, or any: the default) from the "nth"
+//                      list, remove, stat, or any: the default) from the "nth"
 //                      (1-based, counted per handler and op) for "count"
 //                      calls (1; 0 is every call from nth on):
 //         "error": "unavailable"   fail with that code ("retryable" defaults
@@ -47,7 +47,7 @@
 //   to any URL the host opens. fault:// loads no code itself, and a host
 //   without nested URLs (ABI 1.0) does not get it started. A URL that nests
 //   itself (through aliases) or more than 8 deep fails to open.
-//   Capabilities: load, save, list and remove are declared; an operation
+//   Capabilities: load, save, list, remove and stat are declared; an operation
 //   the wrapped URL's scheme lacks fails with its UNIMPLEMENTED. A load
 //   passes through the decorator whole (never streamed).
 #include <atomic>
@@ -91,7 +91,7 @@ struct FaultHandler {
   std::optional<plugin::NestedUrl> inner;
   FaultOptions options;
   std::mutex mu;  // counters
-  uint64_t calls[4] = {0, 0, 0, 0};
+  uint64_t calls[5] = {0, 0, 0, 0, 0};
   uint64_t all_calls = 0;
 };
 
@@ -183,6 +183,13 @@ struct Forwarded {
     // reach the wrapped URL unchanged.
     if (host->struct_size >= offsetof(stowage_call, flags) + sizeof host->flags) {
       call.flags = host->flags;
+    }
+    // So is a revalidation's known version (ABI 1.3): a wrapped store that
+    // can answer "unchanged" does so through the wrapper too.
+    if (host->struct_size >=
+        offsetof(stowage_call, known_version_size) + sizeof host->known_version_size) {
+      call.known_version = host->known_version;
+      call.known_version_size = host->known_version_size;
     }
   }
 };
@@ -421,6 +428,18 @@ void op_remove(stowage_handler* handle, const stowage_call* call, stowage_sink* 
   });
 }
 
+// A stat passes the caller's shallow bit and known version (ABI 1.3) on, so
+// a revalidation through the decorator is the wrapped store's own.
+void op_stat(stowage_handler* handle, const stowage_call* call, stowage_sink* out,
+             stowage_status* st) {
+  guarded(st, [&] {
+    FaultHandler& h = *of(handle);
+    run(handle, Op::kStat, call, st, [&](const stowage_call* c, CallHooks&) {
+      return g_host->nested_stat(h.inner->raw(), c, out, st);
+    });
+  });
+}
+
 }  // namespace
 }  // namespace stowage::fault
 
@@ -446,6 +465,7 @@ stowage_plugin_entry_v1(const stowage_host_api* host) {
   ops.load = &op_load;
   ops.list = &op_list;
   ops.remove = &op_remove;
+  ops.stat = &op_stat;
   static stowage_plugin_desc desc{};
   desc.struct_size = sizeof desc;
   desc.abi_major = STOWAGE_ABI_MAJOR;
@@ -454,7 +474,8 @@ stowage_plugin_entry_v1(const stowage_host_api* host) {
   desc.name = "fault";
   desc.version = STOWAGE_PLUGIN_VERSION;
   desc.schemes = kSchemes;
-  desc.capabilities = STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST | STOWAGE_CAP_REMOVE;
+  desc.capabilities = STOWAGE_CAP_LOAD | STOWAGE_CAP_SAVE | STOWAGE_CAP_LIST | STOWAGE_CAP_REMOVE |
+                      STOWAGE_CAP_STAT;
   desc.ops = &ops;
   return &desc;
 }

@@ -587,3 +587,43 @@ TEST_CASE("verify_digests false reaches the wrapped URL's load; by default both 
   CHECK(total_size(*got.weight_data) == 12000);
   fs::remove_all(dir);
 }
+
+// abi.h known_version (ABI 1.3): a revalidation through the decorator is the
+// wrapped store's conditional request, answered "unchanged" (stowage serve
+// answers 304), exactly as without the decorator.
+TEST_CASE("a shallow stat's known version reaches the wrapped URL: unchanged through fault://") {
+  const Target* serve = nullptr;
+  for (const Target& t : targets()) {
+    if (t.name == "http (stowage serve)") serve = &t;
+  }
+  REQUIRE(serve != nullptr);
+  seed(*serve, "revalidated", old_model());
+  auto stat = [&](const std::string& known) {
+    Faulty f(*serve, serve->load_url("revalidated"), "[]");
+    CallContext c;
+    c.shallow_stat = true;
+    c.known_version = known;
+    return f.handler->stat(c);
+  };
+  const ModelStat first = stat("");
+  CHECK_FALSE(first.unchanged);
+  REQUIRE(first.model.weights_manifest);
+  const ModelStat again = stat(first.version);
+  CHECK(again.unchanged);
+  CHECK_FALSE(again.model.weights_manifest.has_value());
+
+  seed(*serve, "revalidated", new_model());
+  const ModelStat changed = stat(first.version);
+  CHECK_FALSE(changed.unchanged);
+  CHECK(changed.version != first.version);
+
+  // A rule for "stat" hits stats (and only them).
+  Faulty failing(*serve, serve->load_url("revalidated"),
+                 R"([{"op": "stat", "error": "unavailable", "retryable": false}])");
+  const Error e = error_of([&] { failing.handler->stat(); });
+  CHECK(e.code() == ErrorCode::kUnavailable);
+  CHECK_MESSAGE(contains(e, "fault: injected UNAVAILABLE into stat call 1 of '"), what(e));
+  CHECK(failing.handler->load().weight_data.has_value());
+  CHECK(failing.forwarded("stat") == 0);
+  CHECK(failing.forwarded("load") == 1);
+}

@@ -4,8 +4,10 @@
 // both, each counting what reached the server: a first load fetches, a
 // second (max_age 0) makes one revalidation request and no weight request,
 // an update upstream is seen after revalidation, and two versions sharing
-// shards store those shards once. cache_plugin_test runs the full set
-// against `stowage serve`.
+// shards store those shards once. Each server also shows its conditional
+// revalidation: a GET answered 304 (If-Modified-Since for python's,
+// If-None-Match for moto). cache_plugin_test runs the full set against
+// `stowage serve`.
 //
 //   cache_servers_test                          every case, both servers
 //   cache_servers_test -tc='*revalidation*'     one case
@@ -178,8 +180,8 @@ class MotoS3 {
   // "METHOD /bucket/key?query" lines but the saves' own (PUTs, the read
   // back of model.json); the proxy logs a request before it forwards it,
   // so every request of a load that returned is there.
-  std::vector<std::string> requests() {
-    std::vector<std::string> lines = bucket_.requests();
+  std::vector<std::string> requests(bool with_status = false) {
+    std::vector<std::string> lines = bucket_.requests(with_status);
     std::vector<std::string> out;
     for (size_t i = 0; i < lines.size(); ++i) {
       bool saving = false;
@@ -198,6 +200,25 @@ class MotoS3 {
     const std::vector<std::string> lines = requests();
     return count_lines(lines, " /" + bucket_.name() + "/" + model + "/") +
            count_lines(lines, "prefix=" + model);
+  }
+  // Writes from's model.json bytes over to's, past the proxy.
+  void copy_model_json(const std::string& from, const std::string& to) {
+    const std::optional<s3::Object> json =
+        bucket_.direct().get(bucket_.name(), from + "/model.json", {});
+    REQUIRE(json);
+    bucket_.direct().put(bucket_.name(), to + "/model.json", {json->body}, {});
+  }
+  // model.json's ETag, asked past the proxy.
+  std::string json_etag(const std::string& model) {
+    const std::optional<s3::ObjectInfo> info =
+        bucket_.direct().head(bucket_.name(), model + "/model.json", {});
+    REQUIRE(info);
+    return info->etag;
+  }
+  // GETs of the model's model.json answered with `status`.
+  size_t json_gets(const std::string& model, int status) {
+    return count_lines(requests(true), "GET /" + bucket_.name() + "/" + model + "/model.json " +
+                                           std::to_string(status));
   }
 
  private:
@@ -400,6 +421,72 @@ TEST_CASE("python http.server: revalidation is one conditional GET answered 304,
   CHECK(weight_bytes(load(s.url("conditional"), options(dir))) == weight_bytes(v2));
   CHECK(s.json_gets("conditional", 304) == 2);
   CHECK(s.weight_gets("conditional") == 8);
+}
+
+// abi.h known_version (ABI 1.3) over moto: the revalidation is one GetObject
+// of model.json with If-None-Match (its ETag), answered 304; a model saved
+// again upstream changes the ETag, so that GET is a 200 and the fill follows.
+TEST_CASE("moto: revalidation is one conditional GET answered 304, an update a 200") {
+  MotoS3& s = MotoS3::get();
+  std::vector<float> values = ramp(kValues, 5.0f);
+  const ModelArtifacts v1 = float_model(values);
+  s.put("conditional", v1);
+  const fs::path dir = new_cache<MotoS3>("conditional");
+  CHECK(weight_bytes(load(s.url("conditional"), options(dir))) == weight_bytes(v1));
+  CHECK(s.json_gets("conditional", 200) == 2);  // the stat, then the load
+  CHECK(s.weight_gets("conditional") == 4);
+  const size_t all = s.all("conditional");
+
+  const ModelArtifacts second = load(s.url("conditional"), options(dir));
+  CHECK(weight_bytes(second) == weight_bytes(v1));
+  REQUIRE(second.weight_data->size() == 4);
+  CHECK(second.weight_data->front().label().rfind((dir / "blobs").string(), 0) == 0);
+  CHECK(s.all("conditional") == all + 1);       // exactly one request:
+  CHECK(s.json_gets("conditional", 304) == 1);  // the conditional GET, answered 304
+  CHECK(s.weight_gets("conditional") == 4);
+
+  values.back() = -5.0f;
+  const ModelArtifacts v2 = float_model(values);
+  s.put("conditional", v2);
+  const ModelArtifacts seen = load(s.url("conditional"), options(dir));
+  CHECK(weight_bytes(seen) == weight_bytes(v2));
+  // Modified: the revalidation answered 200, then the fill's load.
+  CHECK(s.json_gets("conditional", 304) == 1);
+  CHECK(s.json_gets("conditional", 200) == 4);
+  CHECK(s.weight_gets("conditional") == 8);
+
+  CHECK(weight_bytes(load(s.url("conditional"), options(dir))) == weight_bytes(v2));
+  CHECK(s.json_gets("conditional", 304) == 2);
+  CHECK(s.weight_gets("conditional") == 8);
+}
+
+// The token is the s3 plugin's to read back, and only for its own object.
+// twin-b's model.json is a copy of twin-a's bytes, so it has the same ETag:
+// sent to twin-b, twin-a's ETag would be answered 304 though twin-b was
+// never read. The token of another object sends no If-None-Match: a 200.
+TEST_CASE("moto: a known version made for another object sends no If-None-Match") {
+  MotoS3& s = MotoS3::get();
+  const ModelArtifacts model = float_model(ramp(kValues, 7.0f));
+  s.put("twin-a", model);
+  s.put("twin-b", model);
+  s.copy_model_json("twin-a", "twin-b");  // a save names its files with a tag of its own
+  auto stat = [&](const std::string& name, const std::string& known) {
+    CallContext c;
+    c.shallow_stat = true;
+    c.known_version = known;
+    return registry().open(s.url(name))->stat(c);
+  };
+  REQUIRE(s.json_etag("twin-a") == s.json_etag("twin-b"));
+  const ModelStat a = stat("twin-a", "");
+  CHECK(stat("twin-a", a.version).unchanged);
+  CHECK(s.json_gets("twin-a", 304) == 1);
+
+  const ModelStat b = stat("twin-b", a.version);
+  CHECK_FALSE(b.unchanged);
+  CHECK(b.model.weight_specs == a.model.weight_specs);
+  CHECK(b.version != a.version);
+  CHECK(s.json_gets("twin-b", 304) == 0);
+  CHECK(s.json_gets("twin-b", 200) == 1);
 }
 
 // The guard of docs/http.md: a Last-Modified that was not at least a second

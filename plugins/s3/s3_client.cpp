@@ -267,6 +267,22 @@ void S3Client::fail(const Request& request, const net::Response& response) const
            "HTTP " + std::to_string(response.status) + (s3_code.empty() ? "" : " " + s3_code)});
 }
 
+namespace {
+
+// A GetObject's 2xx answer as an Object labelled `label`.
+Object object_of(net::Response&& resp, const std::string& label) {
+  Object o;
+  o.info.size = resp.body.size();
+  o.info.etag = header_or(resp, "ETag");
+  o.info.last_modified = parse_http_date(header_or(resp, "Last-Modified"));
+  o.info.sha256 = header_or(resp, kMetaSha256);
+  o.body = std::move(resp.body);
+  o.body.set_label(label);
+  return o;
+}
+
+}  // namespace
+
 std::optional<Object> S3Client::get(const std::string& bucket, const std::string& key,
                                     const net::Control& control,
                                     std::function<void(uint64_t)> on_size) {
@@ -282,14 +298,25 @@ std::optional<Object> S3Client::get(const std::string& bucket, const std::string
     if (!e || e->code == "NoSuchKey") return std::nullopt;
   }
   if (!resp.ok()) fail(r, resp);
-  Object o;
-  o.info.size = resp.body.size();
-  o.info.etag = header_or(resp, "ETag");
-  o.info.last_modified = parse_http_date(header_or(resp, "Last-Modified"));
-  o.info.sha256 = header_or(resp, kMetaSha256);
-  o.body = std::move(resp.body);
-  o.body.set_label(name(bucket, key));
-  return o;
+  return object_of(std::move(resp), name(bucket, key));
+}
+
+ConditionalObject S3Client::get_if_none_match(const std::string& bucket, const std::string& key,
+                                              const std::string& etag,
+                                              const net::Control& control) {
+  Request r{.op = "GetObject",
+            .method = "GET",
+            .bucket = bucket,
+            .key = key,
+            .headers = {{"If-None-Match", etag}}};
+  net::Response resp = send(r, control);
+  if (resp.status == 304) return {.not_modified = true, .object = std::nullopt};
+  if (resp.status == 404) {
+    std::optional<S3Error> e = parse_error(resp.body.view());
+    if (!e || e->code == "NoSuchKey") return {};
+  }
+  if (!resp.ok()) fail(r, resp);
+  return {.not_modified = false, .object = object_of(std::move(resp), name(bucket, key))};
 }
 
 namespace {

@@ -1,7 +1,7 @@
 // The S3 REST calls this plugin makes, signed with SigV4 and sent through
-// stowage::net: GetObject, HeadObject, PutObject (single or parallel
-// multipart), DeleteObject, ListObjectsV2 (every page), CopyObject,
-// ListMultipartUploads and AbortMultipartUpload.
+// stowage::net: GetObject (also conditional: If-None-Match), HeadObject, PutObject (single or
+// parallel multipart), DeleteObject, ListObjectsV2 (every page), CopyObject, ListMultipartUploads
+// and AbortMultipartUpload.
 //
 // Every request signs host, x-amz-date and x-amz-content-sha256 (the SHA-256
 // of the body; UNSIGNED-PAYLOAD only with ClientConfig::unsigned_payload), and
@@ -96,6 +96,13 @@ struct Object {
   ObjectInfo info;
 };
 
+// What get_if_none_match answers: not_modified (a 304: the object still has
+// the ETag asked about; no body was read), or the object as get returns it.
+struct ConditionalObject {
+  bool not_modified = false;
+  std::optional<Object> object;  // when modified; nullopt when the key does not exist
+};
+
 class S3Client {
  public:
   // Throws Error(kInvalidArgument) for an endpoint that is not an http(s)
@@ -122,6 +129,11 @@ class S3Client {
   std::optional<Object> get(const std::string& bucket, const std::string& key,
                             const net::Control& control,
                             std::function<void(uint64_t)> on_size = nullptr);
+  // As get, but sent with If-None-Match: etag (signed like every header), so
+  // a store that still holds that version answers 304 without the body.
+  // A store that ignores the header answers 200, returned as get would.
+  ConditionalObject get_if_none_match(const std::string& bucket, const std::string& key,
+                                      const std::string& etag, const net::Control& control);
   // As get, in parallel ranged GETs of part_size bytes (at most concurrency
   // at once) received into one memfd mapping: for objects the caller expects
   // to be large. The first range's answer gives the size and the ETag; the

@@ -7,8 +7,10 @@
 
 #include "parallel.hpp"
 #include "s3_model_internal.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/sharding.hpp"
+#include "stowage/text.hpp"
 #include "stowage/weights.hpp"
 #include "stream_upload_internal.hpp"
 
@@ -235,6 +237,135 @@ std::optional<Object> get_weight_file(S3Client& client,
   return client.get(object.first, object.second, control, std::move(on_size));
 }
 
+// What identifies one stored object in a version token. ETags change with
+// the bytes (an MD5 or a multipart digest); the size and the time tell
+// apart stores whose ETags do not.
+std::string object_part(const ObjectInfo& info) {
+  const auto time = info.last_modified ? info.last_modified->time_since_epoch().count() : 0;
+  return info.etag + "|" + std::to_string(info.size) + "|" + std::to_string(time);
+}
+
+std::optional<std::string> from_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = digit(hex[i]);
+    const int lo = digit(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+// The version token of a shallow stat, which stat_model reads back when a
+// caller revalidates with it (abi.h known_version):
+//   s3.<check>.<object>.<hex ETag>
+// object: plugin::version_token of model.json's object_part, which is the
+// whole token shallow stats gave before this form (16 hex digits, no dot).
+// The ETag (empty from a store that sends none) goes back to the store as
+// If-None-Match. check: a digest of the rest, the endpoint and
+// s3://bucket/key, so a token of another object, or one cut or edited,
+// reads as none and sends no condition.
+struct ShallowToken {
+  std::string object;
+  std::string etag;
+
+  static ShallowToken of(const ObjectInfo& info) {
+    return {plugin::version_token({object_part(info)}), info.etag};
+  }
+
+  static std::string check(const std::string& where, const std::string& object,
+                           const std::string& etag) {
+    return plugin::version_token({"s3 shallow stat", where, object, etag});
+  }
+
+  std::string str(const std::string& where) const {
+    return "s3." + check(where, object, etag) + "." + object + "." +
+           to_hex({reinterpret_cast<const uint8_t*>(etag.data()), etag.size()});
+  }
+
+  // nullopt unless `token` is what str(where) made.
+  static std::optional<ShallowToken> parse(std::string_view token, const std::string& where) {
+    std::vector<std::string_view> fields;
+    for (size_t start = 0;;) {
+      const size_t dot = token.find('.', start);
+      fields.push_back(token.substr(start, dot - start));
+      if (dot == std::string_view::npos) break;
+      start = dot + 1;
+    }
+    if (fields.size() != 4 || fields[0] != "s3") return std::nullopt;
+    std::optional<std::string> etag = from_hex(fields[3]);
+    // The ETag goes into a request header: no line breaks, whatever the token says.
+    if (!etag || etag->find_first_of("\r\n") != std::string::npos ||
+        check(where, std::string(fields[2]), *etag) != fields[1]) {
+      return std::nullopt;
+    }
+    return ShallowToken{std::string(fields[2]), std::move(*etag)};
+  }
+};
+
+// abi.h STOWAGE_CALL_STAT_SHALLOW: model.json alone, its weight bytes as
+// the specs need them; the version is a ShallowToken. Given one the caller
+// knows, the GET asks If-None-Match with its ETag, and a 304 answers
+// "unchanged" without a body. A 200 whose object is the known one (a store
+// that ignores the header), or is the one a token of the earlier form
+// named, is "unchanged" too, with this answer's token; any other known
+// version is treated as none.
+ModelStat shallow_stat(S3Store& store, const std::string& key, const std::string& url,
+                       plugin::Call& call) {
+  S3Client& client = store.client();
+  const std::string name = store.name_of(key);
+  const std::string where = redact_url(client.endpoint()) + " " + name;
+  std::optional<ShallowToken> known;
+  std::optional<std::string_view> earlier;  // a token of the form before ShallowToken
+  if (std::optional<std::string_view> v = call.known_version()) {
+    known = ShallowToken::parse(*v, where);
+    if (!known && v->find('.') == std::string_view::npos) earlier = v;
+  }
+  const net::Control control = control_of(call, Progress::kNone);
+  std::optional<Object> text;
+  if (known && !known->etag.empty()) {
+    ConditionalObject c = client.get_if_none_match(store.bucket(), key, known->etag, control);
+    ModelStat out;
+    if (c.not_modified) {
+      out.unchanged = true;
+      out.version = std::string(*call.known_version());
+      return out;
+    }
+    text = std::move(c.object);
+  } else {
+    text = client.get(store.bucket(), key, control);
+  }
+  if (!text)
+    throw Error(ErrorCode::kNotFound, "No model at " + url + ": " + name + " does not exist");
+  const ShallowToken now = ShallowToken::of(text->info);
+  ModelStat out;
+  out.version = now.str(where);
+  if ((known && known->object == now.object) || (earlier && *earlier == now.object)) {
+    out.unchanged = true;
+    return out;
+  }
+  out.model = parse_model_json(text->body.view(), name);
+  uint64_t weight_bytes = 0;
+  size_t files = 0;
+  if (out.model.weights_manifest) {
+    for (const WeightGroup& group : *out.model.weights_manifest) {
+      files += group.paths.size();
+      for (const WeightSpec& spec : group.weights) {
+        weight_bytes += fixed_byte_size(spec).value_or(0);
+      }
+    }
+  }
+  out.info = plugin::stat_info(out.model, weight_bytes, files);
+  if (text->info.last_modified) out.info.date_saved = *text->info.last_modified;
+  return out;
+}
+
 }  // namespace
 
 ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const std::string& url,
@@ -242,6 +373,10 @@ ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const
   S3Client& client = store.client();
   const std::string key = location.folder + location.model_name;
   const std::string name = store.name_of(key);
+  if (call.shallow_stat()) {
+    call.check();
+    return shallow_stat(store, key, url, call);
+  }
   for (int attempt = 1;; ++attempt) {
     call.check();
     std::optional<Object> text = client.get(store.bucket(), key, control_of(call, Progress::kNone));
@@ -249,30 +384,6 @@ ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const
       throw Error(ErrorCode::kNotFound, "No model at " + url + ": " + name + " does not exist");
     ModelStat out;
     out.model = parse_model_json(text->body.view(), name);
-    // ETags change with the bytes (an MD5 or a multipart digest); the size
-    // and the time tell apart stores whose ETags do not.
-    auto part = [](const ObjectInfo& info) {
-      const auto time = info.last_modified ? info.last_modified->time_since_epoch().count() : 0;
-      return info.etag + "|" + std::to_string(info.size) + "|" + std::to_string(time);
-    };
-    if (call.shallow_stat()) {
-      // abi.h STOWAGE_CALL_STAT_SHALLOW: model.json alone, its weight bytes
-      // as the specs need them.
-      uint64_t weight_bytes = 0;
-      size_t files = 0;
-      if (out.model.weights_manifest) {
-        for (const WeightGroup& group : *out.model.weights_manifest) {
-          files += group.paths.size();
-          for (const WeightSpec& spec : group.weights) {
-            weight_bytes += fixed_byte_size(spec).value_or(0);
-          }
-        }
-      }
-      out.version = plugin::version_token({part(text->info)});
-      out.info = plugin::stat_info(out.model, weight_bytes, files);
-      if (text->info.last_modified) out.info.date_saved = *text->info.last_modified;
-      return out;
-    }
     std::vector<std::pair<std::string, std::string>> objects;
     if (out.model.weights_manifest) {
       objects = weight_objects(store, location, *out.model.weights_manifest, name, call);
@@ -284,7 +395,7 @@ ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const
           heads[i] = client.head(objects[i].first, objects[i].second, child_control(control, stop));
         });
     if (!unchanged_since(store, key, name, text->info, attempt, "read", call)) continue;
-    std::vector<std::string> parts = {part(text->info)};
+    std::vector<std::string> parts = {object_part(text->info)};
     uint64_t weight_bytes = 0;
     for (size_t i = 0; i < heads.size(); ++i) {
       if (!heads[i]) {
@@ -292,7 +403,7 @@ ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const
                                               S3Client::name(objects[i].first, objects[i].second) +
                                               " does not exist: stat of " + url + " failed");
       }
-      parts.push_back(part(*heads[i]));
+      parts.push_back(object_part(*heads[i]));
       weight_bytes += heads[i]->size;
     }
     out.version = plugin::version_token(parts);

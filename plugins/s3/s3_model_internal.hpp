@@ -55,7 +55,9 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
                      plugin::Call& call);
 
 // model.json and a HEAD of each weight file (their ETags, sizes and times
-// make the version), checked against model.json's version as load does.
+// make the version), checked against model.json's version as load does. A
+// shallow stat reads model.json alone, conditionally when the call holds a
+// known version of its own (s3_plugin.cpp, stat).
 // NOT_FOUND "No model at <url>: ..." without model.json; DATA_LOSS for a
 // missing weight file.
 ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const std::string& url,

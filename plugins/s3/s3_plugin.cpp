@@ -39,7 +39,15 @@
 //   stat    GETs model.json and HEADs each weight file: the version is a
 //           digest of their ETags, sizes and times, so a weight object
 //           replaced behind an unchanged model.json changes it. A shallow
-//           stat (abi.h STOWAGE_CALL_STAT_SHALLOW) makes the GET alone.
+//           stat (abi.h STOWAGE_CALL_STAT_SHALLOW) makes the GET alone; its
+//           version holds model.json's ETag and a digest of its ETag, size
+//           and time. Given such a version back as the known one (abi.h
+//           known_version, a cache revalidating), the GET asks
+//           If-None-Match with that ETag, and a 304 is "unchanged" (no
+//           body). A 200 of the same object (a store that ignores the
+//           header), or of the one a shallow version of the earlier form
+//           (the digest alone) named, is "unchanged" too, with the new
+//           version. Any other known version is treated as none.
 //   copy    Within one store (same endpoint and access key) a weight file
 //           that arrives unchanged is copied server-side (CopyObject) rather
 //           than uploaded again.

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -902,6 +903,143 @@ TEST_CASE("stat: model.json and a HEAD of each weight object; a weight replaced 
   Error missing = error_from([&] { stat("stat/none"); });
   CHECK(missing.code() == ErrorCode::kNotFound);
   CHECK(std::string(missing.what()).starts_with("No model at " + url(s, "stat/none") + ": "));
+}
+
+namespace {
+
+// The version token a shallow stat gave before tokens carried model.json's
+// ETag (caches hold such tokens): plugin::version_token (stowage/plugin.hpp,
+// a 64-bit FNV-1a as 16 hex digits) of "<ETag>|<size>|<time>", restated
+// here so that a change on either side shows.
+std::string earlier_shallow_version(const s3::ObjectInfo& info) {
+  const auto time = info.last_modified ? info.last_modified->time_since_epoch().count() : 0;
+  const std::string part = info.etag + "|" + std::to_string(info.size) + "|" + std::to_string(time);
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : std::to_string(part.size()) + ":" + part) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char out[17];
+  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+
+}  // namespace
+
+// abi.h known_version (ABI 1.3): a shallow stat given the version an
+// earlier one gave sends model.json's ETag as If-None-Match, and moto's 304
+// is "unchanged"; counted in the test proxy's log.
+TEST_CASE("shallow stat with a known version: one GET with If-None-Match, 304 is unchanged") {
+  S3TestServer& s = faulty_server();
+  save(url(s, "reval/m"), model(64, 6.0f), R"({"shard_size": 100})");
+  auto stat = [&](const std::string& path, const std::string& known) {
+    CallContext c;
+    c.shallow_stat = true;
+    c.known_version = known;
+    return registry().open(url(s, path))->stat(c);
+  };
+  const std::string target = R"("target": "/stowage-models/reval/m/model.json")";
+  const ModelStat first = stat("reval/m", "");
+  CHECK_FALSE(first.unchanged);
+  CHECK(first.version.rfind("s3.", 0) == 0);
+  REQUIRE(first.model.weights_manifest);
+  CHECK(first.info.weight_data_bytes == std::optional<uint64_t>(256));
+
+  clear_log();
+  const ModelStat again = stat("reval/m", first.version);
+  CHECK(again.unchanged);
+  CHECK(again.version == first.version);
+  CHECK_FALSE(again.model.weights_manifest.has_value());
+  CHECK_FALSE(again.model.model_topology.has_value());
+  std::string log = proxy_log();
+  CHECK(count(log, "\"method\"") == 1);       // exactly one request:
+  CHECK(count(log, target) == 1);             // model.json's GET,
+  CHECK(count(log, "\"status\": 304") == 1);  // answered 304,
+  std::optional<s3::ObjectInfo> head = direct(s).head(kBucket, "reval/m/model.json", {});
+  REQUIRE(head);
+  std::string etag;  // as the log's JSON writes it
+  for (char c : head->etag) etag += c == '"' ? std::string("\\\"") : std::string(1, c);
+  CHECK(count(log, R"("if_none_match": ")" + etag + "\"") == 1);  // asked with its ETag
+
+  // The form shallow stats gave before: a digest of model.json's ETag, size
+  // and time. Still read: the same object is "unchanged", with the new form.
+  const std::string earlier = earlier_shallow_version(*head);
+  clear_log();
+  const ModelStat from_earlier = stat("reval/m", earlier);
+  CHECK(from_earlier.unchanged);
+  CHECK(from_earlier.version == first.version);
+  log = proxy_log();
+  CHECK(count(log, "\"method\"") == 1);
+  CHECK(count(log, "\"status\": 200") == 1);  // no ETag to ask with
+  CHECK(count(log, R"("if_none_match": "")") == 1);
+
+  // A token that is not this stat's, is cut, or is another object's: no
+  // token. A full answer, asked without If-None-Match.
+  save(url(s, "reval/other"), model(64, 6.0f), R"({"shard_size": 100})");
+  for (const std::string& other :
+       {std::string("not-a-token"), std::string("0123456789abcdef"),
+        first.version.substr(0, first.version.size() - 2), stat("reval/other", "").version}) {
+    INFO(other);
+    clear_log();
+    const ModelStat full = stat("reval/m", other);
+    CHECK_FALSE(full.unchanged);
+    CHECK(full.version == first.version);
+    CHECK(full.model.weight_specs == first.model.weight_specs);
+    CHECK(full.info.weight_data_bytes == std::optional<uint64_t>(256));
+    log = proxy_log();
+    CHECK(count(log, "\"method\"") == 1);
+    CHECK(count(log, R"("if_none_match": "")") == 1);
+    CHECK(count(log, "\"status\": 200") == 1);
+  }
+
+  // model.json replaced: the conditional GET is answered 200, in full.
+  std::optional<s3::Object> json = direct(s).get(kBucket, "reval/m/model.json", {});
+  REQUIRE(json);
+  direct(s).put(kBucket, "reval/m/model.json",
+                {Buffer::from_string(std::string(json->body.view()) + " ")}, {});
+  clear_log();
+  const ModelStat changed = stat("reval/m", first.version);
+  CHECK_FALSE(changed.unchanged);
+  CHECK(changed.version.rfind("s3.", 0) == 0);
+  CHECK(changed.version != first.version);
+  CHECK(changed.model.weight_specs == first.model.weight_specs);
+  log = proxy_log();
+  CHECK(count(log, "\"method\"") == 1);
+  CHECK(count(log, R"("if_none_match": ")" + etag + "\"") == 1);
+  CHECK(count(log, "\"status\": 200") == 1);
+  CHECK(stat("reval/m", changed.version).unchanged);
+
+  // A full (not shallow) stat ignores the known version and answers in full.
+  CallContext full;
+  full.known_version = changed.version;
+  const ModelStat deep = registry().open(url(s, "reval/m"))->stat(full);
+  CHECK_FALSE(deep.unchanged);
+  CHECK(deep.info.weight_data_bytes == std::optional<uint64_t>(256));
+
+  direct(s).remove(kBucket, "reval/m/model.json", {});
+  Error missing = error_from([&] { stat("reval/m", changed.version); });
+  CHECK(missing.code() == ErrorCode::kNotFound);
+  CHECK(std::string(missing.what()) ==
+        "No model at " + url(s, "reval/m") +
+            ": s3://stowage-models/reval/m/model.json does not exist");
+}
+
+// If-None-Match is signed with the other headers: a store that checks
+// signatures accepts the conditional GET.
+TEST_CASE("a conditional shallow stat is signed: accepted where signatures are checked") {
+  S3TestServer& s = signed_server();
+  save(url(s, "signed/reval"), model(16, 1.0f), keys_json(s));
+  auto stat = [&](const std::string& known) {
+    CallContext c;
+    c.shallow_stat = true;
+    c.known_version = known;
+    return registry().open(url(s, "signed/reval"), keys_json(s))->stat(c);
+  };
+  const ModelStat first = stat("");
+  CHECK_FALSE(first.unchanged);
+  const ModelStat again = stat(first.version);
+  CHECK(again.unchanged);
+  CHECK(again.version == first.version);
 }
 
 // ---- Streaming copies (ABI 1.1) -------------------------------------------

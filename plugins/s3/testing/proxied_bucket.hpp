@@ -53,17 +53,20 @@ class ProxiedBucket {
     return out;
   }
 
-  // The proxy's request log, as "METHOD target" lines.
+  // The proxy's request log, as "METHOD target" lines; with_status adds
+  // " <status>", the HTTP status of the answer (0 while none was sent).
   void clear_log() { REQUIRE(control_.send({"POST", server_.endpoint + "/__log/clear"}).ok()); }
-  std::vector<std::string> requests() {
+  std::vector<std::string> requests(bool with_status = false) {
     net::Response r = control_.send({"GET", server_.endpoint + "/__log"});
     REQUIRE(r.ok());
-    static const std::regex kEntry(R"re("method": "([A-Z]+)", "target": "([^"]*)")re");
+    static const std::regex kEntry(
+        R"re("method": "([A-Z]+)", "target": "([^"]*)".*?"status": ([0-9]+))re");
     std::vector<std::string> out;
     const std::string log(r.body.view());
     for (auto it = std::sregex_iterator(log.begin(), log.end(), kEntry);
          it != std::sregex_iterator(); ++it) {
-      out.push_back((*it)[1].str() + " " + (*it)[2].str());
+      out.push_back((*it)[1].str() + " " + (*it)[2].str() +
+                    (with_status ? " " + (*it)[3].str() : std::string()));
     }
     return out;
   }

@@ -87,11 +87,13 @@ class FaultProxy:
          "strip_range": true forwards it without its Range header (a
          store that ignores Range).
       GET  /__log      JSON list of {"method", "target", "copy_source",
-                       "range", "if_match", "checksums"} of every request
-                       forwarded or failed so
+                       "range", "if_match", "checksums", "if_none_match",
+                       "status"} of every request forwarded or failed so
                        far; "checksums" names any checksum header sent
                        (x-amz-checksum-*, x-amz-sdk-checksum-*, x-amz-trailer,
-                       Content-MD5, aws-chunked encoding).
+                       Content-MD5, aws-chunked encoding); "status" is the
+                       answer's HTTP status once it is sent (0 before, and
+                       for a dropped connection).
       POST /__log/clear
     """
 
@@ -143,11 +145,14 @@ class FaultProxy:
                                                           "x-amz-trailer", "content-md5"))]
                     if "aws-chunked" in self.headers.get("Content-Encoding", ""):
                         checksums.append("content-encoding: aws-chunked")
-                    proxy.log.append({"method": self.command, "target": self.path,
-                                      "copy_source": self.headers.get("x-amz-copy-source", ""),
-                                      "range": self.headers.get("Range", ""),
-                                      "if_match": self.headers.get("If-Match", ""),
-                                      "checksums": checksums})
+                    entry = {"method": self.command, "target": self.path,
+                             "copy_source": self.headers.get("x-amz-copy-source", ""),
+                             "range": self.headers.get("Range", ""),
+                             "if_match": self.headers.get("If-Match", ""),
+                             "checksums": checksums,
+                             "if_none_match": self.headers.get("If-None-Match", ""),
+                             "status": 0}
+                    proxy.log.append(entry)
                     rule = None
                     for r in proxy.rules:
                         if r.get("times", 1) <= 0:
@@ -177,6 +182,8 @@ class FaultProxy:
                     xml = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
                            f'<Message>{rule.get("message", "injected by the test proxy")}'
                            f'</Message><RequestId>PROXY</RequestId></Error>').encode()
+                    with proxy.lock:
+                        entry["status"] = rule.get("status", 500)
                     return self._reply(rule.get("status", 500), xml)
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=120)
                 try:
@@ -191,6 +198,8 @@ class FaultProxy:
                     conn.endheaders(body if body else None)
                     resp = conn.getresponse()
                     data = resp.read()
+                    with proxy.lock:
+                        entry["status"] = resp.status
                     self.send_response(resp.status, resp.reason)
                     length = str(len(data))
                     for k, v in resp.getheaders():

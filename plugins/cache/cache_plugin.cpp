@@ -35,7 +35,7 @@
 //   LOAD
 //     fresh snapshot (validated within max_age)  -> blobs, no store call
 //     otherwise, under the model's lock           -> wrapped stat, given the
-//       snapshot's version (http: a conditional GET of model.json); store
+//       snapshot's version (http and s3: a conditional GET of model.json); store
 //       says unchanged (304), or the same version: blobs (validated_at
 //       updated); other version or none:
 //       wrapped load, each buffer stored once by its SHA-256, snapshot

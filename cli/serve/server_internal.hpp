@@ -24,6 +24,8 @@
 
 namespace stowage::serve {
 
+class TlsConfig;  // tls_internal.hpp
+
 struct ServerLimits {
   uint64_t max_upload_bytes = 1ull << 30;       // one request body
   uint64_t max_model_json_bytes = 64ull << 20;  // the model.json part of an upload
@@ -83,7 +85,10 @@ struct ServerOptions {
   ServerTimeouts timeouts;
   size_t worker_threads = 4;  // store operations run on these
   std::chrono::milliseconds cache_ttl{5000};
-  // SIGINT and SIGTERM start a graceful shutdown; a second one stops at once.
+  // Serve https with this certificate and key (nullptr: plain http).
+  std::shared_ptr<TlsConfig> tls;
+  // SIGINT and SIGTERM start a graceful shutdown; a second one stops at
+  // once. With tls, SIGHUP reloads the certificate and key.
   bool handle_signals = false;
   std::function<void(const AccessRecord&)> access_log;  // one call per request
   std::function<void(std::string_view)> error_log;      // server-side failures

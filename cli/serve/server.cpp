@@ -1,7 +1,9 @@
 // The network half of the server, on Boost.Beast and Asio: one I/O thread
 // runs every connection as a coroutine (so a slow client costs a few
 // kilobytes, not a thread), and store operations, which block, run on a
-// worker pool. Everything that decides what to answer lives in App.
+// worker pool. Everything that decides what to answer lives in App. A
+// connection reads and writes through a Stream, plain or TLS
+// (tls_stream_internal.hpp), so this code is compiled once for both.
 #include <time.h>
 
 #include <algorithm>

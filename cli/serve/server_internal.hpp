@@ -2,7 +2,8 @@
 // TF.js uploads (the multipart POST of model.save('http://...')) into any
 // stowage URL and serves models back to tf.loadLayersModel, with CORS,
 // ETag, Range, HEAD, bearer tokens, limits, timeouts and graceful shutdown,
-// and for operators /healthz, /readyz and /metrics (metrics_internal.hpp).
+// over http or https (tls_internal.hpp), and for operators /healthz, /readyz
+// and /metrics (metrics_internal.hpp).
 // The URL layout is in routes_internal.hpp and docs/serve.md.
 //
 // This header keeps Boost.Asio and Beast out of its users.

@@ -10,6 +10,7 @@
 
 #include "commands_internal.hpp"
 #include "serve/server_internal.hpp"
+#include "serve/tls_internal.hpp"
 
 namespace stowage::cli {
 namespace {
@@ -39,6 +40,8 @@ struct ServeArgs {
   std::string log_format;  // "", "text" or "json"
   size_t threads = 4;
   double cache_seconds = 5;
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 std::chrono::milliseconds millis(double seconds) {
@@ -105,6 +108,16 @@ int run_serve(const ServeArgs& args, const CommonOptions& common) {
   options.worker_threads = args.threads;
   options.cache_ttl = millis(args.cache_seconds);
   options.handle_signals = true;
+  if (args.tls_cert.empty() != args.tls_key.empty()) {
+    throw UsageError(args.tls_cert.empty() ? "--tls-key needs --tls-cert (the certificate it signs)"
+                                           : "--tls-cert needs --tls-key (the certificate's key)");
+  }
+  // Loaded before the store is opened, so a bad certificate is named as
+  // such (Error naming the file).
+  if (!args.tls_cert.empty()) {
+    options.tls = std::make_shared<serve::TlsConfig>(args.tls_cert, args.tls_key);
+  }
+  const bool tls = options.tls != nullptr;
 
   // The access log is the command's output (stdout, one line per request);
   // failures and lifecycle messages go to stderr. Neither ever holds a
@@ -149,8 +162,9 @@ int run_serve(const ServeArgs& args, const CommonOptions& common) {
         args.host.find(':') != std::string::npos ? "[" + args.host + "]" : args.host;
     if (!common.quiet) {
       std::fprintf(stderr,
-                   "stowage serve: serving %s at http://%s:%u/models (SIGINT or SIGTERM stops)\n",
-                   redact_url(store).c_str(), host.c_str(), static_cast<unsigned>(port));
+                   "stowage serve: serving %s at %s://%s:%u/models (SIGINT or SIGTERM stops%s)\n",
+                   redact_url(store).c_str(), tls ? "https" : "http", host.c_str(),
+                   static_cast<unsigned>(port), tls ? ", SIGHUP reloads the certificate" : "");
     }
   }
   if (interrupted()) return kExitCancelled;
@@ -248,6 +262,10 @@ void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run) {
                   "for the requests that follow")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  sub->add_option("--tls-cert", args->tls_cert,
+                  "Serve https with this PEM certificate (its chain after it); needs --tls-key. "
+                  "SIGHUP reloads both files");
+  sub->add_option("--tls-key", args->tls_key, "The certificate's PEM private key (unencrypted)");
   sub->add_option("--log-format", args->log_format,
                   "Access log lines as text (the default) or json (one object per line)")
       ->check(CLI::IsMember({"text", "json"}));

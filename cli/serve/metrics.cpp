@@ -189,6 +189,10 @@ void ServeMetrics::connection_rejected(RejectReason reason) {
   rejected_[static_cast<size_t>(reason)].fetch_add(1, kRelaxed);
 }
 
+void ServeMetrics::tls_handshake_failed() { tls_handshake_failures_.fetch_add(1, kRelaxed); }
+
+void ServeMetrics::tls_reload_failed() { tls_reload_failures_.fetch_add(1, kRelaxed); }
+
 void ServeMetrics::set_models(uint64_t count) {
   models_.store(count, kRelaxed);
   models_known_.store(true, kRelaxed);
@@ -250,6 +254,13 @@ std::string ServeMetrics::render() const {
     w.sample("stowage_serve_rejected_connections_total", {{"reason", kRejectNames[i]}},
              num(rejected_[i].load(kRelaxed)));
   }
+  w.family("stowage_serve_tls_handshake_failures_total", "counter",
+           "TLS handshakes that failed or timed out (plain http on the https port included).");
+  w.sample("stowage_serve_tls_handshake_failures_total", {},
+           num(tls_handshake_failures_.load(kRelaxed)));
+  w.family("stowage_serve_tls_reload_failures_total", "counter",
+           "SIGHUP reloads of the certificate and key that failed (the previous ones stay).");
+  w.sample("stowage_serve_tls_reload_failures_total", {}, num(tls_reload_failures_.load(kRelaxed)));
   w.family("stowage_serve_connections", "gauge", "Client connections open.");
   w.sample("stowage_serve_connections", {}, num(connections_.load(kRelaxed)));
   w.family("stowage_serve_upload_bytes_in_flight", "gauge",

@@ -122,6 +122,8 @@ class ServeMetrics {
   void upload(UploadOutcome outcome);
   void store_operation(StoreOperation operation, std::chrono::nanoseconds duration);
   void connection_rejected(RejectReason reason);
+  void tls_handshake_failed();
+  void tls_reload_failed();
   void set_models(uint64_t count);
   void set_connections(uint64_t count);
   void set_upload_bytes_in_flight(uint64_t bytes);
@@ -141,6 +143,8 @@ class ServeMetrics {
   std::atomic<uint64_t> models_{0};
   std::atomic<bool> models_known_{false};
   std::atomic<uint64_t> connections_{0};
+  std::atomic<uint64_t> tls_handshake_failures_{0};
+  std::atomic<uint64_t> tls_reload_failures_{0};
   std::atomic<uint64_t> upload_bytes_in_flight_{0};
 };
 

@@ -1,7 +1,9 @@
 // The network half of the server, on Boost.Beast and Asio: one I/O thread
 // runs every connection as a coroutine (so a slow client costs a few
 // kilobytes, not a thread), and store operations, which block, run on a
-// worker pool. Everything that decides what to answer lives in App.
+// worker pool. Everything that decides what to answer lives in App. A
+// connection reads and writes through a Stream, plain or TLS
+// (tls_stream_internal.hpp), so this code is compiled once for both.
 #include <time.h>
 
 #include <algorithm>
@@ -28,6 +30,8 @@
 #include "app_internal.hpp"
 #include "server_internal.hpp"
 #include "stowage/error.hpp"
+#include "tls_internal.hpp"
+#include "tls_stream_internal.hpp"
 
 namespace stowage::serve {
 namespace {
@@ -48,6 +52,7 @@ constexpr size_t kMaxLingering = 64;
 // How often a readiness check looks whether the store's probe has answered.
 constexpr std::chrono::milliseconds kReadyPoll{5};
 constexpr std::string_view kUploadLimitNote = "upload bytes in flight";
+constexpr std::chrono::milliseconds kTlsCloseTime{1000};
 
 // A response body made of Buffers (mmapped files, weight blocks), sent
 // from [offset, offset + length) of their concatenation without copying.
@@ -150,6 +155,8 @@ struct Core {
   void hard_stop();
   void maybe_finish();
   awaitable<void> reject(tcp::socket socket, RejectReason reason);
+  awaitable<void> reject_tls(tcp::socket socket, const std::string& answer);
+  void reload_tls();
   void log(const AccessRecord& record) const {
     if (options.access_log) options.access_log(record);
   }
@@ -211,7 +218,10 @@ class UploadReservation {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Core& server, tcp::socket socket)
-      : server_(server), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+      : server_(server),
+        stream_(std::move(socket), server.options.tls ? server.options.tls->current() : nullptr),
+        socket_(stream_.socket()),
+        timer_(socket_.get_executor()) {
     timer_.expires_at(std::chrono::steady_clock::time_point::max());
     beast::error_code ec;
     const tcp::endpoint remote = socket_.remote_endpoint(ec);
@@ -258,6 +268,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                const Request& request, const Route& route, bool& body_read,
                                AccessRecord& record);
   awaitable<Reply> ready_check();
+  awaitable<bool> handshake();
 
   template <class F>
   awaitable<Reply> on_workers(F f) {
@@ -273,7 +284,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   Core& server_;
-  tcp::socket socket_;
+  Stream stream_;
+  tcp::socket& socket_;  // stream_'s
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   std::vector<char> chunk_;
@@ -320,7 +332,7 @@ awaitable<bool> Connection::write_reply(Reply& reply, unsigned version, bool kee
   http::response_serializer<BuffersBody> serializer(res);
   while (!serializer.is_done()) {
     set_deadline(server_.options.timeouts.body);
-    auto [ec, n] = co_await http::async_write_some(socket_, serializer, kTuple);
+    auto [ec, n] = co_await http::async_write_some(stream_, serializer, kTuple);
     if (ec) {
       record.note = timed_out_ ? "timeout while sending" : "client went away: " + ec.message();
       co_return false;
@@ -353,7 +365,7 @@ awaitable<Reply> Connection::read_upload(http::request_parser<http::buffer_body>
   if (beast::iequals(request.header("expect"), "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     set_deadline(server_.options.timeouts.body);
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(kContinue), kTuple);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), kTuple);
     if (ec) {
       Reply gone;
       gone.status = 0;
@@ -367,7 +379,7 @@ awaitable<Reply> Connection::read_upload(http::request_parser<http::buffer_body>
     parser.get().body().data = chunk_.data();
     parser.get().body().size = chunk_.size();
     set_deadline(server_.options.timeouts.body);
-    auto [ec, n] = co_await http::async_read_some(socket_, buffer_, parser, kTuple);
+    auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser, kTuple);
     if (ec == http::error::need_buffer) ec = {};
     const size_t got = chunk_.size() - parser.get().body().size;
     record.bytes_received += got;
@@ -500,17 +512,34 @@ awaitable<bool> Connection::handle(http::request_parser<http::buffer_body>& pars
   co_return co_await write_reply(reply, msg.version(), msg.keep_alive(), record);
 }
 
+awaitable<bool> Connection::handshake() {
+  set_deadline(server_.options.timeouts.header);
+  auto [ec] = co_await stream_.async_handshake(kTuple);
+  if (!ec) co_return true;
+  server_.metrics().tls_handshake_failed();
+  // A client that connects and leaves (a port probe) or stays silent has
+  // nothing worth logging; plain http on the https port and the like do.
+  if (!timed_out_ && !closed_ && !tls_peer_left(ec) && server_.options.error_log) {
+    server_.options.error_log("TLS handshake with " + remote_ + " failed: " + ec.message());
+  }
+  co_return false;
+}
+
 awaitable<void> Connection::run() {
   auto self = shared_from_this();
   asio::co_spawn(socket_.get_executor(), watchdog(), asio::detached);
   const ServerOptions& options = server_.options;
+  if (stream_.tls() && !co_await handshake()) {
+    close();
+    co_return;
+  }
   while (!closed_ && !server_.stopping) {
     idle_ = true;
     http::request_parser<http::buffer_body> parser;
     parser.header_limit(static_cast<uint32_t>(options.limits.max_header_bytes));
     parser.body_limit(boost::none);  // uploads set theirs once routed
     set_deadline(options.timeouts.header);
-    auto [ec, n] = co_await http::async_read_header(socket_, buffer_, parser, kTuple);
+    auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, kTuple);
     idle_ = false;
 
     AccessRecord record;
@@ -556,6 +585,12 @@ awaitable<void> Connection::run() {
     if (label_ == RouteLabel::kUpload) server_.metrics().upload(upload_outcome(record));
     server_.log(record);
     if (!keep) break;
+  }
+  if (!closed_ && stream_.tls()) {
+    // close_notify, so the client knows the response was not cut short;
+    // then its close_notify or its leaving, for a little while.
+    set_deadline(kTlsCloseTime);
+    co_await stream_.async_tls_shutdown(kTuple);
   }
   if (!closed_) {
     // Let the client read the last response before the connection goes.
@@ -630,6 +665,11 @@ awaitable<void> Core::reject(tcp::socket socket, RejectReason reason) {
   record.status = 503;
   record.note =
       reason == RejectReason::kPerClient ? "per-client connection limit" : "connection limit";
+  if (options.tls) {
+    log(record);
+    co_await reject_tls(std::move(socket), answer);
+    co_return;
+  }
   socket.non_blocking(true, ec);
   socket.write_some(asio::buffer(answer), ec);
   socket.shutdown(tcp::socket::shutdown_send, ec);
@@ -651,6 +691,45 @@ awaitable<void> Core::reject(tcp::socket socket, RejectReason reason) {
   timer.cancel();
   shared->close(ec);
   --lingering;
+}
+
+awaitable<void> Core::reject_tls(tcp::socket socket, const std::string& answer) {
+  // The 503 goes through TLS like any answer, so the handshake comes
+  // first; all of it within the linger time.
+  if (lingering >= kMaxLingering) co_return;
+  ++lingering;
+  auto stream = std::make_shared<Stream>(std::move(socket), options.tls->current());
+  asio::steady_timer timer(io, kLingerTime);
+  timer.async_wait([stream](beast::error_code wait_ec) {
+    beast::error_code ignored;
+    if (!wait_ec) stream->socket().close(ignored);
+  });
+  auto [ec] = co_await stream->async_handshake(kTuple);
+  if (!ec) {
+    auto [write_ec, n] = co_await asio::async_write(*stream, asio::buffer(answer), kTuple);
+    if (!write_ec) co_await stream->async_tls_shutdown(kTuple);
+  } else {
+    metrics().tls_handshake_failed();
+  }
+  timer.cancel();
+  beast::error_code ignored;
+  stream->socket().close(ignored);
+  --lingering;
+}
+
+void Core::reload_tls() {
+  // On the I/O thread: connections made from here on take the new
+  // context, those open keep theirs.
+  std::string message;
+  try {
+    options.tls->reload();
+    message = "SIGHUP: reloaded the TLS certificate " + options.tls->cert_file() + " and key " +
+              options.tls->key_file() + " for new connections";
+  } catch (const Error& e) {
+    metrics().tls_reload_failed();
+    message = "SIGHUP: " + std::string(e.what()) + "; still serving the previous certificate";
+  }
+  if (options.error_log) options.error_log(message);
 }
 
 awaitable<void> Core::accept_loop() {
@@ -691,6 +770,10 @@ awaitable<void> Core::signal_loop() {
   for (;;) {
     auto [ec, number] = co_await signals->async_wait(kTuple);
     if (ec) co_return;
+    if (number == SIGHUP) {
+      reload_tls();
+      continue;
+    }
     if (options.error_log) {
       options.error_log(
           std::string(stopping ? "second signal: stopping now" : "signal ") +
@@ -747,6 +830,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
   impl_->listen();
   if (impl_->options.handle_signals) {
     impl_->signals = std::make_unique<asio::signal_set>(impl_->io, SIGINT, SIGTERM);
+    if (impl_->options.tls) impl_->signals->add(SIGHUP);
   }
 }
 

@@ -2,7 +2,8 @@
 // TF.js uploads (the multipart POST of model.save('http://...')) into any
 // stowage URL and serves models back to tf.loadLayersModel, with CORS,
 // ETag, Range, HEAD, bearer tokens, limits, timeouts and graceful shutdown,
-// and for operators /healthz, /readyz and /metrics (metrics_internal.hpp).
+// over http or https (tls_internal.hpp), and for operators /healthz, /readyz
+// and /metrics (metrics_internal.hpp).
 // The URL layout is in routes_internal.hpp and docs/serve.md.
 //
 // This header keeps Boost.Asio and Beast out of its users.
@@ -23,6 +24,8 @@
 #include "stowage/registry.hpp"
 
 namespace stowage::serve {
+
+class TlsConfig;  // tls_internal.hpp
 
 struct ServerLimits {
   uint64_t max_upload_bytes = 1ull << 30;       // one request body
@@ -83,7 +86,10 @@ struct ServerOptions {
   ServerTimeouts timeouts;
   size_t worker_threads = 4;  // store operations run on these
   std::chrono::milliseconds cache_ttl{5000};
-  // SIGINT and SIGTERM start a graceful shutdown; a second one stops at once.
+  // Serve https with this certificate and key (nullptr: plain http).
+  std::shared_ptr<TlsConfig> tls;
+  // SIGINT and SIGTERM start a graceful shutdown; a second one stops at
+  // once. With tls, SIGHUP reloads the certificate and key.
   bool handle_signals = false;
   std::function<void(const AccessRecord&)> access_log;  // one call per request
   std::function<void(std::string_view)> error_log;      // server-side failures

@@ -977,7 +977,10 @@ TEST_CASE("a streaming s3:// copy that fails midway leaves the destination as it
   for (const Case& c : {Case{"an S3 error", R"("status":500,"code":"InternalError")"},
                         Case{"a dropped connection", R"("drop":true)"}}) {
     CAPTURE(c.name);
-    set_faults(R"([{"method":"GET","contains":"stream/failing/group1-shard3of3","times":100,)" +
+    // The third object fails once the first two are in: the copy fails
+    // midway, after the destination got weight bytes.
+    set_faults(R"([{"method":"GET","contains":"stream/failing/group1-shard3of3","times":100,)"
+               R"("fail_after_ms":300,)" +
                c.rule + "}]");
     TransferStats stats;
     TransferOptions t;

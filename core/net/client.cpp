@@ -93,20 +93,20 @@ struct TimerWaiter final : PoolWaiter {
 
 struct CallState;
 
+struct Op;
+
 // Counts a request as committed (its body sent, its answer awaited) for as
 // long as it lives.
 class CommitGuard {
  public:
-  CommitGuard(CallState& call, bool active);
+  CommitGuard(Op& op, bool active);
   ~CommitGuard();
   CommitGuard(const CommitGuard&) = delete;
   CommitGuard& operator=(const CommitGuard&) = delete;
 
  private:
-  CallState* call_;
+  Op* op_;
 };
-
-struct Op;
 
 // Hashes a final 200 body as it arrives when its headers claim a sha-256,
 // and refuses it at the end when the bytes differ (see http_client.hpp).
@@ -136,8 +136,9 @@ struct Op {
   Connection* conn = nullptr;
   tcp::resolver* resolver = nullptr;
   asio::steady_timer* timer = nullptr;
-  std::string method;  // the current method (redirects may change it)
-  std::string url;     // the current URL, redacted, for messages
+  std::string method;      // the current method (redirects may change it)
+  std::string url;         // the current URL, redacted, for messages
+  bool committed = false;  // see CommitGuard
 
   std::string where() const {
     std::string s = method + " " + url;
@@ -210,10 +211,17 @@ struct CallState {
   size_t stops_posted = 0;
   bool failed = false;
 
+  // On the I/O thread. Committed requests are not cut off: the server may
+  // already be acting on them (publishing an upload), and what the caller
+  // does after a failure (deleting what was written, aborting a multipart
+  // upload) must come after that, so their answers are awaited. One may
+  // commit between the waiting thread's look at `committed` and this stop.
   void stop(std::exception_ptr e) {
     if (!error) error = std::move(e);
     stopped = true;
-    for (Op* op : active) op->cancel();
+    for (Op* op : active) {
+      if (!op->committed) op->cancel();
+    }
   }
 };
 
@@ -225,11 +233,15 @@ struct BatchSlot {
   Client::Batch::Step step;
 };
 
-CommitGuard::CommitGuard(CallState& call, bool active) : call_(active ? &call : nullptr) {
-  if (call_ != nullptr) ++call_->committed;
+CommitGuard::CommitGuard(Op& op, bool active) : op_(active ? &op : nullptr) {
+  if (op_ == nullptr) return;
+  op_->committed = true;
+  ++op_->call->committed;
 }
 CommitGuard::~CommitGuard() {
-  if (call_ != nullptr) --call_->committed;
+  if (op_ == nullptr) return;
+  op_->committed = false;
+  --op_->call->committed;
 }
 
 bool is_ip_literal(const std::string& host) {
@@ -581,7 +593,7 @@ struct Client::Impl {
         if (stop || !reused || attempt > options.max_connections_per_host) throw;
         stale = true;
       }
-      CommitGuard commit(*op.call, !stale && body_size > 0);
+      CommitGuard commit(op, !stale && body_size > 0);
       if (!stale) {
         for (;;) {
           ex.parser = std::make_unique<Parser>();
@@ -980,7 +992,9 @@ struct Client::Impl {
                                  : std::to_string(requests.size()) + " HTTP requests";
     bool aborted = false;
     std::unique_lock<std::mutex> lock(call->mutex);
-    while (!call->finished) {
+    // A stop posted to the I/O thread writes call->error there: the error
+    // is read only once it ran (as a batch counts its posted stops).
+    while (!call->finished || call->stops_posted > 0) {
       call->done_cv.wait_for(lock, control.poll_interval);
       if (call->finished || aborted) continue;
       std::exception_ptr reason;
@@ -994,7 +1008,14 @@ struct Client::Impl {
       // outcome is then known and reported (the deadline fails the rest).
       if (reason && call->committed.load() == 0) {
         aborted = true;
-        asio::post(io, [call, reason] { call->stop(reason); });
+        ++call->stops_posted;
+        asio::post(io, [call, reason] {
+          // Requests that all ended before the stop ran keep their outcome.
+          if (call->workers > 0) call->stop(reason);
+          std::lock_guard<std::mutex> guard(call->mutex);
+          --call->stops_posted;
+          call->done_cv.notify_all();
+        });
       }
     }
     lock.unlock();

@@ -238,7 +238,11 @@ class Client {
   // Sends every request, at most max_parallel at a time (per-host caps
   // still apply), and returns the responses in request order. The first
   // request that throws (including from on_head) cancels the others and its
-  // exception is rethrown here once all have stopped. max_parallel 0 means 1.
+  // exception is rethrown here once all have stopped. A request whose whole
+  // body is sent is not cut off (by a failure, a cancellation or the
+  // deadline): the server may be acting on it, so its answer is awaited
+  // (within read_timeout) and anything the caller does next comes after it.
+  // max_parallel 0 means 1.
   std::vector<Response> send_all(const std::vector<Request>& requests, const Control& control,
                                  size_t max_parallel);
 

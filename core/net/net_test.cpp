@@ -783,6 +783,33 @@ TEST_CASE("a Batch stops at the first failing step or request, and on cancellati
   CHECK(client.send(Request{"GET", fast}).body.view() == f.small);
 }
 
+TEST_CASE("a failure beside a request whose body is sent awaits that request's answer") {
+  Fixture f;
+  auto server = start(f);
+  Client client;
+  // The upload is read at once and answered a second later; the GET beside
+  // it fails at once. The upload is not cut off (the server may be acting
+  // on it, and what the caller does after the failure, such as deleting
+  // what it wrote, must come after that): wait() reports the failure only
+  // once the upload's answer came.
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    Client::Batch batch(client, {}, 2);
+    Request put{"PUT", server.base() + "/late/late/files/small.txt"};
+    put.body = {Buffer::from_string("an upload")};
+    CHECK(batch.submit(put));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // its body is sent
+    Request missing{"GET", server.base() + "/status/404/w.bin"};
+    missing.on_head = [](const Response& head) {
+      if (!head.ok()) throw status_error(head.status, head.reason, "shard");
+    };
+    CHECK(batch.submit(missing));
+    Error e = error_of([&] { batch.wait(); });
+    CHECK(e.code() == ErrorCode::kNotFound);
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(950));
+}
+
 TEST_CASE("ranged answers fill their places in one shared body") {
   Fixture f;
   auto server = start(f);

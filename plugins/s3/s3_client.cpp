@@ -1,10 +1,11 @@
 #include <algorithm>
 #include <boost/beast/core/string.hpp>
+#include <thread>
 
 #include "memfd_body.hpp"
-#include "parallel.hpp"
 #include "s3_client_internal.hpp"
 #include "stowage/error.hpp"
+#include "stowage/parallel.hpp"
 
 namespace stowage::s3 {
 namespace {
@@ -286,13 +287,25 @@ Object object_of(net::Response&& resp, const std::string& label) {
 std::optional<Object> S3Client::get(const std::string& bucket, const std::string& key,
                                     const net::Control& control,
                                     std::function<void(uint64_t)> on_size) {
+  Request r = get_request(bucket, key, std::move(on_size));
+  net::Response resp = send(r, control);
+  return get_answer(r, resp);
+}
+
+S3Client::Request S3Client::get_request(const std::string& bucket, const std::string& key,
+                                        std::function<void(uint64_t)> on_size) {
   Request r{.op = "GetObject", .method = "GET", .bucket = bucket, .key = key};
   if (on_size) {
     r.on_head = [on_size](const net::Response& head) {
       if (head.ok() && head.content_length) on_size(*head.content_length);
     };
   }
-  net::Response resp = send(r, control);
+  return r;
+}
+
+std::optional<Object> S3Client::get_answer(const Request& r, net::Response& resp) const {
+  const std::string& bucket = r.bucket;
+  const std::string& key = r.key;
   if (resp.status == 404) {
     std::optional<S3Error> e = parse_error(resp.body.view());
     if (!e || e->code == "NoSuchKey") return std::nullopt;
@@ -460,9 +473,17 @@ std::optional<Object> S3Client::get_ranged(const std::string& bucket, const std:
 
 std::optional<ObjectInfo> S3Client::head(const std::string& bucket, const std::string& key,
                                          const net::Control& control) {
-  Request r{
-      .op = "HeadObject", .method = "HEAD", .bucket = bucket, .key = key, .max_body = kMaxXmlBytes};
+  Request r = head_request(bucket, key);
   net::Response resp = send(r, control);
+  return head_answer(r, resp);
+}
+
+S3Client::Request S3Client::head_request(const std::string& bucket, const std::string& key) {
+  return {
+      .op = "HeadObject", .method = "HEAD", .bucket = bucket, .key = key, .max_body = kMaxXmlBytes};
+}
+
+std::optional<ObjectInfo> S3Client::head_answer(const Request& r, const net::Response& resp) const {
   if (resp.status == 404) return std::nullopt;
   if (!resp.ok()) fail(r, resp);
   ObjectInfo info;
@@ -481,6 +502,14 @@ std::string S3Client::put(const std::string& bucket, const std::string& key,
   if (size > config_.multipart_threshold) {
     return put_multipart(bucket, key, body, size, control, meta);
   }
+  Request r = put_request(bucket, key, body, digest);
+  net::Response resp = send(r, control);
+  return put_answer(r, resp);
+}
+
+S3Client::Request S3Client::put_request(const std::string& bucket, const std::string& key,
+                                        const std::vector<Buffer>& body, const BodyDigest& digest) {
+  const std::string meta = digest.store ? digest.hex : std::string();
   net::Headers headers;
   if (!meta.empty()) headers.emplace_back(kMetaSha256, meta);
   // The body's digest is its payload hash: SigV4 need not hash it again.
@@ -492,7 +521,10 @@ std::string S3Client::put(const std::string& bucket, const std::string& key,
             .body = body,
             .payload_sha256 = digest.hex,
             .max_body = kMaxXmlBytes};
-  net::Response resp = send(r, control);
+  return r;
+}
+
+std::string S3Client::put_answer(const Request& r, const net::Response& resp) const {
   if (!resp.ok()) fail(r, resp);
   return header_or(resp, "ETag");
 }
@@ -525,18 +557,31 @@ std::string S3Client::create_multipart(const std::string& bucket, const std::str
 std::string S3Client::upload_part(const std::string& bucket, const std::string& key,
                                   const std::string& upload_id, size_t number, size_t parts,
                                   const std::vector<Buffer>& body, const net::Control& control) {
-  Request r{.op = "UploadPart " + std::to_string(number) + "/" + std::to_string(parts),
-            .method = "PUT",
-            .bucket = bucket,
-            .key = key,
-            .query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}},
-            .body = body,
-            .max_body = kMaxXmlBytes};
+  Request r = upload_part_request(bucket, key, upload_id, number, parts, body);
   net::Response resp = send(r, control);
+  return upload_part_answer(r, resp);
+}
+
+S3Client::Request S3Client::upload_part_request(const std::string& bucket, const std::string& key,
+                                                const std::string& upload_id, size_t number,
+                                                size_t parts, const std::vector<Buffer>& body,
+                                                std::string payload_sha256) {
+  return {.op = "UploadPart " + std::to_string(number) + "/" + std::to_string(parts),
+          .method = "PUT",
+          .bucket = bucket,
+          .key = key,
+          .query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}},
+          .body = body,
+          .payload_sha256 = std::move(payload_sha256),
+          .max_body = kMaxXmlBytes};
+}
+
+std::string S3Client::upload_part_answer(const Request& r, const net::Response& resp) const {
   if (!resp.ok()) fail(r, resp);
   std::string etag = header_or(resp, "ETag");
   if (etag.empty()) {
-    throw Error(ErrorCode::kInternal, r.op + " " + name(bucket, key) + ": no ETag in the answer");
+    throw Error(ErrorCode::kInternal,
+                r.op + " " + name(r.bucket, r.key) + ": no ETag in the answer");
   }
   return etag;
 }
@@ -573,13 +618,29 @@ std::string S3Client::put_multipart(const std::string& bucket, const std::string
   const std::string upload_id = create_multipart(bucket, key, control, sha256);
 
   try {
+    std::vector<std::vector<Buffer>> pieces(parts);
+    for (size_t i = 0; i < parts; ++i) {
+      const uint64_t offset = static_cast<uint64_t>(i) * part;
+      pieces[i] = slice_pieces(body, offset, std::min(part, size - offset));
+    }
+    // Each part's payload hash, on all cores: the parts are signed one by
+    // one on this thread as they are submitted.
+    std::vector<std::string> hashes(parts);
+    if (!config_.unsigned_payload) {
+      stowage::run_parallel(parts, std::max(1u, std::thread::hardware_concurrency()),
+                            [&](size_t i, const std::atomic<bool>& stop) {
+                              if (!stop.load()) hashes[i] = sha256_hex(pieces[i]);
+                            });
+    }
     std::vector<std::string> etags(parts);
-    run_parallel(parts, config_.concurrency, [&](size_t i, const std::atomic<bool>& stop) {
-      uint64_t offset = static_cast<uint64_t>(i) * part;
-      etags[i] = upload_part(bucket, key, upload_id, i + 1, parts,
-                             slice_pieces(body, offset, std::min(part, size - offset)),
-                             child_control(control, stop));
-    });
+    Batch batch(*this, control);
+    for (size_t i = 0; i < parts; ++i) {
+      const bool started = batch.upload_part(bucket, key, upload_id, i + 1, parts,
+                                             std::move(pieces[i]), std::move(hashes[i]),
+                                             [&etags, i](std::string etag) { etags[i] = etag; });
+      if (!started) break;  // wait() says why
+    }
+    batch.wait();
     return complete_multipart(bucket, key, upload_id, etags, control);
   } catch (const Error& e) {
     try {
@@ -617,12 +678,20 @@ void S3Client::abort_multipart(const std::string& bucket, const std::string& key
 
 void S3Client::remove(const std::string& bucket, const std::string& key,
                       const net::Control& control) {
-  Request r{.op = "DeleteObject",
-            .method = "DELETE",
-            .bucket = bucket,
-            .key = key,
-            .max_body = kMaxXmlBytes};
+  Request r = remove_request(bucket, key);
   net::Response resp = send(r, control);
+  remove_answer(r, resp);
+}
+
+S3Client::Request S3Client::remove_request(const std::string& bucket, const std::string& key) {
+  return {.op = "DeleteObject",
+          .method = "DELETE",
+          .bucket = bucket,
+          .key = key,
+          .max_body = kMaxXmlBytes};
+}
+
+void S3Client::remove_answer(const Request& r, const net::Response& resp) const {
   if (resp.status == 404) {
     std::optional<S3Error> e = parse_error(resp.body.view());
     if (!e || e->code == "NoSuchKey") return;
@@ -665,6 +734,14 @@ std::optional<std::string> S3Client::copy(const std::string& src_bucket, const s
                                           const std::string& etag, const std::string& bucket,
                                           const std::string& key, const net::Control& control,
                                           const std::string& sha256) {
+  Request r = copy_request(src_bucket, src_key, etag, bucket, key, sha256);
+  net::Response resp = send(r, control);
+  return copy_answer(r, resp);
+}
+
+S3Client::Request S3Client::copy_request(const std::string& src_bucket, const std::string& src_key,
+                                         const std::string& etag, const std::string& bucket,
+                                         const std::string& key, const std::string& sha256) {
   Request r{.op = "CopyObject",
             .method = "PUT",
             .bucket = bucket,
@@ -677,11 +754,15 @@ std::optional<std::string> S3Client::copy(const std::string& src_bucket, const s
     r.headers.emplace_back("x-amz-metadata-directive", "REPLACE");
     r.headers.emplace_back(kMetaSha256, sha256);
   }
-  net::Response resp = send(r, control);
+  return r;
+}
+
+std::optional<std::string> S3Client::copy_answer(const Request& r,
+                                                 const net::Response& resp) const {
   if (resp.status == 412) return std::nullopt;
   if (!resp.ok()) fail(r, resp);
   ResultOrError result =
-      parse_etag_result(resp.body.view(), "the CopyObject response for " + name(bucket, key));
+      parse_etag_result(resp.body.view(), "the CopyObject response for " + name(r.bucket, r.key));
   if (result.error) {
     if (result.error->code == "PreconditionFailed") return std::nullopt;
     fail(r, resp);
@@ -704,6 +785,91 @@ std::vector<PendingUpload> S3Client::list_multipart_uploads(const std::string& b
   return parse_multipart_uploads(resp.body.view(),
                                  "the ListMultipartUploads response for " + name(bucket, prefix));
 }
+
+S3Client::Batch::Batch(S3Client& client, const net::Control& control, Order order)
+    : client_(client),
+      control_(control),
+      batch_(*client.http_, control, client.config_.concurrency, order) {}
+
+S3Client::Batch::~Batch() = default;
+
+bool S3Client::Batch::submit(const Request& request, std::function<void(net::Response&)> check) {
+  // Signed now, so no request waits long after its x-amz-date.
+  return batch_.submit(client_.signed_request(request, control_), std::move(check));
+}
+
+bool S3Client::Batch::head(const std::string& bucket, const std::string& key,
+                           std::function<void(std::optional<ObjectInfo>)> then) {
+  Request r = head_request(bucket, key);
+  return submit(r, [this, r, then = std::move(then)](net::Response& resp) {
+    std::optional<ObjectInfo> info = client_.head_answer(r, resp);
+    if (then) then(std::move(info));
+  });
+}
+
+bool S3Client::Batch::get(const std::string& bucket, const std::string& key,
+                          std::function<void(std::optional<Object>)> then,
+                          std::function<void(uint64_t)> on_size) {
+  Request r = get_request(bucket, key, std::move(on_size));
+  return submit(r, [this, r, then = std::move(then)](net::Response& resp) {
+    std::optional<Object> o = client_.get_answer(r, resp);
+    if (then) then(std::move(o));
+  });
+}
+
+bool S3Client::Batch::put(const std::string& bucket, const std::string& key,
+                          const std::vector<Buffer>& body, const BodyDigest& digest,
+                          std::function<void(std::string etag)> then) {
+  Request r = put_request(bucket, key, body, digest);
+  net::Request request = client_.signed_request(r, control_);
+  r.body.clear();  // the check needs no bytes: they go once answered
+  return batch_.submit(std::move(request), [this, r, then = std::move(then)](net::Response& resp) {
+    std::string etag = client_.put_answer(r, resp);
+    if (then) then(std::move(etag));
+  });
+}
+
+bool S3Client::Batch::upload_part(const std::string& bucket, const std::string& key,
+                                  const std::string& upload_id, size_t number, size_t parts,
+                                  std::vector<Buffer> body, std::string payload_sha256,
+                                  std::function<void(std::string etag)> then) {
+  Request r = upload_part_request(bucket, key, upload_id, number, parts, {});
+  Request signed_part = r;
+  signed_part.body = std::move(body);
+  signed_part.payload_sha256 = std::move(payload_sha256);
+  return batch_.submit(client_.signed_request(signed_part, control_),
+                       [this, r, then = std::move(then)](net::Response& resp) {
+                         std::string etag = client_.upload_part_answer(r, resp);
+                         if (then) then(std::move(etag));
+                       });
+}
+
+bool S3Client::Batch::copy(const std::string& src_bucket, const std::string& src_key,
+                           const std::string& etag, const std::string& bucket,
+                           const std::string& key, const std::string& sha256,
+                           std::function<void(std::optional<std::string> etag)> then,
+                           std::function<void(const Error& refused)> refused) {
+  Request r = copy_request(src_bucket, src_key, etag, bucket, key, sha256);
+  return submit(
+      r, [this, r, then = std::move(then), refused = std::move(refused)](net::Response& resp) {
+        std::optional<std::string> copied;
+        try {
+          copied = client_.copy_answer(r, resp);
+        } catch (const Error& e) {
+          if (!refused) throw;
+          refused(e);
+          return;
+        }
+        if (then) then(std::move(copied));
+      });
+}
+
+bool S3Client::Batch::remove(const std::string& bucket, const std::string& key) {
+  Request r = remove_request(bucket, key);
+  return submit(r, [this, r](net::Response& resp) { client_.remove_answer(r, resp); });
+}
+
+void S3Client::Batch::wait() { batch_.wait(); }
 
 net::Control cleanup_control(std::chrono::milliseconds budget) {
   net::Control c;

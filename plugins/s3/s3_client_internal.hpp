@@ -41,7 +41,6 @@
 
 #include "http_client.hpp"
 #include "imds_internal.hpp"
-#include "parallel.hpp"
 #include "s3_xml_internal.hpp"
 #include "sigv4_internal.hpp"
 #include "stowage/buffer.hpp"
@@ -196,6 +195,85 @@ class S3Client {
 
  private:
   struct Request;
+
+ public:
+  // Calls sent in parallel on the HTTP client's I/O thread
+  // (net::Client::Batch): the plugin's fan-outs (HEADs and GETs of a model's
+  // files, uploads of files and parts, deletions). Each call's request is
+  // signed as it is submitted; its answer is checked as the single call
+  // above checks it (same errors), and `then` gets the result, on the
+  // submitting thread (in a submit or in wait()). At most concurrency
+  // requests are in flight or answered and not yet stepped, so a caller
+  // holds the bodies of at most concurrency + 1 uploads. The first failure
+  // (a request, a check, a `then`) cancels the others; submit then returns
+  // false and wait() rethrows it. Control as for net::Client::Batch (one
+  // for all calls: its on_sent counts every request's body).
+  // Thread-safety: one thread submits and waits. Ownership: must not
+  // outlive the client; destroyed unwaited, it cancels what is in flight.
+  class Batch {
+   public:
+    using Order = net::Client::Batch::Order;
+    Batch(S3Client& client, const net::Control& control, Order order = Order::kAnswered);
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+    bool head(const std::string& bucket, const std::string& key,
+              std::function<void(std::optional<ObjectInfo>)> then);
+    bool get(const std::string& bucket, const std::string& key,
+             std::function<void(std::optional<Object>)> then,
+             std::function<void(uint64_t)> on_size = nullptr);
+    // One PutObject whatever the size: larger bodies go up with put().
+    bool put(const std::string& bucket, const std::string& key, const std::vector<Buffer>& body,
+             const BodyDigest& digest, std::function<void(std::string etag)> then = {});
+    // payload_sha256 (lowercase hex): the part's SHA-256 when the caller has
+    // it, else computed while signing.
+    bool upload_part(const std::string& bucket, const std::string& key,
+                     const std::string& upload_id, size_t number, size_t parts,
+                     std::vector<Buffer> body, std::string payload_sha256,
+                     std::function<void(std::string etag)> then);
+    // With `refused` set, an error answer (not a transport failure) goes
+    // there instead of failing the batch.
+    bool copy(const std::string& src_bucket, const std::string& src_key, const std::string& etag,
+              const std::string& bucket, const std::string& key, const std::string& sha256,
+              std::function<void(std::optional<std::string> etag)> then,
+              std::function<void(const Error& refused)> refused = {});
+    bool remove(const std::string& bucket, const std::string& key);
+    void wait();
+    // The batch's Control, for calls a step makes on its own.
+    const net::Control& control() const noexcept { return control_; }
+
+   private:
+    bool submit(const Request& request, std::function<void(net::Response&)> check);
+    S3Client& client_;
+    net::Control control_;
+    net::Client::Batch batch_;
+  };
+
+ private:
+  // Each call as its request and the check of its answer, shared by the
+  // single calls and Batch.
+  static Request get_request(const std::string& bucket, const std::string& key,
+                             std::function<void(uint64_t)> on_size);
+  std::optional<Object> get_answer(const Request& request, net::Response& response) const;
+  static Request head_request(const std::string& bucket, const std::string& key);
+  std::optional<ObjectInfo> head_answer(const Request& request,
+                                        const net::Response& response) const;
+  static Request put_request(const std::string& bucket, const std::string& key,
+                             const std::vector<Buffer>& body, const BodyDigest& digest);
+  std::string put_answer(const Request& request, const net::Response& response) const;
+  static Request upload_part_request(const std::string& bucket, const std::string& key,
+                                     const std::string& upload_id, size_t number, size_t parts,
+                                     const std::vector<Buffer>& body,
+                                     std::string payload_sha256 = {});
+  std::string upload_part_answer(const Request& request, const net::Response& response) const;
+  static Request copy_request(const std::string& src_bucket, const std::string& src_key,
+                              const std::string& etag, const std::string& bucket,
+                              const std::string& key, const std::string& sha256);
+  std::optional<std::string> copy_answer(const Request& request,
+                                         const net::Response& response) const;
+  static Request remove_request(const std::string& bucket, const std::string& key);
+  void remove_answer(const Request& request, const net::Response& response) const;
   net::Url target(const std::string& bucket, const std::string& key) const;
   net::Response send(const Request& request, const net::Control& control);
   // The signed HTTP request for `request` (send() sends one; a batch signs
@@ -212,11 +290,6 @@ class S3Client {
   bool aws_ = false;
   std::unique_ptr<net::Client> http_;
 };
-
-// The batch runner of the network plugins (parallel.hpp).
-using net::child_control;
-using net::run_parallel;
-using net::TaskPool;
 
 // A Control for cleaning up after a failure: never cancelled, bounded by
 // `budget` from now.

@@ -5,10 +5,10 @@
 #include <set>
 #include <unordered_map>
 
-#include "parallel.hpp"
 #include "s3_model_internal.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/model_json.hpp"
+#include "stowage/parallel.hpp"
 #include "stowage/sharding.hpp"
 #include "stowage/text.hpp"
 #include "stowage/weights.hpp"
@@ -225,16 +225,11 @@ std::vector<std::optional<uint64_t>> expected_sizes(const WeightsManifest& manif
   return out;
 }
 
-// A weight file, in parallel ranged GETs when it is expected to be larger
-// than multipart_threshold (one large weights.bin loads as fast as shards).
-std::optional<Object> get_weight_file(S3Client& client,
-                                      const std::pair<std::string, std::string>& object,
-                                      std::optional<uint64_t> expected, const net::Control& control,
-                                      std::function<void(uint64_t)> on_size) {
-  if (expected && *expected > client.config().multipart_threshold) {
-    return client.get_ranged(object.first, object.second, control, std::move(on_size));
-  }
-  return client.get(object.first, object.second, control, std::move(on_size));
+// Whether a weight file comes down in parallel ranged GETs: when it is
+// expected to be larger than multipart_threshold (one large weights.bin
+// loads as fast as shards).
+bool ranged(const S3Client& client, std::optional<uint64_t> expected) {
+  return expected && *expected > client.config().multipart_threshold;
 }
 
 // What identifies one stored object in a version token. ETags change with
@@ -389,11 +384,14 @@ ModelStat stat_model(S3Store& store, const plugin::BlobLocation& location, const
       objects = weight_objects(store, location, *out.model.weights_manifest, name, call);
     }
     std::vector<std::optional<ObjectInfo>> heads(objects.size());
-    net::Control control = control_of(call, Progress::kNone);
-    run_parallel(
-        objects.size(), client.config().concurrency, [&](size_t i, const std::atomic<bool>& stop) {
-          heads[i] = client.head(objects[i].first, objects[i].second, child_control(control, stop));
-        });
+    S3Client::Batch batch(client, control_of(call, Progress::kNone));
+    for (size_t i = 0; i < objects.size(); ++i) {
+      if (!batch.head(objects[i].first, objects[i].second,
+                      [&heads, i](std::optional<ObjectInfo> h) { heads[i] = std::move(h); })) {
+        break;  // wait() says why
+      }
+    }
+    batch.wait();
     if (!unchanged_since(store, key, name, text->info, attempt, "read", call)) continue;
     std::vector<std::string> parts = {object_part(text->info)};
     uint64_t weight_bytes = 0;
@@ -457,14 +455,25 @@ ModelArtifacts load_model(S3Store& store, const plugin::BlobLocation& location,
     const std::optional<uint64_t> known = weight_bytes_needed(*artifacts.weights_manifest);
     if (known) call.set_total(*known);
     std::atomic<uint64_t> announced{0};  // Content-Lengths seen so far
-    run_parallel(objects.size(), client.config().concurrency,
-                 [&](size_t i, const std::atomic<bool>& stop) {
-                   shards[i] = get_weight_file(client, objects[i], expected[i],
-                                               child_control(control, stop), [&](uint64_t size) {
-                                                 if (!known)
-                                                   call.set_total(announced.fetch_add(size) + size);
-                                               });
-                 });
+    auto on_size = [&](uint64_t size) {
+      if (!known) call.set_total(announced.fetch_add(size) + size);
+    };
+    {
+      // Files expected to be large come down in parallel parts of their
+      // own (get_ranged) while the batch's requests go on.
+      S3Client::Batch batch(client, control);
+      for (size_t i = 0; i < objects.size(); ++i) {
+        if (ranged(client, expected[i])) {
+          shards[i] = client.get_ranged(objects[i].first, objects[i].second, control, on_size);
+        } else if (!batch.get(
+                       objects[i].first, objects[i].second,
+                       [&shards, i](std::optional<Object> o) { shards[i] = std::move(o); },
+                       on_size)) {
+          break;  // wait() says why
+        }
+      }
+      batch.wait();
+    }
 
     if (!unchanged_since(store, key, name, text->info, attempt, "loaded", call)) continue;
     WeightData data;
@@ -523,38 +532,55 @@ void load_model_into(S3Store& store, const plugin::BlobLocation& location, plugi
     if (known) call.set_total(*known);
     std::atomic<uint64_t> announced{0};  // Content-Lengths seen so far
     std::atomic<uint64_t> bytes{0};
+    auto on_size = [&](uint64_t size) {
+      if (!known) call.set_total(announced.fetch_add(size) + size);
+    };
+    // Runs on this thread, file after file in the manifest's order (the
+    // host's queue may wait for file i - 1 before it takes file i).
+    auto deliver = [&](size_t i, std::optional<Object> shard) {
+      if (!shard) {
+        std::lock_guard<std::mutex> lock(model_mu);
+        missing = i;
+        throw Error(ErrorCode::kDataLoss, "missing");  // stops the others; handled below
+      }
+      // Files written before the model.json read are the ones it named
+      // (a save writes them first); a later one may be a new version
+      // (or just uploaded after model.json): model.json is checked
+      // again at the end then.
+      const auto& written = text->info.last_modified;
+      if (!written || !shard->info.last_modified || *shard->info.last_modified > *written) {
+        newer = true;
+      }
+      LoadedObjects::instance().add(
+          shard->body, {{}, 0, id, objects[i].first, objects[i].second, shard->info.etag});
+      {
+        std::lock_guard<std::mutex> lock(model_mu);
+        if (!model_set) out.set_model(artifacts);
+        model_set = true;
+      }
+      delivered = true;
+      bytes += shard->body.size();
+      out.put(i, shard->body);  // may wait for room in the host's queue
+    };
     try {
-      run_parallel(
-          objects.size(), client.config().concurrency,
-          [&](size_t i, const std::atomic<bool>& stop) {
-            std::optional<Object> shard = get_weight_file(
-                client, objects[i], expected[i], child_control(control, stop), [&](uint64_t size) {
-                  if (!known) call.set_total(announced.fetch_add(size) + size);
-                });
-            if (!shard) {
-              std::lock_guard<std::mutex> lock(model_mu);
-              missing = i;
-              throw Error(ErrorCode::kDataLoss, "missing");  // stops the others; handled below
-            }
-            // Files written before the model.json read are the ones it named
-            // (a save writes them first); a later one may be a new version
-            // (or just uploaded after model.json): model.json is checked
-            // again at the end then.
-            const auto& written = text->info.last_modified;
-            if (!written || !shard->info.last_modified || *shard->info.last_modified > *written) {
-              newer = true;
-            }
-            LoadedObjects::instance().add(
-                shard->body, {{}, 0, id, objects[i].first, objects[i].second, shard->info.etag});
-            {
-              std::lock_guard<std::mutex> lock(model_mu);
-              if (!model_set) out.set_model(artifacts);
-              model_set = true;
-            }
-            delivered = true;
-            bytes += shard->body.size();
-            out.put(i, shard->body);  // may wait for room in the host's queue
-          });
+      using Order = S3Client::Batch::Order;
+      std::optional<S3Client::Batch> batch;
+      batch.emplace(client, control, Order::kSubmitted);
+      for (size_t i = 0; i < objects.size(); ++i) {
+        if (ranged(client, expected[i])) {
+          // A large file comes down in parallel parts of its own, handed
+          // over after the files before it.
+          batch->wait();
+          deliver(i, client.get_ranged(objects[i].first, objects[i].second, control, on_size));
+          batch.emplace(client, control, Order::kSubmitted);
+        } else if (!batch->get(
+                       objects[i].first, objects[i].second,
+                       [&deliver, i](std::optional<Object> o) { deliver(i, std::move(o)); },
+                       on_size)) {
+          break;  // wait() says why
+        }
+      }
+      batch->wait();
     } catch (const Error&) {
       if (!missing) throw;
     }
@@ -724,25 +750,34 @@ std::vector<std::string> put_content_addressed(S3Store& store, const plugin::Blo
   S3Client& client = store.client();
   std::vector<std::string> digests(plan.size());
   net::Control quiet = control_of(call, Progress::kNone);
-  run_parallel(plan.size(), client.config().concurrency,
-               [&](size_t i, const std::atomic<bool>&) { digests[i] = sha256_of(pieces[i]); });
+  stowage::run_parallel(
+      plan.size(), client.config().concurrency,
+      [&](size_t i, const std::atomic<bool>&) { digests[i] = sha256_of(pieces[i]); });
   // What the store holds under each name asked about: its recorded digest
   // ("" for an object without one), nullopt for nothing. The short names
   // are asked all at once; content_addressed_names asks about longer ones
   // only on a clash.
   std::mutex mu;
   std::map<std::string, std::optional<std::string>> held;
-  auto ask = [&](const std::string& name, const net::Control& control) {
-    std::optional<ObjectInfo> head = client.head(store.bucket(), location.folder + name, control);
+  auto record = [&](const std::string& name, const std::optional<ObjectInfo>& head) {
     std::lock_guard<std::mutex> lock(mu);
     return held[name] = head ? std::optional<std::string>(head->sha256) : std::nullopt;
   };
+  auto ask = [&](const std::string& name, const net::Control& control) {
+    return record(name, client.head(store.bucket(), location.folder + name, control));
+  };
   std::vector<std::string> short_names;
   for (const std::string& d : digests) short_names.push_back(d.substr(0, 16) + ".bin");
-  run_parallel(short_names.size(), client.config().concurrency,
-               [&](size_t i, const std::atomic<bool>& stop) {
-                 ask(short_names[i], child_control(quiet, stop));
-               });
+  {
+    S3Client::Batch batch(client, quiet);
+    for (const std::string& name : short_names) {
+      if (!batch.head(store.bucket(), location.folder + name,
+                      [&record, name](std::optional<ObjectInfo> head) { record(name, head); })) {
+        break;  // wait() says why
+      }
+    }
+    batch.wait();
+  }
   auto lookup = [&](const std::string& name) {
     {
       std::lock_guard<std::mutex> lock(mu);

@@ -811,6 +811,26 @@ TEST_CASE("a failed replacement leaves the previous model exactly as it was") {
   CHECK(keys_under(s, "keep/new/").empty());
 }
 
+TEST_CASE("a remove whose DeleteObject of a weight file fails reports that object") {
+  S3TestServer& s = faulty_server();
+  set_faults("[]");
+  save(url(s, "del/m"), model(3000, 1.0f), R"({"shard_size": 4096})");  // three files
+  set_faults(R"([{"method":"DELETE","contains":"del/m/group1-shard2of3","status":403,
+                 "code":"AccessDenied","times":100}])");
+  Error e = error_from([&] { remove_model(url(s, "del/m"), registry()); });
+  set_faults("[]");
+  CHECK(e.code() == ErrorCode::kPermissionDenied);
+  CHECK_MESSAGE(testing::contains(e, "DeleteObject s3://stowage-models/del/m/group1-shard2of3."),
+                e.what());
+  CHECK_MESSAGE(testing::contains(e, ": HTTP 403 AccessDenied: injected by the test proxy"),
+                e.what());
+  // The refused file stays; model.json, deleted first, is gone.
+  std::set<std::string> left = keys_under(s, "del/m/");
+  CHECK(left.count("del/m/model.json") == 0);
+  CHECK(std::any_of(left.begin(), left.end(),
+                    [](const std::string& k) { return k.starts_with("del/m/group1-shard2of3."); }));
+}
+
 TEST_CASE("expired credentials are PERMISSION_DENIED and say what to do") {
   S3TestServer& s = faulty_server();
   set_faults(R"([{"contains":"expired/","status":400,"code":"ExpiredToken",
@@ -1115,7 +1135,10 @@ TEST_CASE("a streaming s3:// copy that fails midway leaves the destination as it
   for (const Case& c : {Case{"an S3 error", R"("status":500,"code":"InternalError")"},
                         Case{"a dropped connection", R"("drop":true)"}}) {
     CAPTURE(c.name);
-    set_faults(R"([{"method":"GET","contains":"stream/failing/group1-shard3of3","times":100,)" +
+    // The third object fails once the first two are in: the copy fails
+    // midway, after the destination got weight bytes.
+    set_faults(R"([{"method":"GET","contains":"stream/failing/group1-shard3of3","times":100,)"
+               R"("fail_after_ms":300,)" +
                c.rule + "}]");
     TransferStats stats;
     TransferOptions t;

@@ -1,8 +1,9 @@
 #include <future>
+#include <thread>
 
-#include "parallel.hpp"
 #include "s3_store_internal.hpp"
 #include "stowage/digest.hpp"
+#include "stowage/parallel.hpp"
 
 namespace stowage::s3 {
 
@@ -73,11 +74,16 @@ void S3Store::remove(const std::vector<std::string>& keys, plugin::Call& call) {
   // The first key (model.json) goes first, so no reader finds a model.json
   // whose weight files are already gone.
   client_->remove(bucket_, keys.front(), control_of(call, Progress::kNone));
-  net::Control control = control_of(call, Progress::kNone);
-  run_parallel(keys.size() - 1, client_->config().concurrency,
-               [&](size_t i, const std::atomic<bool>& stop) {
-                 client_->remove(bucket_, keys[i + 1], child_control(control, stop));
-               });
+  remove_all(*client_, bucket_, {keys.begin() + 1, keys.end()}, control_of(call, Progress::kNone));
+}
+
+void remove_all(S3Client& client, const std::string& bucket, const std::vector<std::string>& keys,
+                const net::Control& control) {
+  S3Client::Batch batch(client, control);
+  for (const std::string& key : keys) {
+    if (!batch.remove(bucket, key)) break;  // wait() says why
+  }
+  batch.wait();
 }
 
 std::string S3Store::url_of(const std::string& key) const {
@@ -100,13 +106,75 @@ void S3Store::S3Transaction::put(const std::string& key, const std::vector<Buffe
 
 std::vector<std::string> S3Store::S3Transaction::put_all(const std::vector<Item>& items,
                                                          plugin::Call& call) {
-  net::Control control = control_of(call, Progress::kUpload);
+  S3Client& client = *store_.client_;
+  // The digests the single requests need (for the caller, and as their
+  // payload hash), on all cores: the requests are signed one by one on this
+  // thread as they are submitted.
   std::vector<std::string> digests(items.size());
-  run_parallel(items.size(), store_.client_->config().concurrency,
-               [&](size_t i, const std::atomic<bool>& stop) {
-                 digests[i] = put_item(items[i], child_control(control, stop), call);
-               });
+  stowage::run_parallel(
+      items.size(), std::max(1u, std::thread::hardware_concurrency()),
+      [&](size_t i, const std::atomic<bool>& stop) {
+        const Item& item = items[i];
+        digests[i] = item.sha256;
+        if (!stop.load() && digests[i].empty() && item.want_sha256 &&
+            (item.copy_from || total_size(item.pieces) <= client.config().multipart_threshold)) {
+          digests[i] = sha256_of(item.pieces);
+        }
+      });
+  S3Client::Batch batch(client, control_of(call, Progress::kUpload));
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!put_item(batch, items[i], digests[i], call)) break;  // wait() says why
+  }
+  batch.wait();
   return digests;
+}
+
+bool S3Store::S3Transaction::put_item(S3Client::Batch& batch, const Item& item, std::string& digest,
+                                      plugin::Call& call) {
+  S3Client& client = *store_.client_;
+  const uint64_t size = total_size(item.pieces);
+  const bool single = size <= client.config().multipart_threshold;
+  if (!item.copy_from && !single) {
+    // A multipart upload, its parts in a batch of their own.
+    digest = put_item(item, batch.control(), call);
+    return true;
+  }
+  // A single PutObject hashes its body once for both the digest and SigV4's
+  // payload hash; a copy sends no byte, so the digest comes from the bytes
+  // in hand.
+  if (digest.empty() && item.want_sha256) digest = sha256_of(item.pieces);
+  record(item.key);  // before the request: a cut-short PUT may still land
+  if (!item.copy_from) {
+    return batch.put(store_.bucket_, item.key, item.pieces, {digest, item.store_sha256});
+  }
+  // Refused or outdated copies are uploaded instead, on this thread while
+  // the batch's other requests go on; the step holds the item until then.
+  auto upload = [this, held = std::make_shared<const Item>(item), &batch, digest] {
+    store_.client_->put(store_.bucket_, held->key, held->pieces, batch.control(),
+                        {digest, held->store_sha256});
+  };
+  return batch.copy(
+      item.copy_from->first, item.copy_from->second, item.copy_etag, store_.bucket_, item.key,
+      item.store_sha256 ? digest : std::string(),
+      [this, from = S3Client::name(item.copy_from->first, item.copy_from->second), &call, size,
+       upload](std::optional<std::string> etag) {
+        if (etag) {
+          copies_.fetch_add(1);
+          call.advance(size);
+          return;
+        }
+        plugin::log(0, "s3: " + from + " changed since it was read; uploading instead of copying");
+        upload();
+      },
+      [upload](const Error& e) {
+        if (e.retryable() || e.code() == ErrorCode::kCancelled ||
+            e.code() == ErrorCode::kDeadlineExceeded) {
+          throw e;
+        }
+        plugin::log(
+            0, std::string("s3: server-side copy refused (") + e.what() + "); uploading instead");
+        upload();
+      });
 }
 
 std::string S3Store::S3Transaction::put_item(const Item& item, const net::Control& c,
@@ -170,12 +238,8 @@ void S3Store::S3Transaction::commit(plugin::Call&) {
   if (stale_.empty()) return;
   // The new model is published; its replaced weight files go now. A failure
   // leaves unreferenced objects behind, never a broken model.
-  net::Control control = cleanup_control();
   try {
-    run_parallel(stale_.size(), store_.client_->config().concurrency,
-                 [&](size_t i, const std::atomic<bool>& stop) {
-                   store_.client_->remove(store_.bucket_, stale_[i], child_control(control, stop));
-                 });
+    remove_all(*store_.client_, store_.bucket_, stale_, cleanup_control());
   } catch (const std::exception& e) {
     plugin::log(2, std::string("s3: the new model is saved, but deleting the weight files it "
                                "replaced failed: ") +
@@ -191,11 +255,7 @@ void S3Store::S3Transaction::abort() noexcept {
   }
   if (keys.empty()) return;
   try {
-    net::Control control = cleanup_control();
-    run_parallel(keys.size(), store_.client_->config().concurrency,
-                 [&](size_t i, const std::atomic<bool>& stop) {
-                   store_.client_->remove(store_.bucket_, keys[i], child_control(control, stop));
-                 });
+    remove_all(*store_.client_, store_.bucket_, keys, cleanup_control());
   } catch (const std::exception& e) {
     plugin::log(2, std::string("s3: a failed save could not delete what it wrote: ") + e.what());
   } catch (...) {

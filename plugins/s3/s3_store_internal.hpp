@@ -30,6 +30,11 @@ net::Control control_of(plugin::Call& call, Progress progress);
 // SHA-256 (lowercase hex) of the pieces' concatenation.
 std::string sha256_of(const std::vector<Buffer>& pieces);
 
+// DeleteObject of every key, in parallel (S3Client::Batch); the first
+// failure stops the rest and is thrown.
+void remove_all(S3Client& client, const std::string& bucket, const std::vector<std::string>& keys,
+                const net::Control& control);
+
 class S3Store final : public plugin::BlobStore {
  public:
   // url_suffix ("?endpoint=...") is appended to the URLs of listed models
@@ -91,6 +96,12 @@ class S3Store::S3Transaction final : public plugin::BlobStore::Transaction {
   // on any thread. Returns the item's SHA-256, empty when it was neither
   // given nor wanted.
   std::string put_item(const Item& item, const net::Control& control, plugin::Call& call);
+  // One item of put_all submitted to `batch`; `digest` (the item's sha256,
+  // or one computed here when wanted) must outlive batch.wait(). A
+  // multipart upload runs here and now (its parts in a batch of their
+  // own); a copy refused is uploaded in its step. False once the batch
+  // failed (its wait() says why).
+  bool put_item(S3Client::Batch& batch, const Item& item, std::string& digest, plugin::Call& call);
   // Marks key as written by this save (abort() deletes it), before any
   // request that may create it: a cut-short request may still land.
   void record(const std::string& key) {

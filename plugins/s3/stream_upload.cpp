@@ -2,7 +2,6 @@
 #include <memory>
 #include <optional>
 
-#include "parallel.hpp"
 #include "stowage/digest.hpp"
 #include "stream_upload_internal.hpp"
 
@@ -73,14 +72,14 @@ class Feed {
   uint64_t taken_ = 0;
 };
 
-// One multipart upload whose parts run as pool tasks; the task that ends
-// the last part completes it.
+// One multipart upload whose parts go up in the save's batch; the step of
+// the last part answered completes it.
 struct Multipart {
   std::string key;
   std::string upload_id;
-  std::vector<std::string> etags;  // by part, each written by its own task
-  std::atomic<size_t> left{0};
-  std::atomic<bool> completed{false};
+  std::vector<std::string> etags;  // by part, each written by its step
+  size_t left = 0;
+  bool completed = false;
 };
 
 // Aborts the multipart uploads a failed save left open. Their keys are in
@@ -88,7 +87,7 @@ struct Multipart {
 void abort_open(S3Client& client, const std::string& bucket,
                 const std::vector<std::shared_ptr<Multipart>>& uploads) noexcept {
   for (const auto& up : uploads) {
-    if (up->completed.load()) continue;
+    if (up->completed) continue;
     try {
       client.abort_multipart(bucket, up->key, up->upload_id, cleanup_control());
     } catch (const std::exception& e) {
@@ -111,23 +110,23 @@ std::vector<std::string> upload_streamed(
   quiet.on_sent = nullptr;
   std::vector<std::shared_ptr<Multipart>> uploads;
   Feed feed(source, url, call);
-  // Each written by one task, or by this thread for a multipart file.
+  // Each written by a step or by this thread; the steps run on this thread.
   std::vector<std::string> digests(files.size());
-  TaskPool pool(client.config().concurrency);
+  // At most concurrency uploads in flight: their bodies are all this save
+  // holds, besides the file or part being gathered.
+  std::optional<S3Client::Batch> batch;
+  batch.emplace(client, control);
+  bool stopped = false;  // the batch failed: wait() says why
   try {
-    for (size_t f = 0; f < files.size(); ++f) {
+    for (size_t f = 0; f < files.size() && !stopped; ++f) {
       const WeightFile& file = files[f];
-      if (pool.stopped()) break;
       if (file.size <= client.config().multipart_threshold || feed.within_one_buffer(file.size)) {
         S3Store::S3Transaction::Item item;
         item.key = file.key;
         item.pieces = feed.take(file.size);
         item.want_sha256 = want_sha256;
         if (prepare) prepare(item);
-        pool.submit([&txn, &control, &call, &digests, f,
-                     item = std::move(item)](const std::atomic<bool>& stop) {
-          digests[f] = txn.put_item(item, child_control(control, stop), call);
-        });
+        stopped = !txn.put_item(*batch, item, digests[f], call);
         continue;
       }
       const uint64_t part = client.part_size_for(file.size);
@@ -140,38 +139,31 @@ std::vector<std::string> upload_streamed(
       up->upload_id = client.create_multipart(bucket, file.key, quiet);
       uploads.push_back(up);
       Sha256 whole;  // the parts come in order here, whatever order they go up in
-      for (size_t i = 0; i < parts && !pool.stopped(); ++i) {
+      for (size_t i = 0; i < parts && !stopped; ++i) {
         std::vector<Buffer> body = feed.take(std::min(part, file.size - i * part));
         if (want_sha256) {
           for (const Buffer& b : body) whole.update(std::span<const uint8_t>(b.data(), b.size()));
         }
-        pool.submit([&client, &bucket, &control, &quiet, up, i, parts,
-                     body = std::move(body)](const std::atomic<bool>& stop) mutable {
-          up->etags[i] = client.upload_part(bucket, up->key, up->upload_id, i + 1, parts, body,
-                                            child_control(control, stop));
-          body.clear();  // the bytes are up: let the load go on
-          if (up->left.fetch_sub(1) == 1) {
-            client.complete_multipart(bucket, up->key, up->upload_id, up->etags,
-                                      child_control(quiet, stop));
-            up->completed = true;
-          }
-        });
+        stopped = !batch->upload_part(bucket, up->key, up->upload_id, i + 1, parts, std::move(body),
+                                      {}, [&client, &bucket, &quiet, up, i](std::string etag) {
+                                        up->etags[i] = std::move(etag);
+                                        if (--up->left == 0) {
+                                          client.complete_multipart(bucket, up->key, up->upload_id,
+                                                                    up->etags, quiet);
+                                          up->completed = true;
+                                        }
+                                      });
       }
       if (want_sha256) digests[f] = whole.finish_hex();
     }
-    if (!pool.stopped()) feed.finish();
+    if (!stopped) feed.finish();
   } catch (...) {
-    pool.stop();
-    try {
-      pool.wait();
-    } catch (...) {
-      // Stopped by the failure being thrown; that one is the cause.
-    }
+    batch.reset();  // cancels what is in flight and waits for it
     abort_open(client, bucket, uploads);
     throw;
   }
   try {
-    pool.wait();
+    batch->wait();
   } catch (...) {
     abort_open(client, bucket, uploads);
     throw;

@@ -13,8 +13,9 @@
 // not completed and throws; every key was recorded in the transaction
 // first, so its abort() deletes what landed.
 //
-// Thread-safety: one call per transaction at a time; the uploads run on
-// threads of the call's own. Ownership: nothing outlives the call.
+// Thread-safety: one call per transaction at a time; the uploads run in an
+// S3Client::Batch on the client's I/O thread. Ownership: nothing outlives
+// the call.
 #pragma once
 
 #include <cstdint>

@@ -84,6 +84,8 @@ class FaultProxy:
          many matching requests fail (then the rule is spent); "drop": true
          closes the connection without an answer instead; "delay_ms": d
          forwards the request after d ms instead of failing it;
+         "fail_after_ms": d fails it (or drops it) only after d ms, so
+         the other requests of a load are answered first;
          "strip_range": true forwards it without its Range header (a
          store that ignores Range).
       GET  /__log      JSON list of {"method", "target", "copy_source",
@@ -171,6 +173,7 @@ class FaultProxy:
                     time.sleep(rule.get("delay_ms", 0) / 1000.0)
                     rule = None  # then forwarded as usual
                 if rule is not None:
+                    time.sleep(rule.get("fail_after_ms", 0) / 1000.0)
                     if rule.get("drop"):
                         self.close_connection = True
                         try:

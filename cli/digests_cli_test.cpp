@@ -157,3 +157,34 @@ TEST_CASE("--no-verify-digests is in the help of every command that loads") {
     CHECK(contains(help.out, "--no-verify-digests"));
   }
 }
+
+// abi.h sink_mark_verified: marker:// (sdk/testing/marker_plugin.cpp) hands
+// over a weight file whose bytes do NOT match the digest model.json records
+// and marks it verified against that digest. A plain load (info --stats)
+// takes the plugin's word; verify hashes every file itself and refuses it.
+TEST_CASE("verify hashes a buffer the plugin marked verified; info --stats does not") {
+  TempDir tmp;
+  const stowage::testing::RunOptions env{
+      .cwd = tmp.path(),
+      .drop_env = {"STOWAGE_"},
+      .add_env = {"STOWAGE_PLUGIN_PATH=" STOWAGE_SDK_TEST_PLUGIN_DIR}};
+  auto stowage = [&](std::vector<std::string> args) {
+    return stowage::testing::run_program(STOWAGE_CLI_EXE, args, env);
+  };
+  const std::string options = R"({"bad": "0", "mark": "0"})";
+  const auto info = stowage({"info", "--stats", "marker://m", "--options", options});
+  INFO(info.err);
+  CHECK(info.code == 0);
+
+  std::string good(8, '\0');
+  for (size_t k = 0; k < good.size(); ++k) good[k] = static_cast<char>(k + 1);
+  std::string flipped = good;
+  flipped[0] = static_cast<char>(flipped[0] ^ 0xff);
+  const auto verified = stowage({"verify", "marker://m", "--options", options});
+  CHECK(verified.code == 4);
+  CHECK(verified.out.empty());
+  CHECK(verified.err ==
+        "stowage: error: model.json at marker://m: weight group 1 file 1 of 3 'w1.bin' "
+        "(marker://m/w1.bin, 8 bytes) has SHA-256 " +
+            digest_of(flipped) + ", but model.json records " + digest_of(good) + "\n");
+}

@@ -90,7 +90,8 @@ void note_misuse(stowage_sink* sink, const char* what) noexcept {
 bool digest_ok(stowage_sink* sink, uint64_t index, const Buffer& b) noexcept {
   if (!sink->digests) return true;
   try {
-    sink->digests->check(sink->text ? &*sink->text : nullptr, index, b);
+    sink->digests->check(sink->text ? &*sink->text : nullptr, index, b,
+                         sink->verified_digest(index));
     return true;
   } catch (...) {
     std::exception_ptr error = std::current_exception();
@@ -339,6 +340,23 @@ void status_set_request(stowage_status* st, const char* method, size_t method_le
   }
 }
 
+void sink_mark_verified(stowage_sink* sink, uint64_t index, const char* sha256_hex,
+                        size_t sha256_len) noexcept {
+  // Anything but a load sink has no buffers to vouch for; an empty digest
+  // can equal no recorded one.
+  if (sink == nullptr || sink->kind != stowage_sink::Kind::kLoad || sha256_hex == nullptr ||
+      sha256_len == 0) {
+    return;
+  }
+  try {
+    std::string digest(sha256_hex, sha256_len);
+    std::lock_guard<std::mutex> lock(sink->verified_mu);
+    sink->verified[index] = std::move(digest);
+  } catch (...) {
+    // Out of memory: the mark is lost, and the host hashes the buffer.
+  }
+}
+
 const stowage_host_api kHostApi = {
     sizeof(stowage_host_api),
     STOWAGE_ABI_MAJOR,
@@ -366,6 +384,7 @@ const stowage_host_api kHostApi = {
     status_free,
     status_get,
     status_set_request,
+    sink_mark_verified,
 };
 
 }  // namespace

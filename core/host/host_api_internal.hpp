@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -69,6 +70,17 @@ struct stowage_sink {
   std::atomic<uint64_t> added{0};  // the index of the next sink_add_buffer
   std::mutex failure_mu;
   std::exception_ptr failure;
+  // ABI 1.4 sink_mark_verified: buffer index -> the digest the plugin
+  // checked that buffer against (under verified_mu). The host skips a
+  // buffer only where this is the digest the manifest records for it.
+  std::mutex verified_mu;
+  std::map<uint64_t, std::string> verified;
+  // The digest the plugin checked buffer `index` against; "" when none.
+  std::string verified_digest(uint64_t index) {
+    std::lock_guard<std::mutex> lock(verified_mu);
+    auto it = verified.find(index);
+    return it == verified.end() ? std::string() : it->second;
+  }
 };
 
 namespace stowage::host {

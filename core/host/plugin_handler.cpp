@@ -416,7 +416,9 @@ void PluginHandler::load_into(ModelStream& stream, const CallContext& call) {
         auto sink = std::make_unique<stowage_sink>(stowage_sink::Kind::kLoad, plugin_);
         sink->stream = &stream;
         sink->may_put = has(STOWAGE_CAP_STREAMING_LOAD);
-        if (call.verify_digests) sink->digests = std::make_unique<StreamDigests>(url_);
+        if (call.verify_digests) {
+          sink->digests = std::make_unique<StreamDigests>(url_, !call.recheck_digests);
+        }
         stowage_status st;
         CallBridge bridge(call);
         try {
@@ -481,7 +483,13 @@ ModelArtifacts PluginHandler::load(const CallContext& call) {
     artifacts.weight_data = std::move(sink->buffers);
   }
   validate_weight_bytes(artifacts, url_);
-  if (call.verify_digests) verify_weight_digests(artifacts, url_);
+  if (call.verify_digests) {
+    // The buffers the plugin checked against the digests this manifest
+    // records are not hashed again (abi.h sink_mark_verified), unless the
+    // caller wants its own check of every one.
+    static const std::map<uint64_t, std::string> kNoMarks;
+    verify_weight_digests(artifacts, url_, call.recheck_digests ? kNoMarks : sink->verified);
+  }
   return artifacts;
 }
 

@@ -42,7 +42,10 @@
 //       published, LRU eviction down to max_bytes.
 //   Every blob served is mapped and checked against its SHA-256 before the
 //   load returns; a mismatch removes it and fetches the model again (or,
-//   offline, fails DATA_LOSS naming the file).
+//   offline, fails DATA_LOSS naming the file). Each checked buffer is
+//   marked verified (abi.h sink_mark_verified, ABI 1.4), so the host does
+//   not hash the same bytes again; a fill marks the buffers the nested
+//   load's digest check covered.
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -292,7 +295,18 @@ class CacheHandler : public plugin::Handler {
                          "again");
       return std::nullopt;
     }
+    mark_checked(o, call);
     return artifacts_of(store, o, call);
+  }
+
+  // Every blob of `o` was just hashed and matched its name (corrupt_blob),
+  // which is the digest the snapshot's model.json records for its file
+  // whenever it records one: the host need not hash the same bytes again
+  // (abi.h sink_mark_verified; it compares each name with its manifest).
+  static void mark_checked(const Opened& o, plugin::Call& call) {
+    for (size_t i = 0; i < o.snapshot.files.size(); ++i) {
+      call.mark_verified(i, o.snapshot.files[i].sha256);
+    }
   }
 
   ModelArtifacts artifacts_of(const CacheStore& store, const Opened& o, plugin::Call& call) const {
@@ -340,6 +354,7 @@ class CacheHandler : public plugin::Handler {
                       " does not match its SHA-256 (damaged on disk or edited); it was removed, "
                       "and the host is offline, so the model cannot be fetched again");
     }
+    mark_checked(*o, call);
     return artifacts_of(store, *o, call);
   }
 
@@ -444,6 +459,9 @@ class CacheHandler : public plugin::Handler {
           // without a second write.
           sha = *recorded[i];
           if (!store.has_blob(sha)) store.put_blob(sha, b.bytes());
+          // And so the host need not check them a second time on the way
+          // out (abi.h sink_mark_verified: checked once per load).
+          call.mark_verified(i, sha);
         } else if (recorded[i] && store.has_blob(*recorded[i])) {
           // Unchecked bytes (STOWAGE_CALL_SKIP_DIGESTS): the held blob is
           // the recorded digest's bytes, checked when it was stored.
@@ -455,6 +473,7 @@ class CacheHandler : public plugin::Handler {
                         "cache: weight file " + paths[i].value_or("") + " of " + redacted_ +
                             " does not match the SHA-256 its manifest records");
           }
+          if (recorded[i]) call.mark_verified(i, sha);
           if (!store.has_blob(sha)) store.put_blob(sha, b.bytes());
         }
         s.files.push_back({paths[i], b.size(), sha});

@@ -17,12 +17,17 @@
 //     "wrong_not_found"      load of a missing model fails with INTERNAL
 //     "ignores_cancel"       save and load never look at cancellation
 //     "partial_save"         a cancelled save leaves half of the new model
+//     "false_mark"           load hands the weights back under a manifest
+//                            recording each buffer's SHA-256, then flips a
+//                            byte of the last one and still marks it
+//                            verified (abi.h sink_mark_verified)
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 
+#include "stowage/digest.hpp"
 #include "stowage/plugin.hpp"
 
 namespace {
@@ -75,6 +80,7 @@ class BrokenHandler final : public Handler {
       Buffer& last = out.weight_data->back();
       last = last.slice(0, last.size() - 1);
     }
+    if (mode_ == "false_mark") mark_falsely(out, call);
     call.progress(total, total);
     return out;
   }
@@ -139,6 +145,29 @@ class BrokenHandler final : public Handler {
   }
 
  private:
+  // One group naming every buffer, with its true digest; then the last
+  // non-empty buffer changes and is marked verified against the old one.
+  static void mark_falsely(ModelArtifacts& out, Call& call) {
+    if (!out.weight_data || !out.weight_specs) return;
+    WeightData& data = *out.weight_data;
+    WeightGroup group;
+    group.weights = *out.weight_specs;
+    group.sha256.emplace();
+    for (size_t i = 0; i < data.size(); ++i) {
+      group.paths.push_back("part" + std::to_string(i + 1) + ".bin");
+      group.sha256->push_back(sha256_hex(data[i].bytes()));
+    }
+    out.weights_manifest = WeightsManifest{group};
+    for (size_t i = data.size(); i-- > 0;) {
+      if (data[i].size() == 0) continue;
+      std::vector<uint8_t> bytes(data[i].bytes().begin(), data[i].bytes().end());
+      bytes[0] ^= 0xff;
+      data[i] = Buffer::copy_of(bytes, "broken part " + std::to_string(i + 1));
+      call.mark_verified(i, (*group.sha256)[i]);
+      return;
+    }
+  }
+
   const std::string name_;
   const std::string mode_;
 };

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -78,6 +79,13 @@ void validate_weight_bytes(const ModelArtifacts& artifacts, std::string_view sou
 // loader broke its contract, and the bytes cannot be matched to files).
 // Thread-safety: reentrant; reads `artifacts` only (from several threads).
 size_t verify_weight_digests(const ModelArtifacts& artifacts, std::string_view source);
+// The same, except for the files a loader has already checked: `checked`
+// maps a buffer index (manifest path order) to the digest the loader
+// hashed that buffer's bytes against (abi.h sink_mark_verified), and a
+// file whose recorded digest is exactly that one is not hashed again. A
+// file with any other entry, or none, is hashed. Returns the same count.
+size_t verify_weight_digests(const ModelArtifacts& artifacts, std::string_view source,
+                             const std::map<uint64_t, std::string>& checked);
 
 // How many weight files `manifest` records a digest for.
 size_t recorded_digest_count(const std::vector<WeightGroup>& manifest) noexcept;

@@ -1,5 +1,5 @@
 /*
- * stowage plugin ABI, version 1.3.
+ * stowage plugin ABI, version 1.4.
  *
  * A plugin is a shared library that exports exactly one C symbol,
  * STOWAGE_ENTRY_SYMBOL, of type stowage_entry_fn. It serves one or more URL
@@ -42,7 +42,7 @@ extern "C" {
 #endif
 
 #define STOWAGE_ABI_MAJOR 1u
-#define STOWAGE_ABI_MINOR 3u
+#define STOWAGE_ABI_MINOR 4u
 
 /* The only symbol a plugin exports. The major version is part of the name. */
 #define STOWAGE_ENTRY_SYMBOL "stowage_plugin_entry_v1"
@@ -375,6 +375,39 @@ typedef struct stowage_host_api {
   void (*status_set_request)(stowage_status* st, const char* method, size_t method_len,
                              const char* url, size_t url_len, const char* reason,
                              size_t reason_len);
+  /*
+   * ABI 1.4 (NULL in an older host: check struct_size and the pointer).
+   * On a load sink (ignored on any other): the plugin has hashed the bytes
+   * of the weight buffer at position index (its place in the manifest's
+   * path order, as sink_put_buffer counts) with SHA-256 in this call and
+   * they hash to sha256_hex (sha256_len bytes: 64 lowercase hex digits).
+   * The host then skips its own check of that buffer, but only when the
+   * artifacts JSON this load sets records exactly that digest for that
+   * path: a mark naming another digest (or a malformed one, or an index
+   * whose file has no recorded digest, or any index of a load with a flat
+   * weightSpecs) changes nothing, and the host hashes the buffer as before.
+   * So a plugin can only vouch for the digest its own model.json records;
+   * the comparison with that digest is the host's. A mark is a promise
+   * (plugins are trusted code in the host's process): the bytes handed
+   * over for index are the bytes the plugin hashed, and they matched.
+   * Mark a buffer before handing it over (sink_add_buffer or
+   * sink_put_buffer): a streamed load checks each buffer as it arrives,
+   * and a mark that comes later may change nothing. A second mark of one
+   * index replaces the first. Marks may come from several threads.
+   * The host hashes every buffer anyway, marked or not, when its caller
+   * asks for an independent check (`stowage verify`, a copy reading back
+   * what it wrote); a caller that opted out of digests
+   * (STOWAGE_CALL_SKIP_DIGESTS) has nothing hashed either way. A plugin
+   * built before ABI 1.4 never marks: every buffer is checked, as before.
+   * A nested load (nested_load) whose call did not carry
+   * STOWAGE_CALL_SKIP_DIGESTS was checked by the host against the digests
+   * its JSON records (the inner plugin's own marks applied there): a
+   * decorator that hands those buffers on under a JSON recording the same
+   * digests may mark each with its digest, so the bytes are hashed once,
+   * not once per level of nesting.
+   */
+  void (*sink_mark_verified)(stowage_sink* sink, uint64_t index, const char* sha256_hex,
+                             size_t sha256_len);
 } stowage_host_api;
 
 /* ---- Operations -------------------------------------------------------- */
@@ -423,6 +456,9 @@ typedef struct stowage_ops {
    * "weightsManifest" (then exactly one buffer per manifest path, in manifest
    * order, labelled with its file or URL) or by a flat "weightSpecs" (then
    * the buffers' concatenation is the weight data).
+   * The host checks each weight file against the SHA-256 the manifest
+   * records, except one the plugin has already checked against exactly
+   * that digest and says so (host->sink_mark_verified, ABI 1.4).
    * NOT_FOUND: no model at the URL.
    * DATA_LOSS: a weight file is missing or shorter/longer than stored.
    * INVALID_ARGUMENT: the stored model.json is not valid, or a weight path

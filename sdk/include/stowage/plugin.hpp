@@ -464,6 +464,24 @@ class Call {
     return std::string_view(raw_->known_version, static_cast<size_t>(raw_->known_version_size));
   }
 
+  // load: the bytes of weight buffer `index` (manifest path order) were
+  // hashed in this call and match `sha256_hex`, the digest the returned
+  // model.json records for that path, so the host need not hash them again
+  // (abi.h sink_mark_verified, ABI 1.4). The default load_into hands each
+  // mark to the host before the buffer; a load_into of one's own marks
+  // through LoadSink::mark_verified. The host ignores a mark whose digest
+  // is not the one its manifest records. Thread-safe.
+  void mark_verified(uint64_t index, std::string sha256_hex) {
+    std::lock_guard<std::mutex> lock(marks_mu_);
+    marks_[index] = std::move(sha256_hex);
+  }
+  // The mark of buffer `index`; "" for none.
+  std::string verified_mark(uint64_t index) const {
+    std::lock_guard<std::mutex> lock(marks_mu_);
+    auto it = marks_.find(index);
+    return it == marks_.end() ? std::string() : it->second;
+  }
+
   // TF.js's weightUrlConverter: the URL to fetch for a manifest path, or
   // nullopt when the caller has none (use the path as it is). A failing
   // converter fails the whole call with the caller's error.
@@ -506,6 +524,8 @@ class Call {
   std::string operation_;
   std::atomic<uint64_t> done_{0};
   std::atomic<uint64_t> total_{0};
+  mutable std::mutex marks_mu_;
+  std::map<uint64_t, std::string> marks_;  // mark_verified
 };
 
 // ---- Streaming ----------------------------------------------------------
@@ -581,6 +601,11 @@ class LoadSink {
   void set_model(const ModelArtifacts& model);
   // Error(kCancelled) when the host's consumer gave up (stop loading).
   void put(uint64_t index, const Buffer& buffer);
+  // Tells the host, before put(index, ...), that the buffer's bytes were
+  // hashed in this call and match sha256_hex, the digest model.json records
+  // for that path (abi.h sink_mark_verified). Does nothing with a host
+  // older than ABI 1.4, which hashes every buffer itself.
+  void mark_verified(uint64_t index, std::string_view sha256_hex);
   // Hands over what was kept back (non-streaming); the kit calls it.
   void flush();
 
@@ -642,6 +667,7 @@ class Handler {
         // copy has written and released is freed (or unmapped) then, not
         // when the whole load returns.
         const Buffer buffer = std::move((*artifacts.weight_data)[i]);
+        if (std::string mark = call.verified_mark(i); !mark.empty()) out.mark_verified(i, mark);
         out.put(i, buffer);
       }
     }

@@ -30,6 +30,13 @@ struct CallContext {
   // records (docs/integrity.md); false skips the hashing, for stores the
   // caller trusts. The byte-count check runs either way.
   bool verify_digests = true;
+  // Loads hash every weight file that records a digest, also those the
+  // plugin says it already checked against exactly that digest (abi.h
+  // sink_mark_verified, ABI 1.4), which are otherwise not hashed twice: an
+  // independent check (`stowage verify`, a copy reading back what it
+  // wrote) that does not take the plugin's word. No effect without
+  // verify_digests.
+  bool recheck_digests = false;
   // stat may read model.json alone, for a version token of model.json only
   // (abi.h STOWAGE_CALL_STAT_SHALLOW); a handler may stat in full anyway.
   bool shallow_stat = false;

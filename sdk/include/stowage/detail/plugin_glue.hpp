@@ -368,6 +368,11 @@ inline void LoadSink::put(uint64_t index, const Buffer& buffer) {
   }
 }
 
+inline void LoadSink::mark_verified(uint64_t index, std::string_view sha256_hex) {
+  if (host().sink_mark_verified == nullptr || sha256_hex.empty()) return;
+  host().sink_mark_verified(sink_, index, sha256_hex.data(), sha256_hex.size());
+}
+
 inline void LoadSink::flush() {
   std::lock_guard<std::mutex> lock(mu_);
   uint64_t expected = 0;

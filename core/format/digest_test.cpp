@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -113,4 +114,17 @@ TEST_CASE("sha256_hex_each hashes every buffer, in order, on all cores") {
   }
   CHECK(hex[9] == kEmptyHex);
   CHECK(hex[10] == kAbcHex);
+}
+
+TEST_CASE("from_hex reads back what to_hex writes, and nothing else") {
+  const std::vector<uint8_t> bytes = {0x00, 0x7f, 0x80, 0xff, '"', 'W'};
+  const std::string hex = stowage::to_hex(bytes);
+  CHECK(hex == "007f80ff2257");
+  CHECK(stowage::from_hex(hex) ==
+        std::optional<std::string>(std::string("\x00\x7f\x80\xff\"W", 6)));
+  CHECK(stowage::from_hex("") == std::optional<std::string>(""));
+  for (const char* bad : {"0", "abc", "0g", "AB", "0x", " 0"}) {
+    INFO(bad);
+    CHECK_FALSE(stowage::from_hex(bad).has_value());
+  }
 }

@@ -268,23 +268,6 @@ std::string to_hex(std::string_view text) {
   return stowage::to_hex({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
 }
 
-std::optional<std::string> from_hex(std::string_view hex) {
-  if (hex.size() % 2 != 0) return std::nullopt;
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = digit(hex[i]);
-    const int lo = digit(hex[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-  }
-  return out;
-}
-
 // The version token of a shallow stat, which the plugin reads back when a
 // caller revalidates with it (abi.h known_version):
 //   h2.<check>.<body>.<f|w>.<hex ETag>.<hex Last-Modified>

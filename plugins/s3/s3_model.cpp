@@ -240,23 +240,6 @@ std::string object_part(const ObjectInfo& info) {
   return info.etag + "|" + std::to_string(info.size) + "|" + std::to_string(time);
 }
 
-std::optional<std::string> from_hex(std::string_view hex) {
-  if (hex.size() % 2 != 0) return std::nullopt;
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = digit(hex[i]);
-    const int lo = digit(hex[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-  }
-  return out;
-}
-
 // The version token of a shallow stat, which stat_model reads back when a
 // caller revalidates with it (abi.h known_version):
 //   s3.<check>.<object>.<hex ETag>

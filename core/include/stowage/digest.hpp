@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -44,6 +45,9 @@ std::string sha256_hex(std::span<const uint8_t> bytes);
 // one, the largest first so that every thread stays busy to the end.
 std::vector<std::string> sha256_hex_each(const std::vector<std::span<const uint8_t>>& buffers);
 std::string to_hex(std::span<const uint8_t> bytes);
+// The bytes of lowercase hex (to_hex's output); nullopt for anything else
+// (an odd length, another character): callers read back tokens they wrote.
+std::optional<std::string> from_hex(std::string_view hex);
 // Standard base64 with padding (RFC 9530's sha-256=:...: form).
 std::string sha256_base64_of_hex(std::string_view hex);
 

@@ -56,6 +56,22 @@ struct Response {
   }
 };
 
+// Reads a response's status line and header fields (head: the bytes before
+// the blank line) into r.
+inline void read_head(const std::string& head, Response& r) {
+  std::istringstream lines(head);
+  std::string line;
+  std::getline(lines, line);
+  r.status = std::stoi(line.substr(9, 3));
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const size_t colon = line.find(':');
+    std::string name = line.substr(0, colon);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    r.headers[name] = line.substr(colon + 2);
+  }
+}
+
 // One TCP connection speaking HTTP/1.1 by hand.
 class Client {
  public:
@@ -111,18 +127,8 @@ class Client {
     while ((end = in_.find("\r\n\r\n")) == std::string::npos) {
       if (!fill(timeout_ms)) return r;
     }
-    std::istringstream lines(in_.substr(0, end));
+    read_head(in_.substr(0, end), r);
     in_.erase(0, end + 4);
-    std::string line;
-    std::getline(lines, line);
-    r.status = std::stoi(line.substr(9, 3));
-    while (std::getline(lines, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      const size_t colon = line.find(':');
-      std::string name = line.substr(0, colon);
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      r.headers[name] = line.substr(colon + 2);
-    }
     if (r.status == 100) return read(head, timeout_ms);
     const size_t length =
         (head || !r.has("content-length")) ? 0 : std::stoul(r.header("content-length"));

@@ -207,18 +207,8 @@ class TlsClient {
     while ((end = in_.find("\r\n\r\n")) == std::string::npos) {
       if (!fill()) return r;
     }
-    std::istringstream lines(in_.substr(0, end));
+    read_head(in_.substr(0, end), r);
     in_.erase(0, end + 4);
-    std::string line;
-    std::getline(lines, line);
-    r.status = std::stoi(line.substr(9, 3));
-    while (std::getline(lines, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      const size_t colon = line.find(':');
-      std::string name = line.substr(0, colon);
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      r.headers[name] = line.substr(colon + 2);
-    }
     const size_t length = r.has("content-length") ? std::stoul(r.header("content-length")) : 0;
     while (in_.size() < length) {
       if (!fill()) break;

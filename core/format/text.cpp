@@ -49,6 +49,16 @@ std::string join(std::span<const std::string> items, std::string_view separator)
   return out;
 }
 
+std::vector<std::string_view> split(std::string_view text, char separator) {
+  std::vector<std::string_view> pieces;
+  for (size_t start = 0;;) {
+    const size_t at = text.find(separator, start);
+    pieces.push_back(text.substr(start, at - start));
+    if (at == std::string_view::npos) return pieces;
+    start = at + 1;
+  }
+}
+
 std::string redact_url(std::string_view url) {
   std::string out(url);
   // A password in the userinfo: scheme://user:secret@host

@@ -41,6 +41,14 @@ TEST_CASE("join puts the separator between items only") {
   CHECK(join(std::span(three).subspan(1), "") == "bc");
 }
 
+TEST_CASE("split keeps every piece, empty ones included") {
+  using V = std::vector<std::string_view>;
+  CHECK(stowage::split("s3.ab.cd.", '.') == V{"s3", "ab", "cd", ""});
+  CHECK(stowage::split("", '.') == V{""});
+  CHECK(stowage::split(".", '.') == V{"", ""});
+  CHECK(stowage::split("no separator", '.') == V{"no separator"});
+}
+
 TEST_CASE("redact_url hides passwords and secret query values, and nothing else") {
   CHECK(redact_url("https://u:pw@h/x?X-Amz-Signature=abc&a=1&access_token=t#f") ==
         "https://u:REDACTED@h/x?X-Amz-Signature=REDACTED&a=1&access_token=REDACTED#f");

@@ -313,13 +313,7 @@ struct ShallowToken {
 
   // nullopt unless `token` is what str(url) made for this url.
   static std::optional<ShallowToken> parse(std::string_view token, const std::string& url) {
-    std::vector<std::string_view> fields;
-    for (size_t start = 0;;) {
-      const size_t dot = token.find('.', start);
-      fields.push_back(token.substr(start, dot - start));
-      if (dot == std::string_view::npos) break;
-      start = dot + 1;
-    }
+    const std::vector<std::string_view> fields = split(token, '.');
     if (fields.size() != 6 || fields[0] != "h2" || (fields[3] != "f" && fields[3] != "w")) {
       return std::nullopt;
     }

@@ -269,13 +269,7 @@ struct ShallowToken {
 
   // nullopt unless `token` is what str(where) made.
   static std::optional<ShallowToken> parse(std::string_view token, const std::string& where) {
-    std::vector<std::string_view> fields;
-    for (size_t start = 0;;) {
-      const size_t dot = token.find('.', start);
-      fields.push_back(token.substr(start, dot - start));
-      if (dot == std::string_view::npos) break;
-      start = dot + 1;
-    }
+    const std::vector<std::string_view> fields = split(token, '.');
     if (fields.size() != 4 || fields[0] != "s3") return std::nullopt;
     std::optional<std::string> etag = from_hex(fields[3]);
     // The ETag goes into a request header: no line breaks, whatever the token says.

@@ -938,14 +938,21 @@ struct Client::Impl {
   void start(const std::shared_ptr<CallState>& call, std::shared_ptr<BatchSlot> slot) {
     asio::post(io, [this, call, slot] {
       asio::co_spawn(io, perform_one(call, slot->request, slot->response),
-                     [call, slot](std::exception_ptr e, bool answered) {
+                     [call, slot](std::exception_ptr e, bool answered) mutable {
                        if (e) call->stop(e);
+                       // This handler gives its reference away before the
+                       // room frees up: a request body (a streaming save's
+                       // weights) must be gone by the time the submitter
+                       // may take more, or it briefly holds one batch more.
+                       std::shared_ptr<BatchSlot> done = std::move(slot);
+                       if (e || !answered) done.reset();
                        std::lock_guard<std::mutex> lock(call->mutex);
                        --call->in_flight;
-                       if (e || !answered) {
+                       if (!done) {
                          call->failed = true;
                        } else {
-                         call->answered.emplace(slot->sequence, slot);
+                         const uint64_t sequence = done->sequence;
+                         call->answered.emplace(sequence, std::move(done));
                        }
                        call->done_cv.notify_all();
                      });

@@ -3,7 +3,8 @@
 // may cross origins, max_redirects), the first URL, then one line per
 // redirect: a status selector byte and the Location. Checks: only a
 // kInvalidArgument "Invalid URL" error leaves follow_redirect; a step gives
-// the next request or a kUnavailable loop/limit refusal, never both; the
+// the next request or a refusal, never both (a loop or the hop limit,
+// kUnavailable; an https->http hop, kPermissionDenied); the
 // next URL is the resolved Location; the seen list grows by it and never
 // holds a URL twice; hops never pass max_redirects; the method and body
 // change exactly on 303 and on 301/302 after a POST; credentials go exactly
@@ -48,18 +49,27 @@ std::vector<std::string> removed(const Headers& before, const Headers& after) {
 
 void check_step(const RedirectState& at, int status, std::string_view location,
                 const RedirectRules& rules, const RedirectStep& step) {
+  const Url resolved = at.url.resolve(location);
+  const bool downgrade = at.url.scheme == "https" && resolved.scheme == "http";
   if (!step.next) {
-    FUZZ_CHECK(step.code == stowage::ErrorCode::kUnavailable, "a refusal is kUnavailable");
     const bool loop = step.error.starts_with("redirect loop: ");
+    const bool refused_downgrade = step.error.starts_with("refused a redirect from https");
     const bool limit =
         step.error.starts_with("more than " + std::to_string(rules.max_redirects) + " redirects");
-    FUZZ_CHECK(loop || limit, "a refusal is a loop or the hop limit");
-    const std::string next = at.url.resolve(location).str();
+    FUZZ_CHECK(loop || refused_downgrade || limit, "a refusal is a loop, a downgrade or the limit");
+    FUZZ_CHECK(step.code == (refused_downgrade ? stowage::ErrorCode::kPermissionDenied
+                                               : stowage::ErrorCode::kUnavailable),
+               "a downgrade is kPermissionDenied, other refusals kUnavailable");
+    const std::string next = resolved.str();
     FUZZ_CHECK(loop == (std::find(at.seen.begin(), at.seen.end(), next) != at.seen.end()),
                "a loop exactly when the next URL was seen");
-    FUZZ_CHECK(loop || at.hops + 1 > rules.max_redirects, "the limit only past max_redirects");
+    FUZZ_CHECK(loop || refused_downgrade == downgrade,
+               "a downgrade refused exactly when https->http");
+    FUZZ_CHECK(loop || refused_downgrade || at.hops + 1 > rules.max_redirects,
+               "the limit only past max_redirects");
     return;
   }
+  FUZZ_CHECK(!downgrade, "no https->http hop is followed");
   FUZZ_CHECK(step.code == stowage::ErrorCode::kOk && step.error.empty(), "no error with a next");
   const RedirectState& to = *step.next;
   FUZZ_CHECK(to.url.str() == at.url.resolve(location).str(), "the next URL is the Location");

@@ -878,6 +878,16 @@ TEST_CASE("https verifies certificates and host names") {
   CHECK(ranged_into(client, server.base("https", "localhost") + "/range/big.bin", f.big.size(), 3)
             .view() == f.big);
 
+  // A redirect to plain http is refused before anything is sent there.
+  const std::string down = server.base("http", "localhost") + "/files/small.txt";
+  const std::string from = server.base("https", "localhost") + "/goto?to=" + down;
+  Error downgrade = error_of([&] { client.send(Request{"GET", from}); });
+  CHECK(downgrade.code() == ErrorCode::kPermissionDenied);
+  CHECK(!downgrade.retryable());
+  CHECK(std::string(downgrade.what()) ==
+        "GET " + from + ": refused a redirect from https to plain http (" + from + " -> " + down +
+            "); name the http:// URL to load over plain HTTP");
+
   // The certificate does not name 127.0.0.1.
   Error wrong_name = error_of([&] {
     client.send(Request{"GET", server.base("https", "127.0.0.1") + "/files/small.txt"});

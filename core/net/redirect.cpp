@@ -42,6 +42,14 @@ RedirectStep follow_redirect(const RedirectState& at, int status, std::string_vi
     step.error = "redirect loop: " + chain + redact_url(text);
     return step;
   }
+  // A fetch() from an https page may not load http content either (mixed
+  // content): past this hop, TLS would no longer vouch for the bytes.
+  if (at.url.scheme == "https" && next.scheme == "http") {
+    step.code = ErrorCode::kPermissionDenied;
+    step.error = "refused a redirect from https to plain http (" + redact_url(at.url.str()) +
+                 " -> " + redact_url(text) + "); name the http:// URL to load over plain HTTP";
+    return step;
+  }
   if (at.hops + 1 > rules.max_redirects) {
     step.code = ErrorCode::kUnavailable;
     step.error = "more than " + std::to_string(rules.max_redirects) + " redirects (the last to " +

@@ -45,7 +45,8 @@ struct RedirectRules {
 // The outcome of one redirect: the next request, or why there is none.
 struct RedirectStep {
   std::optional<RedirectState> next;
-  // When next is empty: kUnavailable (not retryable) and the reason, without
+  // When next is empty: kUnavailable (not retryable; kPermissionDenied for
+  // an https to http hop) and the reason, without
   // the request's "METHOD URL: " prefix, URLs redacted: "redirect loop: a ->
   // b -> a" or "more than 3 redirects (the last to https://h/x)".
   ErrorCode code = ErrorCode::kOk;
@@ -57,6 +58,8 @@ struct RedirectStep {
 //   - the Location is resolved against at.url (RFC 3986); a URL already in
 //     at.seen is a loop, checked before the hop limit;
 //   - more than rules.max_redirects hops is refused;
+//   - a hop from https to http is refused (kPermissionDenied): TLS would
+//     no longer protect the rest of the chain;
 //   - Authorization, Cookie and Proxy-Authorization are dropped when the
 //     next URL has another origin, unless rules say to keep them;
 //   - 303, and 301/302 after a POST, continue as GET (HEAD stays HEAD)

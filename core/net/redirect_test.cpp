@@ -143,10 +143,21 @@ TEST_CASE("credentials are dropped when a redirect leaves the origin") {
   CHECK(follow_redirect(at, 302, "http://g/b", RedirectRules{10, true}).next->headers == sent);
 }
 
-TEST_CASE("an https page may redirect to http (today's rule: no refusal)") {
-  RedirectStep step = follow_redirect(start("GET", "https://h/a"), 302, "http://h/b", kRules);
-  REQUIRE(step.next);
-  CHECK(step.next->url.str() == "http://h/b");
+TEST_CASE("a redirect from https to plain http is refused; http to https is followed") {
+  RedirectStep down =
+      follow_redirect(start("GET", "https://h/a?X-Amz-Signature=abc"), 302, "http://h/b", kRules);
+  CHECK_FALSE(down.next);
+  CHECK(down.code == ErrorCode::kPermissionDenied);
+  CHECK(down.error ==
+        "refused a redirect from https to plain http (https://h/a?X-Amz-Signature=REDACTED -> "
+        "http://h/b); name the http:// URL to load over plain HTTP");
+  // The same hop between hosts, and from a later hop of a chain.
+  CHECK(follow_redirect(start("GET", "https://h/a"), 301, "http://g/b", kRules).code ==
+        ErrorCode::kPermissionDenied);
+  RedirectStep up = follow_redirect(start("GET", "http://h/a"), 302, "https://h/b", kRules);
+  REQUIRE(up.next);
+  CHECK(up.next->url.str() == "https://h/b");
+  CHECK(follow_redirect(*up.next, 302, "http://h/c", kRules).code == ErrorCode::kPermissionDenied);
 }
 
 TEST_CASE("a URL requested before is a loop, named with the chain, secrets redacted") {

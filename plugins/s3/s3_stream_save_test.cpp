@@ -3,8 +3,8 @@
 // proxy (testing/s3_test_server.py --proxy), which logs every request. What
 // is asserted: the copy streamed, the host never held more than its queue,
 // the objects are the ones an array-form save writes, and a source failing
-// midway leaves the destination as it was, with no stray objects or
-// multipart uploads. Never timing.
+// midway, a cancel or a part the store refuses leaves the destination as it
+// was, with no stray objects or multipart uploads. Never timing.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -255,6 +255,42 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
     const std::regex weight_put(R"(^PUT .*/group1-shard\d+of22\.[0-9a-f]{8}\.bin$)");
     CHECK(count_matching(log, weight_put) >= 1);
     CHECK(count_matching(log, std::regex(R"(^PUT .*/model\.json)")) == 0);
+    CHECK(bucket().keys_under(dst + "/") == before);
+    CHECK(weight_bytes(load_model(bucket().url(dst), "{}", {}, registry())) == weight_bytes(old));
+  }
+
+  SUBCASE("a part the store refuses: the upload is aborted, the old model stays") {
+    const std::string opts =
+        R"({"multipart_threshold": 5242880, "part_size": 5242880, "concurrency": 2})";
+    const std::string src = "memory://" + unique_name("s3-stream-part-fault");
+    const std::string dst = unique_name("stream/part-fault");
+    save_model(src, model(16, kMiB, 9.0f), "{}", {}, registry());
+    ModelArtifacts old = model(3, 4 * kKiB, 3.0f);
+    save_model(bucket().url(dst), old, opts, {}, registry());
+    const std::set<std::string> before = bucket().keys_under(dst + "/");
+
+    TransferStats stats;
+    TransferOptions options;
+    options.queue_bytes = 12 * kMiB;
+    options.destination_options = opts;
+    options.stats = &stats;
+    bucket().set_faults(R"([{"method": "PUT", "contains": "partNumber=2", "status": 500,
+                             "code": "InternalError", "times": 1000}])");
+    bucket().clear_log();
+    Error e = error_of([&] { copy_model(src, bucket().url(dst), options, registry()); });
+    bucket().set_faults("[]");
+    CHECK(e.code() == ErrorCode::kUnavailable);
+    CHECK(testing::contains(e, "InternalError"));
+    CHECK(testing::contains(e, "UploadPart 2/4"));
+    CHECK(stats.streamed);
+    const std::vector<std::string> log = bucket().requests();
+    CHECK(count_matching(log, std::regex(R"(^POST .*/weights\.[0-9a-f]{8}\.bin\?uploads)")) >= 1);
+    // Every upload the copy opened is aborted, and none completed.
+    CHECK(count_matching(log, std::regex(R"(^DELETE .*/weights\.[0-9a-f]{8}\.bin\?uploadId=)")) ==
+          count_matching(log, std::regex(R"(^POST .*/weights\.[0-9a-f]{8}\.bin\?uploads)")));
+    CHECK(count_matching(log, std::regex(R"(^POST .*/weights\.[0-9a-f]{8}\.bin\?uploadId=)")) == 0);
+    CHECK(count_matching(log, std::regex(R"(^PUT .*/model\.json)")) == 0);
+    CHECK(bucket().direct().list_multipart_uploads(kBucket, dst + "/", {}).empty());
     CHECK(bucket().keys_under(dst + "/") == before);
     CHECK(weight_bytes(load_model(bucket().url(dst), "{}", {}, registry())) == weight_bytes(old));
   }

@@ -53,6 +53,14 @@ class ProxiedBucket {
     return out;
   }
 
+  // Fault rules for the proxy (s3_test_server.py's /__faults: a JSON array
+  // of {"method", "contains", "status", "code", "times"}); "[]" clears them.
+  void set_faults(const std::string& rules) {
+    net::Request r{"POST", server_.endpoint + "/__faults"};
+    r.body = {Buffer::from_string(std::string(rules))};
+    REQUIRE(control_.send(r).ok());
+  }
+
   // The proxy's request log, as "METHOD target" lines; with_status adds
   // " <status>", the HTTP status of the answer (0 while none was sent).
   void clear_log() { REQUIRE(control_.send({"POST", server_.endpoint + "/__log/clear"}).ok()); }

@@ -3,6 +3,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include "s3_model_internal.hpp"
@@ -727,8 +728,9 @@ std::vector<std::string> put_content_addressed(S3Store& store, const plugin::Blo
   S3Client& client = store.client();
   std::vector<std::string> digests(plan.size());
   net::Control quiet = control_of(call, Progress::kNone);
+  // CPU work: as wide as the cores, not as the store's request limit.
   stowage::run_parallel(
-      plan.size(), client.config().concurrency,
+      plan.size(), std::max(1u, std::thread::hardware_concurrency()),
       [&](size_t i, const std::atomic<bool>&) { digests[i] = sha256_of(pieces[i]); });
   // What the store holds under each name asked about: its recorded digest
   // ("" for an object without one), nullopt for nothing. The short names

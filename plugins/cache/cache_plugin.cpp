@@ -179,9 +179,9 @@ class CacheHandler : public plugin::Handler {
           // it stays removed, never a snapshot naming blobs that are gone.
           // The blobs mapped above still serve this load.
           FileLock shared = store.lock_cache(FileLock::Mode::kShared);
-          const bool still_cached =
-              std::all_of(validated.files.begin(), validated.files.end(),
-                          [&store](const CachedFile& f) { return store.has_blob(f.sha256); });
+          const bool still_cached = std::all_of(
+              validated.files.begin(), validated.files.end(),
+              [&store](const CachedFile& f) { return store.has_blob(f.sha256, f.size); });
           if (still_cached) store.publish_snapshot(key_, validated);
         }
         if (std::optional<ModelArtifacts> served = serve(store, *cached, call)) return *served;
@@ -458,11 +458,11 @@ class CacheHandler : public plugin::Handler {
           // blob already held under that name is the same bytes, kept
           // without a second write.
           sha = *recorded[i];
-          if (!store.has_blob(sha)) store.put_blob(sha, b.bytes());
+          if (!store.has_blob(sha, b.size())) store.put_blob(sha, b.bytes());
           // And so the host need not check them a second time on the way
           // out (abi.h sink_mark_verified: checked once per load).
           call.mark_verified(i, sha);
-        } else if (recorded[i] && store.has_blob(*recorded[i])) {
+        } else if (recorded[i] && store.has_blob(*recorded[i], b.size())) {
           // Unchecked bytes (STOWAGE_CALL_SKIP_DIGESTS): the held blob is
           // the recorded digest's bytes, checked when it was stored.
           sha = *recorded[i];
@@ -474,7 +474,7 @@ class CacheHandler : public plugin::Handler {
                             " does not match the SHA-256 its manifest records");
           }
           if (recorded[i]) call.mark_verified(i, sha);
-          if (!store.has_blob(sha)) store.put_blob(sha, b.bytes());
+          if (!store.has_blob(sha, b.size())) store.put_blob(sha, b.bytes());
         }
         s.files.push_back({paths[i], b.size(), sha});
       }

@@ -150,15 +150,18 @@ fs::path CacheStore::snapshot_path(const std::string& key) const {
   return root_ / "models" / (key + ".json");
 }
 
-void CacheStore::write_atomically(const fs::path& to, std::span<const uint8_t> bytes) const {
+void CacheStore::write_atomically(const fs::path& to, std::span<const uint8_t> bytes,
+                                  Sync sync) const {
   std::string temp = (root_ / "tmp" / (to.filename().string() + ".XXXXXX")).string();
   UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (!fd) throw plugin::errno_error(errno, "Cannot create a file in " + (root_ / "tmp").string());
   try {
     write_all(fd.get(), bytes, temp);
-    // Durable before it is visible: after a crash a name in the cache never
-    // leads to a file with missing bytes.
-    if (::fsync(fd.get()) != 0) throw plugin::errno_error(errno, "Cannot sync " + temp);
+    // Durable before it is visible: after a crash the name never leads to
+    // a file with missing bytes. Blobs skip it (put_blob says why).
+    if (sync == Sync::kDurable && ::fsync(fd.get()) != 0) {
+      throw plugin::errno_error(errno, "Cannot sync " + temp);
+    }
     if (::fchmod(fd.get(), 0644) != 0) throw plugin::errno_error(errno, "Cannot chmod " + temp);
     if (::rename(temp.c_str(), to.c_str()) != 0) {
       throw plugin::errno_error(errno, "Cannot rename " + temp + " to " + to.string());
@@ -199,15 +202,16 @@ void CacheStore::remove_snapshot(const std::string& key) const {
   }
 }
 
-bool CacheStore::has_blob(const std::string& sha256) const {
+bool CacheStore::has_blob(const std::string& sha256, uint64_t size) const {
   struct stat st;
-  return ::stat(blob_path(sha256).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  return ::stat(blob_path(sha256).c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         static_cast<uint64_t>(st.st_size) == size;
 }
 
 void CacheStore::put_blob(const std::string& sha256, std::span<const uint8_t> bytes) const {
   const fs::path path = blob_path(sha256);
   make_dir(path.parent_path());
-  write_atomically(path, bytes);
+  write_atomically(path, bytes, Sync::kVerifiedOnRead);
 }
 
 std::optional<Buffer> CacheStore::map_blob(const std::string& sha256, uint64_t size) const {

@@ -120,9 +120,12 @@ class CacheStore {
   void touch(const std::string& key) const;
   void remove_snapshot(const std::string& key) const;
 
-  bool has_blob(const std::string& sha256) const;
-  // Stores bytes as the blob sha256 (tmp/, fsync, rename); the caller has
-  // checked that they hash to it.
+  // A regular file of `size` bytes under the name. One of another size is
+  // damaged (a write a crash cut short, an edit): a fill writes it again.
+  bool has_blob(const std::string& sha256, uint64_t size) const;
+  // Stores bytes as the blob sha256 (tmp/, rename; no fsync: every load
+  // hashes a blob against its name, so one a crash cut short is found and
+  // fetched again); the caller has checked that they hash to it.
   void put_blob(const std::string& sha256, std::span<const uint8_t> bytes) const;
   // The blob mapped read-only-private (zero copy, labelled with its path);
   // nullopt when it does not exist or its size is not `size`. The bytes are
@@ -168,8 +171,11 @@ class CacheStore {
   struct Existing {};
   CacheStore(std::filesystem::path root, Existing);
 
-  // Writes bytes to a new file in tmp/ and renames it to `to`.
-  void write_atomically(const std::filesystem::path& to, std::span<const uint8_t> bytes) const;
+  // Writes bytes to a new file in tmp/ and renames it to `to`; with
+  // kDurable, fsyncs the file before the rename.
+  enum class Sync { kDurable, kVerifiedOnRead };
+  void write_atomically(const std::filesystem::path& to, std::span<const uint8_t> bytes,
+                        Sync sync = Sync::kDurable) const;
 
   std::filesystem::path root_;
 };

@@ -55,7 +55,7 @@ Snapshot snapshot_of(const std::string& url, const std::vector<std::string>& con
 void put_model(const CacheStore& store, const std::string& key, const Snapshot& s,
                const std::vector<std::string>& contents) {
   for (const std::string& c : contents) {
-    if (!store.has_blob(sha(c))) store.put_blob(sha(c), bytes_of(c));
+    if (!store.has_blob(sha(c), c.size())) store.put_blob(sha(c), bytes_of(c));
   }
   store.publish_snapshot(key, s);
 }
@@ -150,7 +150,7 @@ TEST_CASE("blobs are published whole, mapped, and checked against their names") 
   CacheStore store(dir);
   const std::string bytes(100000, 'x');
   const std::string name = sha(bytes);
-  CHECK(!store.has_blob(name));
+  CHECK(!store.has_blob(name, bytes.size()));
   CHECK(!store.map_blob(name, bytes.size()));
   store.put_blob(name, bytes_of(bytes));
   CHECK(store.blob_path(name) == dir / "blobs" / "sha256" / name.substr(0, 2) / name);
@@ -160,8 +160,11 @@ TEST_CASE("blobs are published whole, mapped, and checked against their names") 
   CHECK(mapped->view() == bytes);
   CHECK(mapped->label() == store.blob_path(name).string());
   CHECK(CacheStore::blob_matches(name, *mapped));
-  // The wrong size reads as not there: a blob is never served short.
+  // The wrong size reads as not there: a blob is never served short, and
+  // a fill writes it again.
+  CHECK(store.has_blob(name, bytes.size()));
   CHECK(!store.map_blob(name, bytes.size() - 1));
+  CHECK(!store.has_blob(name, bytes.size() - 1));
 
   // One byte changed on disk: the mapping no longer matches its name.
   {
@@ -173,7 +176,7 @@ TEST_CASE("blobs are published whole, mapped, and checked against their names") 
   REQUIRE(edited);
   CHECK(!CacheStore::blob_matches(name, *edited));
   store.remove_blob(name);
-  CHECK(!store.has_blob(name));
+  CHECK(!store.has_blob(name, bytes.size()));
 }
 
 std::vector<std::string> urls_of(const Eviction& e) {
@@ -211,9 +214,9 @@ TEST_CASE("eviction removes least-recently-used whole models and keeps shared bl
     Eviction e = store.evict(3000, "kc");
     CHECK(urls_of(e) == std::vector<std::string>{"u://a"});
     CHECK(!fs::exists(store.snapshot_path("ka")));
-    CHECK(store.has_blob(sha(shared)));
-    CHECK(!store.has_blob(sha(a_only)));
-    CHECK(store.has_blob(sha(b_only)));
+    CHECK(store.has_blob(sha(shared), shared.size()));
+    CHECK(!store.has_blob(sha(a_only), a_only.size()));
+    CHECK(store.has_blob(sha(b_only), b_only.size()));
     CHECK(store.blob_bytes() == 3000);
     CHECK(e.bytes_after == 3000);
   }
@@ -222,8 +225,8 @@ TEST_CASE("eviction removes least-recently-used whole models and keeps shared bl
     Eviction e = store.evict(1000, "ka");
     CHECK(urls_of(e) == std::vector<std::string>{"u://b", "u://c"});
     CHECK(fs::exists(store.snapshot_path("ka")));
-    CHECK(store.has_blob(sha(shared)));
-    CHECK(store.has_blob(sha(a_only)));
+    CHECK(store.has_blob(sha(shared), shared.size()));
+    CHECK(store.has_blob(sha(a_only), a_only.size()));
     CHECK(store.blob_bytes() == 2000);
   }
 }
@@ -288,8 +291,8 @@ TEST_CASE("eviction by last use, and of everything; temporary files by age") {
     CHECK(e.models[0].key == "ka");
     CHECK(e.models[0].reason == EvictedModel::Reason::kUnused);
     CHECK(e.blobs == 1);
-    CHECK(store.has_blob(sha(shared)));
-    CHECK(!store.has_blob(sha(a_only)));
+    CHECK(store.has_blob(sha(shared), shared.size()));
+    CHECK(!store.has_blob(sha(a_only), a_only.size()));
     CHECK(e.bytes_before == 300);
     CHECK(e.bytes_after == 200);
     CHECK(e.temp_files == 1);

@@ -5,10 +5,6 @@
 // what a copy shows on stderr: its phases and the host's retries.
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <map>
@@ -19,6 +15,7 @@
 
 #include "cli_test_util.hpp"
 #include "run_program.hpp"
+#include "serve_process.hpp"
 #include "test_server.hpp"
 
 namespace fs = std::filesystem;
@@ -30,6 +27,7 @@ using stowage::cli_test::contains;
 using stowage::cli_test::parse_json;
 using stowage::cli_test::run;
 using stowage::testing::PythonServer;
+using stowage::testing::ServeProcess;
 using stowage::testing::TempDir;
 
 const fs::path kSource = fs::path(STOWAGE_SOURCE_DIR);
@@ -40,48 +38,6 @@ const std::string kFlask = (kSource / "tests/interop/flask_receiver.py").string(
 std::string text_of(const rapidjson::Value& v) {
   return v.IsString() ? std::string(v.GetString(), v.GetStringLength()) : std::string("null");
 }
-
-// `stowage serve --store STORE --port 0 -q`, stopped with SIGTERM.
-class Serve {
- public:
-  explicit Serve(const std::string& store) {
-    int out[2];
-    REQUIRE(::pipe(out) == 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    std::vector<std::string> args = {STOWAGE_CLI_EXE, "serve", "--store", store,
-                                     "--port",        "0",     "-q",      "--create"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    REQUIRE(::posix_spawn(&pid_, STOWAGE_CLI_EXE, &actions, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    std::string line;
-    char c;
-    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    ::close(out[0]);  // -q: nothing more is written
-    REQUIRE_MESSAGE(!line.empty(), "stowage serve did not print its port");
-    port_ = std::stoi(line);
-  }
-  ~Serve() {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-  Serve(const Serve&) = delete;
-  Serve& operator=(const Serve&) = delete;
-
-  std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
-
- private:
-  pid_t pid_ = 0;
-  int port_ = 0;
-};
 
 // A copy of the sample model at dir/src (for moves, which remove it).
 std::string source_in(const TempDir& dir) {
@@ -129,7 +85,8 @@ Bars bars_in(const std::string& err) {
 
 TEST_CASE("copy and move to stowage serve read the model back from the URL it names") {
   TempDir dir;
-  Serve serve(dir.url("store"));
+  ServeProcess serve(STOWAGE_CLI_EXE, dir.path() / "serve",
+                     {"--store", dir.url("store"), "-q", "--create"});
   const std::string model_url = serve.url("/models/m/model.json");
 
   Result r = run(dir.path(), {"copy", kDense, serve.url("/models/m"), "--json"});
@@ -275,7 +232,8 @@ TEST_CASE("copy --from-tfhub loads a TF Hub model URL as loadGraphModel({fromTFH
 TEST_CASE("copy shows its phases, loading, saving and verifying, each with a fixed total") {
   TempDir dir;
   PythonServer site({kTestServer, "--root", fs::path(kDense).parent_path().parent_path().string()});
-  Serve serve(dir.url("store"));
+  ServeProcess serve(STOWAGE_CLI_EXE, dir.path() / "serve",
+                     {"--store", dir.url("store"), "-q", "--create"});
   Result r = run_showing_progress(
       dir, {"copy", site.base() + "/files/dense/model.json", serve.url("/models/p")});
   INFO(r.out, r.err);

@@ -4,29 +4,21 @@
 // URL's path and the query stays at the end, for listing, loading,
 // uploading and removing.
 #include <doctest/doctest.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <rapidjson/document.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "run_program.hpp"
+#include "serve_process.hpp"
 #include "store_internal.hpp"
 #include "stowage/error.hpp"
 #include "test_client.hpp"
 #include "test_files.hpp"
 #include "testing/s3_test_server.hpp"
-
-extern char** environ;
 
 namespace stowage::serve {
 namespace {
@@ -34,6 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace stowage::serve::test;  // NOLINT: the test client
 using stowage::s3::testing::S3TestServer;
+using stowage::testing::ServeProcess;
 
 constexpr const char* kBucket = "models";
 
@@ -57,76 +50,6 @@ stowage::testing::ProgramResult stowage_cli(const S3TestServer& s3, const fs::pa
                                         .add_env = aws_env(s3),
                                         .timeout = std::chrono::seconds(120)});
 }
-
-// `stowage serve` in the background; the first line of its stdout is the
-// port. Stopped with SIGTERM when the object goes away.
-class ServeProcess {
- public:
-  ServeProcess(const S3TestServer& s3, const fs::path& dir, std::vector<std::string> args) {
-    int out[2];
-    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-    err_file_ = dir / "serve.err";
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addopen(&actions, 2, err_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    args.insert(args.begin(), {STOWAGE_CLI_EXE, "serve", "--port", "0"});
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) {
-      const std::string entry = *e;
-      if (!entry.starts_with("AWS_") && !entry.starts_with("STOWAGE_")) env.push_back(entry);
-    }
-    for (const std::string& e : aws_env(s3)) env.push_back(e);
-    std::vector<char*> envp;
-    for (std::string& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    const int rc =
-        ::posix_spawn(&pid_, STOWAGE_CLI_EXE, &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    out_ = out[0];
-    REQUIRE(rc == 0);
-
-    std::string line;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    char c = 0;
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd p{out_, POLLIN, 0};
-      if (::poll(&p, 1, 200) <= 0) continue;
-      if (::read(out_, &c, 1) != 1 || c == '\n') break;
-      line += c;
-    }
-    INFO("stderr of stowage serve: ", stowage::testing::read_file(err_file_));
-    REQUIRE_MESSAGE(!line.empty(), "stowage serve printed no port");
-    port_ = static_cast<uint16_t>(std::stoi(line));
-  }
-  ~ServeProcess() { stop(); }
-
-  uint16_t port() const { return port_; }
-  // SIGTERM, then the exit code.
-  int stop() {
-    if (pid_ <= 0) return exit_code_;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    ::close(out_);
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return exit_code_;
-  }
-  std::string err() const { return stowage::testing::read_file(err_file_); }
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  uint16_t port_ = 0;
-  int exit_code_ = -1;
-  fs::path err_file_;
-};
 
 Response get(uint16_t port, const std::string& target, const std::string& method = "GET") {
   Client c(port);
@@ -158,7 +81,8 @@ TEST_CASE("serve over s3:// with the store's settings in the URL's query") {
   INFO(seeded.out, seeded.err);
   REQUIRE(seeded.code == 0);
 
-  ServeProcess serve(s3, tmp.path(), {"--store", store});
+  ServeProcess serve(STOWAGE_CLI_EXE, tmp.path() / "serve", {"--store", store},
+                     {.drop_env = {"AWS_", "STOWAGE_"}, .add_env = aws_env(s3)});
   INFO("stderr of stowage serve: ", serve.err());
 
   // The listing names it.
@@ -218,7 +142,9 @@ TEST_CASE("serve over s3://: /readyz is 200 while the store answers and 503 once
   const stowage::testing::TempDir tmp("stowage-serve-s3-ready");
   const std::string store = std::string("s3://") + kBucket + "/served?endpoint=" + endpoint +
                             "&region=us-east-1&path_style=true";
-  ServeProcess serve(*s3, tmp.path(), {"--store", store, "--ready-timeout", "5"});
+  ServeProcess serve(STOWAGE_CLI_EXE, tmp.path() / "serve",
+                     {"--store", store, "--ready-timeout", "5"},
+                     {.drop_env = {"AWS_", "STOWAGE_"}, .add_env = aws_env(*s3)});
   INFO("stderr of stowage serve: ", serve.err());
 
   Response r = get(serve.port(), "/readyz");

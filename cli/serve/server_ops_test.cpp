@@ -4,13 +4,9 @@
 // under load (connections per client, upload bytes in flight) and the
 // `stowage serve` options for them, with the JSON access log.
 #include <doctest/doctest.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -19,18 +15,18 @@
 #include <thread>
 
 #include "run_program.hpp"
+#include "serve_process.hpp"
 #include "server_internal.hpp"
 #include "stowage/error.hpp"
 #include "test_client.hpp"
 #include "test_files.hpp"
-
-extern char** environ;
 
 namespace stowage::serve {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace stowage::serve::test;  // NOLINT: the test client
+using stowage::testing::ServeProcess;
 
 class TempDir : public stowage::testing::TempDir {
  public:
@@ -407,40 +403,10 @@ TEST_CASE("serve ops: the stowage command's --log-format json, per-client cap an
       {.cwd = dir.path(), .drop_env = {"STOWAGE_"}, .timeout = std::chrono::seconds(30)});
   CHECK(bad.code == 2);
 
-  int out[2];
-  REQUIRE(::pipe(out) == 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_addclose(&actions, out[0]);
-  const fs::path err_file = dir.path() / "serve.err";
-  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  std::vector<std::string> args = {STOWAGE_CLI_EXE,
-                                   "serve",
-                                   "--store",
-                                   (dir.path() / "store").string(),
-                                   "--create",
-                                   "--port",
-                                   "0",
-                                   "--log-format",
-                                   "json",
-                                   "--max-connections-per-client",
-                                   "1",
-                                   "--ready-timeout",
-                                   "0.5"};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, STOWAGE_CLI_EXE, &actions, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(out[1]);
-  std::string text;
-  char ch;
-  while (::read(out[0], &ch, 1) == 1 && ch != '\n') text += ch;
-  REQUIRE(!text.empty());
-  const auto port = static_cast<uint16_t>(std::stoi(text));
+  ServeProcess serve(STOWAGE_CLI_EXE, dir.path() / "serve",
+                     {"--store", (dir.path() / "store").string(), "--create", "--log-format",
+                      "json", "--max-connections-per-client", "1", "--ready-timeout", "0.5"});
+  const uint16_t port = serve.port();
 
   {
     Client held(port);
@@ -454,16 +420,8 @@ TEST_CASE("serve ops: the stowage command's --log-format json, per-client cap an
     REQUIRE(held.send(request_text("GET", "/models/m/model.json?token=s3cr3t")));
     CHECK(held.read().status == 404);
   }
-  REQUIRE(::kill(pid, SIGTERM) == 0);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
-  std::string log;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(out[0], buf, sizeof buf)) > 0) log.append(buf, static_cast<size_t>(n));
-  ::close(out[0]);
+  CHECK(serve.stop() == 0);
+  const std::string log = serve.log();
 
   std::vector<std::string> lines;
   std::istringstream in(log);

@@ -4,12 +4,9 @@
 // memory://, through the production registry and plugins.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -24,6 +21,7 @@
 #include <thread>
 
 #include "run_program.hpp"
+#include "serve_process.hpp"
 #include "server_internal.hpp"
 #include "stowage/digest.hpp"
 #include "stowage/error.hpp"
@@ -31,14 +29,13 @@
 #include "test_client.hpp"
 #include "test_files.hpp"
 
-extern char** environ;
-
 namespace stowage::serve {
 namespace {
 
 namespace fs = std::filesystem;
 
 using namespace stowage::serve::test;  // NOLINT: the test client
+using stowage::testing::ServeProcess;
 
 class TempDir : public stowage::testing::TempDir {
  public:
@@ -881,32 +878,9 @@ TEST_CASE("serve: shutdown lets an upload in flight finish and refuses new conne
 #ifdef STOWAGE_CLI_EXE
 TEST_CASE("serve: the stowage command prints its port, then finishes an upload after SIGTERM") {
   TempDir dir;
-  int out[2];
-  REQUIRE(::pipe(out) == 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_addclose(&actions, out[0]);
-  const fs::path err_file = dir.path() / "serve.err";
-  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
   const std::string store = "file://" + (dir.path() / "store").string();
-  std::vector<std::string> args = {STOWAGE_CLI_EXE, "serve", "--store", store,
-                                   "--port",        "0",     "--create"};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, STOWAGE_CLI_EXE, &actions, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(out[1]);
-
-  // The first line of stdout is the port.
-  std::string text;
-  char ch;
-  while (::read(out[0], &ch, 1) == 1 && ch != '\n') text += ch;
-  REQUIRE(!text.empty());
-  const auto port = static_cast<uint16_t>(std::stoi(text));
+  ServeProcess serve(STOWAGE_CLI_EXE, dir.path() / "serve", {"--store", store, "--create"});
+  const uint16_t port = serve.port();
 
   const std::string body = tfjs_body();
   Client c(port);
@@ -922,28 +896,20 @@ TEST_CASE("serve: the stowage command prints its port, then finishes an upload a
     probe.send(request_text("GET", "/models"));
     REQUIRE(probe.read().status == 200);
   }
-  REQUIRE(::kill(pid, SIGTERM) == 0);
+  serve.signal(SIGTERM);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   c.send(body.substr(200));
   const Response r = c.read();
   CHECK(r.status == 201);
 
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(serve.wait() == 0);
   // The rest of stdout: one access-log line per request.
-  std::string log;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(out[0], buf, sizeof buf)) > 0) log.append(buf, static_cast<size_t>(n));
-  ::close(out[0]);
+  const std::string log = serve.log();
   CHECK(contains(log, "\"GET /models\" 200"));
   CHECK(contains(log, "\"POST /models/m\" 201"));
   CHECK(join(*load_model(store + "/m").weight_data).view() == kWeights);
   // --create made the missing folder, and the command said so.
-  CHECK(contains(stowage::testing::read_file(err_file),
-                 "stowage serve: created the store folder " + store + "\n"));
+  CHECK(contains(serve.err(), "stowage serve: created the store folder " + store + "\n"));
 }
 #endif
 

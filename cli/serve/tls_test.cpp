@@ -5,15 +5,11 @@
 // HTTP client (for plain http on the https port) and a small OpenSSL client
 // of the test's own, which can hold a connection open across a reload.
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -24,13 +20,12 @@
 #include <vector>
 
 #include "run_program.hpp"
+#include "serve_process.hpp"
 #include "stowage/buffer.hpp"
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
 #include "test_client.hpp"
 #include "test_files.hpp"
-
-extern char** environ;
 
 namespace stowage::serve {
 namespace {
@@ -39,6 +34,7 @@ namespace fs = std::filesystem;
 using namespace stowage::serve::test;  // NOLINT: the test client
 using stowage::testing::read_file;
 using stowage::testing::run_program;
+using stowage::testing::ServeProcess;
 using stowage::testing::write_file;
 
 bool contains(const std::string& text, const std::string& part) {
@@ -75,75 +71,16 @@ fs::path make_certs(const fs::path& dir) {
   return certs;
 }
 
-// `stowage serve --port 0 ARGS...` running until stop(); stdout (the port
-// line, then the access log) through a pipe, stderr into a file.
-class ServeProcess {
- public:
-  ServeProcess(const fs::path& dir, std::vector<std::string> args) : err_file_(dir / "serve.err") {
-    args.insert(args.begin(), {STOWAGE_CLI_EXE, "serve", "--port", "0"});
-    int out[2];
-    REQUIRE(::pipe(out) == 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    posix_spawn_file_actions_addopen(&actions, 2, err_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    REQUIRE(posix_spawn(&pid_, STOWAGE_CLI_EXE, &actions, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    out_ = out[0];
-    std::string line;
-    char ch;
-    while (::read(out_, &ch, 1) == 1 && ch != '\n') line += ch;
-    REQUIRE_MESSAGE(!line.empty(), (std::string("stowage serve did not start: ") + err()));
-    port_ = static_cast<uint16_t>(std::stoi(line));
+// SIGHUP, then waits until the server has logged the reload's outcome (its
+// count-th SIGHUP line).
+void reload(ServeProcess& serve, size_t count) {
+  serve.signal(SIGHUP);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (count_of(serve.err(), "stowage serve: SIGHUP: ") < count) {
+    if (std::chrono::steady_clock::now() >= until) FAIL("no reload was logged: " << serve.err());
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  ~ServeProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (out_ >= 0) ::close(out_);
-  }
-  ServeProcess(const ServeProcess&) = delete;
-  ServeProcess& operator=(const ServeProcess&) = delete;
-
-  uint16_t port() const { return port_; }
-  std::string url(const std::string& path) const {
-    return "https://127.0.0.1:" + std::to_string(port_) + path;
-  }
-  std::string err() const { return fs::exists(err_file_) ? read_file(err_file_) : ""; }
-
-  // SIGHUP, then waits until the server has logged the reload's outcome
-  // (its count-th SIGHUP line).
-  void reload(size_t count) {
-    REQUIRE(::kill(pid_, SIGHUP) == 0);
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (count_of(err(), "stowage serve: SIGHUP: ") < count) {
-      if (std::chrono::steady_clock::now() >= until) FAIL("no reload was logged: " << err());
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-
-  // SIGTERM; the exit status (-1: killed by a signal).
-  int stop() {
-    REQUIRE(::kill(pid_, SIGTERM) == 0);
-    int status = 0;
-    REQUIRE(::waitpid(pid_, &status, 0) == pid_);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  fs::path err_file_;
-  pid_t pid_ = -1;
-  int out_ = -1;
-  uint16_t port_ = 0;
-};
+}
 
 // One TLS connection to 127.0.0.1:port that trusts ca_file only, checks the
 // certificate names 127.0.0.1 and offers ALPN http/1.1.
@@ -305,8 +242,9 @@ TEST_CASE("serve tls: the stowage http client saves and loads over https trustin
   const fs::path certs = make_certs(dir.path());
   const fs::path src = write_source_model(dir.path());
   ServeProcess serve(
-      dir.path(), {"--store", (dir.path() / "store").string(), "--create", "--tls-cert",
-                   (certs / "server.pem").string(), "--tls-key", (certs / "server.key").string()});
+      STOWAGE_CLI_EXE, dir.path() / "serve",
+      {"--store", (dir.path() / "store").string(), "--create", "--tls-cert",
+       (certs / "server.pem").string(), "--tls-key", (certs / "server.key").string()});
   const std::string trusted = ca_options(certs / "ca.pem");
 
   const ModelArtifacts model = load_model("file://" + src.string());
@@ -347,7 +285,7 @@ TEST_CASE("serve tls: curl and openssl s_client; plain http and TLS 1.1 are refu
   const fs::path store = dir.path() / "store";
   fs::create_directories(store / "m");
   fs::copy(write_source_model(dir.path()), store / "m", fs::copy_options::recursive);
-  ServeProcess serve(dir.path(),
+  ServeProcess serve(STOWAGE_CLI_EXE, dir.path() / "serve",
                      {"--store", store.string(), "--tls-cert", (certs / "server.pem").string(),
                       "--tls-key", (certs / "server.key").string()});
   const std::string ca = (certs / "ca.pem").string();
@@ -415,8 +353,9 @@ TEST_CASE(
   const fs::path key = dir.path() / "live.key";
   fs::copy_file(certs / "server.pem", cert);
   fs::copy_file(certs / "server.key", key);
-  ServeProcess serve(dir.path(), {"--store", (dir.path() / "store").string(), "--create",
-                                  "--tls-cert", cert.string(), "--tls-key", key.string()});
+  ServeProcess serve(STOWAGE_CLI_EXE, dir.path() / "serve",
+                     {"--store", (dir.path() / "store").string(), "--create", "--tls-cert",
+                      cert.string(), "--tls-key", key.string()});
   const fs::path ca = certs / "ca.pem";
   const std::string health = request_text("GET", "/healthz");
   auto curl_subject = [&] {
@@ -436,7 +375,7 @@ TEST_CASE(
 
   fs::copy_file(certs / "server2.pem", cert, fs::copy_options::overwrite_existing);
   fs::copy_file(certs / "server2.key", key, fs::copy_options::overwrite_existing);
-  serve.reload(1);
+  reload(serve, 1);
   CHECK(contains(serve.err(), "stowage serve: SIGHUP: reloaded the TLS certificate " +
                                   cert.string() + " and key " + key.string() +
                                   " for new connections\n"));
@@ -450,14 +389,14 @@ TEST_CASE(
 
   // A broken certificate file: logged, naming it; the previous one stays.
   write_file(cert, "-----BEGIN CERTIFICATE-----\nbroken\n");
-  serve.reload(2);
+  reload(serve, 2);
   CHECK(contains(serve.err(), "stowage serve: SIGHUP: TLS certificate file '" + cert.string() +
                                   "' holds no PEM certificate: bad end line; still serving the "
                                   "previous certificate\n"));
   CHECK(curl_subject() == 2);
   // The first certificate with the second one's key.
   fs::copy_file(certs / "server.pem", cert, fs::copy_options::overwrite_existing);
-  serve.reload(3);
+  reload(serve, 3);
   CHECK(contains(serve.err(), "stowage serve: SIGHUP: TLS key file '" + key.string() +
                                   "' does not match the certificate in '" + cert.string() +
                                   "'; still serving the previous certificate\n"));
@@ -474,7 +413,7 @@ TEST_CASE(
 TEST_CASE("serve tls: a connection over the per-client cap gets its 503 over TLS") {
   stowage::testing::TempDir dir("stowage-serve-tls");
   const fs::path certs = make_certs(dir.path());
-  ServeProcess serve(dir.path(),
+  ServeProcess serve(STOWAGE_CLI_EXE, dir.path() / "serve",
                      {"--store", (dir.path() / "store").string(), "--create", "--tls-cert",
                       (certs / "server.pem").string(), "--tls-key", (certs / "server.key").string(),
                       "--max-connections-per-client", "1"});

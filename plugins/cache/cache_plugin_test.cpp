@@ -7,7 +7,6 @@
 //   cache_plugin_test -tc='*offline*'       one case
 #include <doctest/doctest.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +23,7 @@
 #include <vector>
 
 #include "plugin_test_util.hpp"
+#include "serve_process.hpp"
 #include "stowage/config.hpp"
 #include "stowage/error.hpp"
 #include "stowage/registry.hpp"
@@ -62,43 +62,14 @@ Registry& registry() {
   return *r;
 }
 
-// `stowage serve` over a file:// store on a free port; stdout (the port,
-// then one access-log line per request) goes to a file.
+// `stowage serve` over a file:// store on a free port; its access log (one
+// line per request) counts what reached it.
 class Serve {
  public:
   explicit Serve(const std::string& name)
-      : store_(scratch() / name), log_(scratch() / (name + ".log")) {
-    fs::create_directories(store_);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    // Not the test's stderr: a pipe reading it would wait for the server too.
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    std::vector<std::string> args{STOWAGE_CLI_EXE, "serve", "--store", "file://" + store_.string(),
-                                  "--port",        "0"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, STOWAGE_CLI_EXE, &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    REQUIRE_MESSAGE(rc == 0, "cannot run " STOWAGE_CLI_EXE);
-    std::string text;
-    for (int i = 0; i < 3000 && text.find('\n') == std::string::npos; ++i) {
-      text = read_file(log_);
-      if (text.find('\n') == std::string::npos) ::usleep(10000);
-    }
-    port_ = std::atoi(text.c_str());
-    REQUIRE_MESSAGE(port_ > 0,
-                    (std::string("stowage serve did not print its port: '") + text + "'"));
-  }
-  ~Serve() { stop(); }
-  void stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
+      : store_(made(scratch() / name)),
+        process_(STOWAGE_CLI_EXE, scratch() / name, {"--store", "file://" + store_.string()}) {}
+  void stop() { process_.stop(); }
 
   // Saves straight into the served folder (not through the server).
   void put(const std::string& model, const ModelArtifacts& a,
@@ -106,7 +77,7 @@ class Serve {
     registry().open("file://" + (store_ / model).string(), options)->save(a);
   }
   std::string url(const std::string& model) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + "/models/" + model + "/model.json";
+    return process_.url("/models/" + model + "/model.json");
   }
 
   // The access-log lines so far with `needle` in them. First waits for a
@@ -121,7 +92,7 @@ class Serve {
     }
     std::string text;
     for (int i = 0; i < 500 && text.find("/models/" + marker + "/") == std::string::npos; ++i) {
-      text = read_file(log_);
+      text = process_.log();
       if (text.find("/models/" + marker + "/") == std::string::npos) ::usleep(10000);
     }
     REQUIRE(text.find("/models/" + marker + "/") != std::string::npos);
@@ -147,10 +118,13 @@ class Serve {
   }
 
  private:
+  static fs::path made(const fs::path& folder) {
+    fs::create_directories(folder);
+    return folder;
+  }
+
   fs::path store_;
-  fs::path log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
+  stowage::testing::ServeProcess process_;
   int markers_ = 0;
 };
 

@@ -10,10 +10,6 @@
 // The retry policy is small (4 attempts, 1-5 ms backoff) so the whole run
 // takes seconds; the attempts are counted from the decorator's trace.
 #include <doctest/doctest.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -23,17 +19,15 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "plugin_test_util.hpp"
+#include "serve_process.hpp"
 #include "stowage/config.hpp"
 #include "stowage/error.hpp"
 #include "stowage/registry.hpp"
 #include "testing/s3_test_server.hpp"
-
-extern char** environ;
 
 namespace fs = std::filesystem;
 using namespace stowage;
@@ -81,48 +75,6 @@ std::string quote(const std::string& s) {
   return out + "\"";
 }
 
-// `stowage serve` over a file:// store on a free port, for the whole run.
-class ServeProcess {
- public:
-  explicit ServeProcess(const fs::path& store) {
-    // stdout goes to a file: its first line is the port, then the access log.
-    const std::string log = (store.parent_path() / "serve.log").string();
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    std::vector<std::string> args{STOWAGE_CLI_EXE, "serve", "--store", "file://" + store.string(),
-                                  "--port",        "0"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int rc = posix_spawn(&pid_, STOWAGE_CLI_EXE, &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    REQUIRE_MESSAGE(rc == 0, "cannot run " STOWAGE_CLI_EXE);
-    std::string line;
-    for (int i = 0; i < 3000 && line.find('\n') == std::string::npos; ++i) {
-      std::ifstream in(log);
-      std::stringstream text;
-      text << in.rdbuf();
-      line = text.str();
-      if (line.find('\n') == std::string::npos) ::usleep(10000);
-    }
-    port_ = std::atoi(line.c_str());
-    REQUIRE_MESSAGE(port_ > 0,
-                    (std::string("stowage serve did not print its port: '") + line + "'"));
-  }
-  ~ServeProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  int port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
-
 // One scheme under the decorator: where a model called `name` is saved and
 // loaded, and the wrapped URL's options.
 struct Target {
@@ -167,10 +119,13 @@ std::vector<Target>& targets() {
     });
     t.push_back({"s3", s3_url, s3_url, R"({"shard_size":1048576})"});
 
-    static std::unique_ptr<ServeProcess> serve;
+    // `stowage serve` over a file:// store, for the whole run.
+    static std::unique_ptr<stowage::testing::ServeProcess> serve;
     fs::create_directories(root / "served");
-    serve = std::make_unique<ServeProcess>(root / "served");
-    const std::string base = "http://127.0.0.1:" + std::to_string(serve->port()) + "/models/";
+    serve = std::make_unique<stowage::testing::ServeProcess>(
+        STOWAGE_CLI_EXE, root / "serve",
+        std::vector<std::string>{"--store", "file://" + (root / "served").string()});
+    const std::string base = serve->url("/models/");
     t.push_back({"http (stowage serve)", [base](const std::string& n) { return base + n; },
                  [base](const std::string& n) { return base + n + "/model.json"; }});
     return t;

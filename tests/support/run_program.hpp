@@ -38,6 +38,20 @@ struct RunOptions {
   std::chrono::seconds timeout{0};
 };
 
+// This process's environment without the variables starting with any of
+// `drop`, followed by the "NAME=value" entries of `add`.
+inline std::vector<std::string> child_environment(const std::vector<std::string>& drop,
+                                                  const std::vector<std::string>& add) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    bool dropped = false;
+    for (const auto& prefix : drop) dropped |= std::strncmp(*e, prefix.c_str(), prefix.size()) == 0;
+    if (!dropped) env.emplace_back(*e);
+  }
+  env.insert(env.end(), add.begin(), add.end());
+  return env;
+}
+
 // Runs exe with args and waits. A death by signal (a crash) fails the test.
 inline ProgramResult run_program(const std::string& exe, const std::vector<std::string>& args,
                                  const RunOptions& options) {
@@ -49,14 +63,7 @@ inline ProgramResult run_program(const std::string& exe, const std::vector<std::
   for (auto& a : argv_strings) argv.push_back(a.data());
   argv.push_back(nullptr);
 
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) {
-    bool drop = false;
-    for (const auto& prefix : options.drop_env)
-      drop |= std::strncmp(*e, prefix.c_str(), prefix.size()) == 0;
-    if (!drop) env_strings.emplace_back(*e);
-  }
-  env_strings.insert(env_strings.end(), options.add_env.begin(), options.add_env.end());
+  std::vector<std::string> env_strings = child_environment(options.drop_env, options.add_env);
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);

@@ -56,6 +56,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cache_key_internal.hpp"
@@ -64,6 +65,7 @@
 #include "stowage/digest.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/nested_url.hpp"
+#include "stowage/parallel.hpp"
 #include "stowage/plugin.hpp"
 #include "stowage/text.hpp"
 
@@ -408,6 +410,38 @@ class CacheHandler : public plugin::Handler {
     return out;
   }
 
+  // Stores one fetched weight file as its blob unless held; sets `sha` to
+  // its name. Returns whether its bytes are known to match the digest the
+  // manifest records (checked by the host, or hashed here), which the fill
+  // then marks. Throws Error(kDataLoss) for bytes that do not match it.
+  bool store_blob(const CacheStore& store, const Buffer& b,
+                  const std::optional<std::string>& recorded, bool host_checked,
+                  const std::optional<std::string>& path, std::string& sha) const {
+    if (recorded && host_checked) {
+      // The host checked these bytes against the recorded digest on the
+      // way in: hashing them again here would only repeat its work. A blob
+      // already held under that name is the same bytes, kept without a
+      // second write.
+      sha = *recorded;
+      if (!store.has_blob(sha, b.size())) store.put_blob(sha, b.bytes());
+      return true;
+    }
+    if (recorded && store.has_blob(*recorded, b.size())) {
+      // Unchecked bytes (STOWAGE_CALL_SKIP_DIGESTS): the held blob is the
+      // recorded digest's bytes, checked when it was stored.
+      sha = *recorded;
+      return false;
+    }
+    sha = sha256_hex(b.bytes());
+    if (recorded && *recorded != sha) {
+      throw Error(ErrorCode::kDataLoss, "cache: weight file " + path.value_or("") + " of " +
+                                            redacted_ +
+                                            " does not match the SHA-256 its manifest records");
+    }
+    if (!store.has_blob(sha, b.size())) store.put_blob(sha, b.bytes());
+    return recorded.has_value();
+  }
+
   // Fetches the model, stores every buffer not held yet, publishes the
   // snapshot, evicts down to max_bytes. `version`: the token a stat made
   // before this fill already read (it must come before the load: a model
@@ -449,34 +483,22 @@ class CacheHandler : public plugin::Handler {
       // cannot be collected before the snapshot naming them is published.
       FileLock shared = store.lock_cache(FileLock::Mode::kShared);
       const bool checked = host_checked_digests(call);
-      for (size_t i = 0; i < f.weights.size(); ++i) {
-        const Buffer& b = f.weights[i];
-        std::string sha;
-        if (recorded[i] && checked) {
-          // The host checked these bytes against the recorded digest on the
-          // way in: hashing them again here would only repeat its work. A
-          // blob already held under that name is the same bytes, kept
-          // without a second write.
-          sha = *recorded[i];
-          if (!store.has_blob(sha, b.size())) store.put_blob(sha, b.bytes());
-          // And so the host need not check them a second time on the way
-          // out (abi.h sink_mark_verified: checked once per load).
-          call.mark_verified(i, sha);
-        } else if (recorded[i] && store.has_blob(*recorded[i], b.size())) {
-          // Unchecked bytes (STOWAGE_CALL_SKIP_DIGESTS): the held blob is
-          // the recorded digest's bytes, checked when it was stored.
-          sha = *recorded[i];
-        } else {
-          sha = sha256_hex(b.bytes());
-          if (recorded[i] && *recorded[i] != sha) {
-            throw Error(ErrorCode::kDataLoss,
-                        "cache: weight file " + paths[i].value_or("") + " of " + redacted_ +
-                            " does not match the SHA-256 its manifest records");
-          }
-          if (recorded[i]) call.mark_verified(i, sha);
-          if (!store.has_blob(sha, b.size())) store.put_blob(sha, b.bytes());
-        }
-        s.files.push_back({paths[i], b.size(), sha});
+      const size_t n = f.weights.size();
+      std::vector<std::string> shas(n);
+      std::vector<char> verified(n, 0);  // one element per task: no sharing
+      // On every core: the writes are copies into the page cache (blobs are
+      // not fsynced), and the hashes, when there are any, CPU work.
+      stowage::run_parallel(n, std::max(1u, std::thread::hardware_concurrency()),
+                            [&](size_t i, const std::atomic<bool>& stop) {
+                              if (stop.load()) return;
+                              verified[i] = store_blob(store, f.weights[i], recorded[i], checked,
+                                                       paths[i], shas[i]);
+                            });
+      for (size_t i = 0; i < n; ++i) {
+        // And so the host need not check them a second time on the way out
+        // (abi.h sink_mark_verified: checked once per load).
+        if (verified[i]) call.mark_verified(i, shas[i]);
+        s.files.push_back({paths[i], f.weights[i].size(), shas[i]});
       }
       call.check();  // cancelled or late: publish nothing
       store.publish_snapshot(key_, s);

@@ -1,6 +1,6 @@
 // Runs a batch of independent tasks on a few threads, stopping at the first
 // failure: the one thread fan-out of the format library (weight digests) and
-// of the plugins (cache checks, network requests).
+// of the plugins (cache checks and fills, s3 part hashing).
 // Thread-safety: run_parallel may be called from any thread; the tasks run
 // on threads of their own and must be safe to run concurrently.
 // Ownership: the threads live for one call.

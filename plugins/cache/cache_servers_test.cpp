@@ -24,12 +24,14 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <span>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "plugin_test_util.hpp"
+#include "stowage/digest.hpp"
 #include "stowage/error.hpp"
 #include "stowage/handler.hpp"
 #include "stowage/registry.hpp"
@@ -376,9 +378,20 @@ TEST_CASE("a fill trusts the digests the host checked, and checks them when it d
   CHECK(std::string(by_cache.what()) == "cache: weight file group1-shard2of4.bin of cache+" + url +
                                             " does not match the SHA-256 its manifest records");
   CHECK(files_under(unchecked / "models") == 0);
-  // The first file went in before the second was found wrong; the snapshot
-  // that would name it was never published.
-  CHECK(files_under(unchecked / "blobs") == 1);
+  // The good files stored before the second was found wrong (the fill
+  // writes them on every core, so 0 to 3 of them) are blobs no snapshot
+  // names; the tampered bytes are in none of them.
+  const std::string tampered = read_file(s.folder("tampered") / "group1-shard2of4.bin");
+  size_t blobs = 0;
+  for (const auto& e : fs::recursive_directory_iterator(unchecked / "blobs")) {
+    if (!e.is_regular_file()) continue;
+    ++blobs;
+    const std::string bytes = read_file(e.path());
+    CHECK(sha256_hex(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                              bytes.size())) == e.path().filename().string());
+    CHECK(bytes != tampered);
+  }
+  CHECK(blobs <= 3);
 }
 
 // abi.h known_version (ABI 1.3) over python's http.server, which sends no

@@ -56,7 +56,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cache_key_internal.hpp"
@@ -488,12 +487,10 @@ class CacheHandler : public plugin::Handler {
       std::vector<char> verified(n, 0);  // one element per task: no sharing
       // On every core: the writes are copies into the page cache (blobs are
       // not fsynced), and the hashes, when there are any, CPU work.
-      stowage::run_parallel(n, std::max(1u, std::thread::hardware_concurrency()),
-                            [&](size_t i, const std::atomic<bool>& stop) {
-                              if (stop.load()) return;
-                              verified[i] = store_blob(store, f.weights[i], recorded[i], checked,
-                                                       paths[i], shas[i]);
-                            });
+      stowage::run_parallel(
+          n, cpu_width(n, total_size(f.weights)), [&](size_t i, const std::atomic<bool>&) {
+            verified[i] = store_blob(store, f.weights[i], recorded[i], checked, paths[i], shas[i]);
+          });
       for (size_t i = 0; i < n; ++i) {
         // And so the host need not check them a second time on the way out
         // (abi.h sink_mark_verified: checked once per load).

@@ -3,7 +3,6 @@
 #include <mutex>
 #include <random>
 #include <set>
-#include <thread>
 #include <unordered_map>
 
 #include "s3_model_internal.hpp"
@@ -729,8 +728,10 @@ std::vector<std::string> put_content_addressed(S3Store& store, const plugin::Blo
   std::vector<std::string> digests(plan.size());
   net::Control quiet = control_of(call, Progress::kNone);
   // CPU work: as wide as the cores, not as the store's request limit.
+  uint64_t bytes = 0;
+  for (const ShardPlan& p : plan) bytes += p.size;
   stowage::run_parallel(
-      plan.size(), std::max(1u, std::thread::hardware_concurrency()),
+      plan.size(), cpu_width(plan.size(), bytes),
       [&](size_t i, const std::atomic<bool>&) { digests[i] = sha256_of(pieces[i]); });
   // What the store holds under each name asked about: its recorded digest
   // ("" for an object without one), nullopt for nothing. The short names

@@ -80,6 +80,25 @@ ModelArtifacts model(uint64_t buffers, uint64_t buffer_bytes, float start) {
   return float_model(ramp(buffers * buffer_bytes / 4, start), cuts);
 }
 
+// A small model saved at dst (with opts), which a failed copy to dst must
+// leave exactly as it is: the same objects, loading the same weights.
+struct KeptModel {
+  std::string dst;
+  ModelArtifacts artifacts;
+  std::set<std::string> keys;
+
+  KeptModel(std::string at, float start, const std::string& opts)
+      : dst(std::move(at)), artifacts(model(3, 4 * kKiB, start)) {
+    save_model(bucket().url(dst), artifacts, opts, {}, registry());
+    keys = bucket().keys_under(dst + "/");
+  }
+  void check_unchanged() const {
+    CHECK(bucket().keys_under(dst + "/") == keys);
+    CHECK(weight_bytes(load_model(bucket().url(dst), "{}", {}, registry())) ==
+          weight_bytes(artifacts));
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a streamed copy into s3:// holds at most the queue and writes what a save writes") {
@@ -186,9 +205,7 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
     const std::string src = "testmem://" + unique_name("s3-stream-fail");
     const std::string dst = unique_name("stream/fail");
     save_model(src, model(32, 64 * kKiB, 2.0f), "{}", {}, registry());
-    ModelArtifacts old = model(3, 4 * kKiB, 7.0f);
-    save_model(bucket().url(dst), old, opts, {}, registry());
-    const std::set<std::string> before = bucket().keys_under(dst + "/");
+    const KeptModel old(dst, 7.0f, opts);
 
     TransferStats stats;
     TransferOptions options;
@@ -221,9 +238,7 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
     }
     CHECK(std::includes(deleted.begin(), deleted.end(), put.begin(), put.end()));
     CHECK(deleted.size() <= put.size() + 2);
-    CHECK(bucket().keys_under(dst + "/") == before);
-    ModelArtifacts after = load_model(bucket().url(dst), "{}", {}, registry());
-    CHECK(weight_bytes(after) == weight_bytes(old));
+    old.check_unchanged();
   }
 
   SUBCASE("a cancelled copy: what it uploaded is deleted, the old model stays") {
@@ -231,9 +246,7 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
     const std::string src = "memory://" + unique_name("s3-stream-cancel");
     const std::string dst = unique_name("stream/cancel");
     save_model(src, model(32, 64 * kKiB, 5.0f), "{}", {}, registry());
-    ModelArtifacts old = model(3, 4 * kKiB, 8.0f);
-    save_model(bucket().url(dst), old, opts, {}, registry());
-    const std::set<std::string> before = bucket().keys_under(dst + "/");
+    const KeptModel old(dst, 8.0f, opts);
 
     TransferStats stats;
     TransferOptions options;
@@ -255,8 +268,7 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
     const std::regex weight_put(R"(^PUT .*/group1-shard\d+of22\.[0-9a-f]{8}\.bin$)");
     CHECK(count_matching(log, weight_put) >= 1);
     CHECK(count_matching(log, std::regex(R"(^PUT .*/model\.json)")) == 0);
-    CHECK(bucket().keys_under(dst + "/") == before);
-    CHECK(weight_bytes(load_model(bucket().url(dst), "{}", {}, registry())) == weight_bytes(old));
+    old.check_unchanged();
   }
 
   SUBCASE("a part the store refuses: the upload is aborted, the old model stays") {
@@ -265,9 +277,7 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
     const std::string src = "memory://" + unique_name("s3-stream-part-fault");
     const std::string dst = unique_name("stream/part-fault");
     save_model(src, model(16, kMiB, 9.0f), "{}", {}, registry());
-    ModelArtifacts old = model(3, 4 * kKiB, 3.0f);
-    save_model(bucket().url(dst), old, opts, {}, registry());
-    const std::set<std::string> before = bucket().keys_under(dst + "/");
+    const KeptModel old(dst, 3.0f, opts);
 
     TransferStats stats;
     TransferOptions options;
@@ -284,15 +294,16 @@ TEST_CASE("a source failing midway leaves the destination's old model and no str
     CHECK(testing::contains(e, "UploadPart 2/4"));
     CHECK(stats.streamed);
     const std::vector<std::string> log = bucket().requests();
-    CHECK(count_matching(log, std::regex(R"(^POST .*/weights\.[0-9a-f]{8}\.bin\?uploads)")) >= 1);
+    const size_t opened =
+        count_matching(log, std::regex(R"(^POST .*/weights\.[0-9a-f]{8}\.bin\?uploads)"));
+    CHECK(opened >= 1);
     // Every upload the copy opened is aborted, and none completed.
     CHECK(count_matching(log, std::regex(R"(^DELETE .*/weights\.[0-9a-f]{8}\.bin\?uploadId=)")) ==
-          count_matching(log, std::regex(R"(^POST .*/weights\.[0-9a-f]{8}\.bin\?uploads)")));
+          opened);
     CHECK(count_matching(log, std::regex(R"(^POST .*/weights\.[0-9a-f]{8}\.bin\?uploadId=)")) == 0);
     CHECK(count_matching(log, std::regex(R"(^PUT .*/model\.json)")) == 0);
     CHECK(bucket().direct().list_multipart_uploads(kBucket, dst + "/", {}).empty());
-    CHECK(bucket().keys_under(dst + "/") == before);
-    CHECK(weight_bytes(load_model(bucket().url(dst), "{}", {}, registry())) == weight_bytes(old));
+    old.check_unchanged();
   }
 
   SUBCASE("a multipart weight file: its upload is aborted, no model stays no model") {

@@ -1,6 +1,5 @@
 #include <algorithm>
 #include <boost/beast/core/string.hpp>
-#include <thread>
 
 #include "memfd_body.hpp"
 #include "s3_client_internal.hpp"
@@ -627,10 +626,9 @@ std::string S3Client::put_multipart(const std::string& bucket, const std::string
     // one on this thread as they are submitted.
     std::vector<std::string> hashes(parts);
     if (!config_.unsigned_payload) {
-      stowage::run_parallel(parts, std::max(1u, std::thread::hardware_concurrency()),
-                            [&](size_t i, const std::atomic<bool>& stop) {
-                              if (!stop.load()) hashes[i] = sha256_hex(pieces[i]);
-                            });
+      stowage::run_parallel(parts, cpu_width(parts, size), [&](size_t i, const std::atomic<bool>&) {
+        hashes[i] = sha256_hex(pieces[i]);
+      });
     }
     std::vector<std::string> etags(parts);
     Batch batch(*this, control);

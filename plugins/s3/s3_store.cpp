@@ -1,5 +1,4 @@
 #include <future>
-#include <thread>
 
 #include "s3_store_internal.hpp"
 #include "stowage/digest.hpp"
@@ -111,12 +110,13 @@ std::vector<std::string> S3Store::S3Transaction::put_all(const std::vector<Item>
   // payload hash), on all cores: the requests are signed one by one on this
   // thread as they are submitted.
   std::vector<std::string> digests(items.size());
+  uint64_t bytes = 0;
+  for (const Item& item : items) bytes += total_size(item.pieces);
   stowage::run_parallel(
-      items.size(), std::max(1u, std::thread::hardware_concurrency()),
-      [&](size_t i, const std::atomic<bool>& stop) {
+      items.size(), cpu_width(items.size(), bytes), [&](size_t i, const std::atomic<bool>&) {
         const Item& item = items[i];
         digests[i] = item.sha256;
-        if (!stop.load() && digests[i].empty() && item.want_sha256 &&
+        if (digests[i].empty() && item.want_sha256 &&
             (item.copy_from || total_size(item.pieces) <= client.config().multipart_threshold)) {
           digests[i] = sha256_of(item.pieces);
         }

@@ -19,15 +19,17 @@ outside (wall seconds, median of REPS):
   revalidate  cache+http:// with max_age 0 on a filled cache: one GET of
               model.json (the shallow stat), then the cached blobs
   http        plain http:// (6 weight files at once, the default)
-  cold        cache+http:// into an emptied cache folder: the http load, each
-              blob written (tmp/, rename; blobs are not fsynced, every load
-              hashes them), the snapshot published (fsynced)
+  cold        cache+http:// into an emptied cache folder: the http load,
+              streamed, each blob written as it arrives (tmp/, rename; blobs
+              are not fsynced, every load hashes them), the snapshot published
+              (fsynced), the blobs served mapped
   rtt         one GET of model.json over a new loopback connection (timed
               in this script, the round trip a revalidation adds)
   write       the fill's disk floor: the weight files, already in this
               script's memory, written as the cache writes blobs (a file
               each, rename) into the cache's file system
-The store's files stay in the page cache (one untimed round first); the
+Each timed row also prints its process's peak RSS (median; mapped file pages
+count once touched). The store's files stay in the page cache (one untimed round first); the
 rows take turns in each round. The script checks that every row loads the
 same bytes (bench/touch_internal.h sums) and that the warm row made no request.
 
@@ -37,6 +39,7 @@ missed target: it measures, the reader judges.
 """
 import datetime
 import json
+import mmap
 import os
 import re
 import shutil
@@ -57,13 +60,25 @@ def fail(message):
     raise SystemExit(f"cache_load_bench: {message}")
 
 
-def timed(argv):
+# Peak RSS of each row's process (KiB, as it reports it: VmHWM), by row name.
+PEAKS = {}
+
+
+def timed(argv, row=None):
     t0 = time.monotonic()
-    r = subprocess.run(argv, capture_output=True, text=True)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.stdout.read(), p.stderr.read()  # small: a line of sums, or an error
+    p.wait()
     seconds = time.monotonic() - t0
-    if r.returncode != 0:
-        fail(f"{argv} exited {r.returncode}: {r.stderr.strip()}")
-    return seconds, r.stdout
+    if p.returncode != 0:
+        fail(f"{argv} exited {p.returncode}: {err.decode().strip()}")
+    out = out.decode()
+    m = re.search(r"peak_rss_kib=(\d+)", out)
+    if not m:
+        fail(f"{argv} printed no peak_rss_kib: {out.strip()}")
+    if row is not None:
+        PEAKS.setdefault(row, []).append(int(m.group(1)))
+    return seconds, out
 
 
 def requests_in(log_path):
@@ -115,20 +130,23 @@ def main():
         def cached(directory, max_age):
             return json.dumps({"dir": directory, "max_age": max_age, "max_bytes": bound})
 
+        def row(name, argv):
+            return lambda mode: timed([loader, mode] + argv, name if mode == "load" else None)
+
         rows = {
-            "file": lambda mode: timed([loader, mode, file_url]),
-            "warm": lambda mode: timed([loader, mode, "cache+" + http_url, cached(warm_dir, 3600)]),
-            "warm_nv": lambda mode: timed([loader, mode, "cache+" + http_url,
-                                           cached(warm_dir, 3600), "--no-verify-digests"]),
-            "revalidate": lambda mode: timed(
-                [loader, mode, "cache+" + http_url, cached(warm_dir, 0)]),
-            "http": lambda mode: timed([loader, mode, http_url]),
+            "file": row("file", [file_url]),
+            "warm": row("warm", ["cache+" + http_url, cached(warm_dir, 3600)]),
+            "warm_nv": row("warm_nv", ["cache+" + http_url, cached(warm_dir, 3600),
+                                       "--no-verify-digests"]),
+            "revalidate": row("revalidate", ["cache+" + http_url, cached(warm_dir, 0)]),
+            "http": row("http", [http_url]),
         }
 
         def cold(mode):
             shutil.rmtree(cold_dir, ignore_errors=True)
             subprocess.run(["sync"], check=True)  # the last run's writes not flushed in this one
-            return timed([loader, mode, "cache+" + http_url, cached(cold_dir, 0)])
+            return timed([loader, mode, "cache+" + http_url, cached(cold_dir, 0)],
+                         "cold" if mode == "load" else None)
 
         rows["cold"] = cold
 
@@ -139,12 +157,16 @@ def main():
             return time.monotonic() - t0, ""
 
         write_dir = os.path.join(data, "write-floor")
-        contents = []
-        for p in paths:
-            with open(os.path.join(folder, p), "rb") as f:
-                contents.append(f.read())
 
         def write_floor():
+            # The files mapped here and unmapped after (they are in the page
+            # cache): a row's process forked from this one while it held the
+            # model would start with those pages in its peak RSS.
+            contents = []
+            for p in paths:
+                with open(os.path.join(folder, p), "rb") as f:
+                    contents.append(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+                    contents[-1].madvise(mmap.MADV_WILLNEED)
             shutil.rmtree(write_dir, ignore_errors=True)
             os.makedirs(write_dir)
             subprocess.run(["sync"], check=True)
@@ -153,13 +175,17 @@ def main():
                 temp = os.path.join(write_dir, f"tmp-{i}")
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 try:
-                    view = memoryview(blob)
-                    while view:
-                        view = view[os.write(fd, view):]
+                    with memoryview(blob) as whole:
+                        done = 0
+                        while done < len(whole):
+                            done += os.write(fd, whole[done:])
                 finally:
                     os.close(fd)
                 os.rename(temp, os.path.join(write_dir, f"blob-{i}"))
-            return time.monotonic() - t0, ""
+            seconds = time.monotonic() - t0
+            for m in contents:
+                m.close()
+            return seconds, ""
 
         # Untimed: fills the warm cache, warms the page cache, checks the bytes.
         for p in paths:
@@ -219,7 +245,9 @@ def main():
     for name in rows:
         runs = " ".join(f"{t:.3f}" for t in times[name])
         rate = f"{mib / median[name]:6.0f} MiB/s" if name != "rtt" else " " * 12
-        print(f"  {labels[name]:<50} {median[name]:7.3f} s  {rate}  ({runs})")
+        peak = (f"  peak RSS {statistics.median(PEAKS[name]) / 1024:6.0f} MiB"
+                if name in PEAKS else "")
+        print(f"  {labels[name]:<50} {median[name]:7.3f} s  {rate}  ({runs}){peak}")
     ratios = {
         "warm": ("warm / file", median["warm"] / median["file"]),
         "revalidate": ("revalidate / (warm + rtt)",
@@ -230,8 +258,8 @@ def main():
     for key, (label, ratio) in ratios.items():
         verdict = "met" if ratio <= TARGETS[key] else "MISSED"
         print(f"{label:<26} = {ratio:.2f}x  (target <= {TARGETS[key]}x: {verdict})")
-    # Even a fill that wrote while it received could not beat the slower of
-    # the two; this one receives, then writes.
+    # A fill that writes while it receives (this one does) cannot beat the
+    # slower of the two; one that received first and then wrote would pay both.
     overlap = max(median["http"], median["write"]) / median["http"]
     serial = (median["http"] + median["write"]) / median["http"]
     print(f"cold floors / http: writes overlapping the transfer {overlap:.2f}x, "

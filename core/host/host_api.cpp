@@ -385,6 +385,7 @@ const stowage_host_api kHostApi = {
     status_get,
     status_set_request,
     sink_mark_verified,
+    nested_load_stream,
 };
 
 }  // namespace

@@ -126,7 +126,7 @@ TEST_CASE("plugins that break the ABI are refused with the file and the reason")
   };
   const Case cases[] = {
       {"noentry", {"does not export the entry symbol 'stowage_plugin_entry_v1'"}},
-      {"abitwo", {"built for plugin ABI major version 2", "this host speaks ABI 1.4"}},
+      {"abitwo", {"built for plugin ABI major version 2", "this host speaks ABI 1.5"}},
       {"liar",
        {"plugin 'liar' declares capability 'list' but its ops table has no 'list' function"}},
       {"nulldesc", {"entry function stowage_plugin_entry_v1 returned NULL"}},
@@ -150,7 +150,7 @@ TEST_CASE("plugins that break the ABI are refused with the file and the reason")
     CHECK(entry_function_calls() == calls);
   }
   Error abi = error_of([&] { load("manifestabi"); });
-  CHECK(contains(abi.what(), "declares plugin ABI 2.0; this host speaks ABI 1.4"));
+  CHECK(contains(abi.what(), "declares plugin ABI 2.0; this host speaks ABI 1.5"));
   CHECK(contains(abi.what(), manifest("manifestabi").string()));
   CHECK(contains(abi.what(), "the library was not loaded"));
 

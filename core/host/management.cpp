@@ -480,8 +480,15 @@ void load_model_streaming(std::string_view url, std::string_view options_json,
                           const std::function<void(const ModelArtifacts&)>& on_artifacts,
                           const std::function<void(uint64_t index, const Buffer&)>& on_buffer,
                           const CallContext& call, uint64_t queue_bytes, Registry& registry) {
-  const std::string u(url);
-  std::unique_ptr<IOHandler> handler = registry.open(url, options_json);
+  load_model_streaming(*registry.open(url, options_json), on_artifacts, on_buffer, call,
+                       queue_bytes);
+}
+
+void load_model_streaming(IOHandler& handler,
+                          const std::function<void(const ModelArtifacts&)>& on_artifacts,
+                          const std::function<void(uint64_t index, const Buffer&)>& on_buffer,
+                          const CallContext& call, uint64_t queue_bytes) {
+  const std::string& u = handler.url();
   auto deliver = [&](const ModelArtifacts& whole) {
     ModelArtifacts meta = whole;
     meta.weight_data.reset();
@@ -489,9 +496,9 @@ void load_model_streaming(std::string_view url, std::string_view options_json,
     if (!whole.weight_data) return;
     for (size_t i = 0; i < whole.weight_data->size(); ++i) on_buffer(i, (*whole.weight_data)[i]);
   };
-  auto* plugin = dynamic_cast<host::PluginHandler*>(handler.get());
-  if (plugin == nullptr || !handler->can_load()) {
-    deliver(load_model(*handler, call));
+  auto* plugin = dynamic_cast<host::PluginHandler*>(&handler);
+  if (plugin == nullptr || !handler.can_load()) {
+    deliver(load_model(handler, call));
     return;
   }
   host::ModelStream stream(queue_bytes);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "host_api_internal.hpp"
+#include "model_stream_internal.hpp"
 #include "nested_internal.hpp"
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
@@ -281,6 +282,41 @@ int32_t nested_load(stowage_nested* nested, const stowage_call* call, stowage_ar
     holder->c.weight_bytes = total_size(rest->data);
     holder->rest = rest.release();
     *out = &holder.release()->c;
+  });
+}
+
+int32_t nested_load_stream(stowage_nested* nested, const stowage_call* call,
+                           const stowage_load_consumer* consumer, stowage_status* st) noexcept {
+  return guarded(st, [&] {
+    require(nested);
+    if (consumer == nullptr ||
+        consumer->struct_size < offsetof(stowage_load_consumer, queue_bytes) + sizeof(uint64_t) ||
+        consumer->on_artifacts == nullptr || consumer->on_buffer == nullptr) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "nested_load_stream of " + nested->handler->url() +
+                      ": the consumer is NULL, too small or lacks a callback");
+    }
+    IOHandler& handler = *nested->handler;
+    // A handler that cannot load keeps its own message, as in nested_load.
+    if (!handler.can_load()) handler.load(context_of(call));
+    const std::string stopped = "the load of " + handler.url() + " was stopped by its consumer";
+    const uint64_t queue =
+        consumer->queue_bytes != 0 ? consumer->queue_bytes : host::ModelStream::kDefaultLimit;
+    load_model_streaming(
+        handler,
+        [&](const ModelArtifacts& meta) {
+          const std::string json = load_json(meta);
+          if (consumer->on_artifacts(consumer->context, json.data(), json.size()) != 0) {
+            throw Error(ErrorCode::kCancelled, stopped);
+          }
+        },
+        [&](uint64_t index, const Buffer& b) {
+          stowage_buffer out = lend_owned(b);
+          if (consumer->on_buffer(consumer->context, index, &out) != 0) {
+            throw Error(ErrorCode::kCancelled, stopped);
+          }
+        },
+        context_of(call), queue);
   });
 }
 

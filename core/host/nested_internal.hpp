@@ -55,6 +55,8 @@ int32_t nested_save(stowage_nested* nested, const stowage_artifacts* artifacts,
                     const stowage_call* call, stowage_sink* result, stowage_status* st) noexcept;
 int32_t nested_load(stowage_nested* nested, const stowage_call* call, stowage_artifacts** out,
                     stowage_status* st) noexcept;
+int32_t nested_load_stream(stowage_nested* nested, const stowage_call* call,
+                           const stowage_load_consumer* consumer, stowage_status* st) noexcept;
 void nested_artifacts_free(stowage_artifacts* artifacts) noexcept;
 int32_t nested_list(stowage_nested* nested, const stowage_call* call, stowage_sink* out,
                     stowage_status* st) noexcept;

@@ -38,8 +38,11 @@
 //       snapshot's version (http and s3: a conditional GET of model.json); store
 //       says unchanged (304), or the same version: blobs (validated_at
 //       updated); other version or none:
-//       wrapped load, each buffer stored once by its SHA-256, snapshot
-//       published, LRU eviction down to max_bytes.
+//       wrapped load, streamed (abi.h nested_load_stream): each buffer
+//       stored by its SHA-256 as it arrives, so writing overlaps the
+//       transfer and a few buffers are held, not the model; snapshot
+//       published, LRU eviction down to max_bytes; the model served from
+//       the blobs just written.
 //   Every blob served is mapped and checked against its SHA-256 before the
 //   load returns; a mismatch removes it and fetches the model again (or,
 //   offline, fails DATA_LOSS naming the file). Each checked buffer is
@@ -52,6 +55,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
+#include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,7 +69,6 @@
 #include "stowage/digest.hpp"
 #include "stowage/model_json.hpp"
 #include "stowage/nested_url.hpp"
-#include "stowage/parallel.hpp"
 #include "stowage/plugin.hpp"
 #include "stowage/text.hpp"
 
@@ -76,6 +80,7 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kPrefix = "cache+";
 constexpr uint64_t kDefaultMaxBytes = 10ull << 30;
+constexpr size_t kWriters = 4;  // blobs a fill stores at once
 
 // Millisecond precision: the snapshot's dates are ISO strings in ms.
 Clock::time_point now_ms() {
@@ -106,13 +111,6 @@ struct Opened {
   Snapshot snapshot;
   std::optional<WeightData> weights;
   std::string missing;  // the first blob that is not there, when weights is nullopt
-};
-
-// The inner load's artifacts JSON as it set it, and its buffers.
-struct Fetched {
-  std::string json;
-  bool has_weight_data = false;
-  WeightData weights;
 };
 
 class CacheHandler : public plugin::Handler {
@@ -394,111 +392,166 @@ class CacheHandler : public plugin::Handler {
            (raw->flags & STOWAGE_CALL_SKIP_DIGESTS) == 0;
   }
 
-  Fetched fetch(plugin::Call& call) const {
-    plugin::detail::OwnStatus st;
-    stowage_artifacts* a = nullptr;
-    st.check(plugin::host().nested_load(inner_->raw(), call.raw(), &a, st.get()));
-    std::unique_ptr<stowage_artifacts, void (*)(stowage_artifacts*)> held(
-        a, plugin::host().nested_artifacts_free);
-    Fetched out;
-    out.json.assign(a->json, static_cast<size_t>(a->json_size));
-    out.has_weight_data = a->has_weight_data != 0;
-    for (uint64_t i = 0; i < a->buffer_count; ++i) {
-      out.weights.push_back(plugin::detail::share_in(a->buffers[i]));
-    }
-    return out;
-  }
-
-  // Stores one fetched weight file as its blob unless held; sets `sha` to
-  // its name. Returns whether its bytes are known to match the digest the
+  // Stores one fetched weight file as its blob, unless a blob with the
+  // same bytes is held, and returns the blob mapped; sets `sha` to its name
+  // and `verified` to whether its bytes are known to match the digest the
   // manifest records (checked by the host, or hashed here), which the fill
-  // then marks. Throws Error(kDataLoss) for bytes that do not match it.
-  bool store_blob(const CacheStore& store, const Buffer& b,
-                  const std::optional<std::string>& recorded, bool host_checked,
-                  const std::optional<std::string>& path, std::string& sha) const {
-    if (recorded && host_checked) {
-      // The host checked these bytes against the recorded digest on the
-      // way in: hashing them again here would only repeat its work. A blob
-      // already held under that name is the same bytes, kept without a
-      // second write.
-      sha = *recorded;
-      if (!store.has_blob(sha, b.size())) store.put_blob(sha, b.bytes());
-      return true;
+  // then marks. A held blob whose bytes differ from the fetched ones
+  // (damaged on disk) is replaced. Throws Error(kDataLoss) for fetched
+  // bytes that do not match the recorded digest.
+  Buffer store_blob(const CacheStore& store, const Buffer& b,
+                    const std::optional<std::string>& recorded, bool host_checked,
+                    const std::optional<std::string>& path, std::string& sha,
+                    bool& verified) const {
+    // The host checked these bytes against the recorded digest on the way
+    // in: hashing them again here would only repeat its work.
+    std::optional<std::string> digest =
+        recorded && host_checked ? recorded : std::optional<std::string>();
+    auto held_equal = [&](const std::string& name) -> std::optional<Buffer> {
+      std::optional<Buffer> held = store.map_blob(name, b.size());
+      if (held && std::equal(held->bytes().begin(), held->bytes().end(), b.bytes().begin())) {
+        return held;
+      }
+      return std::nullopt;
+    };
+    if (recorded) {
+      if (std::optional<Buffer> held = held_equal(*recorded)) {
+        // The bytes of a blob checked when it was stored: no second write.
+        sha = *recorded;
+        verified = digest.has_value();
+        return *held;
+      }
     }
-    if (recorded && store.has_blob(*recorded, b.size())) {
-      // Unchecked bytes (STOWAGE_CALL_SKIP_DIGESTS): the held blob is the
-      // recorded digest's bytes, checked when it was stored.
-      sha = *recorded;
-      return false;
+    if (!digest) {
+      digest = sha256_hex(b.bytes());
+      if (recorded && *recorded != *digest) {
+        throw Error(ErrorCode::kDataLoss, "cache: weight file " + path.value_or("") + " of " +
+                                              redacted_ +
+                                              " does not match the SHA-256 its manifest records");
+      }
+      if (!recorded) {
+        if (std::optional<Buffer> held = held_equal(*digest)) {
+          sha = *digest;
+          verified = false;
+          return *held;
+        }
+      }
     }
-    sha = sha256_hex(b.bytes());
-    if (recorded && *recorded != sha) {
-      throw Error(ErrorCode::kDataLoss, "cache: weight file " + path.value_or("") + " of " +
-                                            redacted_ +
-                                            " does not match the SHA-256 its manifest records");
+    sha = *digest;
+    verified = recorded.has_value();
+    store.put_blob(sha, b.bytes());  // new, or in place of a damaged one
+    std::optional<Buffer> written = store.map_blob(sha, b.size());
+    if (!written) {
+      throw Error(ErrorCode::kInternal, "cache: " + store.blob_path(sha).string() +
+                                            ", just stored for " + redacted_ +
+                                            ", cannot be read back");
     }
-    if (!store.has_blob(sha, b.size())) store.put_blob(sha, b.bytes());
-    return recorded.has_value();
+    return *written;
   }
 
-  // Fetches the model, stores every buffer not held yet, publishes the
-  // snapshot, evicts down to max_bytes. `version`: the token a stat made
-  // before this fill already read (it must come before the load: a model
-  // replaced in between is then fetched again, never recorded as newer).
+  // Fetches the model, storing each weight file as it arrives (unless
+  // held), publishes the snapshot, evicts down to max_bytes, and serves the
+  // model from its blobs. The fill holds a few weight files in memory (the
+  // nested load's queue), not the model: writing overlaps the transfer.
+  // `version`: the token a stat made before this fill already read (it
+  // must come before the load: a model replaced in between is then fetched
+  // again, never recorded as newer).
   ModelArtifacts fill(const CacheStore& store, plugin::Call& call,
                       std::optional<std::string> version) const {
     if (!version) version = inner_version(call).version;
     const Clock::time_point fetched_at = now_ms();
-    Fetched f = fetch(call);
-    ModelArtifacts a = parse_model_json(f.json, redacted_);
-    std::vector<std::optional<std::string>> paths;
-    std::vector<std::optional<std::string>> recorded;
-    if (a.weights_manifest) {
-      for (const WeightGroup& g : *a.weights_manifest) {
-        for (size_t i = 0; i < g.paths.size(); ++i) {
-          paths.emplace_back(g.paths[i]);
-          recorded.push_back(g.sha256 ? std::optional<std::string>((*g.sha256)[i]) : std::nullopt);
-        }
-      }
-      if (paths.size() != f.weights.size()) {
-        throw Error(ErrorCode::kInternal, "cache: the load of " + redacted_ + " gave " +
-                                              std::to_string(f.weights.size()) +
-                                              " weight buffers for " +
-                                              std::to_string(paths.size()) + " manifest paths");
-      }
-    } else {
-      paths.resize(f.weights.size());
-      recorded.resize(f.weights.size());
-    }
     Snapshot s;
     s.url = normalise_url(inner_url_);
     s.version = *version;
     s.fetched_at = fetched_at;
     s.validated_at = fetched_at;
-    s.artifacts_json = f.json;
-    s.has_weight_data = f.has_weight_data;
+    std::optional<ModelArtifacts> model;
+    std::vector<std::optional<std::string>> paths;
+    std::vector<std::optional<std::string>> recorded;
+    // One per weight buffer, filled by the task that stores it; a deque, so
+    // that adding one never moves those a task is filling.
+    struct Stored {
+      std::optional<std::string> path;
+      uint64_t size = 0;
+      std::string sha;
+      bool verified = false;
+      Buffer mapped;
+    };
+    std::deque<Stored> stored;
     {
       // Shared with readers, exclusive of eviction: the blobs written here
       // cannot be collected before the snapshot naming them is published.
       FileLock shared = store.lock_cache(FileLock::Mode::kShared);
       const bool checked = host_checked_digests(call);
-      const size_t n = f.weights.size();
-      std::vector<std::string> shas(n);
-      std::vector<char> verified(n, 0);  // one element per task: no sharing
-      // On every core: the writes are copies into the page cache (blobs are
-      // not fsynced), and the hashes, when there are any, CPU work.
-      stowage::run_parallel(
-          n, cpu_width(n, total_size(f.weights)), [&](size_t i, const std::atomic<bool>&) {
-            verified[i] = store_blob(store, f.weights[i], recorded[i], checked, paths[i], shas[i]);
+      // Blobs are stored kWriters at a time, beside the load's own threads:
+      // a write that waits for the file system does not stop the next one.
+      // Declared after everything its tasks use, so an unwinding fill
+      // waits for them before those go.
+      std::deque<std::future<void>> writing;
+      auto finish_one = [&writing] {
+        std::future<void> oldest = std::move(writing.front());
+        writing.pop_front();
+        oldest.get();  // rethrows the task's error
+      };
+      inner_->load_stream_json(
+          call,
+          [&](std::string_view json) {
+            s.artifacts_json = std::string(json);
+            model = parse_model_json(json, redacted_);
+            if (!model->weights_manifest) return;
+            for (const WeightGroup& g : *model->weights_manifest) {
+              for (size_t i = 0; i < g.paths.size(); ++i) {
+                paths.emplace_back(g.paths[i]);
+                recorded.push_back(g.sha256 ? std::optional<std::string>((*g.sha256)[i])
+                                            : std::nullopt);
+              }
+            }
+          },
+          [&](uint64_t index, Buffer b) {
+            if (!model) {
+              throw Error(ErrorCode::kInternal,
+                          "cache: the load of " + redacted_ + " gave a buffer before its JSON");
+            }
+            const bool manifest = model->weights_manifest.has_value();
+            if (index != stored.size() || (manifest && index >= paths.size())) {
+              throw Error(ErrorCode::kInternal, "cache: the load of " + redacted_ +
+                                                    " gave weight buffer " + std::to_string(index) +
+                                                    " out of place");
+            }
+            while (writing.size() >= kWriters) finish_one();
+            Stored& slot = stored.emplace_back();
+            slot.path = manifest ? paths[index] : std::nullopt;
+            slot.size = b.size();
+            const std::optional<std::string> digest = manifest ? recorded[index] : std::nullopt;
+            // The task owns b: the nested load's queue moves on once it is stored.
+            writing.push_back(std::async(
+                std::launch::async, [this, &store, &slot, digest, checked, b = std::move(b)] {
+                  slot.mapped =
+                      store_blob(store, b, digest, checked, slot.path, slot.sha, slot.verified);
+                }));
           });
-      for (size_t i = 0; i < n; ++i) {
-        // And so the host need not check them a second time on the way out
-        // (abi.h sink_mark_verified: checked once per load).
-        if (verified[i]) call.mark_verified(i, shas[i]);
-        s.files.push_back({paths[i], f.weights[i].size(), shas[i]});
+      while (!writing.empty()) finish_one();
+      if (!model) {
+        throw Error(ErrorCode::kInternal,
+                    "cache: the load of " + redacted_ + " ended without its model JSON");
       }
+      if (model->weights_manifest && stored.size() != paths.size()) {
+        throw Error(ErrorCode::kInternal,
+                    "cache: the load of " + redacted_ + " gave " + std::to_string(stored.size()) +
+                        " weight buffers for " + std::to_string(paths.size()) + " manifest paths");
+      }
+      for (const Stored& f : stored) s.files.push_back({f.path, f.size, f.sha});
+      s.has_weight_data = !s.files.empty() || model->weight_specs.has_value() ||
+                          model->weights_manifest.has_value();
       call.check();  // cancelled or late: publish nothing
       store.publish_snapshot(key_, s);
+    }
+    WeightData served;
+    for (size_t i = 0; i < stored.size(); ++i) {
+      // And so the host need not check them a second time on the way out
+      // (abi.h sink_mark_verified: checked once per load).
+      if (stored[i].verified) call.mark_verified(i, stored[i].sha);
+      served.push_back(std::move(stored[i].mapped));
     }
     if (store.blob_bytes() > *max_bytes_) {
       FileLock exclusive = store.lock_cache(FileLock::Mode::kExclusive);
@@ -509,8 +562,8 @@ class CacheHandler : public plugin::Handler {
                            dir_.string() + " to stay under max_bytes");
       }
     }
-    if (f.has_weight_data) a.weight_data = std::move(f.weights);
-    return a;
+    if (s.has_weight_data) model->weight_data = std::move(served);
+    return std::move(*model);
   }
 
   static ModelStat stat_of(const Snapshot& s) {

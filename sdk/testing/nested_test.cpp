@@ -6,10 +6,14 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <memory>
 #include <string>
 
 #include "plugin_test_util.hpp"
 #include "stowage/error.hpp"
+#include "stowage/management.hpp"
 #include "stowage/registry.hpp"
 
 using namespace stowage;
@@ -120,4 +124,99 @@ TEST_CASE("a single-threaded decorator nested in itself is refused, never a dead
                          "mirrorst://mirrorst://memory://nested/st -> "
                          "mirrorst://memory://nested/st"),
                 what(e));
+}
+
+// abi.h nested_load_stream (ABI 1.5) through the kit's NestedUrl::load_stream:
+// mirror:// with "stream" puts each buffer on as the wrapped file:// load
+// completes it. A model of 48 weight files of 4000 bytes, queues of one file.
+namespace {
+
+struct StreamedFolder {
+  std::filesystem::path dir = stowage::testing::scratch("nested-stream");
+  std::string file_url = "file://" + (dir / "m").string();
+  ModelArtifacts model = float_model(ramp(48000, 0.25f));
+
+  StreamedFolder() { registry().open(file_url, R"({"shard_size":4000})")->save(model); }
+  std::unique_ptr<IOHandler> mirror(const std::string& options) const {
+    return registry().open("mirror://" + file_url, options);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a streamed nested load hands each buffer on while the wrapped load still runs") {
+  StreamedFolder f;
+  // mirror://mirror://file://...: the inner mirror puts buffer 0 and then
+  // waits for the file `go`, which the outermost consumer writes when
+  // buffer 0 reaches it. Only a nested load that streams gets it there.
+  const std::filesystem::path go = f.dir / "go";
+  auto nested_twice = [&](bool outer_streams, uint64_t hold_ms) {
+    const std::string inner = R"({"stream":true,"hold_after":1,"until":")" + go.string() +
+                              R"(","hold_ms":)" + std::to_string(hold_ms) + "}";
+    return registry().open("mirror://mirror://" + f.file_url,
+                           std::string(R"({"stream":)") + (outer_streams ? "true" : "false") +
+                               R"(,"queue_bytes":4000,"inner_options":)" + inner + "}");
+  };
+  std::string bytes;
+  auto consume = [&](uint64_t index, const Buffer& b) {
+    if (index == 0) std::ofstream(go).put('1');
+    bytes.append(reinterpret_cast<const char*>(b.data()), b.size());
+  };
+  load_model_streaming(
+      *nested_twice(true, 60000), [](const ModelArtifacts&) {}, consume, {}, 4000);
+  CHECK(bytes == weight_bytes(f.model));
+
+  // The control: an outer mirror that loads whole (nested_load) never lets
+  // buffer 0 out before the inner load ends, so the inner one gives up.
+  std::filesystem::remove(go);
+  bytes.clear();
+  Error e = error_of([&] {
+    load_model_streaming(
+        *nested_twice(false, 300), [](const ModelArtifacts&) {}, consume, {}, 4000);
+  });
+  CHECK(e.code() == ErrorCode::kDeadlineExceeded);
+  CHECK_MESSAGE(contains(e, "mirror: " + go.string() + " did not appear within 300 ms"), what(e));
+  CHECK(bytes.empty());
+}
+
+TEST_CASE("a streamed nested load gives the same model, checked against its digests") {
+  StreamedFolder f;
+  ModelArtifacts through = f.mirror(R"({"stream":true})")->load();
+  CHECK(weight_bytes(through) == weight_bytes(f.model));
+  REQUIRE(through.weight_data);
+  CHECK(through.weight_data->size() == 48);
+
+  // A copy out of it streams on through the outer queue too.
+  TransferStats stats;
+  TransferOptions options;
+  options.source_options = R"({"stream":true,"queue_bytes":8000})";
+  options.queue_bytes = 8000;
+  options.stats = &stats;
+  const std::string copy_url = "file://" + (f.dir / "copy").string();
+  copy_model("mirror://" + f.file_url, copy_url, options, registry());
+  CHECK(stats.streamed);
+  CHECK(stats.peak_queued_bytes <= 8000);
+  CHECK(weight_bytes(registry().open(copy_url)->load()) == weight_bytes(f.model));
+
+  // A weight file whose bytes no longer match its recorded digest fails the
+  // streamed load with DATA_LOSS naming it, as a whole load does.
+  const std::filesystem::path shard = f.dir / "m" / "group1-shard7of48.bin";
+  REQUIRE(std::filesystem::exists(shard));
+  {
+    std::fstream out(shard, std::ios::in | std::ios::out | std::ios::binary);
+    out.seekp(100);
+    out.put('\x7f');
+  }
+  Error e = error_of([&] { f.mirror(R"({"stream":true})")->load(); });
+  CHECK(e.code() == ErrorCode::kDataLoss);
+  CHECK_MESSAGE(contains(e, "group1-shard7of48.bin"), what(e));
+}
+
+TEST_CASE("a consumer that throws stops a streamed nested load with its own error") {
+  StreamedFolder f;
+  Error e = error_of([&] { f.mirror(R"({"stream":true,"stop_after":3})")->load(); });
+  CHECK(e.code() == ErrorCode::kInvalidArgument);
+  CHECK_MESSAGE(contains(e, "mirror: the consumer stops after 3 buffers"), what(e));
+  // The handle still works afterwards.
+  CHECK(weight_bytes(f.mirror(R"({"stream":true})")->load()) == weight_bytes(f.model));
 }

@@ -140,17 +140,28 @@ TEST_CASE("every ABI 1.0 constant keeps its value, and the entry symbol its name
 // The one place that knows the current minor: a change that adds to abi.h
 // bumps STOWAGE_ABI_MINOR and this literal together, and a bump nobody meant
 // (or a forgotten one, caught in review of abi.h) shows up here.
-TEST_CASE("abi.h defines ABI 1.4") {
+TEST_CASE("abi.h defines ABI 1.5") {
   CHECK(STOWAGE_ABI_MAJOR == 1u);
-  CHECK(STOWAGE_ABI_MINOR == 4u);
+  CHECK(STOWAGE_ABI_MINOR == 5u);
 }
 
 // abi.h's versioning rule for the 1.x additions after 1.0: each is appended
-// at the end of its struct. ABI 1.4 added one host service.
-TEST_CASE("ABI 1.4's sink_mark_verified is appended after ABI 1.2's last host service") {
+// at the end of its struct. ABI 1.4 and 1.5 added one host service each.
+TEST_CASE("ABI 1.4's and 1.5's host services are appended after ABI 1.2's last one") {
   CHECK(offsetof(stowage_host_api, sink_mark_verified) ==
         offsetof(stowage_host_api, status_set_request) + sizeof(void*));
-  CHECK(sizeof(stowage_host_api) == offsetof(stowage_host_api, sink_mark_verified) + sizeof(void*));
+  CHECK(offsetof(stowage_host_api, nested_load_stream) ==
+        offsetof(stowage_host_api, sink_mark_verified) + sizeof(void*));
+  CHECK(sizeof(stowage_host_api) == offsetof(stowage_host_api, nested_load_stream) + sizeof(void*));
+}
+
+// ABI 1.5's consumer struct is new: its layout is frozen from here on.
+TEST_CASE("stowage_load_consumer's layout") {
+  CHECK(offsetof(stowage_load_consumer, context) == 8u);
+  CHECK(offsetof(stowage_load_consumer, on_artifacts) == 8u + sizeof(void*));
+  CHECK(offsetof(stowage_load_consumer, on_buffer) == 8u + 2 * sizeof(void*));
+  CHECK(offsetof(stowage_load_consumer, queue_bytes) == 8u + 3 * sizeof(void*));
+  CHECK(sizeof(stowage_load_consumer) == 16u + 3 * sizeof(void*));
 }
 
 TEST_CASE("a plugin built against ABI 1.0 loads in the current core and works") {

@@ -1,5 +1,5 @@
 /*
- * stowage plugin ABI, version 1.4.
+ * stowage plugin ABI, version 1.5.
  *
  * A plugin is a shared library that exports exactly one C symbol,
  * STOWAGE_ENTRY_SYMBOL, of type stowage_entry_fn. It serves one or more URL
@@ -42,7 +42,7 @@ extern "C" {
 #endif
 
 #define STOWAGE_ABI_MAJOR 1u
-#define STOWAGE_ABI_MINOR 4u
+#define STOWAGE_ABI_MINOR 5u
 
 /* The only symbol a plugin exports. The major version is part of the name. */
 #define STOWAGE_ENTRY_SYMBOL "stowage_plugin_entry_v1"
@@ -215,6 +215,38 @@ typedef struct stowage_artifacts {
 /* ABI 1.1: host-owned handle of a nested URL (host->nested_open). */
 typedef struct stowage_nested stowage_nested;
 
+/*
+ * ABI 1.5: where a streamed nested load delivers (host->nested_load_stream).
+ * Plugin-owned; the host reads it during the call only, up to struct_size.
+ * Both callbacks run on the thread that called nested_load_stream, one at a
+ * time, and return 0 to go on or non-zero to stop the load (the plugin
+ * keeps its own reason; the call then fails with CANCELLED).
+ * on_artifacts(context, json, json_len): once, before any buffer, with
+ *   the artifacts JSON in the form nested_load's json has (the model.json
+ *   fields with "weightsManifest", or the flat "weightSpecs"); borrowed for
+ *   the callback.
+ * on_buffer(context, index, buf): each weight buffer in index order (its
+ *   place in the manifest's path order, or in the flat weight data), from
+ *   0 up, as soon as the inner load completed it and the host checked it
+ *   against the digest the JSON records for it (unless the call carries
+ *   STOWAGE_CALL_SKIP_DIGESTS). Ownership of *buf moves to the plugin,
+ *   which calls buf->release when done (on any thread, also after the call
+ *   returned); until then the buffer counts against queue_bytes, so a
+ *   plugin that releases buffers as it goes holds a few of them, and one
+ *   that keeps every buffer makes the load wait for each, never deadlock.
+ * queue_bytes: the most weight bytes the host holds for this load at once,
+ *   queued or handed out and not released (a single larger buffer passes
+ *   alone); 0 for the host's default, 64 MiB.
+ */
+typedef struct stowage_load_consumer {
+  uint32_t struct_size;
+  uint32_t reserved0;
+  void* context; /* passed back to both callbacks */
+  int32_t (*on_artifacts)(void* context, const char* json, size_t json_len);
+  int32_t (*on_buffer)(void* context, uint64_t index, stowage_buffer* buf);
+  uint64_t queue_bytes;
+} stowage_load_consumer;
+
 typedef struct stowage_host_api {
   uint32_t struct_size;
   uint32_t abi_major;
@@ -330,8 +362,8 @@ typedef struct stowage_host_api {
    * ops->stat. nested_stat passes call's known_version (ABI 1.3) to the
    * inner stat, so out may hold the "unchanged" answer of ops->stat; with a
    * 1.2 host, or an inner plugin that ignores it, it holds a full stat.
-   * A nested load or save is never streamed: the bytes pass through the
-   * plugin whole (a decorator that wants bounded memory streams itself).
+   * nested_save and nested_load hold the whole model: a decorator that
+   * wants bounded memory loads with nested_load_stream (ABI 1.5, below).
    */
   int32_t (*nested_open)(const char* url, size_t url_len, const char* options_json,
                          size_t options_len, stowage_nested** out, stowage_status* st);
@@ -408,6 +440,32 @@ typedef struct stowage_host_api {
    */
   void (*sink_mark_verified)(stowage_sink* sink, uint64_t index, const char* sha256_hex,
                              size_t sha256_len);
+  /*
+   * ABI 1.5 (NULL in an older host: check struct_size and the pointer).
+   * nested_load_stream(n, call, consumer, st): nested_load, streamed. The
+   * inner load runs on a host thread while consumer's callbacks get the
+   * artifacts JSON and then each weight buffer as it arrives, on the
+   * calling thread (stowage_load_consumer above), so a decorator can write
+   * or forward the model while it downloads, holding at most
+   * consumer->queue_bytes of it. Validation is nested_load's, buffer by
+   * buffer: each buffer's digest is checked before on_buffer gets it; the
+   * buffers' sizes against the weight specs when the load ends (a mismatch
+   * fails the call with DATA_LOSS after on_buffer saw the buffers before
+   * it). A model with string weights, whose sizes are known only from its
+   * bytes, is loaded and checked whole first and then handed over the same
+   * way; an inner scheme without STOWAGE_CAP_STREAMING_LOAD hands its
+   * buffers over when its load adds them (at its end, as a rule). Returns
+   * STOWAGE_OK once every buffer was handed over and the load succeeded,
+   * or the code it set on st: the inner load's error (as nested_load:
+   * retryable 0), CANCELLED when a callback returned non-zero (the inner
+   * load is stopped and no further callback comes), INVALID_ARGUMENT for a
+   * NULL or too small consumer. The host retries the inner load under its
+   * policy only while it has delivered nothing (what reached the plugin
+   * cannot be taken back). A plugin publishes nothing from a call that did
+   * not return STOWAGE_OK.
+   */
+  int32_t (*nested_load_stream)(stowage_nested* nested, const stowage_call* call,
+                                const stowage_load_consumer* consumer, stowage_status* st);
 } stowage_host_api;
 
 /* ---- Operations -------------------------------------------------------- */

@@ -30,8 +30,11 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
+#include <functional>
 
 #include "stowage/plugin.hpp"
 
@@ -171,6 +174,86 @@ class NestedUrl {
       out.weight_data = std::move(data);
     }
     return out;
+  }
+
+  // The model streamed (abi.h nested_load_stream, ABI 1.5), so a decorator
+  // can write or forward it while it downloads: on_artifacts gets the
+  // model's JSON fields (weight_data unset) once, then on_buffer each
+  // weight buffer with its index, in order, on this thread, as soon as the
+  // inner load completed it and the host checked its recorded digest. The
+  // host holds at most queue_bytes (0: its default, 64 MiB) that on_buffer
+  // has not dropped yet, so a consumer that drops each buffer when done
+  // holds a few. Nothing may be published before this returns: the sizes
+  // are checked when the load ends, and a failure then throws. An
+  // exception from a callback stops the inner load and is rethrown. A
+  // host older than 1.5 loads whole, then calls the callbacks the same way.
+  void load_stream(Call& call, const std::function<void(const ModelArtifacts&)>& on_artifacts,
+                   const std::function<void(uint64_t index, Buffer buffer)>& on_buffer,
+                   uint64_t queue_bytes = 0, uint64_t flags = 0) const {
+    load_stream_json(
+        call, [&](std::string_view json) { on_artifacts(parse_model_json(json, url_)); }, on_buffer,
+        queue_bytes, flags);
+  }
+
+  // The same with the artifacts JSON as the host set it (the form a load
+  // sink accepts), for a plugin that keeps the text itself.
+  void load_stream_json(Call& call, const std::function<void(std::string_view json)>& on_json,
+                        const std::function<void(uint64_t index, Buffer buffer)>& on_buffer,
+                        uint64_t queue_bytes = 0, uint64_t flags = 0) const {
+    const stowage_host_api& h = host();
+    const stowage_call inner = with_flags(call, flags);
+    detail::OwnStatus st;
+    if (h.struct_size < offsetof(stowage_host_api, nested_load_stream) + sizeof(void*) ||
+        h.nested_load_stream == nullptr) {
+      stowage_artifacts* a = nullptr;
+      st.check(h.nested_load(handle_, &inner, &a, st.get()));
+      std::unique_ptr<stowage_artifacts, void (*)(stowage_artifacts*)> held(
+          a, h.nested_artifacts_free);
+      on_json(std::string_view(a->json, static_cast<size_t>(a->json_size)));
+      for (uint64_t i = 0; i < a->buffer_count; ++i) on_buffer(i, detail::share_in(a->buffers[i]));
+      return;
+    }
+    struct Context {
+      const std::function<void(std::string_view)>& on_json;
+      const std::function<void(uint64_t, Buffer)>& on_buffer;
+      std::exception_ptr thrown;
+    } ctx{on_json, on_buffer, nullptr};
+    stowage_load_consumer consumer{};
+    consumer.struct_size = sizeof consumer;
+    consumer.context = &ctx;
+    consumer.on_artifacts = [](void* c, const char* json, size_t len) -> int32_t {
+      auto& x = *static_cast<Context*>(c);
+      try {
+        x.on_json(std::string_view(json, len));
+        return 0;
+      } catch (...) {
+        x.thrown = std::current_exception();
+        return 1;
+      }
+    };
+    consumer.on_buffer = [](void* c, uint64_t index, stowage_buffer* buf) -> int32_t {
+      auto& x = *static_cast<Context*>(c);
+      stowage_buffer taken = *buf;  // ours now (abi.h)
+      buf->release = nullptr;
+      try {
+        Buffer owned;
+        try {
+          owned = detail::adopt_in(taken);  // released with its last copy
+        } catch (...) {
+          if (taken.release != nullptr) taken.release(&taken);
+          throw;
+        }
+        x.on_buffer(index, std::move(owned));
+        return 0;
+      } catch (...) {
+        x.thrown = std::current_exception();
+        return 1;
+      }
+    };
+    consumer.queue_bytes = queue_bytes;
+    const int32_t code = h.nested_load_stream(handle_, &inner, &consumer, st.get());
+    if (ctx.thrown) std::rethrow_exception(ctx.thrown);
+    st.check(code);
   }
 
   // The inner save's response JSON, when it has one.

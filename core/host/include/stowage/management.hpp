@@ -108,6 +108,11 @@ void load_model_streaming(std::string_view url, std::string_view options_json,
                           const std::function<void(uint64_t index, const Buffer&)>& on_buffer,
                           const CallContext& call = {}, uint64_t queue_bytes = 64ull << 20,
                           Registry& registry = Registry::global());
+// The same for a handler the caller opened (a nested URL's, a host's own).
+void load_model_streaming(IOHandler& handler,
+                          const std::function<void(const ModelArtifacts&)>& on_artifacts,
+                          const std::function<void(uint64_t index, const Buffer&)>& on_buffer,
+                          const CallContext& call = {}, uint64_t queue_bytes = 64ull << 20);
 
 std::vector<ListedModel> list_models(std::string_view url, Registry& registry = Registry::global());
 // TF.js's listModels() with no URL: the models of every location the host

@@ -324,6 +324,32 @@ TEST_CASE("a corrupted cached file is never served: refetched online, DATA_LOSS 
   (void)blob;
 }
 
+// A fill serves the blobs it stores, so a blob it finds already held (a
+// file shared with another model) must hold the fetched bytes: one damaged
+// on disk is replaced, never served.
+TEST_CASE("a fill that finds a shared blob damaged replaces it instead of serving it") {
+  Serve& s = serve();
+  const ModelArtifacts model = float_model(ramp(kValues, 6.0f));
+  s.put("held-a", model);
+  s.put("held-b", model);  // the same bytes: the same four blobs
+  const fs::path dir = new_cache("held");
+  load(s.url("held-a"), options(dir));
+  const std::string path =
+      load(s.url("held-a"), options(dir, "\"max_age\":3600")).weight_data.value()[2].label();
+  REQUIRE(path.rfind(dir.string(), 0) == 0);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(7);
+    f.put('\x7f');
+  }
+  const ModelArtifacts b = load(s.url("held-b"), options(dir));
+  CHECK(s.weight_gets("held-b") == 4);
+  CHECK(weight_bytes(b) == weight_bytes(model));
+  CHECK(b.weight_data.value()[2].label() == path);
+  CHECK(read_file(path) == weight_bytes(model).substr(2 * kShard, kShard));  // repaired
+  CHECK(files_under(dir / "blobs") == 4);
+}
+
 TEST_CASE("stale_if_error serves the cached copy when the store is down, with a warning") {
   Serve down("down");
   const ModelArtifacts model = float_model(ramp(kValues, 5.0f));

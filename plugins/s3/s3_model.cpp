@@ -244,17 +244,24 @@ std::string object_part(const ObjectInfo& info) {
 // caller revalidates with it (abi.h known_version):
 //   s3.<check>.<object>.<hex ETag>
 // object: plugin::version_token of model.json's object_part, which is the
-// whole token shallow stats gave before this form (16 hex digits, no dot).
-// The ETag (empty from a store that sends none) goes back to the store as
-// If-None-Match. check: a digest of the rest, the endpoint and
+// whole token shallow stats gave before this form (16 hex digits, no dot);
+// from a store that sends no ETag, of model.json's SHA-256 instead (the
+// body is at hand, and its size and second-resolution time would miss a
+// model.json replaced by one of the same size within a second). The ETag
+// (empty from a store that sends none: then no condition is sent) goes
+// back to the store as If-None-Match. check: a digest of the rest, the endpoint and
 // s3://bucket/key, so a token of another object, or one cut or edited,
 // reads as none and sends no condition.
 struct ShallowToken {
   std::string object;
   std::string etag;
 
-  static ShallowToken of(const ObjectInfo& info) {
-    return {plugin::version_token({object_part(info)}), info.etag};
+  static ShallowToken of(const Object& o) {
+    if (o.info.etag.empty()) {
+      return {plugin::version_token({"sha256", stowage::sha256_hex(o.body.bytes())}),
+              std::string()};
+    }
+    return {plugin::version_token({object_part(o.info)}), o.info.etag};
   }
 
   static std::string check(const std::string& where, const std::string& object,
@@ -315,7 +322,7 @@ ModelStat shallow_stat(S3Store& store, const std::string& key, const std::string
   }
   if (!text)
     throw Error(ErrorCode::kNotFound, "No model at " + url + ": " + name + " does not exist");
-  const ShallowToken now = ShallowToken::of(text->info);
+  const ShallowToken now = ShallowToken::of(*text);
   ModelStat out;
   out.version = now.str(where);
   if ((known && known->object == now.object) || (earlier && *earlier == now.object)) {

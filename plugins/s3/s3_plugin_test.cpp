@@ -1044,6 +1044,60 @@ TEST_CASE("shallow stat with a known version: one GET with If-None-Match, 304 is
             ": s3://stowage-models/reval/m/model.json does not exist");
 }
 
+// A store that sends no ETag (the proxy strips it from every answer): a
+// shallow stat has no condition to send, and its token holds model.json's
+// SHA-256, so a model.json replaced by another of the same size, within
+// the same second, is still seen as another version.
+TEST_CASE(
+    "shallow stat from a store that sends no ETag: no condition, model.json's digest decides") {
+  S3TestServer& s = faulty_server();
+  save(url(s, "noetag/m"), model(64, 6.0f), R"({"shard_size": 100})");
+  // The same layout with other values: a model.json of the same size.
+  save(url(s, "noetag/n"), model(64, 7.0f), R"({"shard_size": 100})");
+  set_faults(R"([{"method":"GET","strip_etag":true,"times":1000}])");
+  struct Restore {
+    ~Restore() { set_faults("[]"); }
+  } restore;
+  auto stat = [&](const std::string& known) {
+    CallContext c;
+    c.shallow_stat = true;
+    c.known_version = known;
+    return registry().open(url(s, "noetag/m"))->stat(c);
+  };
+  const ModelStat first = stat("");
+  CHECK_FALSE(first.unchanged);
+  REQUIRE(!first.version.empty());
+  CHECK(first.version.back() == '.');  // an empty ETag at the token's end
+
+  clear_log();
+  const ModelStat again = stat(first.version);
+  CHECK(again.unchanged);
+  CHECK(again.version == first.version);
+  std::string log = proxy_log();
+  CHECK(count(log, "\"method\"") == 1);
+  CHECK(count(log, R"("if_none_match": "")") == 1);  // nothing to ask with
+  CHECK(count(log, "\"status\": 200") == 1);
+
+  std::optional<s3::Object> m = direct(s).get(kBucket, "noetag/m/model.json", {});
+  std::optional<s3::Object> n = direct(s).get(kBucket, "noetag/n/model.json", {});
+  REQUIRE(m);
+  REQUIRE(n);
+  REQUIRE(n->body.size() == m->body.size());
+  REQUIRE(n->body.view() != m->body.view());
+  direct(s).put(kBucket, "noetag/m/model.json", {Buffer::from_string(std::string(n->body.view()))},
+                {});
+  clear_log();
+  const ModelStat replaced = stat(first.version);
+  CHECK_FALSE(replaced.unchanged);
+  CHECK(replaced.version != first.version);
+  CHECK(replaced.version.back() == '.');
+  REQUIRE(replaced.model.weights_manifest);
+  log = proxy_log();
+  CHECK(count(log, "\"method\"") == 1);
+  CHECK(count(log, R"("if_none_match": "")") == 1);
+  CHECK(stat(replaced.version).unchanged);
+}
+
 // If-None-Match is signed with the other headers: a store that checks
 // signatures accepts the conditional GET.
 TEST_CASE("a conditional shallow stat is signed: accepted where signatures are checked") {

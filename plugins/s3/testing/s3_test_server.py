@@ -87,7 +87,8 @@ class FaultProxy:
          "fail_after_ms": d fails it (or drops it) only after d ms, so
          the other requests of a load are answered first;
          "strip_range": true forwards it without its Range header (a
-         store that ignores Range).
+         store that ignores Range); "strip_etag": true forwards it and
+         answers without the ETag header (a store that sends none).
       GET  /__log      JSON list of {"method", "target", "copy_source",
                        "range", "if_match", "checksums", "if_none_match",
                        "status"} of every request forwarded or failed so
@@ -169,7 +170,8 @@ class FaultProxy:
                         rule = r
                         break
                 strip_range = rule is not None and rule.get("strip_range")
-                if rule is not None and (rule.get("delay_ms") or strip_range):
+                strip_etag = rule is not None and rule.get("strip_etag")
+                if rule is not None and (rule.get("delay_ms") or strip_range or strip_etag):
                     time.sleep(rule.get("delay_ms", 0) / 1000.0)
                     rule = None  # then forwarded as usual
                 if rule is not None:
@@ -210,6 +212,8 @@ class FaultProxy:
                             length = v
                         if k.lower() in ("connection", "keep-alive", "transfer-encoding",
                                          "content-length", "server", "date"):
+                            continue
+                        if strip_etag and k.lower() == "etag":
                             continue
                         self.send_header(k, v)
                     self.send_header("Content-Length", length)

@@ -37,6 +37,7 @@ struct ServeArgs {
   double body_timeout = 60;
   double shutdown_timeout = 30;
   double ready_timeout = 3;
+  double client_wait = 30;
   std::string log_format;  // "", "text" or "json"
   size_t threads = 4;
   double cache_seconds = 5;
@@ -105,6 +106,7 @@ int run_serve(const ServeArgs& args, const CommonOptions& common) {
   options.timeouts.body = millis(args.body_timeout);
   options.timeouts.shutdown = millis(args.shutdown_timeout);
   options.timeouts.ready = millis(args.ready_timeout);
+  options.timeouts.client_wait = millis(args.client_wait);
   options.worker_threads = args.threads;
   options.cache_ttl = millis(args.cache_seconds);
   options.handle_signals = true;
@@ -227,8 +229,14 @@ void add_serve_command(CLI::App& app, CommonOptions& common, Runner& run) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub->add_option("--max-connections-per-client", args->max_connections_per_client,
-                  "Most connections open at once from one IP address; more get 503 (0: no such "
-                  "limit, e.g. behind a proxy that all clients come through)")
+                  "Most connections served at once from one IP address; more wait for one of "
+                  "them to end (--client-wait), then get 503 (0: no such limit, e.g. behind a "
+                  "proxy that all clients come through)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--client-wait", args->client_wait,
+                  "Seconds a connection over its client's cap waits for one of the client's "
+                  "connections to end before it gets 503")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub->add_option("--max-upload-bytes-in-flight", args->max_upload_bytes_in_flight,

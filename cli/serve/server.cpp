@@ -22,6 +22,7 @@
 #include <boost/beast/http.hpp>
 #include <cctype>
 #include <csignal>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -146,6 +147,7 @@ struct Core {
     // members, so last to go) and end their connections: nothing else may
     // be touched then.
     destroying = true;
+    slot_waits.clear();  // their timers go before io
   }
 
   void listen();
@@ -155,6 +157,12 @@ struct Core {
   void hard_stop();
   void maybe_finish();
   awaitable<void> reject(tcp::socket socket, RejectReason reason);
+  // A connection over its client's cap waits here for one of that client's
+  // connections to end (grant_slot), up to --client-wait, then is served,
+  // or answered 503.
+  awaitable<void> wait_for_slot(tcp::socket socket, asio::ip::address address);
+  void grant_slot(const asio::ip::address& address);
+  void start_connection(tcp::socket socket);
   awaitable<void> reject_tls(tcp::socket socket, const std::string& answer);
   void reload_tls();
   void log(const AccessRecord& record) const {
@@ -167,8 +175,16 @@ struct Core {
   App app;
   std::set<Connection*> connections;               // used on the I/O thread only
   std::map<asio::ip::address, size_t> per_client;  // open connections by address; I/O thread
-  uint64_t upload_bytes_in_flight = 0;             // I/O thread only
-  bool stopping = false;                           // I/O thread only
+  // Connections waiting for a slot of their client, oldest first; I/O thread.
+  struct SlotWait {
+    explicit SlotWait(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+    bool granted = false;
+  };
+  std::map<asio::ip::address, std::deque<std::shared_ptr<SlotWait>>> slot_waits;
+  size_t waiting = 0;                   // sockets in slot_waits; I/O thread
+  uint64_t upload_bytes_in_flight = 0;  // I/O thread only
+  bool stopping = false;                // I/O thread only
   bool destroying = false;
   bool finished = false;               // stopping, and the last connection has ended
   size_t lingering = 0;                // rejected connections being drained
@@ -235,6 +251,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (auto it = server_.per_client.find(address_); it != server_.per_client.end()) {
       if (--it->second == 0) server_.per_client.erase(it);
     }
+    if (!server_.destroying) server_.grant_slot(address_);
     server_.connections.erase(this);
     server_.count_connections();
     server_.maybe_finish();
@@ -324,7 +341,12 @@ awaitable<bool> Connection::write_reply(Reply& reply, unsigned version, bool kee
   if (!no_body) res.content_length(reply.length);
   const uint64_t send = (reply.head || no_body) ? 0 : reply.length;
   res.body() = BuffersBody::value_type{std::move(reply.body), reply.offset, send};
-  const bool keep = keep_alive && !reply.close && !server_.stopping;
+  // While connections of this client wait for a slot (its cap reached),
+  // this one ends after its response, so that one of them is served: a
+  // client that opens a connection per request (TF.js in Node, a weight
+  // file each) would otherwise keep its served ones open and idle.
+  const bool keep =
+      keep_alive && !reply.close && !server_.stopping && !server_.slot_waits.contains(address_);
   res.keep_alive(keep);
   record.status = reply.status;
   if (record.note.empty()) record.note = reply.note;
@@ -752,18 +774,70 @@ awaitable<void> Core::accept_loop() {
       const tcp::endpoint remote = socket.remote_endpoint(remote_ec);
       if (!remote_ec) {
         const auto it = per_client.find(remote.address());
-        if (it != per_client.end() && it->second >= cap) {
-          asio::co_spawn(io, reject(std::move(socket), RejectReason::kPerClient), asio::detached);
+        if ((it != per_client.end() && it->second >= cap) ||
+            slot_waits.contains(remote.address())) {
+          // Over its cap, the client waits for one of its connections to
+          // end (TF.js in Node opens a connection per weight file at once),
+          // as long as the waiting sockets stay under --max-connections.
+          if (waiting >= options.limits.max_connections) {
+            asio::co_spawn(io, reject(std::move(socket), RejectReason::kPerClient), asio::detached);
+          } else {
+            asio::co_spawn(io, wait_for_slot(std::move(socket), remote.address()), asio::detached);
+          }
           continue;
         }
       }
     }
-    beast::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    auto connection = std::make_shared<Connection>(*this, std::move(socket));
-    asio::co_spawn(
-        io, [connection]() -> awaitable<void> { co_await connection->run(); }, asio::detached);
+    start_connection(std::move(socket));
   }
+}
+
+void Core::start_connection(tcp::socket socket) {
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  auto connection = std::make_shared<Connection>(*this, std::move(socket));
+  asio::co_spawn(
+      io, [connection]() -> awaitable<void> { co_await connection->run(); }, asio::detached);
+}
+
+awaitable<void> Core::wait_for_slot(tcp::socket socket, asio::ip::address address) {
+  auto wait = std::make_shared<SlotWait>(io);
+  wait->timer.expires_after(options.timeouts.client_wait);
+  slot_waits[address].push_back(wait);
+  ++waiting;
+  co_await wait->timer.async_wait(kTuple);
+  --waiting;
+  if (!wait->granted) {
+    // The wait ran out, or the server is stopping: leave the queue.
+    if (auto it = slot_waits.find(address); it != slot_waits.end()) {
+      std::erase(it->second, wait);
+      if (it->second.empty()) slot_waits.erase(it);
+    }
+    if (stopping || destroying) co_return;
+    co_await reject(std::move(socket), RejectReason::kPerClient);
+    co_return;
+  }
+  // grant_slot counted this connection in per_client already, so that no
+  // newcomer took the slot meanwhile; the Connection counts it again.
+  if (auto it = per_client.find(address); it != per_client.end() && --it->second == 0) {
+    per_client.erase(it);
+  }
+  if (stopping) {
+    grant_slot(address);  // pass it on: each waiter ends now
+    co_return;
+  }
+  start_connection(std::move(socket));
+}
+
+void Core::grant_slot(const asio::ip::address& address) {
+  const auto it = slot_waits.find(address);
+  if (it == slot_waits.end()) return;
+  std::shared_ptr<SlotWait> next = std::move(it->second.front());
+  it->second.pop_front();
+  if (it->second.empty()) slot_waits.erase(it);
+  ++per_client[address];
+  next->granted = true;
+  next->timer.cancel();
 }
 
 awaitable<void> Core::signal_loop() {
@@ -793,6 +867,10 @@ void Core::begin_shutdown() {
   stopping = true;
   beast::error_code ec;
   acceptor.close(ec);
+  // Waiting connections end now, unserved (each leaves its queue).
+  for (auto& [address, queue] : slot_waits) {
+    for (const std::shared_ptr<SlotWait>& w : queue) w->timer.cancel();
+  }
   // Copy: closing may end connections, which erase themselves.
   const std::vector<Connection*> open(connections.begin(), connections.end());
   for (Connection* c : open) c->on_shutdown();

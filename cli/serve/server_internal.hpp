@@ -32,8 +32,11 @@ struct ServerLimits {
   uint64_t max_model_json_bytes = 64ull << 20;  // the model.json part of an upload
   size_t max_parts = 64;                        // parts of one upload
   size_t max_header_bytes = 16 * 1024;          // request headers; one part's headers
-  size_t max_connections = 256;                 // open at once; more get 503
-  // Open at once from one IP address; more get 503. 0: no such limit.
+  // Open at once; more get 503. Also the most connections that may wait
+  // for a slot of their client (below) at once.
+  size_t max_connections = 256;
+  // Served at once from one IP address; more wait for one of them to end
+  // (ServerTimeouts::client_wait), then get 503. 0: no such limit.
   size_t max_connections_per_client = 64;
   // Upload bodies being received or saved, counted by their Content-Length
   // (chunked ones as they arrive), at once; an upload that would pass it
@@ -52,6 +55,8 @@ struct ServerTimeouts {
   std::chrono::milliseconds shutdown{30000};
   // GET /readyz: how long the store has to answer its probe.
   std::chrono::milliseconds ready{3000};
+  // How long a connection over its client's cap waits for a slot.
+  std::chrono::milliseconds client_wait{30000};
 };
 
 // One line of the access log.

@@ -413,10 +413,12 @@ TEST_CASE(
 TEST_CASE("serve tls: a connection over the per-client cap gets its 503 over TLS") {
   stowage::testing::TempDir dir("stowage-serve-tls");
   const fs::path certs = make_certs(dir.path());
+  // The second connection waits --client-wait for the first to end (its
+  // handshake with it), then is answered 503.
   ServeProcess serve(STOWAGE_CLI_EXE, dir.path() / "serve",
                      {"--store", (dir.path() / "store").string(), "--create", "--tls-cert",
                       (certs / "server.pem").string(), "--tls-key", (certs / "server.key").string(),
-                      "--max-connections-per-client", "1"});
+                      "--max-connections-per-client", "1", "--client-wait", "0.3"});
   TlsClient held(serve.port(), certs / "ca.pem");
   REQUIRE(held.connected());
   CHECK(held.request(request_text("GET", "/healthz")).status == 200);

@@ -14,7 +14,6 @@
 //     must equal the model's.
 // It prints the median seconds and the ratios indexeddb / file (target:
 // at most 2 for save and for load), plus peak RSS. Not part of the test run.
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "peak_rss_internal.h"
 #include "stowage/management.hpp"
 #include "stowage/model_json.hpp"
 #include "touch_internal.h"
@@ -82,12 +82,6 @@ uint64_t touch(const stowage::ModelArtifacts& a) {
     sum += stowage_touch_sum(b.data(), static_cast<size_t>(b.size()));
   }
   return sum;
-}
-
-long peak_rss_mib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024;
 }
 
 }  // namespace
@@ -155,7 +149,7 @@ int main(int argc, char** argv) {
                 is, mib / is, il, mib / il);
     std::printf("ratio indexeddb/file: save %.2f (target <= 2), load %.2f (target <= 2)\n",
                 is / fs_, il / fl);
-    std::printf("peak RSS %ld MiB for a %.2f GiB model\n", peak_rss_mib(), gib);
+    std::printf("peak RSS %ld MiB for a %.2f GiB model\n", stowage_peak_rss_kib() / 1024, gib);
     std::error_code ec;
     if (argc <= 3) fs::remove_all(dir, ec);
     return 0;

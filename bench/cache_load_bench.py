@@ -66,13 +66,11 @@ PEAKS = {}
 
 def timed(argv, row=None):
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = p.stdout.read(), p.stderr.read()  # small: a line of sums, or an error
-    p.wait()
+    r = subprocess.run(argv, capture_output=True, text=True)
     seconds = time.monotonic() - t0
-    if p.returncode != 0:
-        fail(f"{argv} exited {p.returncode}: {err.decode().strip()}")
-    out = out.decode()
+    if r.returncode != 0:
+        fail(f"{argv} exited {r.returncode}: {r.stderr.strip()}")
+    out = r.stdout
     m = re.search(r"peak_rss_kib=(\d+)", out)
     if not m:
         fail(f"{argv} printed no peak_rss_kib: {out.strip()}")

@@ -10,7 +10,6 @@
 //                                    4 MiB shards with durable: false
 // Each prints bytes, the touch sum (load), seconds (save: also save_model
 // alone) and peak RSS.
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cinttypes>
@@ -23,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "peak_rss_internal.h"
 #include "stowage/error.hpp"
 #include "stowage/management.hpp"
 #include "stowage/sharding.hpp"
@@ -38,12 +38,6 @@ const std::string kSaveOptions =
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-long peak_rss_kib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
 }
 
 std::string file_url(const fs::path& p) { return "file://" + fs::absolute(p).string(); }
@@ -112,7 +106,7 @@ int load(const std::string& url, bool verify_digests) {
   }
   const double s = seconds_since(t0);
   std::printf("bytes=%" PRIu64 " sum=%016" PRIx64 " seconds=%.6f buffers=%zu peak_rss_kib=%ld\n",
-              bytes, sum, s, a.weight_data->size(), peak_rss_kib());
+              bytes, sum, s, a.weight_data->size(), stowage_peak_rss_kib());
   return 0;
 }
 
@@ -123,7 +117,7 @@ int save(const std::string& url, const fs::path& dir) {
   const auto r = stowage::save_model(file_url(dir), a, kSaveOptions);
   std::printf("bytes=%" PRIu64 " seconds=%.6f save_seconds=%.6f peak_rss_kib=%ld\n",
               r.model_artifacts_info.weight_data_bytes.value_or(0), seconds_since(t0),
-              seconds_since(t1), peak_rss_kib());
+              seconds_since(t1), stowage_peak_rss_kib());
   return 0;
 }
 
@@ -140,7 +134,8 @@ int main(int argc, char** argv) {
       return load(argv[2], false);
     }
     if (cmd == "save" && argc == 4) return save(argv[2], argv[3]);
-    std::fprintf(stderr, "usage: file_load_bench make DIR [MIB] | load URL [--no-verify-digests] | "
+    std::fprintf(stderr,
+                 "usage: file_load_bench make DIR [MIB] | load URL [--no-verify-digests] | "
                  "save URL DIR\n");
     return 2;
   } catch (const std::exception& e) {

@@ -7,34 +7,15 @@
 // Prints bytes, seconds of the load (and of the touch) and peak RSS. The
 // timed runs use "load": a load ends with the bytes in memory, as curl's
 // files in /dev/shm do; "check" proves they are the served bytes.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <exception>
 #include <string>
 
+#include "peak_rss_internal.h"
 #include "stowage/management.hpp"
 #include "touch_internal.h"
-
-// This program's own peak: VmHWM counts from the exec, where getrusage's
-// ru_maxrss also keeps the peak of the process it was forked from (a
-// driver holding a model would show up in every row).
-long peak_rss_kib() {
-  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
-    char line[256];
-    long kib = -1;
-    while (std::fgets(line, sizeof line, f) != nullptr) {
-      if (std::sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
-    }
-    std::fclose(f);
-    if (kib >= 0) return kib;
-  }
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
-}
 
 int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
@@ -62,7 +43,7 @@ int main(int argc, char** argv) {
       std::printf(" sum=%016" PRIx64 " touch_seconds=%.6f", sum,
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count());
     }
-    std::printf(" peak_rss_kib=%ld\n", peak_rss_kib());
+    std::printf(" peak_rss_kib=%ld\n", stowage_peak_rss_kib());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "http_load_bench: %s\n", e.what());

@@ -403,41 +403,24 @@ class CacheHandler : public plugin::Handler {
                     const std::optional<std::string>& recorded, bool host_checked,
                     const std::optional<std::string>& path, std::string& sha,
                     bool& verified) const {
-    // The host checked these bytes against the recorded digest on the way
-    // in: hashing them again here would only repeat its work.
-    std::optional<std::string> digest =
-        recorded && host_checked ? recorded : std::optional<std::string>();
-    auto held_equal = [&](const std::string& name) -> std::optional<Buffer> {
-      std::optional<Buffer> held = store.map_blob(name, b.size());
-      if (held && std::equal(held->bytes().begin(), held->bytes().end(), b.bytes().begin())) {
-        return held;
-      }
-      return std::nullopt;
-    };
-    if (recorded) {
-      if (std::optional<Buffer> held = held_equal(*recorded)) {
-        // The bytes of a blob checked when it was stored: no second write.
-        sha = *recorded;
-        verified = digest.has_value();
-        return *held;
-      }
+    // The blob's name: the digest the manifest records, else the bytes'
+    // own. Bytes the host checked against the recorded digest on the way
+    // in (host_checked) are not hashed again; unchecked ones are, before
+    // they are stored.
+    const std::string name = recorded ? *recorded : sha256_hex(b.bytes());
+    if (std::optional<Buffer> held = store.map_blob(name, b.size());
+        held && std::equal(held->bytes().begin(), held->bytes().end(), b.bytes().begin())) {
+      // The bytes of a blob checked when it was stored: no second write.
+      sha = name;
+      verified = recorded && host_checked;
+      return *held;
     }
-    if (!digest) {
-      digest = sha256_hex(b.bytes());
-      if (recorded && *recorded != *digest) {
-        throw Error(ErrorCode::kDataLoss, "cache: weight file " + path.value_or("") + " of " +
-                                              redacted_ +
-                                              " does not match the SHA-256 its manifest records");
-      }
-      if (!recorded) {
-        if (std::optional<Buffer> held = held_equal(*digest)) {
-          sha = *digest;
-          verified = false;
-          return *held;
-        }
-      }
+    if (recorded && !host_checked && sha256_hex(b.bytes()) != *recorded) {
+      throw Error(ErrorCode::kDataLoss, "cache: weight file " + path.value_or("") + " of " +
+                                            redacted_ +
+                                            " does not match the SHA-256 its manifest records");
     }
-    sha = *digest;
+    sha = name;
     verified = recorded.has_value();
     store.put_blob(sha, b.bytes());  // new, or in place of a damaged one
     std::optional<Buffer> written = store.map_blob(sha, b.size());

@@ -158,12 +158,7 @@ class NestedUrl {
   // `flags`: abi.h STOWAGE_CALL_* bits added to the call for the inner
   // load (STOWAGE_CALL_SKIP_DIGESTS).
   ModelArtifacts load(Call& call, uint64_t flags = 0) const {
-    detail::OwnStatus st;
-    stowage_artifacts* a = nullptr;
-    const stowage_call inner = with_flags(call, flags);
-    st.check(host().nested_load(handle_, &inner, &a, st.get()));
-    std::unique_ptr<stowage_artifacts, void (*)(stowage_artifacts*)> held(
-        a, host().nested_artifacts_free);
+    const Loaded a = load_whole(with_flags(call, flags));
     ModelArtifacts out =
         parse_model_json(std::string_view(a->json, static_cast<size_t>(a->json_size)), url_);
     if (a->has_weight_data != 0) {
@@ -202,13 +197,9 @@ class NestedUrl {
                         uint64_t queue_bytes = 0, uint64_t flags = 0) const {
     const stowage_host_api& h = host();
     const stowage_call inner = with_flags(call, flags);
-    detail::OwnStatus st;
     if (h.struct_size < offsetof(stowage_host_api, nested_load_stream) + sizeof(void*) ||
         h.nested_load_stream == nullptr) {
-      stowage_artifacts* a = nullptr;
-      st.check(h.nested_load(handle_, &inner, &a, st.get()));
-      std::unique_ptr<stowage_artifacts, void (*)(stowage_artifacts*)> held(
-          a, h.nested_artifacts_free);
+      const Loaded a = load_whole(inner);
       on_json(std::string_view(a->json, static_cast<size_t>(a->json_size)));
       for (uint64_t i = 0; i < a->buffer_count; ++i) on_buffer(i, detail::share_in(a->buffers[i]));
       return;
@@ -251,6 +242,7 @@ class NestedUrl {
       }
     };
     consumer.queue_bytes = queue_bytes;
+    detail::OwnStatus st;
     const int32_t code = h.nested_load_stream(handle_, &inner, &consumer, st.get());
     if (ctx.thrown) std::rethrow_exception(ctx.thrown);
     st.check(code);
@@ -355,6 +347,15 @@ class NestedUrl {
 
  private:
   std::string url_;
+  // nested_load's artifacts, freed with the holder.
+  using Loaded = std::unique_ptr<stowage_artifacts, void (*)(stowage_artifacts*)>;
+  Loaded load_whole(const stowage_call& inner) const {
+    detail::OwnStatus st;
+    stowage_artifacts* a = nullptr;
+    st.check(host().nested_load(handle_, &inner, &a, st.get()));
+    return Loaded(a, host().nested_artifacts_free);
+  }
+
   // The outer call with `flags` added: the same deadline, callbacks and
   // host context, for one inner call.
   static stowage_call with_flags(const Call& call, uint64_t flags) {
